@@ -1,0 +1,88 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"time"
+)
+
+// Transport runs commands on a node and moves files to and from it.
+//
+// Implementations must be safe for concurrent use. A non-zero exit status is
+// not an error of the transport: it is reported in [Result.ExitCode], and
+// [Result.Err] turns it into an error when the caller wants one.
+type Transport interface {
+	// Run executes cmd on the node and waits for it to finish or for ctx to
+	// end. The returned error is about the transport (the command could not be
+	// started, the connection broke, the timeout expired), never about the
+	// command's exit status.
+	Run(ctx context.Context, cmd Command) (Result, error)
+
+	// Put writes data to path on the node with the given mode, creating
+	// parent directories as needed. The write is atomic where the node's
+	// filesystem allows it: readers see the old file or the new one.
+	Put(ctx context.Context, path string, data io.Reader, opts FileOptions) error
+
+	// Get reads the file at path on the node.
+	Get(ctx context.Context, path string) ([]byte, error)
+}
+
+// Command is one command to run on a node.
+type Command struct {
+	// Args is the program and its arguments. It is executed directly, not
+	// through a shell; use []string{"sh", "-c", script} for shell syntax.
+	Args []string
+	// Env holds extra environment variables as KEY=VALUE.
+	Env []string
+	// Dir is the working directory; empty means the transport's default.
+	Dir string
+	// Stdin, if set, is copied to the command's standard input.
+	Stdin io.Reader
+	// Timeout, if positive, bounds the run; expiry kills the command and
+	// Run returns an error wrapping context.DeadlineExceeded.
+	Timeout time.Duration
+}
+
+// Result is what a finished command produced.
+type Result struct {
+	Stdout   []byte
+	Stderr   []byte
+	ExitCode int
+	Duration time.Duration
+}
+
+// Err returns nil for exit status 0 and an *ExitError otherwise.
+func (r Result) Err(cmd Command) error {
+	if r.ExitCode == 0 {
+		return nil
+	}
+	return &ExitError{Args: cmd.Args, Code: r.ExitCode, Stderr: r.Stderr}
+}
+
+// ExitError reports a command that ran and exited with a non-zero status.
+type ExitError struct {
+	Args   []string
+	Code   int
+	Stderr []byte
+}
+
+func (e *ExitError) Error() string {
+	const max = 512
+	stderr := e.Stderr
+	if len(stderr) > max {
+		stderr = stderr[len(stderr)-max:]
+	}
+	return fmt.Sprintf("command %q exited with status %d: %s", e.Args, e.Code, stderr)
+}
+
+// FileOptions controls how Put writes a file.
+type FileOptions struct {
+	// Mode is the file's permission bits; zero means 0644. Keys and other
+	// secrets should use 0600.
+	Mode fs.FileMode
+	// Owner and Group, when set, name the file's owner ("root", "1000").
+	Owner string
+	Group string
+}

@@ -1,0 +1,27 @@
+// Package store is the one small key-value contract every mason package
+// persists through: the graph's journal, the pki's keys and certificates, the
+// netsvc records and address allocations.
+//
+// A [Store] maps string keys to byte values. Every successful write advances
+// a single store-wide revision by one; each entry remembers the revision of
+// its last write, which is what [Store.CompareAndSwap] and conditional
+// [Op]s compare against. A [Store.Txn] applies several writes atomically under
+// one revision.
+//
+// Guarantees every backend gives (and the storetest suite checks):
+//
+//   - Durability: when a write returns nil, it survives a crash of the
+//     process (the bolt backend fsyncs every transaction; mem is only as
+//     durable as the process).
+//   - Linearizability of writes: a read that starts after a write returns
+//     sees it; revisions are strictly increasing, gap-free within a process.
+//   - Watch ordering: a watcher receives the events of its prefix in revision
+//     order, each exactly once, with no gaps after the revision it asked for.
+//   - Leases: keys written with a lease are deleted (and a delete event is
+//     sent) when the lease expires or is revoked.
+//
+// Backends: store/mem (in memory, for tests), store/bolt (one bbolt file, the
+// embedded default) and store/etcd (a shared etcd cluster, for several
+// controllers). [Lock] builds a mutual-exclusion lock with a fencing token on
+// top of any of them.
+package store

@@ -1,0 +1,395 @@
+// Package engine implements the store contract once — revisions,
+// transactions, leases and watches — over a small persistence backend, so
+// that the in-memory and bbolt stores differ only in how they keep bytes.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/masonops/mason/store"
+)
+
+// Record is a stored value with its metadata.
+type Record struct {
+	Value []byte
+	Rev   int64
+	Lease store.LeaseID
+}
+
+// Write is one change handed to a backend's Commit.
+type Write struct {
+	Key    string
+	Delete bool
+	Rec    Record
+}
+
+// Backend persists records. The engine serializes every Commit and never
+// calls Commit concurrently with itself; reads may run concurrently.
+type Backend interface {
+	Get(key string) (Record, bool, error)
+	// List returns the entries under prefix, sorted by key.
+	List(prefix string) ([]store.Entry, error)
+	// Commit applies writes and records rev as the current revision,
+	// atomically and durably.
+	Commit(rev int64, writes []Write) error
+	// Rev is the last committed revision when the backend was opened.
+	Rev() int64
+	Close() error
+}
+
+// historySize bounds the events kept for Watch replays.
+const historySize = 8192
+
+// reapEvery is how often expired leases are looked for.
+const reapEvery = 20 * time.Millisecond
+
+// Engine implements store.Store over a Backend.
+type Engine struct {
+	b Backend
+
+	mu     sync.RWMutex // writers hold it exclusively, readers shared
+	rev    int64
+	closed bool
+
+	leaseMu   sync.Mutex
+	leases    map[store.LeaseID]*lease
+	nextLease store.LeaseID
+
+	hub  hub
+	stop chan struct{}
+	done chan struct{}
+}
+
+type lease struct {
+	ttl    time.Duration
+	expiry time.Time
+	keys   map[string]struct{}
+}
+
+// New starts an engine on b. Keys written with a lease by an earlier process
+// are deleted: that process, and so its leases, are gone.
+func New(b Backend) (*Engine, error) {
+	e := &Engine{
+		b:         b,
+		rev:       b.Rev(),
+		leases:    map[store.LeaseID]*lease{},
+		nextLease: store.LeaseID(time.Now().UnixNano() & 0x7fffffffffff),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	e.hub.init(e.rev)
+	all, err := b.List("")
+	if err != nil {
+		return nil, err
+	}
+	var stale []Write
+	for _, ent := range all {
+		if ent.Lease != 0 {
+			stale = append(stale, Write{Key: ent.Key, Delete: true})
+		}
+	}
+	if len(stale) > 0 {
+		e.rev++
+		if err := b.Commit(e.rev, stale); err != nil {
+			return nil, fmt.Errorf("store: deleting keys of expired leases: %w", err)
+		}
+		e.hub.init(e.rev)
+	}
+	go e.reap()
+	return e, nil
+}
+
+// Get implements store.Store.
+func (e *Engine) Get(ctx context.Context, key string) (store.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Entry{}, err
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return store.Entry{}, store.ErrClosed
+	}
+	rec, ok, err := e.b.Get(key)
+	if err != nil {
+		return store.Entry{}, err
+	}
+	if !ok {
+		return store.Entry{}, fmt.Errorf("%w: %q", store.ErrNotFound, key)
+	}
+	return store.Entry{Key: key, Value: rec.Value, Revision: rec.Rev, Lease: rec.Lease}, nil
+}
+
+// List implements store.Store.
+func (e *Engine) List(ctx context.Context, prefix string) ([]store.Entry, int64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return nil, 0, store.ErrClosed
+	}
+	ents, err := e.b.List(prefix)
+	return ents, e.rev, err
+}
+
+// Put implements store.Store.
+func (e *Engine) Put(ctx context.Context, key string, value []byte, opts ...store.PutOption) (int64, error) {
+	return e.Txn(ctx, store.PutOp(key, value, opts...))
+}
+
+// CompareAndSwap implements store.Store.
+func (e *Engine) CompareAndSwap(ctx context.Context, key string, rev int64, value []byte, opts ...store.PutOption) (int64, error) {
+	return e.Txn(ctx, store.PutOp(key, value, opts...).IfRevision(rev))
+}
+
+// Delete implements store.Store.
+func (e *Engine) Delete(ctx context.Context, key string) error {
+	_, err := e.Txn(ctx, store.DeleteOp(key))
+	return err
+}
+
+// Txn implements store.Store.
+func (e *Engine) Txn(ctx context.Context, ops ...store.Op) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	seen := make(map[string]bool, len(ops))
+	for _, op := range ops {
+		if op.Key == "" {
+			return 0, fmt.Errorf("store: empty key in transaction")
+		}
+		if op.Kind != store.OpCheck {
+			if seen[op.Key] {
+				return 0, fmt.Errorf("store: key %q written twice in one transaction", op.Key)
+			}
+			seen[op.Key] = true
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, store.ErrClosed
+	}
+	return e.applyLocked(ops)
+}
+
+func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
+	olds := make([]Record, len(ops))
+	exists := make([]bool, len(ops))
+	for i, op := range ops {
+		rec, ok, err := e.b.Get(op.Key)
+		if err != nil {
+			return 0, err
+		}
+		olds[i], exists[i] = rec, ok
+		if op.Check && rec.Rev != op.Rev {
+			return 0, &store.ConflictError{Key: op.Key, Want: op.Rev, Have: rec.Rev}
+		}
+	}
+	e.leaseMu.Lock()
+	for _, op := range ops {
+		if op.Kind == store.OpPut && op.Lease != 0 {
+			if _, ok := e.leases[op.Lease]; !ok {
+				e.leaseMu.Unlock()
+				return 0, fmt.Errorf("%w: %d (writing %q)", store.ErrLeaseNotFound, op.Lease, op.Key)
+			}
+		}
+	}
+	e.leaseMu.Unlock()
+
+	rev := e.rev + 1
+	var writes []Write
+	for i, op := range ops {
+		switch op.Kind {
+		case store.OpPut:
+			writes = append(writes, Write{Key: op.Key, Rec: Record{Value: clone(op.Value), Rev: rev, Lease: op.Lease}})
+		case store.OpDelete:
+			if exists[i] {
+				writes = append(writes, Write{Key: op.Key, Delete: true})
+			}
+		}
+	}
+	if len(writes) == 0 {
+		return e.rev, nil
+	}
+	if err := e.b.Commit(rev, writes); err != nil {
+		return 0, err
+	}
+	e.rev = rev
+
+	e.leaseMu.Lock()
+	for i, op := range ops {
+		if old := olds[i].Lease; exists[i] && old != 0 && op.Kind != store.OpCheck {
+			if l := e.leases[old]; l != nil {
+				delete(l.keys, op.Key)
+			}
+		}
+		if op.Kind == store.OpPut && op.Lease != 0 {
+			e.leases[op.Lease].keys[op.Key] = struct{}{}
+		}
+	}
+	e.leaseMu.Unlock()
+
+	evs := make([]store.Event, len(writes))
+	for i, w := range writes {
+		if w.Delete {
+			evs[i] = store.Event{Type: store.EventDelete, Key: w.Key, Revision: rev}
+		} else {
+			evs[i] = store.Event{Type: store.EventPut, Key: w.Key, Value: w.Rec.Value, Revision: rev}
+		}
+	}
+	e.hub.publish(evs)
+	return rev, nil
+}
+
+// Grant implements store.Store.
+func (e *Engine) Grant(ctx context.Context, ttl time.Duration) (store.LeaseID, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if ttl <= 0 {
+		return 0, fmt.Errorf("store: lease TTL must be positive, got %v", ttl)
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return 0, store.ErrClosed
+	}
+	e.leaseMu.Lock()
+	defer e.leaseMu.Unlock()
+	e.nextLease++
+	id := e.nextLease
+	e.leases[id] = &lease{ttl: ttl, expiry: time.Now().Add(ttl), keys: map[string]struct{}{}}
+	return id, nil
+}
+
+// KeepAlive implements store.Store.
+func (e *Engine) KeepAlive(ctx context.Context, id store.LeaseID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return store.ErrClosed
+	}
+	e.leaseMu.Lock()
+	defer e.leaseMu.Unlock()
+	l, ok := e.leases[id]
+	if !ok || time.Now().After(l.expiry) {
+		return fmt.Errorf("%w: %d", store.ErrLeaseNotFound, id)
+	}
+	l.expiry = time.Now().Add(l.ttl)
+	return nil
+}
+
+// Revoke implements store.Store.
+func (e *Engine) Revoke(ctx context.Context, id store.LeaseID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return store.ErrClosed
+	}
+	if !e.endLeaseLocked(id) {
+		return fmt.Errorf("%w: %d", store.ErrLeaseNotFound, id)
+	}
+	return nil
+}
+
+// endLeaseLocked removes a lease and deletes its keys. e.mu must be held.
+func (e *Engine) endLeaseLocked(id store.LeaseID) bool {
+	e.leaseMu.Lock()
+	l, ok := e.leases[id]
+	delete(e.leases, id)
+	e.leaseMu.Unlock()
+	if !ok {
+		return false
+	}
+	var ops []store.Op
+	for k := range l.keys {
+		ops = append(ops, store.DeleteOp(k))
+	}
+	if len(ops) > 0 {
+		// The keys were attached to this lease under e.mu, so they exist;
+		// a failure here is a backend failure, and the lease is gone anyway.
+		_, _ = e.applyLocked(ops)
+	}
+	return true
+}
+
+func (e *Engine) reap() {
+	defer close(e.done)
+	t := time.NewTicker(reapEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-t.C:
+			e.leaseMu.Lock()
+			var expired []store.LeaseID
+			for id, l := range e.leases {
+				if now.After(l.expiry) {
+					expired = append(expired, id)
+				}
+			}
+			e.leaseMu.Unlock()
+			if len(expired) == 0 {
+				continue
+			}
+			e.mu.Lock()
+			if !e.closed {
+				for _, id := range expired {
+					e.endLeaseLocked(id)
+				}
+			}
+			e.mu.Unlock()
+		}
+	}
+}
+
+// Watch implements store.Store.
+func (e *Engine) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan store.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return nil, store.ErrClosed
+	}
+	return e.hub.subscribe(ctx, prefix, fromRev)
+}
+
+// Close implements store.Store.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	close(e.stop)
+	<-e.done
+	e.hub.close()
+	return e.b.Close()
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return append([]byte(nil), b...)
+}
+
+// hasPrefix is strings.HasPrefix, named for the watch code's readability.
+func hasPrefix(key, prefix string) bool { return strings.HasPrefix(key, prefix) }

@@ -1,0 +1,70 @@
+// Package mem is an in-memory store: every guarantee of the store contract
+// except surviving the process. Use it in tests and for throwaway runs.
+package mem
+
+import (
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/masonops/mason/store"
+	"github.com/masonops/mason/store/internal/engine"
+)
+
+// Store is an in-memory store.Store.
+type Store struct {
+	*engine.Engine
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty in-memory store. Close it to stop its lease reaper.
+func New() *Store {
+	e, err := engine.New(&backend{m: map[string]engine.Record{}})
+	if err != nil {
+		// The in-memory backend cannot fail to list itself when empty.
+		panic("mem: " + err.Error())
+	}
+	return &Store{Engine: e}
+}
+
+type backend struct {
+	mu sync.RWMutex
+	m  map[string]engine.Record
+}
+
+func (b *backend) Get(key string) (engine.Record, bool, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	r, ok := b.m[key]
+	return r, ok, nil
+}
+
+func (b *backend) List(prefix string) ([]store.Entry, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var out []store.Entry
+	for k, r := range b.m {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, store.Entry{Key: k, Value: r.Value, Revision: r.Rev, Lease: r.Lease})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+func (b *backend) Commit(_ int64, writes []engine.Write) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, w := range writes {
+		if w.Delete {
+			delete(b.m, w.Key)
+		} else {
+			b.m[w.Key] = w.Rec
+		}
+	}
+	return nil
+}
+
+func (b *backend) Rev() int64   { return 0 }
+func (b *backend) Close() error { return nil }
