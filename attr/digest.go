@@ -1,0 +1,152 @@
+package attr
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+)
+
+// Digest returns a stable fingerprint of v: "sha256:" and 64 hex digits.
+//
+// It is order-independent (map entries are sorted by their encoding), and
+// type-aware (the int 1, the int64 1 and the string "1" differ, as do two
+// named types with the same content). Structs count every field, exported
+// or not, by name; pointers count what they point to; types that implement
+// encoding.TextMarshaler (time.Time, netip.Addr) count their text. Secrets
+// count too — a changed token must re-run the role that uses it — so treat a
+// digest of a low-entropy secret as sensitive. Functions and channels cannot
+// be digested.
+func Digest(v any) (string, error) {
+	var d digester
+	if err := d.value(reflect.ValueOf(v), 0); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(d.buf.Bytes())
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+type digester struct {
+	buf bytes.Buffer
+}
+
+const maxDepth = 64
+
+var textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
+
+func (d *digester) str(s string) {
+	var n [binary.MaxVarintLen64]byte
+	d.buf.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+	d.buf.WriteString(s)
+}
+
+func (d *digester) u64(u uint64) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], u)
+	d.buf.Write(n[:])
+}
+
+func (d *digester) value(v reflect.Value, depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("attr: digest: value nested deeper than %d (a cycle?)", maxDepth)
+	}
+	if !v.IsValid() {
+		d.buf.WriteByte('N')
+		return nil
+	}
+	t := v.Type()
+	d.str(t.String())
+	if v.CanInterface() && t.Implements(textMarshaler) && (t.Kind() != reflect.Pointer || !v.IsNil()) {
+		text, err := v.Interface().(encoding.TextMarshaler).MarshalText()
+		if err != nil {
+			return fmt.Errorf("attr: digest of %v: %w", t, err)
+		}
+		d.buf.WriteByte('T')
+		d.str(string(text))
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		if v.Bool() {
+			d.buf.WriteByte(1)
+		} else {
+			d.buf.WriteByte(0)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		d.u64(uint64(v.Int()))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		d.u64(v.Uint())
+	case reflect.Float32, reflect.Float64:
+		d.u64(math.Float64bits(v.Float()))
+	case reflect.Complex64, reflect.Complex128:
+		c := v.Complex()
+		d.u64(math.Float64bits(real(c)))
+		d.u64(math.Float64bits(imag(c)))
+	case reflect.String:
+		d.str(v.String())
+	case reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Slice && v.IsNil() {
+			d.buf.WriteByte('N')
+			return nil
+		}
+		d.u64(uint64(v.Len()))
+		if t.Elem().Kind() == reflect.Uint8 {
+			if t.Kind() == reflect.Slice {
+				d.str(string(v.Bytes()))
+				return nil
+			}
+		}
+		for i := 0; i < v.Len(); i++ {
+			if err := d.value(v.Index(i), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			d.buf.WriteByte('N')
+			return nil
+		}
+		type kv struct{ k, v []byte }
+		entries := make([]kv, 0, v.Len())
+		it := v.MapRange()
+		for it.Next() {
+			var kd, vd digester
+			if err := kd.value(it.Key(), depth+1); err != nil {
+				return err
+			}
+			if err := vd.value(it.Value(), depth+1); err != nil {
+				return err
+			}
+			entries = append(entries, kv{kd.buf.Bytes(), vd.buf.Bytes()})
+		}
+		sort.Slice(entries, func(i, j int) bool { return bytes.Compare(entries[i].k, entries[j].k) < 0 })
+		d.u64(uint64(len(entries)))
+		for _, e := range entries {
+			d.str(string(e.k))
+			d.str(string(e.v))
+		}
+	case reflect.Struct:
+		d.u64(uint64(t.NumField()))
+		for i := 0; i < t.NumField(); i++ {
+			d.str(t.Field(i).Name)
+			if err := d.value(v.Field(i), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			d.buf.WriteByte('N')
+			return nil
+		}
+		d.buf.WriteByte('P')
+		return d.value(v.Elem(), depth+1)
+	default:
+		return fmt.Errorf("attr: cannot digest a value of type %v", t)
+	}
+	return nil
+}
