@@ -39,7 +39,9 @@ func TestProvenancePerLayer(t *testing.T) {
 			return attr.Set(vs, port, 3001, attr.Source{Layer: attr.LayerNode, Node: "n2", File: "deploy.hcl", Line: 30})
 		}, 3001, "node n2 (deploy.hcl:30)"},
 		{func() error { return attr.Set(vs, port, 3002, attr.FromOutput("port-picker", "n2")) }, 3002, "output of port-picker on n2"},
-		{func() error { return attr.Set(vs, port, 3003, attr.Source{Layer: attr.LayerOverride, Detail: "--set flag"}) }, 3003, "override (--set flag)"},
+		{func() error {
+			return attr.Set(vs, port, 3003, attr.Source{Layer: attr.LayerOverride, Detail: "--set flag"})
+		}, 3003, "override (--set flag)"},
 	}
 	for i, st := range steps {
 		require.NoError(t, st.set(), "step %d", i)
