@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"reflect"
 )
 
 // Redacted is what a secret prints as.
@@ -79,4 +80,26 @@ func (Secret[T]) isSecret() {}
 func IsSecret(v any) bool {
 	_, ok := v.(secretValue)
 	return ok
+}
+
+// concealer lets ConcealAs build a Secret[T] for a T known only at run time.
+type concealer interface{ concealAny(v any) (any, bool) }
+
+func (Secret[T]) concealAny(v any) (any, bool) {
+	t, ok := v.(T)
+	if !ok {
+		return nil, false
+	}
+	return Secret[T]{v: t}, true
+}
+
+// ConcealAs wraps v in the Secret type t. It reports false when t is not a
+// Secret type or v is not of its element type. Binders use it to deliver a
+// plain value into a Secret field.
+func ConcealAs(t reflect.Type, v any) (any, bool) {
+	c, ok := reflect.Zero(t).Interface().(concealer)
+	if !ok {
+		return nil, false
+	}
+	return c.concealAny(v)
 }

@@ -1,0 +1,173 @@
+package role
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"reflect"
+	"sync"
+
+	"github.com/masonops/mason/provider"
+)
+
+// Context is everything a running role may use: its node, a logger, the
+// application's services. Nothing is global; a role gets its Context from
+// the graph, or from NewContext in tests.
+type Context struct {
+	deployment string
+	role       string
+	node       *provider.Node
+	log        *slog.Logger
+	services   *Services
+	attempt    int
+}
+
+// ContextOptions configures NewContext.
+type ContextOptions struct {
+	Deployment string
+	Role       string
+	// Node is the node the role runs on; nil for service-scope roles.
+	Node *provider.Node
+	// Logger receives the role's log lines; nil discards them.
+	Logger *slog.Logger
+	// Services are the application's services; nil means none.
+	Services *Services
+	// Attempt counts runs of this node-role, starting at 1.
+	Attempt int
+}
+
+// NewContext builds a Context. The graph calls it for every run; tests call
+// it to run a role directly.
+func NewContext(o ContextOptions) *Context {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	attrs := []any{slog.String("role", o.Role)}
+	if o.Node != nil {
+		attrs = append(attrs, slog.String("node", o.Node.Name))
+	}
+	svcs := o.Services
+	if svcs == nil {
+		svcs = NewServices()
+	}
+	if o.Attempt == 0 {
+		o.Attempt = 1
+	}
+	return &Context{
+		deployment: o.Deployment,
+		role:       o.Role,
+		node:       o.Node,
+		log:        log.With(attrs...),
+		services:   svcs,
+		attempt:    o.Attempt,
+	}
+}
+
+// Deployment returns the deployment's name.
+func (c *Context) Deployment() string { return c.deployment }
+
+// Role returns the running role's name.
+func (c *Context) Role() string { return c.role }
+
+// Node returns the node the role runs on; nil for service-scope roles.
+func (c *Context) Node() *provider.Node { return c.node }
+
+// Log returns a logger tagged with the role and node.
+func (c *Context) Log() *slog.Logger { return c.log }
+
+// Attempt returns which run of this node-role this is, starting at 1.
+func (c *Context) Attempt() int { return c.attempt }
+
+// Services returns the application's services.
+func (c *Context) Services() *Services { return c.services }
+
+func (c *Context) transport() (provider.Transport, error) {
+	if c.node == nil {
+		return nil, fmt.Errorf("role %s: no node: a %s-scope role cannot run commands", c.role, ScopeService)
+	}
+	if c.node.Transport == nil {
+		return nil, fmt.Errorf("role %s: node %s has no transport", c.role, c.node.Name)
+	}
+	return c.node.Transport, nil
+}
+
+// Exec runs a command on the node and returns its standard output. A
+// non-zero exit status is an error that carries the command's stderr.
+func (c *Context) Exec(ctx context.Context, args ...string) ([]byte, error) {
+	t, err := c.transport()
+	if err != nil {
+		return nil, err
+	}
+	cmd := provider.Command{Args: args}
+	res, err := t.Run(ctx, cmd)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", c.node.Name, err)
+	}
+	if err := res.Err(cmd); err != nil {
+		return res.Stdout, fmt.Errorf("node %s: %w", c.node.Name, err)
+	}
+	return res.Stdout, nil
+}
+
+// WriteFile writes data to path on the node with the given mode (use 0600
+// for keys).
+func (c *Context) WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode) error {
+	t, err := c.transport()
+	if err != nil {
+		return err
+	}
+	if err := t.Put(ctx, path, bytes.NewReader(data), provider.FileOptions{Mode: mode}); err != nil {
+		return fmt.Errorf("node %s: writing %s: %w", c.node.Name, path, err)
+	}
+	return nil
+}
+
+// Services is the application's registry of services, keyed by type. The
+// application registers implementations with Provide before running; roles
+// look them up with Service.
+//
+//	svcs := role.NewServices()
+//	role.Provide[netsvc.DNS](svcs, dnsServer)
+//	...
+//	dns, err := role.Service[netsvc.DNS](rc)
+type Services struct {
+	mu sync.RWMutex
+	m  map[reflect.Type]any
+}
+
+// NewServices returns an empty registry.
+func NewServices() *Services { return &Services{m: map[reflect.Type]any{}} }
+
+// Provide registers svc as the service of type T (usually an interface
+// type: pass T explicitly). A second Provide for the same T replaces it.
+func Provide[T any](s *Services, svc T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[reflect.TypeFor[T]()] = svc
+}
+
+// Lookup returns the service of type T from the registry.
+func Lookup[T any](s *Services) (T, error) {
+	s.mu.RLock()
+	v, ok := s.m[reflect.TypeFor[T]()]
+	s.mu.RUnlock()
+	if !ok {
+		var zero T
+		return zero, fmt.Errorf("role: no service of type %v is registered; the application must call role.Provide[%v] before running", reflect.TypeFor[T](), reflect.TypeFor[T]())
+	}
+	return v.(T), nil
+}
+
+// Service returns the service of type T registered for the running
+// deployment: the role's way to reach DNS, IPAM, a CA or a load balancer.
+func Service[T any](rc *Context) (T, error) {
+	svc, err := Lookup[T](rc.services)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("role %s: %w", rc.role, err)
+	}
+	return svc, nil
+}
