@@ -18,8 +18,10 @@ type recorder struct {
 	msg   *dns.Msg
 }
 
-func (r *recorder) LocalAddr() net.Addr       { return r.local }
-func (r *recorder) RemoteAddr() net.Addr      { return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53000} }
+func (r *recorder) LocalAddr() net.Addr { return r.local }
+func (r *recorder) RemoteAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53000}
+}
 func (r *recorder) WriteMsg(m *dns.Msg) error { r.msg = m; return nil }
 func (r *recorder) Write(b []byte) (int, error) {
 	r.msg = new(dns.Msg)

@@ -82,7 +82,7 @@ func New(st store.Store, opts *Options) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) zoneKey(zone string) string { return s.prefix + "zones/" + zone }
+func (s *Server) zoneKey(zone string) string  { return s.prefix + "zones/" + zone }
 func (s *Server) rrPrefix(zone string) string { return s.prefix + "rr/" + zone + "/" }
 func (s *Server) rrKey(zone, name string, t netsvc.RRType) string {
 	return s.rrPrefix(zone) + name + "/" + string(t)
