@@ -1,0 +1,117 @@
+package pki
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync/atomic"
+)
+
+// Reloader holds a certificate that can be swapped while listeners and
+// clients keep running: every new handshake uses the latest one. Put its
+// methods in a tls.Config (ServerConfig and ClientConfig do).
+type Reloader struct {
+	cur atomic.Pointer[tls.Certificate]
+}
+
+// NewReloader returns a Reloader serving b.
+func NewReloader(b Bundle) (*Reloader, error) {
+	r := &Reloader{}
+	if err := r.Update(b); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Update makes b the certificate for the next handshakes.
+func (r *Reloader) Update(b Bundle) error {
+	c, err := b.TLSCertificate()
+	if err != nil {
+		return err
+	}
+	r.cur.Store(&c)
+	return nil
+}
+
+// Current returns the certificate handshakes use now.
+func (r *Reloader) Current() *tls.Certificate { return r.cur.Load() }
+
+// GetCertificate is a tls.Config.GetCertificate.
+func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if c := r.cur.Load(); c != nil {
+		return c, nil
+	}
+	return nil, errors.New("pki: Reloader has no certificate")
+}
+
+// GetClientCertificate is a tls.Config.GetClientCertificate.
+func (r *Reloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if c := r.cur.Load(); c != nil {
+		return c, nil
+	}
+	return nil, errors.New("pki: Reloader has no certificate")
+}
+
+// ServerConfig returns a tls.Config for a server of this service: it
+// presents cert's current certificate, requires every client to present a
+// certificate for client auth from the service's currently trusted roots,
+// and refuses revoked ones. Root rotations and revocations known to this
+// Authority (see Refresh) apply to the next handshake.
+func (a *Authority) ServerConfig(cert *Reloader) *tls.Config {
+	base := &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: cert.GetCertificate,
+		ClientAuth:     tls.RequireAndVerifyClientCert,
+	}
+	cfg := base.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		st := a.snapshot()
+		c := base.Clone()
+		c.ClientCAs = st.roots
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			// The handshake verified the chain against st.roots; this adds the
+			// revocation check (also on resumed sessions).
+			if len(cs.VerifiedChains) == 0 {
+				return fmt.Errorf("pki: %s: client presented no verified certificate", a.service)
+			}
+			return checkRevoked(a.service, a.snapshot(), cs.VerifiedChains)
+		}
+		return c, nil
+	}
+	// Without GetConfigForClient's ClientCAs the base would accept nothing;
+	// keep a static pool too so a caller who clears the callback stays safe.
+	cfg.ClientCAs = a.snapshot().roots
+	return cfg
+}
+
+// ClientConfig returns a tls.Config for a client of this service: it
+// presents cert's current certificate (cert may be nil for a client
+// without one), trusts only the service's currently trusted roots (not the
+// system's), requires the server certificate to name serverName (a DNS name
+// or an IP literal), and refuses revoked servers.
+//
+// The chain is verified in VerifyConnection rather than through RootCAs so
+// that a root rotation reaches long-lived clients; do not clear it.
+func (a *Authority) ClientConfig(cert *Reloader, serverName string) *tls.Config {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		ServerName: serverName,
+		// Verification happens in VerifyConnection below, against the
+		// service's roots of the moment.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if serverName == "" {
+				return fmt.Errorf("pki: %s: ClientConfig needs the server's name to verify it", a.service)
+			}
+			if len(cs.PeerCertificates) == 0 {
+				return fmt.Errorf("pki: %s: server presented no certificate", a.service)
+			}
+			return a.Verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, serverName)
+		},
+	}
+	if cert != nil {
+		cfg.GetClientCertificate = cert.GetClientCertificate
+	}
+	return cfg
+}
