@@ -34,7 +34,7 @@ func (a *Authority) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, dn
 		CurrentTime:   a.m.now(),
 	})
 	if err != nil {
-		return fmt.Errorf("pki: certificate %q (serial %x) does not verify against the roots of %q: %w",
+		return fmt.Errorf("pki: certificate %q (serial %x) failed verification by authority %q: %w",
 			chain[0].Subject.CommonName, chain[0].SerialNumber, a.service, err)
 	}
 	return checkRevoked(a.service, st, chains)
