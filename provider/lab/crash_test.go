@@ -1,0 +1,159 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/masonops/mason/provider"
+)
+
+// helperEnv selects what TestHelperProcess does when the test binary runs
+// itself as a separate controller process.
+const helperEnv = "MASON_LAB_HELPER"
+
+// TestHelperProcess is not a test: it is the controller process that
+// TestControllerCrash starts and kills. It does nothing in a normal run.
+func TestHelperProcess(t *testing.T) {
+	mode := os.Getenv(helperEnv)
+	if mode == "" {
+		t.Skip("helper process for TestControllerCrash")
+	}
+	ctx := context.Background()
+	l, err := Open(ctx, Options{Name: os.Getenv("MASON_LAB_NAME"), Dir: os.Getenv("MASON_LAB_DIR")})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	p := l.Provider()
+	enc := json.NewEncoder(os.Stdout)
+	switch mode {
+	case "create":
+		var nodes []*provider.Node
+		for i := range 2 {
+			n, err := p.Create(ctx, provider.NodeSpec{ID: fmt.Sprintf("c%d", i)})
+			if err != nil {
+				fmt.Println("error", err)
+				os.Exit(1)
+			}
+			cmd := provider.Command{Args: []string{"sh", "-c", "setsid sleep 5555 </dev/null >/dev/null 2>&1 &"}}
+			if res, err := n.Transport.Run(ctx, cmd); err != nil || res.ExitCode != 0 {
+				fmt.Println("error", err, res.ExitCode)
+				os.Exit(1)
+			}
+			nodes = append(nodes, n)
+		}
+		var infos []*NodeInfo
+		for _, n := range nodes {
+			var info *NodeInfo
+			n.As(&info)
+			infos = append(infos, info)
+		}
+		_ = enc.Encode(infos)
+		// Crash here: the parent sends SIGKILL while we wait.
+		time.Sleep(time.Minute)
+		os.Exit(3)
+	case "teardown":
+		nodes, err := p.List(ctx)
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		var found []string
+		for _, n := range nodes {
+			if err := provider.Ready(ctx, n); err != nil {
+				fmt.Println("error", err)
+				os.Exit(1)
+			}
+			found = append(found, n.ID+"="+n.InterfaceAddr.String())
+		}
+		_ = enc.Encode(found)
+		if err := l.Teardown(ctx); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// helper starts the test binary as a controller process in the given mode.
+func helper(t *testing.T, mode, name, dir string) (*exec.Cmd, *bufio.Reader) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "MASON_LAB_NAME="+name, "MASON_LAB_DIR="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		// A no-op when the test already waited for it.
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd, bufio.NewReader(out)
+}
+
+func TestControllerCrash(t *testing.T) {
+	needLab(t)
+	// Nodes of the killed controller are re-parented to us instead of to
+	// the host's PID 1, so we can collect them and check nothing is left.
+	require.NoError(t, unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+	t.Cleanup(func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+	name, dir := uniqueName("crash"), t.TempDir()
+	t.Cleanup(func() {
+		// Whatever happened above, leave nothing behind.
+		if _, err := os.Stat(dir + "/state.json"); err == nil {
+			if l, err := Open(context.Background(), Options{Name: name, Dir: dir}); err == nil {
+				_ = l.Teardown(context.Background())
+			}
+		}
+	})
+
+	ctrl, out := helper(t, "create", name, dir)
+	line, err := out.ReadString('\n')
+	require.NoError(t, err, "controller output: %q", line)
+	var infos []*NodeInfo
+	require.NoError(t, json.Unmarshal([]byte(line), &infos), "controller said %q", line)
+	require.Len(t, infos, 2)
+
+	require.NoError(t, ctrl.Process.Signal(unix.SIGKILL))
+	_ = ctrl.Wait()
+	require.Equal(t, "signal: killed", ctrl.ProcessState.String())
+
+	// The nodes outlived their controller.
+	for _, info := range infos {
+		require.False(t, exited(info.PID), "node init %d survives the controller", info.PID)
+	}
+	require.Len(t, hostProcsWithArg("5555"), 2, "processes started in the nodes survive the controller")
+	var fp footprint
+	l, err := Open(context.Background(), Options{Name: name, Dir: dir})
+	require.NoError(t, err)
+	nodes, err := l.Provider().List(context.Background())
+	require.NoError(t, err)
+	fp = footprintOf(t, l, nodes)
+
+	// A new controller process finds them and tears the lab down.
+	ctrl2, out2 := helper(t, "teardown", name, dir)
+	line, err = out2.ReadString('\n')
+	require.NoError(t, err)
+	var found []string
+	require.NoError(t, json.Unmarshal([]byte(line), &found), "second controller said %q", line)
+	require.Len(t, found, 2, "List from a new process finds both nodes")
+	require.True(t, strings.HasPrefix(found[0], "c0="))
+	require.NoError(t, ctrl2.Wait(), "teardown from a new process")
+
+	for _, pid := range fp.pids {
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(pid, &ws, 0, nil) // adopted by us as subreaper
+	}
+	require.Eventually(t, func() bool { return len(hostProcsWithArg("5555")) == 0 }, 5*time.Second, 50*time.Millisecond)
+	fp.requireGone(t)
+}
