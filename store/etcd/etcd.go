@@ -1,0 +1,388 @@
+package etcdstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/masonops/mason/store"
+)
+
+// Options configure [Open].
+type Options struct {
+	// Endpoints are the cluster's client URLs, e.g.
+	// "https://10.0.0.1:2379". Give every member's: the client fails over
+	// between them.
+	Endpoints []string
+
+	// Prefix is the namespace every key of this Store lives under, e.g.
+	// "mason/prod/". Deployments sharing one etcd cluster must use prefixes
+	// that are not prefixes of each other; ending them with "/" makes that
+	// easy. Empty means the whole keyspace.
+	Prefix string
+
+	// TLS, when set, is used for every connection to the cluster: RootCAs
+	// must hold the cluster's CA and, when the cluster requires client
+	// certificates (--client-cert-auth), Certificates or
+	// GetClientCertificate this client's certificate. Endpoints must then
+	// use https://.
+	TLS *tls.Config
+
+	// DialTimeout bounds how long Open waits for the cluster to answer.
+	// Zero means 5s.
+	DialTimeout time.Duration
+
+	// Logger receives the etcd client's own log lines; nil discards them.
+	Logger *zap.Logger
+}
+
+// Store is a [store.Store] kept in an etcd cluster. It is safe for
+// concurrent use.
+type Store struct {
+	cli    *clientv3.Client
+	owned  bool // Close closes cli
+	prefix string
+
+	ctx    context.Context // ended by Close; stops watches
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // watch goroutines
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the etcd cluster at opts.Endpoints and checks that it
+// answers a linearizable read (so it has a leader) before returning.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if len(opts.Endpoints) == 0 {
+		return nil, errors.New("etcdstore: no endpoints given (set Options.Endpoints to the cluster's client URLs)")
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	lg := opts.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   opts.Endpoints,
+		DialTimeout: opts.DialTimeout,
+		TLS:         opts.TLS,
+		Logger:      lg,
+		// Keep-alive pings notice a dead member in seconds instead of
+		// waiting for TCP to give up.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		Context:              context.WithoutCancel(ctx),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcdstore: connecting to %v: %w", opts.Endpoints, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	defer cancel()
+	if _, err := cli.Get(pctx, opts.Prefix, clientv3.WithCountOnly()); err != nil {
+		_ = cli.Close()
+		return nil, fmt.Errorf("etcdstore: etcd at %v did not answer within %v: %w (check the endpoints, that the cluster has a leader, and the TLS settings)", opts.Endpoints, opts.DialTimeout, err)
+	}
+	s := New(cli, opts.Prefix)
+	s.owned = true
+	return s, nil
+}
+
+// New wraps an etcd client the caller already has. Close does not close
+// cli; the caller does, after closing the Store.
+func New(cli *clientv3.Client, prefix string) *Store {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Store{cli: cli, prefix: prefix, ctx: ctx, cancel: cancel}
+}
+
+// Client returns the underlying etcd client, for what the store contract
+// does not cover (cluster status, the concurrency package). Keys written
+// through it are not namespaced.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Prefix returns the namespace the Store's keys live under.
+func (s *Store) Prefix() string { return s.prefix }
+
+func (s *Store) key(k string) string { return s.prefix + k }
+
+func (s *Store) entry(kv *mvccpb.KeyValue) store.Entry {
+	v := kv.Value
+	if v == nil {
+		v = []byte{}
+	}
+	return store.Entry{
+		Key:      strings.TrimPrefix(string(kv.Key), s.prefix),
+		Value:    v,
+		Revision: kv.ModRevision,
+		Lease:    store.LeaseID(kv.Lease),
+	}
+}
+
+// begin fails once the store is closed; callers hold s.mu.RLock until done.
+func (s *Store) begin(ctx context.Context) error {
+	if s.closed {
+		return store.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// wrap turns an etcd client error into the store's: lease and compaction
+// errors match the store sentinels, and an error caused by Close is
+// ErrClosed.
+func (s *Store) wrap(what string, err error) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrLeaseNotFound):
+		return fmt.Errorf("etcdstore: %s: %w", what, store.ErrLeaseNotFound)
+	case errors.Is(err, rpctypes.ErrCompacted):
+		return fmt.Errorf("etcdstore: %s: %w (the cluster compacted that history; re-list and watch from the new revision)", what, store.ErrCompacted)
+	case s.ctx.Err() != nil:
+		return fmt.Errorf("etcdstore: %s: %w", what, store.ErrClosed)
+	}
+	return fmt.Errorf("etcdstore: %s: %w", what, err)
+}
+
+// Get implements [store.Store].
+func (s *Store) Get(ctx context.Context, key string) (store.Entry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return store.Entry{}, err
+	}
+	resp, err := s.cli.Get(ctx, s.key(key))
+	if err != nil {
+		return store.Entry{}, s.wrap(fmt.Sprintf("get %q", key), err)
+	}
+	if len(resp.Kvs) == 0 {
+		return store.Entry{}, fmt.Errorf("%w: %q", store.ErrNotFound, key)
+	}
+	return s.entry(resp.Kvs[0]), nil
+}
+
+// listPage bounds the keys one List round trip returns, so a large listing
+// does not become one huge gRPC message.
+const listPage = 1000
+
+// List implements [store.Store]. A listing larger than one page is read in
+// pages pinned to the first page's revision, so it is still one consistent
+// snapshot.
+func (s *Store) List(ctx context.Context, prefix string) ([]store.Entry, int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, 0, err
+	}
+	from := s.key(prefix)
+	end := clientv3.GetPrefixRangeEnd(from)
+	if from == "" {
+		from = "\x00" // etcd's spelling of "the first key"
+	}
+	var (
+		out []store.Entry
+		rev int64
+	)
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := s.cli.Get(ctx, from, opts...)
+		if err != nil {
+			return nil, 0, s.wrap(fmt.Sprintf("list %q", prefix), err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			out = append(out, s.entry(kv))
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return out, rev, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// Put implements [store.Store].
+func (s *Store) Put(ctx context.Context, key string, value []byte, opts ...store.PutOption) (int64, error) {
+	return s.Txn(ctx, store.PutOp(key, value, opts...))
+}
+
+// CompareAndSwap implements [store.Store].
+func (s *Store) CompareAndSwap(ctx context.Context, key string, rev int64, value []byte, opts ...store.PutOption) (int64, error) {
+	return s.Txn(ctx, store.PutOp(key, value, opts...).IfRevision(rev))
+}
+
+// Delete implements [store.Store].
+func (s *Store) Delete(ctx context.Context, key string) error {
+	_, err := s.Txn(ctx, store.DeleteOp(key))
+	return err
+}
+
+// Txn implements [store.Store] with one etcd transaction.
+func (s *Store) Txn(ctx context.Context, ops ...store.Op) (int64, error) {
+	seen := make(map[string]bool, len(ops))
+	var (
+		cmps    []clientv3.Cmp
+		writes  []clientv3.Op
+		reads   []clientv3.Op // Else: read back the checked keys
+		checked []store.Op
+	)
+	for _, op := range ops {
+		if op.Key == "" {
+			return 0, errors.New("etcdstore: empty key in transaction")
+		}
+		k := s.key(op.Key)
+		if op.Kind != store.OpCheck {
+			if seen[op.Key] {
+				return 0, fmt.Errorf("etcdstore: key %q written twice in one transaction", op.Key)
+			}
+			seen[op.Key] = true
+		}
+		if op.Check {
+			if op.Rev == 0 {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+			} else {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", op.Rev))
+			}
+			reads = append(reads, clientv3.OpGet(k, clientv3.WithKeysOnly()))
+			checked = append(checked, op)
+		}
+		switch op.Kind {
+		case store.OpPut:
+			var po []clientv3.OpOption
+			if op.Lease != 0 {
+				po = append(po, clientv3.WithLease(clientv3.LeaseID(op.Lease)))
+			}
+			writes = append(writes, clientv3.OpPut(k, string(op.Value), po...))
+		case store.OpDelete:
+			writes = append(writes, clientv3.OpDelete(k))
+		case store.OpCheck:
+		default:
+			return 0, fmt.Errorf("etcdstore: op on %q has unknown kind %d", op.Key, op.Kind)
+		}
+	}
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(writes...).Else(reads...).Commit()
+	if err != nil {
+		return 0, s.wrap(describe(ops), err)
+	}
+	if resp.Succeeded {
+		return resp.Header.Revision, nil
+	}
+	for i, op := range checked {
+		var have int64
+		if r := resp.Responses[i].GetResponseRange(); r != nil && len(r.Kvs) > 0 {
+			have = r.Kvs[0].ModRevision
+		}
+		if have != op.Rev {
+			return 0, &store.ConflictError{Key: op.Key, Want: op.Rev, Have: have}
+		}
+	}
+	// Unreachable unless etcd and this code disagree on the comparisons.
+	return 0, fmt.Errorf("etcdstore: %s: etcd refused the transaction but every condition holds on re-read: %w", describe(ops), store.ErrConflict)
+}
+
+// describe names a transaction in errors by its first keys.
+func describe(ops []store.Op) string {
+	var keys []string
+	for i, op := range ops {
+		if i == 3 {
+			keys = append(keys, fmt.Sprintf("and %d more", len(ops)-3))
+			break
+		}
+		keys = append(keys, fmt.Sprintf("%q", op.Key))
+	}
+	return "transaction on " + strings.Join(keys, ", ")
+}
+
+// Grant implements [store.Store]. etcd counts TTLs in whole seconds: ttl is
+// rounded up, and the cluster may raise it to its minimum lease TTL.
+func (s *Store) Grant(ctx context.Context, ttl time.Duration) (store.LeaseID, error) {
+	if ttl <= 0 {
+		return 0, fmt.Errorf("etcdstore: lease TTL must be positive, got %v", ttl)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	secs := int64((ttl + time.Second - 1) / time.Second)
+	resp, err := s.cli.Grant(ctx, secs)
+	if err != nil {
+		return 0, s.wrap(fmt.Sprintf("granting a %v lease", ttl), err)
+	}
+	return store.LeaseID(resp.ID), nil
+}
+
+// KeepAlive implements [store.Store] with one KeepAliveOnce round trip.
+func (s *Store) KeepAlive(ctx context.Context, id store.LeaseID) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if _, err := s.cli.KeepAliveOnce(ctx, clientv3.LeaseID(id)); err != nil {
+		return s.wrap(fmt.Sprintf("renewing lease %x", int64(id)), err)
+	}
+	return nil
+}
+
+// Revoke implements [store.Store].
+func (s *Store) Revoke(ctx context.Context, id store.LeaseID) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if _, err := s.cli.Revoke(ctx, clientv3.LeaseID(id)); err != nil {
+		return s.wrap(fmt.Sprintf("revoking lease %x", int64(id)), err)
+	}
+	return nil
+}
+
+// Close implements [store.Store]: it ends every watch, waits for their
+// goroutines, and closes the client if [Open] made it.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	if s.owned {
+		if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("etcdstore: closing the client: %w", err)
+		}
+	}
+	return nil
+}
+
+// newBackoff paces watch resumption after the cluster cut a watch.
+func newBackoff(ctx context.Context) backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 50 * time.Millisecond
+	b.MaxInterval = 2 * time.Second
+	b.MaxElapsedTime = 0 // until ctx ends: a watch outlives outages
+	return backoff.WithContext(b, ctx)
+}
