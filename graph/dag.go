@@ -1,0 +1,410 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+)
+
+// nodeRole is a role bound to a node (or to the deployment): the unit the
+// executor schedules.
+type nodeRole struct {
+	id   string
+	def  *role.Def
+	meta role.Meta
+	node *provider.Node // nil for service scope
+	name string         // node name, "" for service scope
+
+	deps    []int32 // everything this waits for, unique, sorted
+	kids    []int32 // everything that waits for this
+	wired   []int32 // producers of wiring inputs, unique, sorted by (node, role)
+	pubs    []int32 // producers of attribute inputs (published outputs)
+	peers   []peerInput
+	hasAttr bool
+}
+
+// peerInput is an All input and its producers, for plans to say which
+// peers were added or removed.
+type peerInput struct {
+	field     string
+	producers []int32
+}
+
+// dag is a deployment expanded into node-roles, in topological order
+// (every node-role after all it waits for).
+type dag struct {
+	d     *Deployment
+	nrs   []*nodeRole
+	index map[string]int32
+}
+
+func nodeRoleID(roleName, node string) string {
+	if node == "" {
+		return roleName
+	}
+	return roleName + "@" + node
+}
+
+type typeNode struct {
+	t    reflect.Type
+	node string
+}
+
+// build expands the deployment and orders it topologically. Wiring
+// mistakes fail here, naming the role, the node and the field.
+func build(d *Deployment) (*dag, error) {
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	var errs *multierror.Error
+	g := &dag{d: d, index: map[string]int32{}}
+	var nrs []*nodeRole
+	add := func(def *role.Def, node *provider.Node, b binding) {
+		name := ""
+		if node != nil {
+			name = node.Name
+		}
+		id := nodeRoleID(def.Name(), name)
+		if _, dup := g.index[id]; dup {
+			errs = multierror.Append(errs, fmt.Errorf("graph: role %q is bound twice to %s (again at %s:%d); bind each role once per node", def.Name(), orDeployment(name), b.file, b.line))
+			return
+		}
+		g.index[id] = int32(len(nrs))
+		nrs = append(nrs, &nodeRole{id: id, def: def, meta: def.Meta(), node: node, name: name})
+	}
+	for _, b := range d.binds {
+		var nodes []string
+		if b.pool != nil {
+			nodes = b.pool.Nodes()
+		}
+		for _, def := range b.defs {
+			switch def.Meta().Scope {
+			case role.ScopeService:
+				add(def, nil, b)
+			case role.ScopeCluster:
+				if len(nodes) == 0 {
+					errs = multierror.Append(errs, fmt.Errorf("graph: cluster role %q is bound to pool %q, which has no nodes", def.Name(), b.pool.name))
+					continue
+				}
+				first := nodes[0]
+				for _, n := range nodes[1:] {
+					if n < first {
+						first = n
+					}
+				}
+				add(def, d.nodes[first], b)
+			default:
+				for _, n := range nodes {
+					add(def, d.nodes[n], b)
+				}
+			}
+		}
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		return nil, err
+	}
+	// Sort producers by (node, role), as role.Input.Match does.
+	order := make([]int32, len(nrs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	sort.Slice(order, func(a, b int) bool {
+		x, y := nrs[order[a]], nrs[order[b]]
+		if x.name != y.name {
+			return x.name < y.name
+		}
+		return x.meta.Name < y.meta.Name
+	})
+	byType := map[reflect.Type][]int32{}
+	byTypeNode := map[typeNode][]int32{}
+	byRole := map[string][]int32{}
+	publishers := map[string][]int32{}
+	for _, i := range order {
+		nr := nrs[i]
+		t := nr.def.Out()
+		byType[t] = append(byType[t], i)
+		byTypeNode[typeNode{t, nr.name}] = append(byTypeNode[typeNode{t, nr.name}], i)
+		byRole[nr.meta.Name] = append(byRole[nr.meta.Name], i)
+		for _, p := range nr.def.Publishes() {
+			publishers[p.Attr] = append(publishers[p.Attr], i)
+		}
+	}
+	for i, nr := range nrs {
+		self := int32(i)
+		var deps []int32
+		for _, in := range nr.def.Inputs() {
+			switch in.Kind {
+			case role.InputAttr:
+				nr.hasAttr = true
+				ps := publishers[in.Attr]
+				var local, global []int32
+				for _, p := range ps {
+					switch {
+					case p == self:
+					case nrs[p].name == nr.name && nr.name != "":
+						local = append(local, p)
+					case nrs[p].meta.Scope != role.ScopeNode:
+						global = append(global, p)
+					}
+				}
+				if len(local) == 0 {
+					local = global
+				}
+				switch len(local) {
+				case 0:
+				case 1:
+					nr.pubs = append(nr.pubs, local[0])
+					deps = append(deps, local[0])
+				default:
+					errs = multierror.Append(errs, &role.BindError{Role: nr.meta.Name, Node: nr.name, Field: in.Describe(),
+						Looked: []string{"outputs published as attribute " + in.Attr},
+						Err:    fmt.Errorf("ambiguous: published by %s; publish it from one role only", g.describe(nrs, local))})
+				}
+				continue
+			}
+			var cands []int32
+			if in.Kind == role.InputSame {
+				cands = byTypeNode[typeNode{in.Type, nr.name}]
+			} else {
+				cands = byType[in.Type]
+			}
+			var m []int32
+			for _, c := range cands {
+				if c == self || (in.Role != "" && nrs[c].meta.Name != in.Role) {
+					continue
+				}
+				m = append(m, c)
+			}
+			switch {
+			case len(m) == 0 && in.Optional:
+			case len(m) == 0:
+				errs = multierror.Append(errs, &role.BindError{Role: nr.meta.Name, Node: nr.name, Field: in.Describe(),
+					Looked: []string{lookedFor(in, nr.name)}, Err: errors.New("no role produced it")})
+			case len(m) > 1 && in.Kind != role.InputAll:
+				errs = multierror.Append(errs, &role.BindError{Role: nr.meta.Name, Node: nr.name, Field: in.Describe(),
+					Looked: []string{lookedFor(in, nr.name)},
+					Err:    fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", g.describe(nrs, m))})
+			}
+			if in.Kind == role.InputAll {
+				nr.peers = append(nr.peers, peerInput{field: in.Field, producers: m})
+			}
+			nr.wired = append(nr.wired, m...)
+			deps = append(deps, m...)
+		}
+		for _, req := range nr.meta.Requires {
+			var found []int32
+			for _, p := range byRole[req] {
+				q := nrs[p]
+				switch {
+				case p == self:
+				case nr.meta.Scope != role.ScopeNode: // cluster or service: every bound instance
+					found = append(found, p)
+				case q.name == nr.name || q.meta.Scope != role.ScopeNode:
+					found = append(found, p)
+				}
+			}
+			if len(found) == 0 {
+				where := "to the deployment"
+				if nr.meta.Scope == role.ScopeNode {
+					where = "on node " + nr.name + " or to the deployment"
+				}
+				errs = multierror.Append(errs, fmt.Errorf("graph: role %q on %s requires role %q, which is not bound %s; bind it, or fix the name in Meta.Requires", nr.meta.Name, orDeployment(nr.name), req, where))
+			}
+			deps = append(deps, found...)
+		}
+		nr.wired = uniqueKeepOrder(nr.wired)
+		nr.deps = uniqueSorted(deps)
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		return nil, err
+	}
+	for i, nr := range nrs {
+		for _, p := range nr.deps {
+			nrs[p].kids = append(nrs[p].kids, int32(i))
+		}
+	}
+	// Kahn's algorithm; stable: ready node-roles in binding order.
+	need := make([]int32, len(nrs))
+	var queue []int32
+	for i, nr := range nrs {
+		need[i] = int32(len(nr.deps))
+		if need[i] == 0 {
+			queue = append(queue, int32(i))
+		}
+	}
+	topo := make([]int32, 0, len(nrs))
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		topo = append(topo, i)
+		for _, k := range nrs[i].kids {
+			if need[k]--; need[k] == 0 {
+				queue = append(queue, k)
+			}
+		}
+	}
+	if len(topo) != len(nrs) {
+		return nil, findCycle(nrs, need)
+	}
+	// Renumber in topological order.
+	remap := make([]int32, len(nrs))
+	for newI, oldI := range topo {
+		remap[oldI] = int32(newI)
+	}
+	g.nrs = make([]*nodeRole, len(nrs))
+	for oldI, nr := range nrs {
+		for _, s := range []*[]int32{&nr.deps, &nr.kids, &nr.wired, &nr.pubs} {
+			for k, v := range *s {
+				(*s)[k] = remap[v]
+			}
+		}
+		for _, p := range nr.peers {
+			for k, v := range p.producers {
+				p.producers[k] = remap[v]
+			}
+		}
+		sort.Slice(nr.deps, func(a, b int) bool { return nr.deps[a] < nr.deps[b] })
+		sort.Slice(nr.kids, func(a, b int) bool { return nr.kids[a] < nr.kids[b] })
+		g.nrs[remap[oldI]] = nr
+		g.index[nr.id] = remap[oldI]
+	}
+	return g, nil
+}
+
+func orDeployment(node string) string {
+	if node == "" {
+		return "the deployment"
+	}
+	return "node " + node
+}
+
+func lookedFor(in role.Input, node string) string {
+	who := fmt.Sprintf("outputs of type %v", in.Type)
+	if in.Role != "" {
+		who += fmt.Sprintf(" from role %q", in.Role)
+	}
+	if in.Kind == role.InputSame {
+		return who + " on node " + node
+	}
+	return who + " on every node of the deployment"
+}
+
+func (g *dag) describe(nrs []*nodeRole, is []int32) string {
+	parts := make([]string, len(is))
+	for k, i := range is {
+		parts[k] = nrs[i].id
+	}
+	return strings.Join(parts, ", ")
+}
+
+func uniqueSorted(s []int32) []int32 {
+	if len(s) < 2 {
+		return s
+	}
+	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+	out := s[:1]
+	for _, v := range s[1:] {
+		if v != out[len(out)-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func uniqueKeepOrder(s []int32) []int32 {
+	if len(s) < 2 {
+		return s
+	}
+	seen := make(map[int32]bool, len(s))
+	out := s[:0]
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// CycleError reports node-roles that wait for each other. Path lists the
+// cycle, starting and ending with the same node-role; each one waits for
+// the next (it requires it, or consumes its output).
+type CycleError struct {
+	Path []string
+}
+
+func (e *CycleError) Error() string {
+	return "graph: dependency cycle: " + strings.Join(e.Path, " → ") +
+		" (each waits for the next through Meta.Requires or an input; break one of these dependencies)"
+}
+
+// findCycle finds a cycle among the node-roles Kahn's algorithm could not
+// order (need > 0) by walking their dependencies.
+func findCycle(nrs []*nodeRole, need []int32) error {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make([]uint8, len(nrs))
+	var stack []int32
+	var found []int32
+	var visit func(i int32) bool
+	visit = func(i int32) bool {
+		color[i] = grey
+		stack = append(stack, i)
+		for _, p := range nrs[i].deps {
+			if need[p] == 0 {
+				continue // ordered fine; not part of a cycle
+			}
+			if color[p] == grey {
+				for k := len(stack) - 1; k >= 0; k-- {
+					if stack[k] == p {
+						found = append(append([]int32(nil), stack[k:]...), p)
+						return true
+					}
+				}
+			}
+			if color[p] == white && visit(p) {
+				return true
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[i] = black
+		return false
+	}
+	for i := range nrs {
+		if need[i] > 0 && color[i] == white && visit(int32(i)) {
+			break
+		}
+	}
+	path := make([]string, len(found))
+	for k, i := range found {
+		path[k] = nrs[i].id
+	}
+	return &CycleError{Path: path}
+}
+
+// attrsFor returns the attribute values visible on node: the deployment's
+// layers and the node's own. Callers must not modify the result.
+func (d *Deployment) attrsFor(node string, cache map[string]*attr.Values) *attr.Values {
+	nv := d.nodeAttrs[node]
+	if nv == nil {
+		return d.attrs
+	}
+	if vs, ok := cache[node]; ok {
+		return vs
+	}
+	vs := d.attrs.Clone()
+	vs.Merge(nv)
+	cache[node] = vs
+	return vs
+}

@@ -1,0 +1,247 @@
+package graph
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+)
+
+// Deployment describes what should exist: nodes grouped into pools, the
+// roles bound to them, attribute values and rollout policies. It is only a
+// description; [NewPlan] expands it into node-roles and decides what to run.
+//
+// Mistakes made while building a Deployment (a role that is not a role, a
+// node name used twice, an attribute value of the wrong type) are collected
+// and reported together by [NewPlan], so building code reads as a list of
+// statements without an error check after each.
+//
+// A Deployment is not safe for concurrent modification.
+type Deployment struct {
+	name      string
+	nodes     map[string]*provider.Node
+	nodeOrder []string
+	pools     map[string]*Pool
+	binds     []binding
+	attrs     *attr.Values
+	nodeAttrs map[string]*attr.Values
+	rollouts  map[string]Rollout
+	services  *role.Services
+	logger    *slog.Logger
+	errs      *multierror.Error
+}
+
+// Pool is a named group of nodes in a deployment, the usual target of
+// [Deployment.Bind].
+type Pool struct {
+	d     *Deployment
+	name  string
+	nodes []string
+	all   bool // every node of the deployment, resolved at plan time
+}
+
+type binding struct {
+	pool *Pool
+	defs []*role.Def
+	file string
+	line int
+}
+
+// Rollout is a role's rollout policy: a circuit breaker that stops the
+// rollout when too many of its node-roles fail, and batches for upgrades.
+// The zero value runs every node-role of the role at once and never stops.
+type Rollout struct {
+	// MaxFailed trips the breaker once this many node-roles of the role
+	// have failed (after their retries); 0 means no count limit.
+	MaxFailed int
+	// MaxFailedFraction trips the breaker once more than this fraction of
+	// the role's node-roles that run have failed (0.25: more than a
+	// quarter); 0 means no fraction limit.
+	MaxFailedFraction float64
+	// Batch rolls the role out over its nodes in batches of this many
+	// node-roles, in node-name order; each batch must succeed completely
+	// before the next one starts. 0 means one batch.
+	Batch int
+	// BatchPercent is Batch as a percentage of the role's node-roles that
+	// run (rounded up); it is used when Batch is 0.
+	BatchPercent int
+}
+
+// NewDeployment returns an empty deployment called name. The name keys
+// its journal in the store, so two deployments sharing one store must have
+// different names.
+func NewDeployment(name string) *Deployment {
+	d := &Deployment{
+		name:      name,
+		nodes:     map[string]*provider.Node{},
+		pools:     map[string]*Pool{},
+		attrs:     attr.NewValues(),
+		nodeAttrs: map[string]*attr.Values{},
+		rollouts:  map[string]Rollout{},
+	}
+	if name == "" {
+		d.fail(fmt.Errorf("graph: deployment has no name: pass one to NewDeployment"))
+	}
+	return d
+}
+
+// Name returns the deployment's name.
+func (d *Deployment) Name() string { return d.name }
+
+func (d *Deployment) fail(err error) { d.errs = multierror.Append(d.errs, err) }
+
+// Err returns the mistakes collected while building the deployment, if
+// any; [NewPlan] returns them too.
+func (d *Deployment) Err() error { return d.errs.ErrorOrNil() }
+
+// Pool adds nodes to the pool called name, creating it on first use, and
+// returns it. Node names must be unique in the deployment; a node may
+// belong to several pools (pass the same *provider.Node).
+func (d *Deployment) Pool(name string, nodes ...*provider.Node) *Pool {
+	p := d.pools[name]
+	if p == nil {
+		p = &Pool{d: d, name: name}
+		d.pools[name] = p
+	}
+	p.Add(nodes...)
+	return p
+}
+
+// AllNodes is a pool of every node in the deployment, whichever pool
+// added it; it is resolved when the deployment is planned.
+func (d *Deployment) AllNodes() *Pool { return &Pool{d: d, name: "*", all: true} }
+
+// Add adds nodes to the pool.
+func (p *Pool) Add(nodes ...*provider.Node) *Pool {
+	d := p.d
+	for _, n := range nodes {
+		switch {
+		case n == nil:
+			d.fail(fmt.Errorf("graph: pool %q: nil node", p.name))
+			continue
+		case n.Name == "":
+			d.fail(fmt.Errorf("graph: pool %q: a node has no name; every node needs a unique Name", p.name))
+			continue
+		}
+		if old, ok := d.nodes[n.Name]; ok && old != n {
+			d.fail(fmt.Errorf("graph: pool %q: node name %q is already used by another node; node names must be unique in deployment %q", p.name, n.Name, d.name))
+			continue
+		} else if !ok {
+			d.nodes[n.Name] = n
+			d.nodeOrder = append(d.nodeOrder, n.Name)
+		}
+		if !p.all {
+			p.nodes = append(p.nodes, n.Name)
+		}
+	}
+	return p
+}
+
+// Name returns the pool's name.
+func (p *Pool) Name() string { return p.name }
+
+// Nodes returns the names of the pool's nodes, in the order they were
+// added.
+func (p *Pool) Nodes() []string {
+	if p.all {
+		return append([]string(nil), p.d.nodeOrder...)
+	}
+	return append([]string(nil), p.nodes...)
+}
+
+// Bind binds roles to the nodes of pool: a node-scope role once on every
+// node, a cluster-scope role once on the pool's first node by name, a
+// service-scope role once for the deployment (pool may then be nil). A
+// role is any value [role.Describe] accepts; an invalid one is reported
+// by [NewPlan]. Nodes added to the pool later are bound too.
+func (d *Deployment) Bind(pool *Pool, roles ...any) {
+	_, file, line, _ := runtime.Caller(1)
+	b := binding{pool: pool, file: file, line: line}
+	for _, r := range roles {
+		def, err := role.Describe(r)
+		if err != nil {
+			d.fail(fmt.Errorf("graph: Bind at %s:%d: %w", file, line, err))
+			continue
+		}
+		if pool == nil && def.Meta().Scope != role.ScopeService {
+			d.fail(fmt.Errorf("graph: Bind at %s:%d: role %q has %s scope and needs a pool to bind to (use d.AllNodes() for every node)", file, line, def.Name(), def.Meta().Scope))
+			continue
+		}
+		if pool != nil && pool.d != d {
+			d.fail(fmt.Errorf("graph: Bind at %s:%d: pool %q belongs to another deployment", file, line, pool.name))
+			continue
+		}
+		b.defs = append(b.defs, def)
+	}
+	d.binds = append(d.binds, b)
+}
+
+// SetRollout sets the rollout policy (breaker and batches) of the role
+// named roleName.
+func (d *Deployment) SetRollout(roleName string, r Rollout) {
+	if r.MaxFailed < 0 || r.MaxFailedFraction < 0 || r.MaxFailedFraction > 1 || r.Batch < 0 || r.BatchPercent < 0 || r.BatchPercent > 100 {
+		d.fail(fmt.Errorf("graph: rollout of role %q: %+v is out of range (counts >= 0, fraction in [0,1], percent in [0,100])", roleName, r))
+		return
+	}
+	d.rollouts[roleName] = r
+}
+
+// UseServices sets the services every role of the deployment reaches
+// through its [role.Context].
+func (d *Deployment) UseServices(s *role.Services) { d.services = s }
+
+// UseLogger sets the logger roles write to through [role.Context.Log];
+// nil discards their logs.
+func (d *Deployment) UseLogger(l *slog.Logger) { d.logger = l }
+
+// Attrs returns the deployment's attribute values, for spec loaders that
+// set values by name with their own provenance ([attr.Values.SetAny]).
+// Values set here apply to every node; use the deployment or override
+// layer in their [attr.Source].
+func (d *Deployment) Attrs() *attr.Values { return d.attrs }
+
+// NodeAttrs returns the attribute values of one node (created on first
+// use); set them in [attr.LayerNode].
+func (d *Deployment) NodeAttrs(node string) *attr.Values {
+	vs := d.nodeAttrs[node]
+	if vs == nil {
+		vs = attr.NewValues()
+		d.nodeAttrs[node] = vs
+	}
+	return vs
+}
+
+// Set sets the typed attribute k to v for the whole deployment. The
+// value's provenance is the caller's file and line; an invalid value is
+// reported by [NewPlan].
+func Set[T any](d *Deployment, k attr.Key[T], v T) {
+	_, file, line, _ := runtime.Caller(1)
+	if err := attr.Set(d.attrs, k, v, attr.FromSpec(attr.LayerDeployment, file, line)); err != nil {
+		d.fail(fmt.Errorf("graph: Set at %s:%d: %w", file, line, err))
+	}
+}
+
+// SetNode sets the typed attribute k to v on one node, above the
+// deployment's value.
+func SetNode[T any](d *Deployment, node string, k attr.Key[T], v T) {
+	_, file, line, _ := runtime.Caller(1)
+	src := attr.FromSpec(attr.LayerNode, file, line)
+	src.Node = node
+	if err := attr.Set(d.NodeAttrs(node), k, v, src); err != nil {
+		d.fail(fmt.Errorf("graph: SetNode at %s:%d: %w", file, line, err))
+	}
+}
+
+// Override sets the typed attribute k to v above everything else,
+// including role outputs: the operator's last word (a --set flag).
+func Override[T any](d *Deployment, k attr.Key[T], v T) {
+	_, file, line, _ := runtime.Caller(1)
+	if err := attr.Set(d.attrs, k, v, attr.FromSpec(attr.LayerOverride, file, line)); err != nil {
+		d.fail(fmt.Errorf("graph: Override at %s:%d: %w", file, line, err))
+	}
+}

@@ -1,0 +1,62 @@
+// Package graph turns a deployment into a graph of node-roles, decides what
+// must run and why, and runs it.
+//
+// A [Deployment] names nodes (grouped into pools), binds roles to them and
+// sets attribute values. [NewPlan] expands it into node-roles — a role
+// bound to a node, "etcd-member@n1", or to the deployment — with an edge
+// wherever one node-role waits for another: a role it requires
+// (role.Meta.Requires), an output it consumes on the same node
+// (role.Same), the single output of its kind (role.One), every peer's
+// output (role.All: an aggregate waits for every member) or an attribute
+// another role publishes. Wiring mistakes and cycles fail here, naming the
+// role, the node and the field, or spelling out the cycle
+// ("a@n1 → b@n1 → a@n1").
+//
+// The plan reads the deployment's journal from a [store.Store] and says
+// for every node-role whether it runs and why: new, an input changed (and
+// which: "input Peers changed: +n4"), the role's version changed, its last
+// run failed, forced, or drifted (a role's optional Check, run for
+// converged node-roles at plan time). Otherwise it is converged and
+// skipped. Inputs that depend on outputs produced during the run are known
+// only then; such node-roles run only if their inputs turn out to have
+// changed, so adding a node re-runs exactly the peers whose aggregate
+// input changed.
+//
+// [Apply] runs a plan: bounded parallelism, one node-role per node at a
+// time by default, ready node-roles ordered by their longest remaining
+// critical path (estimated from the journal's last durations), retries with
+// exponential backoff per the role's policy (backoff.Permanent errors fail
+// at once). A failure blocks what waits for it ("blocked by x@n1: ...")
+// while independent branches go on. A role's [Rollout] policy adds a
+// breaker (stop the rollout after too many failures, with a
+// [*BreakerError]) and batches (each must pass before the next starts).
+// [Breaker] is the classic closed/open/half-open breaker for calls to
+// flaky APIs.
+//
+// # Journal and crashes
+//
+// Every transition (pending, running, retrying, succeeded, failed,
+// blocked, skipped) is journaled under mason/graph/<deployment>/nr/ in the
+// store, with the attempt, the input digest, the output (gob-encoded, so
+// secrets are kept — and never printed) and timings. Records are
+// group-committed: one writer batches whatever is queued into one store
+// transaction, in order, so a crash loses only a suffix of the most recent
+// records. Two rules bound what that suffix can hold:
+//
+//   - a node-role's dependents start only after its "succeeded" record
+//     (with its output) is durable, so no step ever consumes an output a
+//     crash could lose;
+//   - a destructive role starts only after its "running" record is
+//     durable, so a crash mid-run is always seen.
+//
+// So a crash costs at most re-running idempotent node-roles whose success
+// was not yet durable (nothing downstream had seen their output), and a
+// new plan on the same store resumes: converged node-roles are skipped,
+// interrupted ones run again — destructive ones are held until forced.
+//
+// # Events
+//
+// Every transition is an [Event] sent to a [Subscriber] (modelled on
+// slog.Handler); [LogSubscriber], [NewProgress] and [JSONLines] are
+// provided. [Plan.DOT] draws the plan for Graphviz.
+package graph

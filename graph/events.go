@@ -1,0 +1,77 @@
+package graph
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Event is one transition of a node-role during [Apply].
+type Event struct {
+	Time       time.Time
+	Deployment string
+	// ID is the node-role ("etcd-member@n1"); Role and Node its parts.
+	ID   string
+	Role string
+	Node string
+	// State is the state entered.
+	State State
+	// Attempt counts runs of the node-role in this Apply, from 1.
+	Attempt int
+	// Duration is how long the attempt (or the whole run, for final
+	// states) took.
+	Duration time.Duration
+	// Err is why it failed, or why an attempt failed (StateRetrying).
+	Err error
+	// BlockedBy is the node-role whose failure blocked this one.
+	BlockedBy string
+	// Reason is the plan's or the executor's reason in words.
+	Reason string
+}
+
+// Subscriber receives events, in the manner of slog.Handler. Handle is
+// called for one event at a time, in the order of the transitions, from
+// the executor's goroutines: it must be quick and must not call back into
+// the executor. Errors of role runs may carry whatever the role put in
+// them; mason's own messages never contain attribute values.
+type Subscriber interface {
+	Handle(ctx context.Context, e Event)
+}
+
+// SubscriberFunc adapts a function to a Subscriber.
+type SubscriberFunc func(ctx context.Context, e Event)
+
+// Handle implements Subscriber.
+func (f SubscriberFunc) Handle(ctx context.Context, e Event) { f(ctx, e) }
+
+// Subscribers fans events out to several subscribers, in order.
+func Subscribers(subs ...Subscriber) Subscriber {
+	return SubscriberFunc(func(ctx context.Context, e Event) {
+		for _, s := range subs {
+			if s != nil {
+				s.Handle(ctx, e)
+			}
+		}
+	})
+}
+
+// emitter serialises events; a nil subscriber costs nothing.
+type emitter struct {
+	mu  sync.Mutex
+	sub Subscriber
+	ctx context.Context
+}
+
+func (em *emitter) on() bool { return em.sub != nil }
+
+func (em *emitter) emit(e Event) {
+	if em.sub == nil {
+		return
+	}
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	em.sub.Handle(em.ctx, e)
+}

@@ -1,0 +1,553 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/masonops/mason/role"
+)
+
+// Options tune [Apply].
+type Options struct {
+	// Parallelism bounds how many node-roles run at once; 0 means 8.
+	Parallelism int
+	// PerNode bounds how many node-roles run at once on one node; 0 means
+	// 1. Service-scope node-roles have no node and no such bound.
+	PerNode int
+	// Events receives every transition; nil sends none.
+	Events Subscriber
+	// StopTimeout is how long node-roles already running may go on after
+	// ctx is cancelled before their own context is cancelled too; 0 lets
+	// them finish however long they take.
+	StopTimeout time.Duration
+
+	fifo bool // for the makespan benchmark's baseline
+}
+
+// Outcome is what became of one node-role in an Apply.
+type Outcome struct {
+	ID    string
+	Role  string
+	Node  string
+	State State
+	// Attempts counts runs in this Apply.
+	Attempts int
+	// Err is the last attempt's error, for StateFailed.
+	Err error
+	// BlockedBy names the node-role whose failure blocked this one.
+	BlockedBy string
+	// Reason is why it ran, was skipped or was blocked.
+	Reason string
+	// Duration is the time spent running, retries included.
+	Duration time.Duration
+}
+
+// Result is the outcome of an Apply, one Outcome per plan step, in plan
+// order. Node-roles still StatePending were not started: the context was
+// cancelled, or the journal failed.
+type Result struct {
+	Deployment string
+	Outcomes   []Outcome
+	Elapsed    time.Duration
+	index      map[string]int32
+}
+
+// Count returns how many node-roles ended in state st.
+func (r *Result) Count(st State) int {
+	n := 0
+	for _, o := range r.Outcomes {
+		if o.State == st {
+			n++
+		}
+	}
+	return n
+}
+
+// Outcome returns the outcome of node-role id.
+func (r *Result) Outcome(id string) (Outcome, bool) {
+	i, ok := r.index[id]
+	if !ok {
+		return Outcome{}, false
+	}
+	return r.Outcomes[i], true
+}
+
+// NodeRoleError is the failure of one node-role.
+type NodeRoleError struct {
+	ID       string
+	Attempts int
+	Err      error
+}
+
+func (e *NodeRoleError) Error() string {
+	return fmt.Sprintf("%s failed after %d attempt(s): %v", e.ID, e.Attempts, e.Err)
+}
+
+func (e *NodeRoleError) Unwrap() error { return e.Err }
+
+// BreakerError reports a rollout stopped by its role's breaker.
+type BreakerError struct {
+	Role string
+	// Failed of Total node-roles of the role failed; the limits are the
+	// role's Rollout policy.
+	Failed, Total     int
+	MaxFailed         int
+	MaxFailedFraction float64
+	// NotStarted counts node-roles (of the role and below it) that were
+	// blocked by the trip.
+	NotStarted int
+}
+
+func (e *BreakerError) Error() string {
+	return fmt.Sprintf("graph: rollout of role %q stopped by its breaker: %d of %d node-roles failed (limits: max %d, max fraction %g); %d node-roles not started; fix the failures and apply again",
+		e.Role, e.Failed, e.Total, e.MaxFailed, e.MaxFailedFraction, e.NotStarted)
+}
+
+// runResult is what a worker reports.
+type runResult struct {
+	i        int32
+	out      any
+	err      error
+	skipped  bool
+	seq      uint64 // of the succeeded record
+	attempts int
+	dur      time.Duration
+	reason   string
+	last     *success
+}
+
+type pendingDurable struct {
+	seq uint64
+	r   runResult
+}
+
+type executor struct {
+	p    *Plan
+	o    Options
+	s    *sched
+	j    journal
+	em   *emitter
+	outs []any
+	last []*success
+	outc []Outcome
+	// ctx is the apply context (retries stop with it); runCtx is what
+	// roles get.
+	ctx    context.Context
+	runCtx context.Context
+	res    chan runResult
+}
+
+// Apply runs a plan: every node-role planned to run, with bounded
+// parallelism, ordered by longest remaining critical path, with retries,
+// breakers and batches as the roles and the deployment ask. Every
+// transition is journaled in the plan's store, so a later plan resumes
+// where this one stopped.
+//
+// When ctx is cancelled Apply starts nothing new, waits for the node-roles
+// already running (see Options.StopTimeout), persists the journal and
+// returns. The error aggregates (go-multierror) every *NodeRoleError,
+// every *BreakerError and the context's or the journal's error; the
+// Result says what became of each node-role either way.
+func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
+	if o.Parallelism <= 0 {
+		o.Parallelism = 8
+	}
+	if o.PerNode <= 0 {
+		o.PerNode = 1
+	}
+	j := newStoreJournal(p.st, p.Deployment)
+	j.start()
+	return apply(ctx, p, o, j)
+}
+
+func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) {
+	began := time.Now()
+	g := p.g
+	n := len(g.nrs)
+	e := &executor{p: p, o: o, j: j, em: &emitter{sub: o.Events, ctx: ctx},
+		outs: append([]any(nil), p.outs...), last: make([]*success, n), outc: make([]Outcome, n),
+		ctx: ctx, res: make(chan runResult, o.Parallelism)}
+	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer runCancel()
+	e.runCtx = runCtx
+
+	kids := make([][]int32, n)
+	deps := make([]int32, n)
+	nodeOf := make([]int32, n)
+	nodeIdx := map[string]int32{}
+	for i, nr := range g.nrs {
+		kids[i], deps[i] = nr.kids, int32(len(nr.deps))
+		nodeOf[i] = -1
+		if nr.name != "" {
+			ix, ok := nodeIdx[nr.name]
+			if !ok {
+				ix = int32(len(nodeIdx))
+				nodeIdx[nr.name] = ix
+			}
+			nodeOf[i] = ix
+		}
+		if r := p.recs[i]; r != nil {
+			e.last[i] = r.Last
+		}
+		st := p.Steps[i]
+		e.outc[i] = Outcome{ID: st.ID, Role: st.Role, Node: st.Node, State: StatePending, Reason: st.Reason}
+	}
+	e.s = newSched(kids, deps, nodeOf, len(nodeIdx), estimates(p), o.PerNode, o.fifo)
+
+	// Rollout policies, over the node-roles of each role that will run.
+	members := map[string][]int32{}
+	for i, st := range p.Steps {
+		if _, ok := p.d.rollouts[st.Role]; ok && st.Action != ActionSkip {
+			members[st.Role] = append(members[st.Role], int32(i))
+		}
+	}
+	roleNames := make([]string, 0, len(members))
+	for r := range members {
+		roleNames = append(roleNames, r)
+	}
+	sort.Strings(roleNames)
+	for _, r := range roleNames {
+		m := members[r]
+		sort.Slice(m, func(a, b int) bool { return g.nrs[m[a]].name < g.nrs[m[b]].name })
+		e.s.addRollout(r, p.d.rollouts[r], m)
+	}
+
+	var errs *multierror.Error
+	var holds []int32
+	for i, st := range p.Steps {
+		switch st.Action {
+		case ActionSkip:
+			e.s.skip(int32(i))
+			e.outc[i].State = StateSkipped
+			j.append(&record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i]})
+			e.emit(int32(i), Event{State: StateSkipped, Reason: st.Reason})
+		case ActionHold:
+			holds = append(holds, int32(i))
+		default:
+			j.append(&record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i]})
+			e.emit(int32(i), Event{State: StatePending, Reason: st.Reason})
+		}
+	}
+	e.s.start()
+	for _, i := range holds {
+		err := fmt.Errorf("held: %s", p.Steps[i].Reason)
+		e.outc[i].State, e.outc[i].Err = StateFailed, err
+		errs = multierror.Append(errs, &NodeRoleError{ID: p.Steps[i].ID, Err: err})
+		e.emit(i, Event{State: StateFailed, Err: err, Reason: p.Steps[i].Reason})
+		// No record: the journal keeps saying "running", so the hold
+		// stays until someone forces the node-role.
+		e.failed(i, &errs)
+	}
+
+	running := 0
+	var awaiting []pendingDurable
+	stopping := false
+	done := ctx.Done()
+	var stopTimer *time.Timer
+	for {
+		for !stopping && running < o.Parallelism {
+			i := e.s.next()
+			if i < 0 {
+				break
+			}
+			running++
+			go e.work(i)
+		}
+		if running == 0 && len(awaiting) == 0 {
+			break
+		}
+		select {
+		case r := <-e.res:
+			running--
+			e.s.release(r.i)
+			e.outc[r.i].Attempts, e.outc[r.i].Duration = r.attempts, r.dur
+			if r.reason != "" {
+				e.outc[r.i].Reason = r.reason
+			}
+			switch {
+			case r.err != nil:
+				e.outc[r.i].State, e.outc[r.i].Err = StateFailed, r.err
+				errs = multierror.Append(errs, &NodeRoleError{ID: g.nrs[r.i].id, Attempts: r.attempts, Err: r.err})
+				e.emit(r.i, Event{State: StateFailed, Attempt: r.attempts, Duration: r.dur, Err: r.err, Reason: e.outc[r.i].Reason})
+				e.failed(r.i, &errs)
+			case r.skipped:
+				e.outs[r.i] = r.out
+				e.outc[r.i].State = StateSkipped
+				e.s.succeed(r.i, true)
+				e.emit(r.i, Event{State: StateSkipped, Reason: r.reason})
+			default:
+				// Dependents start only once the output is durable, so no
+				// later step can consume an output a crash would lose.
+				e.outs[r.i], e.last[r.i] = r.out, r.last
+				awaiting = append(awaiting, pendingDurable{r.seq, r})
+			}
+		case <-j.notify():
+		case <-done:
+			stopping, done = true, nil
+			if o.StopTimeout > 0 {
+				stopTimer = time.AfterFunc(o.StopTimeout, runCancel)
+			}
+		}
+		if err := j.err(); err != nil && !stopping {
+			stopping = true
+		}
+		if len(awaiting) > 0 {
+			dur := j.durable()
+			kept := awaiting[:0]
+			for _, a := range awaiting {
+				if a.seq > dur {
+					kept = append(kept, a)
+					continue
+				}
+				e.outc[a.r.i].State = StateSucceeded
+				e.s.succeed(a.r.i, false)
+				e.emit(a.r.i, Event{State: StateSucceeded, Attempt: a.r.attempts, Duration: a.r.dur, Reason: e.outc[a.r.i].Reason})
+			}
+			awaiting = kept
+			if j.err() != nil && running == 0 {
+				// These ran, but their records will never be durable.
+				for _, a := range awaiting {
+					e.outc[a.r.i].State = StateFailed
+					e.outc[a.r.i].Err = fmt.Errorf("ran, but its output could not be journaled: %w", j.err())
+				}
+				awaiting = nil
+			}
+		}
+	}
+	if stopTimer != nil {
+		stopTimer.Stop()
+	}
+	if err := j.close(); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	if err := ctx.Err(); err != nil {
+		errs = multierror.Append(errs, fmt.Errorf("graph: apply of %s stopped: %w; %d node-roles not started (apply again to continue)", p.Deployment, err, e.count(StatePending)))
+	}
+	res := &Result{Deployment: p.Deployment, Outcomes: e.outc, Elapsed: time.Since(began), index: g.index}
+	return res, errs.ErrorOrNil()
+}
+
+func (e *executor) count(st State) int {
+	n := 0
+	for _, o := range e.outc {
+		if o.State == st {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *executor) emit(i int32, ev Event) {
+	if !e.em.on() {
+		return
+	}
+	nr := e.p.g.nrs[i]
+	ev.Deployment, ev.ID, ev.Role, ev.Node = e.p.Deployment, nr.id, nr.meta.Name, nr.name
+	e.em.emit(ev)
+}
+
+// failed blocks what is below i (and, if the breaker trips, the rest of
+// the rollout), journaling and announcing each.
+func (e *executor) failed(i int32, errs **multierror.Error) {
+	rs := e.s.fail(i)
+	blocked := e.s.takeBlocked()
+	g := e.p.g
+	for _, k := range blocked {
+		var by string
+		why := e.s.why[k]
+		if b := e.s.by[k]; b >= 0 {
+			by = g.nrs[b].id
+			msg := "blocked by " + by
+			if err := e.outc[b].Err; err != nil {
+				msg += ": " + err.Error()
+			}
+			if why != "" {
+				msg = why + "; " + msg
+			}
+			why = msg
+		}
+		e.outc[k].State, e.outc[k].BlockedBy, e.outc[k].Reason = StateBlocked, by, why
+		e.j.append(&record{ID: g.nrs[k].id, State: StateBlocked, BlockedBy: by, Reason: why, At: time.Now(), Last: e.last[k]})
+		e.emit(k, Event{State: StateBlocked, BlockedBy: by, Reason: why})
+	}
+	if rs != nil {
+		*errs = multierror.Append(*errs, &BreakerError{Role: rs.name, Failed: rs.failed, Total: rs.total,
+			MaxFailed: rs.policy.MaxFailed, MaxFailedFraction: rs.policy.MaxFailedFraction, NotStarted: len(blocked)})
+	}
+}
+
+// estimates gives each node-role its last run's duration from the
+// journal; unknown ones get the mean of their role's known durations, else
+// the mean of all known ones, else 1.
+func estimates(p *Plan) []int64 {
+	n := len(p.Steps)
+	est := make([]int64, n)
+	sum := map[string][2]int64{}
+	var all [2]int64
+	for i, r := range p.recs {
+		if r != nil && r.Last != nil && r.Last.Duration > 0 {
+			est[i] = int64(r.Last.Duration)
+			s := sum[p.Steps[i].Role]
+			sum[p.Steps[i].Role] = [2]int64{s[0] + est[i], s[1] + 1}
+			all[0] += est[i]
+			all[1]++
+		}
+	}
+	for i := range est {
+		if est[i] > 0 {
+			continue
+		}
+		switch s := sum[p.Steps[i].Role]; {
+		case s[1] > 0:
+			est[i] = s[0] / s[1]
+		case all[1] > 0:
+			est[i] = all[0] / all[1]
+		default:
+			est[i] = 1
+		}
+	}
+	return est
+}
+
+// work runs node-role i: binds its inputs, decides (for run-if-changed)
+// whether it must run, and runs it with retries.
+func (e *executor) work(i int32) {
+	r := runResult{i: i}
+	defer func() { e.res <- r }()
+	p, nr := e.p, e.p.g.nrs[i]
+	step := p.Steps[i]
+	fail := func(err error) { r.err = err }
+	in, err := p.bind(int(i), func(k int32) any { return e.outs[k] })
+	if err != nil {
+		fail(err)
+		e.j.append(&record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})
+		return
+	}
+	dg, fields, err := nr.def.DigestInputs(in)
+	if err != nil {
+		fail(fmt.Errorf("graph: %s: %w", nr.id, err))
+		e.j.append(&record{ID: nr.id, State: StateFailed, Error: r.err.Error(), At: time.Now(), Last: e.last[i]})
+		return
+	}
+	last := e.last[i]
+	if step.Action == ActionRunIfChanged && last != nil {
+		if last.Digest == dg {
+			out, err := decodeOutput(last.Output, nr.def.Out())
+			if err == nil {
+				r.skipped, r.out, r.reason = true, out, "converged: inputs unchanged after upstream ran"
+				e.j.append(&record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
+				return
+			}
+			r.reason = "journaled output unreadable (" + err.Error() + ")"
+		} else {
+			ch := changedFields(fields, last.Fields)
+			r.reason = "input " + strings.Join(ch, ", ") + " changed"
+		}
+	}
+	reason := step.Reason
+	if r.reason != "" {
+		reason = r.reason
+	}
+	if nr.meta.Destructive && last != nil && step.Action == ActionRunIfChanged {
+		// Changed inputs alone never re-run a destructive role.
+		out, err := decodeOutput(last.Output, nr.def.Out())
+		if err == nil {
+			r.skipped, r.out, r.reason = true, out, "destructive role already succeeded; not re-run although "+reason+"; force it to run again"
+			e.j.append(&record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
+			return
+		}
+	}
+
+	started := time.Now()
+	var lastErr error
+	op := func() (any, error) {
+		r.attempts++
+		at := time.Now()
+		seq := e.j.append(&record{ID: nr.id, State: StateRunning, Attempt: r.attempts, Reason: reason, At: at, Last: last})
+		if nr.meta.Destructive {
+			// A destructive role must never run without the journal
+			// knowing, or a crash would let it run again unforced.
+			if err := e.waitDurable(seq); err != nil {
+				return nil, backoff.Permanent(err)
+			}
+		}
+		e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Reason: reason})
+		rc := role.NewContext(role.ContextOptions{Deployment: p.Deployment, Role: nr.meta.Name, Node: nr.node,
+			Logger: p.d.logger, Services: p.d.services, Attempt: r.attempts})
+		out, err := nr.def.Run(e.runCtx, rc, in)
+		if err != nil {
+			lastErr = err
+			var perm *backoff.PermanentError
+			if !errors.As(err, &perm) {
+				e.j.append(&record{ID: nr.id, State: StateRetrying, Attempt: r.attempts, Error: err.Error(), At: time.Now(), Duration: time.Since(at), Last: last})
+			}
+		}
+		return out, err
+	}
+	notify := func(err error, wait time.Duration) {
+		e.emit(i, Event{State: StateRetrying, Attempt: r.attempts, Err: err, Reason: fmt.Sprintf("attempt %d failed; next in %v", r.attempts, wait.Round(time.Millisecond))})
+	}
+	out, err := backoff.RetryNotifyWithData(op, retryPolicy(e.ctx, nr.meta.Retry), notify)
+	r.dur = time.Since(started)
+	if err != nil {
+		if lastErr != nil && !errors.Is(lastErr, err) && errors.Is(err, e.ctx.Err()) {
+			err = fmt.Errorf("%w (retries stopped: %v)", lastErr, err)
+		}
+		fail(err)
+		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: err.Error(), Reason: reason, At: time.Now(), Duration: r.dur, Last: last})
+		return
+	}
+	enc, err := encodeOutput(out)
+	if err != nil {
+		fail(fmt.Errorf("graph: %s: %w", nr.id, err))
+		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: last})
+		return
+	}
+	succ := &success{Version: nr.meta.Version, Digest: dg, Fields: fields, Output: enc, Duration: r.dur, At: time.Now()}
+	if len(nr.peers) > 0 {
+		succ.Peers = make(map[string][]string, len(nr.peers))
+		for _, pi := range nr.peers {
+			succ.Peers[pi.field] = peerLabels(p.g, pi.producers)
+		}
+	}
+	r.out, r.last, r.reason = out, succ, reason
+	r.seq = e.j.append(&record{ID: nr.id, State: StateSucceeded, Attempt: r.attempts, Reason: reason, At: succ.At, Duration: r.dur, Last: succ})
+}
+
+// waitDurable waits until the journal has persisted sequence number seq.
+func (e *executor) waitDurable(seq uint64) error {
+	for e.j.durable() < seq {
+		if err := e.j.err(); err != nil {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// retryPolicy turns a role's Retry into a backoff policy.
+func retryPolicy(ctx context.Context, r role.Retry) backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 500 * time.Millisecond
+	if r.Initial > 0 {
+		b.InitialInterval = r.Initial
+	}
+	b.MaxInterval = 30 * time.Second
+	if r.Max > 0 {
+		b.MaxInterval = r.Max
+	}
+	b.MaxElapsedTime = r.MaxElapsed // 0: no limit
+	b.Reset()
+	retries := 0
+	if r.MaxAttempts > 1 {
+		retries = r.MaxAttempts - 1
+	}
+	return backoff.WithContext(backoff.WithMaxRetries(b, uint64(retries)), ctx)
+}

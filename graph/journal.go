@@ -1,0 +1,244 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/masonops/mason/store"
+)
+
+// record is what the journal keeps for one node-role: its latest
+// transition, and what its last successful run produced.
+type record struct {
+	ID        string        `json:"id"`
+	State     State         `json:"state"`
+	Attempt   int           `json:"attempt,omitempty"`
+	Reason    string        `json:"reason,omitempty"`
+	Error     string        `json:"error,omitempty"`
+	BlockedBy string        `json:"blocked_by,omitempty"`
+	At        time.Time     `json:"at"`
+	Duration  time.Duration `json:"duration,omitempty"`
+	Last      *success      `json:"last,omitempty"`
+}
+
+// success is a node-role's last successful run.
+type success struct {
+	Version string              `json:"version"`
+	Digest  string              `json:"digest"`
+	Fields  map[string]string   `json:"fields,omitempty"`
+	Peers   map[string][]string `json:"peers,omitempty"`
+	// Output is the role's output struct in gob, which carries secrets:
+	// the journal must be protected like the secrets themselves.
+	Output   []byte        `json:"output,omitempty"`
+	Duration time.Duration `json:"duration"`
+	At       time.Time     `json:"at"`
+}
+
+// journal persists node-role transitions. Appends are asynchronous and
+// applied in order, in batches (group commit); a crash loses a suffix of
+// the appended records, never a record in the middle.
+//
+// It is an interface so that a distributed controller can add per-node-role
+// claims: its implementation adds a store.CheckOp on the claim key to every
+// batch (see storeJournal.fence), so a controller that lost its claim
+// cannot write.
+type journal interface {
+	// load returns the latest record of every node-role.
+	load(ctx context.Context) (map[string]*record, error)
+	// append queues rec and returns its sequence number. rec must not be
+	// modified afterwards.
+	append(rec *record) uint64
+	// durable returns the highest sequence number known to be persisted.
+	durable() uint64
+	// notify receives a value after each batch is persisted or fails.
+	notify() <-chan struct{}
+	// err returns the error that stopped the journal, if any.
+	err() error
+	// close persists everything appended and stops the writer.
+	close() error
+}
+
+// storeJournal is the journal over a store.Store: one key per node-role
+// under mason/graph/<deployment>/nr/, one Txn per batch.
+type storeJournal struct {
+	st     store.Store
+	prefix string
+	// fence, when set, returns conditions added to every batch's Txn.
+	fence func() []store.Op
+
+	mu      sync.Mutex
+	queue   []*record
+	queued  uint64 // sequence number of the last queued record
+	closing bool
+	wake    chan struct{}
+	done    chan struct{}
+	ntf     chan struct{}
+	dur     atomic.Uint64
+	failure atomic.Pointer[error]
+}
+
+func journalPrefix(deployment string) string { return "mason/graph/" + deployment + "/nr/" }
+
+func newStoreJournal(st store.Store, deployment string) *storeJournal {
+	return &storeJournal{st: st, prefix: journalPrefix(deployment)}
+}
+
+func (j *storeJournal) load(ctx context.Context) (map[string]*record, error) {
+	ents, _, err := j.st.List(ctx, j.prefix)
+	if err != nil {
+		return nil, fmt.Errorf("graph: reading journal %s: %w", j.prefix, err)
+	}
+	out := make(map[string]*record, len(ents))
+	for _, e := range ents {
+		r := new(record)
+		if err := json.Unmarshal(e.Value, r); err != nil {
+			return nil, fmt.Errorf("graph: journal entry %s is corrupt: %w (delete the key to forget that node-role)", e.Key, err)
+		}
+		out[strings.TrimPrefix(e.Key, j.prefix)] = r
+	}
+	return out, nil
+}
+
+// start launches the writer; it must be called before append.
+func (j *storeJournal) start() {
+	j.wake = make(chan struct{}, 1)
+	j.done = make(chan struct{})
+	j.ntf = make(chan struct{}, 1)
+	go j.writer()
+}
+
+func (j *storeJournal) append(rec *record) uint64 {
+	j.mu.Lock()
+	j.queue = append(j.queue, rec)
+	j.queued++
+	seq := j.queued
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	return seq
+}
+
+func (j *storeJournal) durable() uint64         { return j.dur.Load() }
+func (j *storeJournal) notify() <-chan struct{} { return j.ntf }
+
+func (j *storeJournal) err() error {
+	if p := j.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (j *storeJournal) close() error {
+	j.mu.Lock()
+	j.closing = true
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	<-j.done
+	return j.err()
+}
+
+// writer is the single goroutine that persists batches, in order.
+func (j *storeJournal) writer() {
+	defer close(j.done)
+	var buf bytes.Buffer
+	for {
+		j.mu.Lock()
+		batch, last, closing := j.queue, j.queued, j.closing
+		j.queue = nil
+		j.mu.Unlock()
+		if len(batch) == 0 {
+			if closing {
+				return
+			}
+			<-j.wake
+			continue
+		}
+		if j.err() == nil {
+			if err := j.write(batch, &buf); err != nil {
+				err = fmt.Errorf("graph: writing journal %s: %w; the executor stops starting work", j.prefix, err)
+				j.failure.Store(&err)
+			} else {
+				j.dur.Store(last)
+			}
+		}
+		select {
+		case j.ntf <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (j *storeJournal) write(batch []*record, buf *bytes.Buffer) error {
+	// Only the latest record of a node-role in a batch matters; the batch
+	// is one atomic Txn, so nothing in between is ever visible.
+	latest := make(map[string]int, len(batch))
+	for i, r := range batch {
+		latest[r.ID] = i
+	}
+	ops := make([]store.Op, 0, len(latest)+1)
+	for i, r := range batch {
+		if latest[r.ID] != i {
+			continue
+		}
+		buf.Reset()
+		if err := json.NewEncoder(buf).Encode(r); err != nil {
+			return fmt.Errorf("encoding record of %s: %w", r.ID, err)
+		}
+		ops = append(ops, store.PutOp(j.prefix+r.ID, bytes.Clone(buf.Bytes())))
+	}
+	if j.fence != nil {
+		ops = append(ops, j.fence()...)
+	}
+	_, err := j.st.Txn(context.Background(), ops...)
+	return err
+}
+
+// encodeOutput serializes a role's output for the journal with gob (which
+// keeps attr.Secret values). An output without exported fields is nil.
+func encodeOutput(out any) ([]byte, error) {
+	v := reflect.ValueOf(out)
+	if !v.IsValid() || !hasExported(v.Type()) {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).EncodeValue(v); err != nil {
+		return nil, fmt.Errorf("encoding output %v for the journal: %w (outputs must be gob-encodable: exported fields, registered interface types)", v.Type(), err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeOutput reverses encodeOutput into a value of type t.
+func decodeOutput(b []byte, t reflect.Type) (any, error) {
+	p := reflect.New(t)
+	if len(b) > 0 {
+		if err := gob.NewDecoder(bytes.NewReader(b)).DecodeValue(p); err != nil {
+			return nil, fmt.Errorf("decoding journaled output as %v: %w", t, err)
+		}
+	}
+	return p.Elem().Interface(), nil
+}
+
+func hasExported(t reflect.Type) bool {
+	if t.Kind() != reflect.Struct {
+		return true
+	}
+	for i := 0; i < t.NumField(); i++ {
+		if t.Field(i).IsExported() {
+			return true
+		}
+	}
+	return false
+}

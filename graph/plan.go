@@ -1,0 +1,464 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/store"
+)
+
+// Action is what a plan decided for a node-role.
+type Action uint8
+
+// Actions.
+const (
+	// ActionSkip: converged — same role version, same inputs, last run
+	// succeeded (and its check, if any, found no drift).
+	ActionSkip Action = iota + 1
+	// ActionRun: the node-role runs; Step.Reason says why.
+	ActionRun
+	// ActionRunIfChanged: its inputs are known only after something it
+	// waits for has run; the executor binds them then, and runs the
+	// node-role only if they changed.
+	ActionRunIfChanged
+	// ActionHold: a destructive role was interrupted mid-run; it is not run
+	// again without Force, and what waits for it is blocked.
+	ActionHold
+)
+
+var actionNames = [...]string{"", "skip", "run", "run-if-changed", "hold"}
+
+func (a Action) String() string {
+	if a > 0 && int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Step is the plan for one node-role.
+type Step struct {
+	// ID is "role@node", or the role's name for a service-scope role.
+	ID   string
+	Role string
+	// Node is the node it runs on; "" for service scope.
+	Node   string
+	Action Action
+	// Reason says why, in words: "new", "input Peers changed: +n4",
+	// "role version changed: 3.4 → 3.5", "drifted: etcd is not running",
+	// "converged", "inputs known after run (waits for a@n1)".
+	Reason string
+	// Changed lists the input fields whose value changed, when known.
+	Changed []string
+	// WaitsFor lists the IDs of the node-roles this one waits for.
+	WaitsFor []string
+	// Last is the state the journal recorded for it (0 if it never ran).
+	Last State
+}
+
+// Plan is a deployment expanded into node-roles, each with an [Action]
+// and the reason for it. Apply it with [Apply].
+type Plan struct {
+	// Deployment is the deployment's name.
+	Deployment string
+	// Steps lists every node-role in an order in which each comes after
+	// everything it waits for.
+	Steps []Step
+
+	d        *Deployment
+	st       store.Store
+	g        *dag
+	recs     []*record
+	outs     []any // outputs of skipped node-roles, from the journal
+	nodeVals map[string]*attr.Values
+}
+
+// PlanOption changes how [NewPlan] decides.
+type PlanOption func(*planConfig)
+
+type planConfig struct {
+	force     map[string]bool
+	forceAll  bool
+	checkPar  int
+	skipCheck bool
+}
+
+// Force plans the given node-roles (IDs like "etcd-member@n1") or roles
+// (names: every node-role of the role) to run even when converged, and
+// allows destructive roles to run again.
+func Force(idsOrRoles ...string) PlanOption {
+	return func(c *planConfig) {
+		for _, s := range idsOrRoles {
+			c.force[s] = true
+		}
+	}
+}
+
+// ForceAll plans every node-role to run.
+func ForceAll() PlanOption { return func(c *planConfig) { c.forceAll = true } }
+
+// CheckParallelism bounds how many drift checks run at once (default 8).
+func CheckParallelism(n int) PlanOption { return func(c *planConfig) { c.checkPar = n } }
+
+// SkipChecks plans without running drift checks.
+func SkipChecks() PlanOption { return func(c *planConfig) { c.skipCheck = true } }
+
+// NewPlan expands d into node-roles, reads the journal of the deployment from
+// st, and decides for every node-role whether it runs, and why. Wiring
+// mistakes (a missing or ambiguous input, an unknown required role, a
+// cycle) fail here, before anything runs. Converged node-roles whose role
+// has a Check are checked for drift, in parallel.
+func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOption) (*Plan, error) {
+	cfg := planConfig{force: map[string]bool{}, checkPar: 8}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	g, err := build(d)
+	if err != nil {
+		return nil, err
+	}
+	recMap, err := newStoreJournal(st, d.name).load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := len(g.nrs)
+	p := &Plan{Deployment: d.name, Steps: make([]Step, n), d: d, st: st, g: g,
+		recs: make([]*record, n), outs: make([]any, n), nodeVals: map[string]*attr.Values{}}
+	for name := range d.nodeAttrs {
+		d.attrsFor(name, p.nodeVals)
+	}
+	zeros := map[reflect.Type]any{}
+	var errs *multierror.Error
+	ins := make([]any, n)
+	var checks []int
+	for i, nr := range g.nrs {
+		rec := recMap[nr.id]
+		p.recs[i] = rec
+		s := &p.Steps[i]
+		*s = Step{ID: nr.id, Role: nr.meta.Name, Node: nr.name}
+		for _, dep := range nr.deps {
+			s.WaitsFor = append(s.WaitsFor, g.nrs[dep].id)
+		}
+		if rec != nil {
+			s.Last = rec.State
+		}
+		// Are all inputs known now?
+		var unknown string
+		for _, dep := range nr.deps {
+			if p.Steps[dep].Action != ActionSkip {
+				unknown = g.nrs[dep].id
+				break
+			}
+		}
+		outputs := func(i int32) any {
+			if unknown == "" {
+				return p.outs[i]
+			}
+			t := g.nrs[i].def.Out()
+			z, ok := zeros[t]
+			if !ok {
+				z = reflect.Zero(t).Interface()
+				zeros[t] = z
+			}
+			return z
+		}
+		in, err := p.bind(i, outputs)
+		if err != nil {
+			errs = multierror.Append(errs, err)
+			continue
+		}
+		forced := cfg.forceAll || cfg.force[nr.id] || cfg.force[nr.meta.Name]
+		var last *success
+		if rec != nil {
+			last = rec.Last
+		}
+		run := func(reason string) { s.Action, s.Reason = ActionRun, reason }
+		switch {
+		case forced:
+			run("forced")
+			continue
+		case rec != nil && rec.State == StateRunning && nr.meta.Destructive:
+			s.Action = ActionHold
+			s.Reason = fmt.Sprintf("destructive role was interrupted while running (attempt %d); inspect %s and force it to run again", rec.Attempt, orDeployment(nr.name))
+			continue
+		case last == nil && rec != nil && rec.State == StateRunning:
+			run("interrupted while running; runs again")
+			continue
+		case last == nil && rec != nil && rec.State == StateFailed:
+			run("last run failed: " + rec.Error)
+			continue
+		case last == nil:
+			run("new")
+			continue
+		}
+		// It succeeded before. Why would it run again?
+		var why string
+		var changed []string
+		switch {
+		case rec.State == StateRunning:
+			why = "interrupted while running; runs again"
+		case rec.State == StateFailed:
+			why = "last run failed: " + rec.Error
+		case last.Version != nr.meta.Version:
+			why = fmt.Sprintf("role version changed: %s → %s", versionText(last.Version), versionText(nr.meta.Version))
+		default:
+			changed, why = peersChanged(g, nr, last)
+		}
+		if why == "" && unknown != "" {
+			s.Action, s.Reason = ActionRunIfChanged, "inputs known after run (waits for "+unknown+")"
+			continue
+		}
+		if why == "" {
+			dg, fields, err := nr.def.DigestInputs(in)
+			if err != nil {
+				errs = multierror.Append(errs, fmt.Errorf("graph: %s: %w", nr.id, err))
+				continue
+			}
+			if dg != last.Digest {
+				changed = changedFields(fields, last.Fields)
+				why = "input " + strings.Join(changed, ", ") + " changed"
+			}
+		}
+		if why != "" {
+			if nr.meta.Destructive {
+				s.Action, s.Reason = ActionSkip, "destructive role already succeeded; not re-run although "+why+"; force it to run again"
+			} else {
+				run(why)
+				s.Changed = changed
+				continue
+			}
+		}
+		out, err := decodeOutput(last.Output, nr.def.Out())
+		if err != nil {
+			run("journaled output unreadable (" + err.Error() + ")")
+			continue
+		}
+		p.outs[i] = out
+		if s.Action == 0 {
+			s.Action, s.Reason = ActionSkip, "converged"
+		}
+		if nr.def.HasCheck() && !cfg.skipCheck {
+			ins[i] = in
+			checks = append(checks, i)
+		}
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		return nil, err
+	}
+	if len(checks) > 0 {
+		if err := p.runChecks(ctx, checks, ins, cfg.checkPar); err != nil {
+			return nil, err
+		}
+		// A drifted node-role re-runs; what waits for it learns its inputs
+		// only after that.
+		for i, nr := range g.nrs {
+			s := &p.Steps[i]
+			if s.Action != ActionSkip {
+				continue
+			}
+			for _, dep := range nr.deps {
+				if p.Steps[dep].Action != ActionSkip {
+					s.Action, s.Reason = ActionRunIfChanged, "inputs known after run (waits for "+g.nrs[dep].id+")"
+					p.outs[i] = nil
+					break
+				}
+			}
+		}
+	}
+	return p, nil
+}
+
+func versionText(v string) string {
+	if v == "" {
+		return `""`
+	}
+	return v
+}
+
+// bind fills node-role i's input from the outputs given by out.
+func (p *Plan) bind(i int, out func(int32) any) (any, error) {
+	nr := p.g.nrs[i]
+	env := role.Env{Node: nr.name}
+	if nr.hasAttr {
+		env.Attrs = p.attrsFor(nr.name)
+		if len(nr.pubs) > 0 {
+			env.Attrs = env.Attrs.Clone()
+			for _, pi := range nr.pubs {
+				pub := p.g.nrs[pi]
+				if err := pub.def.Publish(env.Attrs, pub.name, out(pi)); err != nil {
+					return nil, fmt.Errorf("graph: %s: %w", nr.id, err)
+				}
+			}
+		}
+	}
+	if len(nr.wired) > 0 {
+		env.Outputs = make([]role.Output, len(nr.wired))
+		for k, w := range nr.wired {
+			env.Outputs[k] = role.Output{Role: p.g.nrs[w].meta.Name, Node: p.g.nrs[w].name, Value: out(w)}
+		}
+	}
+	in, _, err := nr.def.Bind(env)
+	if err != nil {
+		return nil, fmt.Errorf("graph: planning %s: %w", nr.id, err)
+	}
+	return in, nil
+}
+
+func (p *Plan) attrsFor(node string) *attr.Values {
+	if vs, ok := p.nodeVals[node]; ok {
+		return vs
+	}
+	return p.d.attrs
+}
+
+// peersChanged compares the producers of every All input with the ones
+// recorded at the last successful run.
+func peersChanged(g *dag, nr *nodeRole, last *success) ([]string, string) {
+	var changed, parts []string
+	for _, pi := range nr.peers {
+		now := peerLabels(g, pi.producers)
+		was := last.Peers[pi.field]
+		add, del := diffSorted(now, was)
+		if len(add) == 0 && len(del) == 0 {
+			continue
+		}
+		var d []string
+		for _, a := range add {
+			d = append(d, "+"+a)
+		}
+		for _, r := range del {
+			d = append(d, "-"+r)
+		}
+		changed = append(changed, pi.field)
+		parts = append(parts, "input "+pi.field+" changed: "+strings.Join(d, " "))
+	}
+	return changed, strings.Join(parts, "; ")
+}
+
+// peerLabels names producers by node, or by role for service scope.
+func peerLabels(g *dag, is []int32) []string {
+	out := make([]string, len(is))
+	for k, i := range is {
+		if g.nrs[i].name != "" {
+			out[k] = g.nrs[i].name
+		} else {
+			out[k] = g.nrs[i].meta.Name
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func diffSorted(now, was []string) (add, del []string) {
+	i, j := 0, 0
+	for i < len(now) || j < len(was) {
+		switch {
+		case j == len(was) || (i < len(now) && now[i] < was[j]):
+			add = append(add, now[i])
+			i++
+		case i == len(now) || was[j] < now[i]:
+			del = append(del, was[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return add, del
+}
+
+func changedFields(now, was map[string]string) []string {
+	var out []string
+	for f, d := range now {
+		if was[f] != d {
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		out = []string{"set"} // same fields, different total: schema changed
+	}
+	return out
+}
+
+func (p *Plan) runChecks(ctx context.Context, idx []int, ins []any, par int) error {
+	if par < 1 {
+		par = 1
+	}
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	drift := make([]string, len(idx))
+	for k, i := range idx {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			nr := p.g.nrs[i]
+			rc := role.NewContext(role.ContextOptions{Deployment: p.d.name, Role: nr.meta.Name, Node: nr.node,
+				Logger: p.d.logger, Services: p.d.services, Attempt: 1})
+			d, err := nr.def.Check(ctx, rc, ins[i], p.outs[i])
+			switch {
+			case err != nil:
+				drift[k] = "check failed: " + err.Error()
+			case d != "":
+				drift[k] = "drifted: " + d
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("graph: drift checks of %s: %w", p.d.name, err)
+	}
+	for k, i := range idx {
+		if drift[k] != "" {
+			p.Steps[i].Action, p.Steps[i].Reason = ActionRun, drift[k]
+			p.outs[i] = nil
+		}
+	}
+	return nil
+}
+
+// Count returns how many steps have action a.
+func (p *Plan) Count(a Action) int {
+	n := 0
+	for _, s := range p.Steps {
+		if s.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// Step returns the step of the node-role id.
+func (p *Plan) Step(id string) (Step, bool) {
+	i, ok := p.g.index[id]
+	if !ok {
+		return Step{}, false
+	}
+	return p.Steps[i], true
+}
+
+// String lists the plan, one node-role per line: action, ID, reason.
+func (p *Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "plan for %s: %d to run, %d to run if changed, %d converged", p.Deployment,
+		p.Count(ActionRun), p.Count(ActionRunIfChanged), p.Count(ActionSkip))
+	if h := p.Count(ActionHold); h > 0 {
+		fmt.Fprintf(&b, ", %d held", h)
+	}
+	b.WriteByte('\n')
+	for _, s := range p.Steps {
+		fmt.Fprintf(&b, "  %-14s %s: %s\n", s.Action, s.ID, s.Reason)
+	}
+	return b.String()
+}

@@ -1,0 +1,344 @@
+package graph
+
+import "fmt"
+
+// sched is the executor's deterministic core: which node-role may start
+// next, and what a success or a failure releases or blocks. It knows no
+// time, goroutines or I/O, so the executor and the makespan benchmark's
+// virtual clock drive the same code.
+type sched struct {
+	kids    [][]int32
+	need    []int32 // unfinished dependencies (and batch gates)
+	node    []int32 // node index, -1 for none
+	prio    []int64 // longest remaining path, including itself
+	state   []State
+	perNode int32
+	busy    []int32
+	ready   nrHeap
+	parked  []nrHeap
+	fifo    bool
+	order   []uint64
+	seq     uint64
+
+	// Rollouts.
+	roleOf  []int32 // index into roles, -1 for roles without a policy
+	roles   []*rollState
+	batchOf []int32
+
+	by  []int32  // what blocked it, -1 for a breaker
+	why []string // why it is blocked (beyond "blocked by")
+
+	// trans collects the blocked transitions since the caller last took them.
+	trans []int32
+}
+
+type rollState struct {
+	name     string
+	policy   Rollout
+	total    int
+	failed   int
+	tripped  bool
+	members  []int32
+	batches  [][]int32
+	left     []int
+	bad      []bool
+	maxLimit string
+}
+
+type nrHeap struct {
+	s    []int32
+	less func(a, b int32) bool
+}
+
+func (h *nrHeap) len() int { return len(h.s) }
+
+func (h *nrHeap) push(x int32) {
+	h.s = append(h.s, x)
+	i := len(h.s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(h.s[i], h.s[p]) {
+			break
+		}
+		h.s[i], h.s[p] = h.s[p], h.s[i]
+		i = p
+	}
+}
+
+func (h *nrHeap) pop() int32 {
+	top := h.s[0]
+	n := len(h.s) - 1
+	h.s[0] = h.s[n]
+	h.s = h.s[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h.less(h.s[l], h.s[m]) {
+			m = l
+		}
+		if r < n && h.less(h.s[r], h.s[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h.s[i], h.s[m] = h.s[m], h.s[i]
+		i = m
+	}
+	return top
+}
+
+// newSched prepares the core for n node-roles. deps counts each one's
+// dependencies; est is each one's estimated duration (any unit).
+func newSched(kids [][]int32, deps []int32, node []int32, nodes int, est []int64, perNode int, fifo bool) *sched {
+	n := len(kids)
+	s := &sched{kids: kids, need: append([]int32(nil), deps...), node: node, prio: make([]int64, n),
+		state: make([]State, n), perNode: int32(perNode), busy: make([]int32, nodes),
+		parked: make([]nrHeap, nodes), fifo: fifo, order: make([]uint64, n),
+		roleOf: make([]int32, n), batchOf: make([]int32, n), by: make([]int32, n), why: make([]string, n)}
+	if s.perNode < 1 {
+		s.perNode = 1
+	}
+	// Kids come later in topological order: walk backwards.
+	for i := n - 1; i >= 0; i-- {
+		var best int64
+		for _, k := range kids[i] {
+			if s.prio[k] > best {
+				best = s.prio[k]
+			}
+		}
+		s.prio[i] = best + est[i]
+	}
+	less := func(a, b int32) bool {
+		if s.fifo {
+			return s.order[a] < s.order[b]
+		}
+		if s.prio[a] != s.prio[b] {
+			return s.prio[a] > s.prio[b]
+		}
+		return a < b
+	}
+	s.ready.less = less
+	for i := range s.parked {
+		s.parked[i].less = less
+	}
+	for i := range s.state {
+		s.state[i] = StatePending
+		s.roleOf[i] = -1
+		s.batchOf[i] = -1
+		s.by[i] = -1
+	}
+	return s
+}
+
+// addRollout attaches a rollout policy to the node-roles members (in node
+// order), which are those of one role that will run.
+func (s *sched) addRollout(name string, r Rollout, members []int32) {
+	rs := &rollState{name: name, policy: r, total: len(members), members: members}
+	idx := int32(len(s.roles))
+	s.roles = append(s.roles, rs)
+	size := r.Batch
+	if size == 0 && r.BatchPercent > 0 {
+		size = (len(members)*r.BatchPercent + 99) / 100
+	}
+	if size <= 0 || size > len(members) {
+		size = len(members)
+	}
+	for start := 0; start < len(members); start += size {
+		end := min(start+size, len(members))
+		b := int32(len(rs.batches))
+		rs.batches = append(rs.batches, members[start:end])
+		rs.left = append(rs.left, end-start)
+		rs.bad = append(rs.bad, false)
+		for _, m := range members[start:end] {
+			s.batchOf[m] = b
+			if b > 0 {
+				s.need[m]++ // gate: the previous batch must pass
+			}
+		}
+	}
+	for _, m := range members {
+		s.roleOf[m] = idx
+	}
+	var lim []string
+	if r.MaxFailed > 0 {
+		lim = append(lim, fmt.Sprintf("max %d", r.MaxFailed))
+	}
+	if r.MaxFailedFraction > 0 {
+		lim = append(lim, fmt.Sprintf("max fraction %g", r.MaxFailedFraction))
+	}
+	if len(lim) > 0 {
+		rs.maxLimit = lim[0]
+		if len(lim) > 1 {
+			rs.maxLimit += ", " + lim[1]
+		}
+	}
+}
+
+// skip marks i as converged without running; call in topological order
+// before start.
+func (s *sched) skip(i int32) {
+	s.state[i] = StateSkipped
+	for _, k := range s.kids[i] {
+		s.need[k]--
+	}
+}
+
+// start queues everything that is ready.
+func (s *sched) start() {
+	for i := range s.state {
+		if s.state[i] == StatePending && s.need[i] == 0 {
+			s.push(int32(i))
+		}
+	}
+}
+
+func (s *sched) push(i int32) {
+	s.seq++
+	s.order[i] = s.seq
+	s.ready.push(i)
+}
+
+// next returns the best node-role that may start now (marking it running),
+// or -1.
+func (s *sched) next() int32 {
+	for s.ready.len() > 0 {
+		i := s.ready.pop()
+		if s.state[i] != StatePending {
+			continue
+		}
+		if nd := s.node[i]; nd >= 0 {
+			if s.busy[nd] >= s.perNode {
+				s.parked[nd].push(i)
+				continue
+			}
+			s.busy[nd]++
+		}
+		s.state[i] = StateRunning
+		return i
+	}
+	return -1
+}
+
+// release frees i's node slot: it stopped running (whatever the outcome).
+func (s *sched) release(i int32) {
+	nd := s.node[i]
+	if nd < 0 {
+		return
+	}
+	s.busy[nd]--
+	for s.parked[nd].len() > 0 {
+		j := s.parked[nd].pop()
+		if s.state[j] == StatePending {
+			s.ready.push(j)
+			return
+		}
+	}
+}
+
+// succeed records that i succeeded (or, skipped, found itself converged)
+// and queues what became ready.
+func (s *sched) succeed(i int32, skipped bool) {
+	if skipped {
+		s.state[i] = StateSkipped
+	} else {
+		s.state[i] = StateSucceeded
+	}
+	for _, k := range s.kids[i] {
+		if s.need[k]--; s.need[k] == 0 && s.state[k] == StatePending {
+			s.push(k)
+		}
+	}
+	s.batchDone(i, false)
+}
+
+// fail records that i failed; everything below it is blocked. It reports
+// whether i's failure tripped its role's breaker.
+func (s *sched) fail(i int32) (tripped *rollState) {
+	s.state[i] = StateFailed
+	s.blockBelow(i, i, "")
+	if r := s.roleOf[i]; r >= 0 {
+		rs := s.roles[r]
+		rs.failed++
+		p := rs.policy
+		if !rs.tripped && ((p.MaxFailed > 0 && rs.failed >= p.MaxFailed) ||
+			(p.MaxFailedFraction > 0 && float64(rs.failed) > p.MaxFailedFraction*float64(rs.total))) {
+			rs.tripped = true
+			tripped = rs
+			why := fmt.Sprintf("rollout of role %q stopped: breaker tripped (%d of %d failed, %s)", rs.name, rs.failed, rs.total, rs.maxLimit)
+			for _, m := range rs.members {
+				if s.state[m] == StatePending {
+					s.block(m, -1, why)
+				}
+				s.blockBelow(m, -1, why)
+			}
+		}
+	}
+	s.batchDone(i, true)
+	return tripped
+}
+
+// blockBelow blocks every pending descendant of i.
+func (s *sched) blockBelow(i, by int32, why string) {
+	stack := append([]int32(nil), s.kids[i]...)
+	for len(stack) > 0 {
+		k := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch s.state[k] {
+		case StatePending:
+			s.block(k, by, why)
+		case StateBlocked:
+			continue // its descendants are already blocked
+		}
+		stack = append(stack, s.kids[k]...)
+	}
+}
+
+func (s *sched) block(k, by int32, why string) {
+	s.state[k] = StateBlocked
+	s.by[k], s.why[k] = by, why
+	s.trans = append(s.trans, k)
+	s.batchDone(k, true)
+}
+
+// batchDone accounts for member i of a batched rollout reaching a final
+// state: a bad batch blocks the later ones; a passed batch opens the next.
+func (s *sched) batchDone(i int32, bad bool) {
+	r, b := s.roleOf[i], s.batchOf[i]
+	if r < 0 || b < 0 {
+		return
+	}
+	rs := s.roles[r]
+	rs.left[b]--
+	if bad && !rs.bad[b] {
+		rs.bad[b] = true
+		for nb := int(b) + 1; nb < len(rs.batches); nb++ {
+			why := fmt.Sprintf("batch %d of %d of role %q not started: batch %d did not pass", nb+1, len(rs.batches), rs.name, b+1)
+			for _, m := range rs.batches[nb] {
+				if s.state[m] == StatePending {
+					by := i
+					if s.state[i] == StateBlocked {
+						by = s.by[i]
+					}
+					s.block(m, by, why)
+					s.blockBelow(m, by, why)
+				}
+			}
+		}
+		return
+	}
+	if rs.left[b] == 0 && !rs.bad[b] && int(b)+1 < len(rs.batches) {
+		for _, m := range rs.batches[b+1] {
+			if s.need[m]--; s.need[m] == 0 && s.state[m] == StatePending {
+				s.push(m)
+			}
+		}
+	}
+}
+
+// takeBlocked returns the node-roles blocked since the last call.
+func (s *sched) takeBlocked() []int32 {
+	t := s.trans
+	s.trans = nil
+	return t
+}
