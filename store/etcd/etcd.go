@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +96,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	defer cancel()
 	if _, err := cli.Get(pctx, opts.Prefix, clientv3.WithCountOnly()); err != nil {
 		_ = cli.Close()
+		if opts.TLS != nil {
+			// gRPC reports only the timeout; the handshake says why.
+			if herr := probeTLS(ctx, opts.Endpoints, opts.TLS); herr != nil {
+				return nil, fmt.Errorf("etcdstore: etcd at %v did not answer within %v: %w (%v; check Options.TLS: RootCAs must hold the cluster's CA, and the client certificate must come from the CA the cluster trusts)", opts.Endpoints, opts.DialTimeout, err, herr)
+			}
+		}
 		return nil, fmt.Errorf("etcdstore: etcd at %v did not answer within %v: %w (check the endpoints, that the cluster has a leader, and the TLS settings)", opts.Endpoints, opts.DialTimeout, err)
 	}
 	s := New(cli, opts.Prefix)
@@ -385,4 +393,37 @@ func newBackoff(ctx context.Context) backoff.BackOff {
 	b.MaxInterval = 2 * time.Second
 	b.MaxElapsedTime = 0 // until ctx ends: a watch outlives outages
 	return backoff.WithContext(b, ctx)
+}
+
+// probeTLS does a TLS handshake with each endpoint and returns the first
+// failure, for Open's error message. With TLS 1.3 a server rejects a client
+// certificate only after the handshake, so it also waits briefly for the
+// server's alert.
+func probeTLS(ctx context.Context, endpoints []string, cfg *tls.Config) error {
+	for _, ep := range endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		c := cfg.Clone()
+		if c.ServerName == "" {
+			c.ServerName = u.Hostname()
+		}
+		c.NextProtos = []string{"h2"}
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: c}
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := d.DialContext(dctx, "tcp", u.Host)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("TLS handshake with %s failed: %w", u.Host, err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			return fmt.Errorf("TLS session with %s refused: %w", u.Host, err)
+		}
+	}
+	return nil
 }

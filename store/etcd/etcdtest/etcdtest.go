@@ -47,6 +47,9 @@ type Options struct {
 	TLS *ServerTLS
 	// ExtraArgs are appended to every member's command line.
 	ExtraArgs []string
+	// Dir holds the members' data directories and logs; empty means a new
+	// temporary directory that Stop removes.
+	Dir string
 }
 
 // ServerTLS holds PEM files for the members' client listeners. Peer
@@ -66,6 +69,7 @@ type ServerTLS struct {
 type Cluster struct {
 	Members []*Member
 	tls     *tls.Config
+	rmdir   string // removed by Stop
 }
 
 // Member is one etcd process.
@@ -81,14 +85,20 @@ type Member struct {
 	done chan struct{} // closed when the process has exited and been reaped
 }
 
-// Binary returns the etcd executable tests should use, or skips (CI unset)
-// or fails (CI set) the test when there is none.
+// BinaryPath returns the etcd executable tests use: $MASON_ETCD, or
+// DefaultBinary.
+func BinaryPath() string {
+	if bin := os.Getenv("MASON_ETCD"); bin != "" {
+		return bin
+	}
+	return DefaultBinary
+}
+
+// Binary returns [BinaryPath], or skips (CI unset) or fails (CI set) the
+// test when there is no executable there.
 func Binary(t testing.TB) string {
 	t.Helper()
-	bin := os.Getenv("MASON_ETCD")
-	if bin == "" {
-		bin = DefaultBinary
-	}
+	bin := BinaryPath()
 	if _, err := os.Stat(bin); err != nil {
 		if os.Getenv("CI") == "" {
 			t.Skipf("etcd server binary %s not found (install Debian's etcd-server, or set MASON_ETCD); CI is unset, so skipping", bin)
@@ -99,34 +109,70 @@ func Binary(t testing.TB) string {
 }
 
 // Start runs an etcd cluster for the test and waits until every member
-// answers a linearizable read. It retries with new ports when a port it
-// picked was taken by someone else in the meantime.
+// answers a linearizable read. The cluster is stopped when the test ends;
+// if the test failed, the tail of every member's log is logged first.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
-	bin := opts.Binary
-	if bin == "" {
-		bin = Binary(t)
+	if opts.Binary == "" {
+		opts.Binary = Binary(t)
+	}
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	c, err := Launch(opts)
+	if err != nil {
+		t.Fatalf("etcdtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, m := range c.Members {
+				t.Logf("etcd member %s log (last lines of %s):\n%s", m.Name, m.LogFile, tail(m.LogFile, 30))
+			}
+		}
+		c.Stop()
+	})
+	return c
+}
+
+// Launch runs an etcd cluster and waits until every member answers a
+// linearizable read; the caller must Stop it. It retries with new ports
+// when a port it picked was taken by someone else in the meantime. Tests
+// should call [Start] instead; Launch is for TestMain and examples.
+func Launch(opts Options) (*Cluster, error) {
+	if opts.Binary == "" {
+		opts.Binary = BinaryPath()
 	}
 	if opts.Members <= 0 {
 		opts.Members = 1
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err := start(t, bin, opts)
+		c, err := launch(opts, attempt)
 		if err == nil {
-			return c
+			return c, nil
 		}
 		lastErr = err
-		c.stopAll()
+		c.Stop()
 	}
-	t.Fatalf("etcdtest: starting a %d-member etcd cluster: %v", opts.Members, lastErr)
-	return nil
+	return nil, fmt.Errorf("starting a %d-member etcd cluster with %s: %w", opts.Members, opts.Binary, lastErr)
 }
 
-func start(t testing.TB, bin string, opts Options) (*Cluster, error) {
-	dir := t.TempDir()
-	scheme := "http"
+func launch(opts Options, attempt int) (*Cluster, error) {
 	c := &Cluster{}
+	dir := opts.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "etcdtest-")
+		if err != nil {
+			return c, fmt.Errorf("creating a data directory: %w", err)
+		}
+		dir, c.rmdir = d, d
+	} else {
+		dir = filepath.Join(dir, fmt.Sprintf("try%d", attempt))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return c, fmt.Errorf("creating a data directory: %w", err)
+		}
+	}
+	scheme := "http"
 	if opts.TLS != nil {
 		scheme = "https"
 		c.tls = opts.TLS.Client
@@ -174,18 +220,10 @@ func start(t testing.TB, bin string, opts Options) (*Cluster, error) {
 			}
 		}
 		args = append(args, opts.ExtraArgs...)
-		if err := m.launch(bin, args); err != nil {
+		if err := m.launch(opts.Binary, args); err != nil {
 			return c, err
 		}
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, m := range c.Members {
-				t.Logf("etcd member %s log (last lines of %s):\n%s", m.Name, m.LogFile, tail(m.LogFile, 30))
-			}
-		}
-		c.stopAll()
-	})
 	if err := c.waitReady(30 * time.Second); err != nil {
 		return c, err
 	}
@@ -360,12 +398,17 @@ func (m *Member) signal(sig syscall.Signal, wait time.Duration) error {
 	}
 }
 
-func (c *Cluster) stopAll() {
+// Stop stops every member (SIGTERM, then SIGKILL) and removes the data
+// directory Launch created. It is safe to call more than once.
+func (c *Cluster) Stop() {
 	if c == nil {
 		return
 	}
 	for _, m := range c.Members {
 		_ = m.Stop()
+	}
+	if c.rmdir != "" {
+		_ = os.RemoveAll(c.rmdir)
 	}
 }
 
