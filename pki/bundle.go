@@ -106,3 +106,24 @@ func (b Bundle) Install(ctx context.Context, t provider.Transport, f Files) erro
 	}
 	return nil
 }
+
+// NodeIdentity is the identity of a node for server and peer certificates:
+// its name as the CN; as DNS names, its name under each of domains (or the
+// bare name when no domain is given); as IPs, its interface, private and
+// public addresses. Trim the result before issuing when an authority's
+// networks do not cover all of them.
+func NodeIdentity(n *provider.Node, domains ...string) Identity {
+	id := Identity{Name: n.Name}
+	if len(domains) == 0 {
+		id.DNSNames = []string{n.Name}
+	}
+	for _, d := range domains {
+		id.DNSNames = append(id.DNSNames, n.Name+"."+d)
+	}
+	if n.InterfaceAddr.IsValid() {
+		id.IPs = append(id.IPs, n.InterfaceAddr)
+	}
+	id.IPs = append(id.IPs, n.PrivateAddrs...)
+	id.IPs = append(id.IPs, n.PublicAddrs...)
+	return id
+}

@@ -190,27 +190,27 @@ func (r Request) normalize(service string, c constraints, caAlg Algorithm) (Requ
 		out.Identity.Groups = append(out.Identity.Groups, g)
 	}
 	for i, n := range r.Identity.DNSNames {
-		field := fmt.Sprintf("Identity.DNSNames[%d]", i)
+		field := func() string { return fmt.Sprintf("Identity.DNSNames[%d]", i) }
 		norm, err := checkDNSName(n)
 		if err != "" {
-			return refuse(field, printable(n), err)
+			return refuse(field(), printable(n), err)
 		}
 		if !c.allowsName(norm) {
-			return refuse(field, norm, fmt.Sprintf("outside the authority's permitted domains %v; use a name under one of them", c.domains))
+			return refuse(field(), norm, fmt.Sprintf("outside the authority's permitted domains %v; use a name under one of them", c.domains))
 		}
 		out.Identity.DNSNames = append(out.Identity.DNSNames, norm)
 	}
 	for i, ip := range r.Identity.IPs {
-		field := fmt.Sprintf("Identity.IPs[%d]", i)
+		field := func() string { return fmt.Sprintf("Identity.IPs[%d]", i) }
 		if !ip.IsValid() {
-			return refuse(field, "", "invalid (zero) address")
+			return refuse(field(), "", "invalid (zero) address")
 		}
 		ip = ip.Unmap().WithZone("")
 		if ip.IsUnspecified() || ip.IsMulticast() {
-			return refuse(field, ip.String(), "unspecified and multicast addresses name no node; use the node's own address")
+			return refuse(field(), ip.String(), "unspecified and multicast addresses name no node; use the node's own address")
 		}
 		if !c.allowsIP(ip) {
-			return refuse(field, ip.String(), fmt.Sprintf("outside the authority's permitted networks %v", c.networks))
+			return refuse(field(), ip.String(), fmt.Sprintf("outside the authority's permitted networks %v", c.networks))
 		}
 		out.Identity.IPs = append(out.Identity.IPs, ip)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"time"
@@ -272,7 +273,9 @@ func (a *Authority) sign(ctx context.Context, st *state, req Request, lkey strin
 	); err != nil {
 		return fail("recording it", err)
 	}
-	a.m.log.Info("pki: certificate issued", "service", a.service, "kind", req.Kind.String(), "name", req.Identity.Name,
-		"serial", sh, "generation", g.rec.Gen, "dns", req.Identity.DNSNames, "ips", fmt.Sprint(req.Identity.IPs), "not_after", notAfter)
+	if a.m.log.Enabled(ctx, slog.LevelInfo) {
+		a.m.log.Info("pki: certificate issued", "service", a.service, "kind", req.Kind.String(), "name", req.Identity.Name,
+			"serial", sh, "generation", g.rec.Gen, "dns", req.Identity.DNSNames, "ips", fmt.Sprint(req.Identity.IPs), "not_after", notAfter)
+	}
 	return a.bundle(st, g, req, sh, der, keyDER, notAfter), nil
 }

@@ -9,6 +9,8 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/gob"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -599,4 +601,55 @@ func TestInstall(t *testing.T) {
 	require.NoError(t, err)
 	_, err = tls.X509KeyPair(certPEM, keyPEM)
 	require.NoError(t, err)
+}
+
+// TestBundleEncoding: the journal (gob) keeps the key, JSON and printing
+// do not.
+func TestBundleEncoding(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t, memStore(t), newKEK(t))
+	b, err := m.Issue(ctx, "etcd", serverReq("n1", "n1.lab"))
+	require.NoError(t, err)
+
+	var buf bytes.Buffer
+	require.NoError(t, gob.NewEncoder(&buf).Encode(b))
+	var back pki.Bundle
+	require.NoError(t, gob.NewDecoder(&buf).Decode(&back))
+	require.Equal(t, b.KeyPEM.Reveal(), back.KeyPEM.Reveal())
+	require.Equal(t, b.CertPEM, back.CertPEM)
+	require.Equal(t, b.Serial, back.Serial)
+	require.True(t, b.NotAfter.Equal(back.NotAfter))
+	_, err = back.TLSCertificate()
+	require.NoError(t, err)
+
+	js, err := json.Marshal(b)
+	require.NoError(t, err)
+	require.NotContains(t, string(js), "PRIVATE KEY")
+	require.Contains(t, string(js), `"KeyPEM":"[redacted]"`)
+	require.Contains(t, string(js), `"Kind":"server"`)
+	require.Equal(t, fmt.Sprintf("pki.Bundle{etcd server \"n1\" serial %s, expires %s}", b.Serial, b.NotAfter.UTC().Format(time.RFC3339)), b.String())
+}
+
+func TestNodeIdentity(t *testing.T) {
+	n := &provider.Node{Name: "n1", InterfaceAddr: labIP, PrivateAddrs: []netip.Addr{labIP, netip.MustParseAddr("10.78.1.11")}}
+	tests := []struct {
+		domains []string
+		dns     []string
+	}{
+		{nil, []string{"n1"}},
+		{[]string{"lab.example", "lab"}, []string{"n1.lab.example", "n1.lab"}},
+	}
+	for _, tc := range tests {
+		id := pki.NodeIdentity(n, tc.domains...)
+		require.Equal(t, "n1", id.Name)
+		require.Equal(t, tc.dns, id.DNSNames)
+		require.Equal(t, []netip.Addr{labIP, labIP, netip.MustParseAddr("10.78.1.11")}, id.IPs)
+	}
+	// Issuance deduplicates the repeated address.
+	m := newManager(t, memStore(t), newKEK(t))
+	b, err := m.Issue(context.Background(), "etcd", pki.Request{Kind: pki.Peer, Identity: pki.NodeIdentity(n, "lab")})
+	require.NoError(t, err)
+	leaf, err := b.Leaf()
+	require.NoError(t, err)
+	require.Len(t, leaf.IPAddresses, 2)
 }

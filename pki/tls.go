@@ -55,33 +55,40 @@ func (r *Reloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certi
 
 // ServerConfig returns a tls.Config for a server of this service: it
 // presents cert's current certificate, requires every client to present a
-// certificate for client auth from the service's currently trusted roots,
-// and refuses revoked ones. Root rotations and revocations known to this
-// Authority (see Refresh) apply to the next handshake.
+// certificate for client auth that chains to the service's currently
+// trusted roots, and refuses revoked ones. Root rotations and revocations
+// known to this Authority (see Refresh) apply to the next handshake.
+//
+// Clients may send their leaf alone: the authority's own intermediates are
+// supplied during verification (openssl s_client -cert sends only the
+// first certificate of its file). Because verification happens in
+// VerifyConnection, ConnectionState.VerifiedChains stays empty: identify
+// the client by PeerCertificates[0], which has been verified when the
+// handshake succeeds.
 func (a *Authority) ServerConfig(cert *Reloader) *tls.Config {
 	base := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: cert.GetCertificate,
-		ClientAuth:     tls.RequireAndVerifyClientCert,
+		// The handshake insists on a certificate; VerifyConnection below
+		// verifies it against the roots and CRL of the moment, including on
+		// resumed sessions.
+		ClientAuth: tls.RequireAnyClientCert,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return fmt.Errorf("pki: %s: client presented no certificate", a.service)
+			}
+			return a.Verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, "")
+		},
 	}
 	cfg := base.Clone()
+	// ClientCAs only tells clients which roots are acceptable (the
+	// certificate_authorities hint); keep it current.
+	cfg.ClientCAs = a.snapshot().roots
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		st := a.snapshot()
 		c := base.Clone()
-		c.ClientCAs = st.roots
-		c.VerifyConnection = func(cs tls.ConnectionState) error {
-			// The handshake verified the chain against st.roots; this adds the
-			// revocation check (also on resumed sessions).
-			if len(cs.VerifiedChains) == 0 {
-				return fmt.Errorf("pki: %s: client presented no verified certificate", a.service)
-			}
-			return checkRevoked(a.service, a.snapshot(), cs.VerifiedChains)
-		}
+		c.ClientCAs = a.snapshot().roots
 		return c, nil
 	}
-	// Without GetConfigForClient's ClientCAs the base would accept nothing;
-	// keep a static pool too so a caller who clears the callback stays safe.
-	cfg.ClientCAs = a.snapshot().roots
 	return cfg
 }
 

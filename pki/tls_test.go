@@ -201,7 +201,6 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
-
 func TestClientPinsServiceRoot(t *testing.T) {
 	f := newTLSFixture(t, false)
 	admin := f.client(t, f.etcd, "admin")
