@@ -45,5 +45,7 @@
 // Concurrency: several controllers may share one store. Authority creation,
 // issuance, root rotation and revocation are compare-and-swap transactions,
 // so concurrent writers never overwrite each other; [Authority.Refresh]
-// picks up what other controllers changed.
+// picks up what other controllers changed, and [Authority.Follow] keeps
+// watching the store so their rotations and revocations reach running
+// listeners.
 package pki

@@ -201,6 +201,11 @@ func TestKEK(t *testing.T) {
 		_, err := newManager(t, st, kek).Open(ctx, "etcd", pki.AuthorityConfig{Algorithm: pki.Ed25519})
 		require.ErrorContains(t, err, "exists with a different configuration")
 	})
+	t.Run("same config reopens", func(t *testing.T) {
+		a, err := newManager(t, st, kek).Open(ctx, "etcd", pki.AuthorityConfig{Intermediate: true})
+		require.NoError(t, err)
+		require.Equal(t, rootPEM, a.CAPEM())
+	})
 	t.Run("unknown authority", func(t *testing.T) {
 		_, err := newManager(t, st, kek).Load(ctx, "nope")
 		require.ErrorIs(t, err, pki.ErrNoAuthority)
@@ -462,17 +467,18 @@ func TestConcurrentControllers(t *testing.T) {
 
 	// Both create "etcd" at once: one wins, both end up with the same root.
 	auths := make([]*pki.Authority, 2)
+	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	for i := range ms {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a, err := ms[i].Open(ctx, "etcd", pki.AuthorityConfig{})
-			require.NoError(t, err)
-			auths[i] = a
+			auths[i], errs[i] = ms[i].Open(ctx, "etcd", pki.AuthorityConfig{})
 		}()
 	}
 	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
 	require.Equal(t, auths[0].CAPEM(), auths[1].CAPEM())
 
 	// Both issue for the same identity at once: they agree on one certificate.
@@ -481,12 +487,12 @@ func TestConcurrentControllers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := auths[i].Issue(ctx, serverReq("n1", "n1.lab"))
-			require.NoError(t, err)
-			bundles[i] = b
+			bundles[i], errs[i] = auths[i].Issue(ctx, serverReq("n1", "n1.lab"))
 		}()
 	}
 	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
 	require.Equal(t, bundles[0].Serial, bundles[1].Serial)
 
 	// Each issues distinct identities and revokes them concurrently: the
@@ -499,13 +505,20 @@ func TestConcurrentControllers(t *testing.T) {
 			defer wg.Done()
 			for j := 0; j < per; j++ {
 				b, err := auths[i].Issue(ctx, clientReq(fmt.Sprintf("user-%d-%d", i, j)))
-				require.NoError(t, err)
-				require.NoError(t, auths[i].Revoke(ctx, b.Serial, pki.ReasonCessation))
+				if err == nil {
+					err = auths[i].Revoke(ctx, b.Serial, pki.ReasonCessation)
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
 				serials[i] = append(serials[i], b.Serial)
 			}
 		}()
 	}
 	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
 	require.NoError(t, auths[0].Refresh(ctx))
 	crl, err := auths[0].CRL(ctx)
 	require.NoError(t, err)

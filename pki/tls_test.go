@@ -296,3 +296,37 @@ func TestHotReload(t *testing.T) {
 	require.Error(t, err)
 	require.ErrorContains(t, f.srv.serverErr(t), "unknown authority")
 }
+
+// TestFollowAcrossControllers: a server run by one controller refuses a
+// client revoked by another controller once Follow has seen it.
+func TestFollowAcrossControllers(t *testing.T) {
+	f := newTLSFixture(t, false)
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.etcd.Follow(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	admin, err := f.etcd.Issue(f.ctx, clientReq("admin"))
+	require.NoError(t, err)
+	rel, err := pki.NewReloader(admin)
+	require.NoError(t, err)
+	_, _, err = talk(f.srv.addr, f.etcd.ClientConfig(rel, "127.0.0.1"))
+	require.NoError(t, err)
+	require.NoError(t, f.srv.serverErr(t))
+
+	second := newManager(t, f.st, f.kek)
+	require.NoError(t, second.Revoke(f.ctx, "etcd", admin.Serial))
+	require.Eventually(t, func() bool { return f.etcd.Revoked(admin.Serial) }, 10*time.Second, 10*time.Millisecond)
+	_, _, err = talk(f.srv.addr, f.etcd.ClientConfig(rel, "127.0.0.1"))
+	require.Error(t, err)
+	require.ErrorIs(t, f.srv.serverErr(t), pki.ErrRevoked)
+
+	// A rotation by the other controller reaches this one's roots as well.
+	other, err := second.Load(f.ctx, "etcd")
+	require.NoError(t, err)
+	require.NoError(t, other.RotateRoot(f.ctx, time.Hour))
+	require.Eventually(t, func() bool { return len(f.etcd.Roots()) == 2 }, 10*time.Second, 10*time.Millisecond)
+}
