@@ -95,8 +95,9 @@ func (e *NodeRoleError) Unwrap() error { return e.Err }
 // BreakerError reports a rollout stopped by its role's breaker.
 type BreakerError struct {
 	Role string
-	// Failed of Total node-roles of the role failed; the limits are the
-	// role's Rollout policy.
+	// Failed of Total node-roles of the role failed (by the end of the
+	// Apply: some may fail after the trip, while finishing); the limits are
+	// the role's Rollout policy.
 	Failed, Total     int
 	MaxFailed         int
 	MaxFailedFraction float64
@@ -142,6 +143,12 @@ type executor struct {
 	ctx    context.Context
 	runCtx context.Context
 	res    chan runResult
+	trips  []trip
+}
+
+type trip struct {
+	err *BreakerError
+	rs  *rollState
 }
 
 // Apply runs a plan: every node-role planned to run, with bounded
@@ -258,6 +265,11 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 				break
 			}
 			running++
+			if p.Steps[i].Action != ActionRunIfChanged {
+				// Announced here, in scheduling order, so that events show
+				// exactly what started before and after a breaker tripped.
+				e.emit(i, Event{State: StateRunning, Attempt: 1, Reason: p.Steps[i].Reason})
+			}
 			go e.work(i)
 		}
 		if running == 0 && len(awaiting) == 0 {
@@ -324,6 +336,9 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	if stopTimer != nil {
 		stopTimer.Stop()
 	}
+	for _, t := range e.trips {
+		t.err.Failed = t.rs.failed
+	}
 	if err := j.close(); err != nil {
 		errs = multierror.Append(errs, err)
 	}
@@ -378,8 +393,12 @@ func (e *executor) failed(i int32, errs **multierror.Error) {
 		e.emit(k, Event{State: StateBlocked, BlockedBy: by, Reason: why})
 	}
 	if rs != nil {
-		*errs = multierror.Append(*errs, &BreakerError{Role: rs.name, Failed: rs.failed, Total: rs.total,
-			MaxFailed: rs.policy.MaxFailed, MaxFailedFraction: rs.policy.MaxFailedFraction, NotStarted: len(blocked)})
+		// Counts are completed when Apply ends: in-flight node-roles of the
+		// role may still fail.
+		be := &BreakerError{Role: rs.name, Total: rs.total, MaxFailed: rs.policy.MaxFailed,
+			MaxFailedFraction: rs.policy.MaxFailedFraction, NotStarted: len(blocked)}
+		e.trips = append(e.trips, trip{be, rs})
+		*errs = multierror.Append(*errs, be)
 	}
 }
 
@@ -478,7 +497,9 @@ func (e *executor) work(i int32) {
 				return nil, backoff.Permanent(err)
 			}
 		}
-		e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Reason: reason})
+		if r.attempts > 1 || step.Action == ActionRunIfChanged {
+			e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Reason: reason})
+		}
 		rc := role.NewContext(role.ContextOptions{Deployment: p.Deployment, Role: nr.meta.Name, Node: nr.node,
 			Logger: p.d.logger, Services: p.d.services, Attempt: r.attempts})
 		out, err := nr.def.Run(e.runCtx, rc, in)
