@@ -112,6 +112,9 @@ func (d *Deployment) Pool(name string, nodes ...*provider.Node) *Pool {
 	return p
 }
 
+// Node returns the node called name, or nil.
+func (d *Deployment) Node(name string) *provider.Node { return d.nodes[name] }
+
 // AllNodes is a pool of every node in the deployment, whichever pool
 // added it; it is resolved when the deployment is planned.
 func (d *Deployment) AllNodes() *Pool { return &Pool{d: d, name: "*", all: true} }

@@ -2,7 +2,6 @@ package graph_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -207,17 +206,4 @@ func state(t testing.TB, res *graph.Result, id string) graph.Outcome {
 	o, ok := res.Outcome(id)
 	require.True(t, ok, "no outcome for %s", id)
 	return o
-}
-
-func nodeRoleErrors(err error) []*graph.NodeRoleError {
-	var out []*graph.NodeRoleError
-	for err != nil {
-		var ne *graph.NodeRoleError
-		if !errors.As(err, &ne) {
-			break
-		}
-		out = append(out, ne)
-		break
-	}
-	return out
 }
