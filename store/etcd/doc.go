@@ -34,6 +34,15 @@
 // and the history Watch can replay is what the cluster has not compacted,
 // which the etcd operator controls (--auto-compaction-*).
 //
+// etcd's own limits apply: a transaction holds at most --max-txn-ops
+// operations (128 by default) and a request at most --max-request-bytes
+// (1.5 MiB by default); bigger ones fail with etcd's error. A write that
+// fails with a timeout while the cluster changes leader is ambiguous: it may
+// or may not have been applied, so re-read before retrying a conditional
+// write. Pass contexts with deadlines: etcd itself gives up on a proposal
+// lost with a dead leader only after its request timeout (5s plus two
+// election timeouts).
+//
 // Transport security: pass a [crypto/tls.Config] in [Options.TLS] with the
 // cluster's CA in RootCAs and this client's certificate, as mason's pki
 // issues them ([pki.Authority.ClientConfig] returns one).

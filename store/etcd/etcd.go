@@ -59,7 +59,7 @@ type Store struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // watch goroutines
 
-	mu     sync.RWMutex
+	mu     sync.RWMutex // guards closed, and wg.Add against Close's wg.Wait
 	closed bool
 }
 
@@ -139,8 +139,12 @@ func (s *Store) entry(kv *mvccpb.KeyValue) store.Entry {
 	}
 }
 
-// begin fails once the store is closed; callers hold s.mu.RLock until done.
+// begin fails once the store is closed. It does not hold the store open
+// for the call: Close closes the client under a running call, which then
+// fails with ErrClosed (see wrap).
 func (s *Store) begin(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
 		return store.ErrClosed
 	}
@@ -164,8 +168,6 @@ func (s *Store) wrap(what string, err error) error {
 
 // Get implements [store.Store].
 func (s *Store) Get(ctx context.Context, key string) (store.Entry, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if err := s.begin(ctx); err != nil {
 		return store.Entry{}, err
 	}
@@ -187,8 +189,6 @@ const listPage = 1000
 // pages pinned to the first page's revision, so it is still one consistent
 // snapshot.
 func (s *Store) List(ctx context.Context, prefix string) ([]store.Entry, int64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if err := s.begin(ctx); err != nil {
 		return nil, 0, err
 	}
@@ -283,8 +283,6 @@ func (s *Store) Txn(ctx context.Context, ops ...store.Op) (int64, error) {
 		}
 	}
 
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if err := s.begin(ctx); err != nil {
 		return 0, err
 	}
@@ -327,8 +325,6 @@ func (s *Store) Grant(ctx context.Context, ttl time.Duration) (store.LeaseID, er
 	if ttl <= 0 {
 		return 0, fmt.Errorf("etcdstore: lease TTL must be positive, got %v", ttl)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if err := s.begin(ctx); err != nil {
 		return 0, err
 	}
@@ -342,8 +338,6 @@ func (s *Store) Grant(ctx context.Context, ttl time.Duration) (store.LeaseID, er
 
 // KeepAlive implements [store.Store] with one KeepAliveOnce round trip.
 func (s *Store) KeepAlive(ctx context.Context, id store.LeaseID) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -355,8 +349,6 @@ func (s *Store) KeepAlive(ctx context.Context, id store.LeaseID) error {
 
 // Revoke implements [store.Store].
 func (s *Store) Revoke(ctx context.Context, id store.LeaseID) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -367,7 +359,9 @@ func (s *Store) Revoke(ctx context.Context, id store.LeaseID) error {
 }
 
 // Close implements [store.Store]: it ends every watch, waits for their
-// goroutines, and closes the client if [Open] made it.
+// goroutines, and closes the client if [Open] made it, which makes calls
+// still running fail with [store.ErrClosed]. With a client passed to [New],
+// running calls finish normally.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {

@@ -101,3 +101,83 @@ func TestNamespaces(t *testing.T) {
 	}
 	require.Equal(t, []string{"mason/lab/journal/n1", "mason/prod/journal/n1"}, keys)
 }
+
+// TestListPages lists more keys than one etcd round trip returns and checks
+// the pages join into one sorted listing.
+func TestListPages(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	ctx := ctxT(t, 60*time.Second)
+	s := open(t, c.Endpoints(), "pages/")
+	const n = 2500 // listPage is 1000
+	var lastRev int64
+	for batch := 0; batch < n/100; batch++ {
+		var ops []store.Op
+		for i := batch * 100; i < (batch+1)*100; i++ {
+			k := fmt.Sprintf("nodes/%05d", i)
+			ops = append(ops, store.PutOp(k, []byte(k)))
+		}
+		rev, err := s.Txn(ctx, ops...)
+		require.NoError(t, err)
+		lastRev = rev
+	}
+	_, err := s.Put(ctx, "nodesx", []byte("outside the prefix"))
+	require.NoError(t, err)
+
+	ents, rev, err := s.List(ctx, "nodes/")
+	require.NoError(t, err)
+	require.Len(t, ents, n)
+	require.Greater(t, rev, lastRev, "the listing reflects the latest write")
+	for i, e := range ents {
+		require.Equal(t, fmt.Sprintf("nodes/%05d", i), e.Key)
+		require.Equal(t, e.Key, string(e.Value))
+	}
+}
+
+// TestClose checks that Close ends watches and that every call after it
+// fails with store.ErrClosed.
+func TestClose(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	ctx := ctxT(t, 30*time.Second)
+	s, err := etcdstore.Open(ctx, etcdstore.Options{Endpoints: c.Endpoints(), Prefix: "close/"})
+	require.NoError(t, err)
+	ch, err := s.Watch(ctx, "", 0)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	select {
+	case _, ok := <-ch:
+		require.False(t, ok, "watch channel closed by Close")
+	case <-time.After(5 * time.Second):
+		t.Fatal("watch channel still open after Close")
+	}
+	for name, call := range map[string]func() error{
+		"Get":   func() error { _, err := s.Get(ctx, "k"); return err },
+		"List":  func() error { _, _, err := s.List(ctx, ""); return err },
+		"Put":   func() error { _, err := s.Put(ctx, "k", nil); return err },
+		"Txn":   func() error { _, err := s.Txn(ctx, store.DeleteOp("k")); return err },
+		"Watch": func() error { _, err := s.Watch(ctx, "", 0); return err },
+		"Grant": func() error { _, err := s.Grant(ctx, time.Second); return err },
+	} {
+		require.ErrorIs(t, call(), store.ErrClosed, name)
+	}
+	require.NoError(t, s.Close(), "closing twice is fine")
+}
+
+// TestOpenErrors checks that Open fails fast, with a useful message, when
+// it cannot reach a cluster.
+func TestOpenErrors(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	for _, tc := range []struct {
+		name    string
+		opts    etcdstore.Options
+		wantErr string
+	}{
+		{"no endpoints", etcdstore.Options{}, "no endpoints"},
+		// Port 1 on loopback: nothing listens there.
+		{"nothing listening", etcdstore.Options{Endpoints: []string{"http://127.0.0.1:1"}, DialTimeout: 500 * time.Millisecond}, "did not answer within 500ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := etcdstore.Open(ctx, tc.opts)
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}

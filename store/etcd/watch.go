@@ -26,8 +26,6 @@ import (
 // without a gap is gone; the channel is then closed, as if ctx had ended,
 // since the contract has no way to report an error on it.
 func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan store.Event, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -49,6 +47,11 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan
 		return nil, s.wrap(fmt.Sprintf("watch %q from revision %d", prefix, fromRev), err)
 	}
 
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.ctx, cancel) // Close ends every watch
 	out := make(chan store.Event, 64)
