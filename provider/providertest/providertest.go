@@ -174,9 +174,9 @@ func testExec(t *testing.T, h Harness) {
 	ctx := ctxT(t)
 	n := create(t, h, 0)
 	tests := []struct {
-		name       string
-		script     string
-		code       int
+		name        string
+		script      string
+		code        int
 		out, errOut string
 	}{
 		{"success", "echo out; echo err >&2", 0, "out\n", "err\n"},

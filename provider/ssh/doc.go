@@ -1,0 +1,24 @@
+// Package ssh is the provider driver for machines that already exist and
+// are reached over SSH: bare metal, or VMs made by something else. An
+// [Inventory] lists the machines (address, port, login users to try, key);
+// creating a node claims one of them by name, and deleting the node only
+// releases the claim: the machine itself is never touched.
+//
+// Security is not optional. Host keys are verified against a known_hosts
+// file (golang.org/x/crypto/ssh/knownhosts); an unknown key is refused
+// unless the user explicitly opts into trust-on-first-use, and a changed
+// key is always refused, as a [*HostKeyError]. Private keys never appear in
+// logs or errors.
+//
+// Login users differ between images, so each machine has a list of users
+// to probe in order (by default "ubuntu", "ec2-user", "root"); the first
+// that accepts the key becomes [provider.Node.Login]. One connection per
+// machine is kept and shared by all commands (at most MaxSessions at a
+// time); connecting retries with exponential backoff
+// (github.com/cenkalti/backoff/v4) for a bounded time, and every dial and
+// handshake has a timeout.
+//
+// Commands run through the login user's shell with the arguments quoted,
+// so Command.Args arrive unchanged; they run as the login user (use
+// "sudo" yourself where a non-root user needs it).
+package ssh
