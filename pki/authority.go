@@ -180,6 +180,9 @@ func NewManager(st store.Store, opts Options) (*Manager, error) {
 	return m, nil
 }
 
+// String names the Manager; it never shows key material.
+func (m *Manager) String() string { return fmt.Sprintf("pki.Manager(%s)", m.prefix) }
+
 // ErrNoAuthority is returned by Load for a service that has no authority.
 var ErrNoAuthority = errors.New("pki: no such authority")
 

@@ -5,7 +5,7 @@
 // "kube-apiserver", "swarm-lb") in a [store.Store]. An authority is a root,
 // optionally with an intermediate that signs the leaves, and optionally
 // name-constrained to the deployment's DNS domains and IP networks. Its
-// private keys are sealed with AES-256-GCM under a key-encryption key the
+// private keys are sealed with AES-GCM under a key-encryption key the
 // application supplies ([Options.KEK]); without that key a persisted
 // authority refuses to load.
 //

@@ -374,6 +374,16 @@ func TestRevokeAndCRL(t *testing.T) {
 			require.ErrorIs(t, pki.VerifyPEM(bad.CertPEM, bad.CAPEM, crl, opts), pki.ErrRevoked)
 			require.NoError(t, pki.VerifyPEM(good.CertPEM, good.CAPEM, crl, opts))
 			require.ErrorContains(t, pki.VerifyPEM(good.CertPEM, good.CAPEM, nil, opts), "cannot check revocation")
+			require.ErrorContains(t, pki.VerifyPEM(good.CAPEM, good.CAPEM, crl, pki.VerifyOptions{}), "itself one of the trusted roots")
+			require.ErrorContains(t, pki.VerifyPEM(nil, good.CAPEM, crl, opts), "no certificate")
+			otherCRL := func() []byte {
+				o, err := newManager(t, memStore(t), newKEK(t)).Open(ctx, "etcd", pki.AuthorityConfig{Intermediate: inter})
+				require.NoError(t, err)
+				c, err := o.CRL(ctx)
+				require.NoError(t, err)
+				return c
+			}()
+			require.ErrorContains(t, pki.VerifyPEM(good.CertPEM, good.CAPEM, otherCRL, opts), "no CRL signed by", "a CRL of another authority with the same name does not count")
 			require.ErrorContains(t, pki.VerifyPEM(good.CertPEM, good.CAPEM, crl, pki.VerifyOptions{Now: time.Now().Add(8 * 24 * time.Hour)}), "CRL of")
 
 			chain, err := pemCerts(bad.CertPEM)

@@ -94,6 +94,9 @@ func VerifyPEM(certPEM, caPEM, crlPEM []byte, opts VerifyOptions) error {
 	if err != nil {
 		return fmt.Errorf("pki: verify: certificate %q (serial %x): %w", leaf.Subject.CommonName, leaf.SerialNumber, err)
 	}
+	if len(chains[0]) < 2 {
+		return fmt.Errorf("pki: verify: certificate %q is itself one of the trusted roots, not a leaf", leaf.Subject.CommonName)
+	}
 	var crls []*x509.RevocationList
 	for rest := crlPEM; ; {
 		var blk *pem.Block
