@@ -1,11 +1,13 @@
 package pki
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // Reloader holds a certificate that can be swapped while listeners and
@@ -121,4 +123,43 @@ func (a *Authority) ClientConfig(cert *Reloader, serverName string) *tls.Config 
 		cfg.GetClientCertificate = cert.GetClientCertificate
 	}
 	return cfg
+}
+
+// Keep holds r at a current certificate for req until ctx ends: every
+// interval it calls Issue, which returns the stored certificate until it is
+// due for renewal, re-issues after a root rotation, and picks up a renewal
+// or revocation made by anyone. When the serial changes, r is updated, so
+// listeners and clients using r move to the new certificate without a
+// restart. It returns nil when ctx ends; an Issue error ends it early.
+func (a *Authority) Keep(ctx context.Context, req Request, r *Reloader, interval time.Duration) error {
+	if interval <= 0 {
+		return fmt.Errorf("pki: Keep needs a positive interval, got %v", interval)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	current := ""
+	if c := r.Current(); c != nil && c.Leaf != nil {
+		current = serialHex(c.Leaf.SerialNumber)
+	}
+	for {
+		b, err := a.Issue(ctx, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("pki: keeping %s certificate %q of %q current: %w", req.Kind, req.Identity.Name, a.service, err)
+		}
+		if b.Serial != current {
+			if err := r.Update(b); err != nil {
+				return err
+			}
+			current = b.Serial
+			a.m.log.Info("pki: certificate reloaded", "service", a.service, "kind", b.Kind.String(), "name", b.Name, "serial", b.Serial)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -330,3 +330,43 @@ func TestFollowAcrossControllers(t *testing.T) {
 	require.NoError(t, other.RotateRoot(f.ctx, time.Hour))
 	require.Eventually(t, func() bool { return len(f.etcd.Roots()) == 2 }, 10*time.Second, 10*time.Millisecond)
 }
+
+// TestKeep: a running listener follows renewals and root rotations made
+// anywhere, through Keep.
+func TestKeep(t *testing.T) {
+	f := newTLSFixture(t, false)
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	req := pki.Request{Kind: pki.Peer, Identity: pki.Identity{Name: "n1", DNSNames: []string{"n1.lab"}, IPs: []netip.Addr{lo}}}
+	go func() { done <- f.etcd.Keep(ctx, req, f.srvRel, 5*time.Millisecond) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	admin := f.client(t, f.etcd, "admin")
+	// servedSerial runs inside Eventually's goroutine: no require here.
+	servedSerial := func() string {
+		_, serial, err := talk(f.srv.addr, f.etcd.ClientConfig(admin, "n1.lab"))
+		serr := <-f.srv.results
+		if err != nil || serr != nil {
+			return ""
+		}
+		return serial
+	}
+	require.Equal(t, f.srvB.Serial, servedSerial())
+
+	// Another controller renews the certificate.
+	renewed, err := newManager(t, f.st, f.kek).Issue(f.ctx, "etcd", req)
+	require.NoError(t, err)
+	require.Equal(t, f.srvB.Serial, renewed.Serial, "not due yet: Issue returns the stored one")
+	other, err := newManager(t, f.st, f.kek).Load(f.ctx, "etcd")
+	require.NoError(t, err)
+	renewed, err = other.Renew(f.ctx, pki.Peer, "n1")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return servedSerial() == renewed.Serial }, 10*time.Second, 20*time.Millisecond)
+
+	// A root rotation here makes Keep re-issue from the new root.
+	require.NoError(t, f.etcd.RotateRoot(f.ctx, time.Hour))
+	require.Eventually(t, func() bool { return servedSerial() != renewed.Serial }, 10*time.Second, 20*time.Millisecond)
+	require.Error(t, f.etcd.Keep(f.ctx, req, f.srvRel, 0))
+}
