@@ -31,7 +31,7 @@
 // server's name. Both serve their own certificate through a [Reloader], so a
 // renewed certificate takes effect on the next handshake without restarting
 // the listener, and both follow root rotation and revocation as they
-// happen.
+// happen; [Authority.Keep] feeds a Reloader renewed certificates by itself.
 //
 // Roles ask for certificates mid-workflow through the [Issuer] interface
 // (which [*Manager] implements) and hand the resulting [Bundle] on as an
