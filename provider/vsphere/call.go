@@ -83,19 +83,13 @@ func transient(err error) bool {
 // methodFault returns the vSphere fault inside err, or nil when err is not
 // a fault (a transport error).
 func methodFault(err error) types.BaseMethodFault {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		switch {
-		case soap.IsSoapFault(e):
-			if vf, ok := soap.ToSoapFault(e).VimFault().(types.BaseMethodFault); ok {
-				return vf
-			}
-			return &types.RuntimeFault{}
-		case soap.IsVimFault(e):
-			return soap.ToVimFault(e)
+	// SOAP faults, VIM faults and task errors all offer Fault().
+	var h interface{ Fault() types.BaseMethodFault }
+	if errors.As(err, &h) {
+		if f := h.Fault(); f != nil {
+			return f
 		}
-		if h, ok := e.(interface{ Fault() types.BaseMethodFault }); ok {
-			return h.Fault()
-		}
+		return &types.RuntimeFault{}
 	}
 	return nil
 }

@@ -137,6 +137,21 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// String describes the connection and placement without credentials.
+func (c Config) String() string {
+	u := c.URL
+	if p, err := url.Parse(c.URL); err == nil {
+		u = p.Redacted()
+	} else if strings.Contains(c.URL, "@") {
+		u = "[unparsable URL redacted]"
+	}
+	return fmt.Sprintf("vsphere.Config{URL:%q Username:%q Password:%q Datacenter:%q Template:%q Folder:%q}",
+		u, c.Username, c.Password, c.Datacenter, c.Template, c.Folder)
+}
+
+// GoString is String, so %#v does not print credentials either.
+func (c Config) GoString() string { return c.String() }
+
 // Environment variables read by [ConfigFromEnv].
 const (
 	EnvURL          = "MASON_VSPHERE_URL"
