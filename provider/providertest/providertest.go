@@ -228,9 +228,17 @@ func testExecInput(t *testing.T, h Harness) {
 func testTimeout(t *testing.T, h Harness) {
 	ctx := ctxT(t)
 	n := create(t, h, 0)
-	_, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sleep", "60"}, Timeout: 300 * time.Millisecond})
+	// A unique duration marks the command so we can look for it afterwards.
+	mark := fmt.Sprintf("%d.%03d", 600+time.Now().UnixNano()%300, time.Now().UnixNano()%1000)
+	_, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", "sleep " + mark + "; true"}, Timeout: 300 * time.Millisecond})
 	require.Error(t, err)
 	require.True(t, errors.Is(err, context.DeadlineExceeded), "timeout error wraps context.DeadlineExceeded: %v", err)
+	// The command and its children were killed, not left running.
+	find := provider.Command{Args: []string{"sh", "-c", `for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' <"$f" 2>/dev/null; echo; done | grep -c "^sleep $0 " || true`, mark}}
+	require.Eventually(t, func() bool {
+		res, err := n.Transport.Run(ctx, find)
+		return err == nil && string(res.Stdout) == "0\n"
+	}, 10*time.Second, 100*time.Millisecond, "the timed-out command was killed")
 
 	cctx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(300*time.Millisecond, cancel)

@@ -1,0 +1,45 @@
+// Package lab is the provider driver whose nodes are Linux namespaces on
+// this machine: the same deployment that later runs on 200 machines runs
+// on one laptop or CI box. It needs root and the tools ip (iproute2),
+// nsenter and mount (util-linux) and iptables; [Check] says clearly what is
+// missing.
+//
+// Each node is a process tree under its own small init (a POSIX shell loop
+// that reaps children and exits on SIGTERM) in new PID, mount, UTS, IPC
+// and network namespaces:
+//
+//   - network: a veth whose node end is eth0 with a stable MAC and the next
+//     free address of the lab's subnet, its host end on a bridge the lab
+//     owns. The host holds the subnet's first address on the bridge. Nodes
+//     get the subnet's connected route only: no default route, no NAT; the
+//     lab adds one FORWARD rule (-i BRIDGE -o BRIDGE -j ACCEPT) so bridged
+//     traffic passes when dockerd has set the policy to DROP, and removes it
+//     at teardown. Without Options.Subnet a free /24 in 10.200-250.x.0 is
+//     picked after checking every route and address on the host, under a
+//     host-wide lock, so labs can run side by side;
+//   - mount: /etc is an overlay over the host's (copy on write), /var/lib,
+//     /var/log and /tmp are the node's own directories, /run is a tmpfs, so
+//     roles can write /etc/docker/daemon.json or start dockerd with default
+//     paths on every node. /sys, /home, /usr and /root are the host's;
+//   - UTS: the node's name is its hostname (and /etc/hostname).
+//
+// [Transport] enters all of a node's namespaces with nsenter; files go
+// through the node's own shell. To start a long-running daemon with only
+// the node's network (as the Swarm facts in DESIGN.md require), use
+// `nsenter --net=NodeInfo.NetNS`, never `ip netns exec`.
+//
+// Nodes outlive the controller: the lab keeps its subnet, its bridge name
+// and every node (address, PID and start time) in a JSON state file in its
+// directory, changed under a file lock. A node's address stays reserved
+// from before its resources exist until after they are gone, so a
+// restarted controller never hands out an address in use. [Lab.Teardown]
+// (or Delete) removes processes, namespaces, veths, bridge, firewall rule
+// and directories, also from a new process after a crash; node inits carry
+// their lab directory and node ID in their argv, so even a node the state
+// file lost is found.
+//
+// On hosts whose PID 1 does not reap orphans (some containers and
+// microVMs), the init of a node whose controller died stays a zombie after
+// Delete until its parent reaps it; a zombie holds no namespace, mount or
+// interface.
+package lab
