@@ -262,7 +262,8 @@ func (m *Manager) open(ctx context.Context, service string, cfg *AuthorityConfig
 }
 
 // Authority is one service's certificate authority. Its methods are safe
-// for concurrent use; reads (handshakes, Verify) never block on writers.
+// for concurrent use. Reads (handshakes, Verify) use an immutable snapshot
+// and wait for a writer only at the moment a trust window ends.
 type Authority struct {
 	m       *Manager
 	service string
