@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -144,3 +148,44 @@ func (d *Driver) retry(ctx context.Context, what string, op func(ctx context.Con
 
 // stop marks an error of the driver's own as not worth retrying.
 func stop(err error) error { return backoff.Permanent(err) }
+
+// relogin logs in again when vCenter has dropped the session (idle
+// timeout, vCenter restart) and repeats the call once. Long-running
+// controllers would otherwise fail every call with NotAuthenticated.
+type relogin struct {
+	next  soap.RoundTripper
+	login func(ctx context.Context) error
+	log   *slog.Logger
+
+	mu  sync.Mutex
+	gen uint64 // bumped by every successful re-login
+}
+
+func (r *relogin) RoundTrip(ctx context.Context, req, res soap.HasFault) error {
+	switch req.(type) {
+	case *methods.LoginBody, *methods.LogoutBody:
+		return r.next.RoundTrip(ctx, req, res)
+	}
+	r.mu.Lock()
+	gen := r.gen
+	r.mu.Unlock()
+	err := r.next.RoundTrip(ctx, req, res)
+	if err == nil || !isFault(err, &types.NotAuthenticated{}) {
+		return err
+	}
+	r.mu.Lock()
+	if r.gen == gen { // nobody logged in again since our call started
+		if lerr := r.login(ctx); lerr != nil {
+			r.mu.Unlock()
+			return fmt.Errorf("vCenter session expired and logging in again failed: %w", lerr)
+		}
+		r.gen++
+		r.log.Info("vCenter session expired; logged in again")
+	}
+	r.mu.Unlock()
+	// The failed call left its fault in res; start from a clean body.
+	if v := reflect.ValueOf(res); v.Kind() == reflect.Pointer && !v.IsNil() {
+		v.Elem().Set(reflect.Zero(v.Elem().Type()))
+	}
+	return r.next.RoundTrip(ctx, req, res)
+}

@@ -217,3 +217,21 @@ func TestSecretNeverPrints(t *testing.T) {
 	require.Equal(t, "hunter2", s.Reveal())
 	require.Equal(t, "", Secret("").String())
 }
+
+// When vCenter drops the session (idle timeout, restart), the driver logs
+// in again and the call goes on.
+func TestSessionExpiry(t *testing.T) {
+	v := newSim(t, nil)
+	logs := new(logBuf)
+	d := open(t, v.config(t, plan(1), logs))
+	ctx := ctxT(t)
+	us, err := d.sm.UserSession(ctx)
+	require.NoError(t, err)
+	require.NoError(t, v.client.SessionManager.TerminateSession(ctx, []string{us.Key}))
+
+	n, err := d.Provider().Create(ctx, spec(0))
+	require.NoError(t, err)
+	require.Equal(t, provider.StateRunning, n.State)
+	require.Contains(t, logs.String(), "logged in again")
+	require.NotContains(t, logs.String(), simPass)
+}

@@ -120,10 +120,9 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		}
 		return nil, fmt.Errorf("vsphere: %w", err)
 	}
-	vc.RoundTripper = g // every later call passes the breaker
+	vc.RoundTripper = g
 	d.client = vc
 	d.sm = session.NewManager(vc)
-
 	user := url.UserPassword(cfg.Username, cfg.Password.Reveal())
 	err = d.retry(ctx, "log in to vCenter "+u.String(), func(ctx context.Context) error {
 		return d.sm.Login(ctx, user)
@@ -134,6 +133,17 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		}
 		return nil, fmt.Errorf("vsphere: %w", err)
 	}
+	// Every later call passes the breaker, and survives a dropped session.
+	// Re-login goes straight to the SOAP client: the breaker already
+	// admitted the call that found the session gone.
+	raw := *vc
+	raw.RoundTripper = sc
+	rsm := session.NewManager(&raw)
+	vc.RoundTripper = &guard{br: d.br, next: &relogin{
+		next:  sc,
+		login: func(ctx context.Context) error { return rsm.Login(ctx, user) },
+		log:   d.log,
+	}}
 	d.log.Info("logged in", "user", cfg.Username)
 
 	if err := d.retry(ctx, "find datacenter and folder", d.locate); err != nil {
