@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -68,6 +69,10 @@ type Options struct {
 	// MaxSessions bounds concurrent commands per machine; default 8 (below
 	// OpenSSH's default MaxSessions of 10).
 	MaxSessions int
+	// KeepAlive is the interval of keepalive requests on idle and busy
+	// connections; a connection that misses one for ConnectTimeout is
+	// closed (and replaced by the next command). Default 30s.
+	KeepAlive time.Duration
 }
 
 // Inventory is a provider driver over the machines in Options.Hosts. Its
@@ -119,6 +124,9 @@ func Open(opts Options) (*Inventory, error) {
 	}
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = 8
+	}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 30 * time.Second
 	}
 	inv := &Inventory{opts: opts, hosts: map[string]Host{}, claims: map[string]*claim{}}
 	for _, h := range opts.Hosts {
@@ -398,18 +406,19 @@ func hostPort(h Host) string { return net.JoinHostPort(h.Addr, strconv.Itoa(h.Po
 
 // dial makes one connection attempt as user, bounded by ConnectTimeout.
 func (inv *Inventory) dial(ctx context.Context, host Host, user string) (*conn, error) {
-	cfg := &gossh.ClientConfig{
-		User:            user,
-		Auth:            []gossh.AuthMethod{gossh.PublicKeys(inv.opts.Signers...)},
-		HostKeyCallback: inv.checkHostKey,
-		Timeout:         inv.opts.ConnectTimeout,
-	}
 	addr := hostPort(host)
 	dctx, cancel := context.WithTimeout(ctx, inv.opts.ConnectTimeout)
 	defer cancel()
 	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	cfg := &gossh.ClientConfig{
+		User:              user,
+		Auth:              []gossh.AuthMethod{gossh.PublicKeys(inv.opts.Signers...)},
+		HostKeyCallback:   inv.checkHostKey,
+		HostKeyAlgorithms: inv.knownAlgorithms(addr, nc.RemoteAddr()),
+		Timeout:           inv.opts.ConnectTimeout,
 	}
 	// Bound the handshake too, not just the TCP connect.
 	deadline, _ := dctx.Deadline()
@@ -421,7 +430,45 @@ func (inv *Inventory) dial(ctx context.Context, host Host, user string) (*conn, 
 	}
 	_ = nc.SetDeadline(time.Time{})
 	client := gossh.NewClient(cc, chans, reqs)
+	go keepAlive(client, inv.opts.KeepAlive, inv.opts.ConnectTimeout)
 	return newConn(inv, host, user, client), nil
+}
+
+// probeKey is a public key no known_hosts file lists; checking it reveals
+// which key types the file holds for a host.
+var probeKey, _ = gossh.NewPublicKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public())
+
+// knownAlgorithms returns the host key algorithms known_hosts has keys for
+// at addr, so the server presents a key we can check: a host known by its
+// RSA key would otherwise offer its ed25519 key and look changed. It
+// returns nil (the library's defaults) for unknown hosts.
+func (inv *Inventory) knownAlgorithms(addr string, remote net.Addr) []string {
+	inv.khMu.Lock()
+	defer inv.khMu.Unlock()
+	cb, err := knownhosts.New(inv.opts.KnownHosts)
+	if err != nil {
+		return nil
+	}
+	var ke *knownhosts.KeyError
+	if !errors.As(cb(addr, remote, probeKey), &ke) {
+		return nil
+	}
+	var algos []string
+	seen := map[string]bool{}
+	for _, w := range ke.Want {
+		names := []string{w.Key.Type()}
+		if w.Key.Type() == gossh.KeyAlgoRSA {
+			names = []string{gossh.KeyAlgoRSASHA512, gossh.KeyAlgoRSASHA256, gossh.KeyAlgoRSA}
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				algos = append(algos, n)
+			}
+		}
+	}
+	sort.Strings(algos) // deterministic; every listed type is acceptable
+	return algos
 }
 
 // HostKeyError reports a host key that is not in the known_hosts file
@@ -467,4 +514,41 @@ func (inv *Inventory) checkHostKey(hostname string, remote net.Addr, key gossh.P
 		return fmt.Errorf("trust on first use: %w", err)
 	}
 	return nil
+}
+
+// keepAlive sends a keepalive request every interval and closes the client
+// when one is not answered within timeout, so commands on a silently dead
+// connection fail instead of hanging. It returns when the client closes.
+func keepAlive(c *gossh.Client, interval, timeout time.Duration) {
+	closed := make(chan struct{})
+	go func() {
+		_ = c.Wait()
+		close(closed)
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-closed:
+			return
+		case <-t.C:
+		}
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+			answered <- err
+		}()
+		select {
+		case err := <-answered:
+			if err != nil {
+				c.Close()
+				return
+			}
+		case <-time.After(timeout):
+			c.Close() // also ends the pending SendRequest
+			return
+		case <-closed:
+			return
+		}
+	}
 }

@@ -2,6 +2,9 @@ package ssh
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"os"
 	"strings"
 	"testing"
@@ -239,4 +242,76 @@ func TestOpenRequiresKnownHostsAndKeys(t *testing.T) {
 	inv, err := Open(Options{Signers: []gossh.Signer{client}, KnownHosts: t.TempDir() + "/new/known_hosts", TrustOnFirstUse: true})
 	require.NoError(t, err, "with TOFU a missing known_hosts file is created")
 	require.NoError(t, inv.Close())
+}
+
+func TestKnownHostsWithOtherKeyType(t *testing.T) {
+	l := newLab(t)
+	_, client := newKey(t)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	ecPub, err := gossh.NewPublicKey(ecKey.Public())
+	require.NoError(t, err)
+	otherEC, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	otherPub, err := gossh.NewPublicKey(otherEC.Public())
+	require.NoError(t, err)
+	// The machine serves an ed25519 and an ECDSA host key.
+	m := startMachine(t, l, "two-keys", client.PublicKey(), []string{"root"}, true, ecKey)
+
+	t.Run("only the ed25519 key is known", func(t *testing.T) {
+		// By default the client prefers ECDSA host keys; it must ask for
+		// the type it can check instead of calling the key changed.
+		inv := openInventory(t, Options{Hosts: []Host{hostOf(m, "root")}, Signers: []gossh.Signer{client}, KnownHosts: knownHostsFile(t, m)})
+		_, err := inv.Provider().Create(ctxT(t), provider.NodeSpec{ID: "n", Name: m.name})
+		require.NoError(t, err)
+	})
+	t.Run("only the ECDSA key is known", func(t *testing.T) {
+		kh := knownHostsFile(t, machine{name: m.name, node: m.node, hostKey: ecPub})
+		inv := openInventory(t, Options{Hosts: []Host{hostOf(m, "root")}, Signers: []gossh.Signer{client}, KnownHosts: kh})
+		_, err := inv.Provider().Create(ctxT(t), provider.NodeSpec{ID: "n", Name: m.name})
+		require.NoError(t, err, "the server is asked for the key type known_hosts has")
+	})
+	t.Run("a different ECDSA key is known", func(t *testing.T) {
+		kh := knownHostsFile(t, machine{name: m.name, node: m.node, hostKey: otherPub})
+		inv := openInventory(t, Options{Hosts: []Host{hostOf(m, "root")}, Signers: []gossh.Signer{client}, KnownHosts: kh})
+		_, err := inv.Provider().Create(ctxT(t), provider.NodeSpec{ID: "n", Name: m.name})
+		var hk *HostKeyError
+		require.ErrorAs(t, err, &hk)
+		require.True(t, hk.Changed)
+		require.Equal(t, gossh.FingerprintSHA256(ecPub), hk.Fingerprint)
+	})
+}
+
+func TestDeadConnectionDetected(t *testing.T) {
+	l := newLab(t)
+	_, client := newKey(t)
+	m := startMachine(t, l, "frozen", client.PublicKey(), []string{"root"}, true)
+	ctx := ctxT(t)
+	inv := openInventory(t, Options{
+		Hosts: []Host{hostOf(m, "root")}, Signers: []gossh.Signer{client}, KnownHosts: knownHostsFile(t, m),
+		KeepAlive: 200 * time.Millisecond, ConnectTimeout: time.Second,
+	})
+	n, err := inv.Provider().Create(ctx, provider.NodeSpec{ID: "n", Name: m.name})
+	require.NoError(t, err)
+
+	ran := make(chan error, 1)
+	go func() {
+		_, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sleep", "600"}})
+		ran <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	// Freeze the server side of our connection: it stops answering
+	// without closing the TCP connection.
+	sh(t, ctx, m.node, "pkill -STOP -f '^sshd: root@notty'")
+	t.Cleanup(func() { _, _ = m.node.Transport.Run(context.Background(), provider.Command{Args: []string{"pkill", "-KILL", "-f", "^sshd: root@notty"}}) })
+	select {
+	case err := <-ran:
+		require.Error(t, err, "a command on a dead connection fails")
+	case <-time.After(30 * time.Second):
+		t.Fatal("a command on a dead connection hung past the keepalive timeout")
+	}
+	sh(t, ctx, m.node, "pkill -KILL -f '^sshd: root@notty'")
+	res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"echo", "again"}})
+	require.NoError(t, err, "the next command reconnects")
+	require.Equal(t, "again\n", string(res.Stdout))
 }

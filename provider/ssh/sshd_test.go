@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -101,7 +102,8 @@ LogLevel VERBOSE
 // users (creating the users that don't exist; their homes live in the
 // node's private /var/lib). With start false, sshd is configured but not
 // started (see startSSHD).
-func startMachine(t *testing.T, l *lab.Lab, name string, client gossh.PublicKey, users []string, start bool) machine {
+// Extra host keys (of other types) are served as well.
+func startMachine(t *testing.T, l *lab.Lab, name string, client gossh.PublicKey, users []string, start bool, extraHostKeys ...crypto.Signer) machine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -118,7 +120,15 @@ func startMachine(t *testing.T, l *lab.Lab, name string, client gossh.PublicKey,
 		require.NoError(t, n.Transport.Put(ctx, path, strings.NewReader(string(data)), provider.FileOptions{Mode: mode}))
 	}
 	put("/etc/ssh/mason_test_host_ed25519_key", pem.EncodeToMemory(block), 0o600)
-	put("/etc/ssh/mason_test_sshd_config", []byte(fmt.Sprintf(sshdConfig, n.InterfaceAddr)), 0o644)
+	config := fmt.Sprintf(sshdConfig, n.InterfaceAddr)
+	for i, k := range extraHostKeys {
+		block, err := gossh.MarshalPrivateKey(k, "")
+		require.NoError(t, err)
+		path := fmt.Sprintf("/etc/ssh/mason_test_host_key_%d", i)
+		put(path, pem.EncodeToMemory(block), 0o600)
+		config += "HostKey " + path + "\n"
+	}
+	put("/etc/ssh/mason_test_sshd_config", []byte(config), 0o644)
 	for _, u := range users {
 		if u != "root" {
 			// A usable (not locked) account with no password.

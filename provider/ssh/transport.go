@@ -41,7 +41,7 @@ func (c *conn) session(ctx context.Context) (*gossh.Session, error) {
 		return nil, errors.New("connection closed: the node was deleted")
 	}
 	if c.client != nil {
-		s, err := c.client.NewSession()
+		s, err := newSession(c.client, c.inv.opts.ConnectTimeout)
 		if err == nil {
 			return s, nil
 		}
@@ -53,7 +53,28 @@ func (c *conn) session(ctx context.Context) (*gossh.Session, error) {
 		return nil, err
 	}
 	c.client, c.user = nc.client, user
-	return c.client.NewSession()
+	return newSession(c.client, c.inv.opts.ConnectTimeout)
+}
+
+// newSession opens a session, giving up (and closing the connection) when
+// the server does not answer within timeout.
+func newSession(c *gossh.Client, timeout time.Duration) (*gossh.Session, error) {
+	type result struct {
+		s   *gossh.Session
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		s, err := c.NewSession()
+		got <- result{s, err}
+	}()
+	select {
+	case r := <-got:
+		return r.s, r.err
+	case <-time.After(timeout):
+		c.Close() // makes the pending NewSession return
+		return nil, fmt.Errorf("opening a session took longer than %s", timeout)
+	}
 }
 
 func (c *conn) close() {
