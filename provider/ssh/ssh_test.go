@@ -303,7 +303,9 @@ func TestDeadConnectionDetected(t *testing.T) {
 	// Freeze the server side of our connection: it stops answering
 	// without closing the TCP connection.
 	sh(t, ctx, m.node, "pkill -STOP -f '^sshd: root@notty'")
-	t.Cleanup(func() { _, _ = m.node.Transport.Run(context.Background(), provider.Command{Args: []string{"pkill", "-KILL", "-f", "^sshd: root@notty"}}) })
+	t.Cleanup(func() {
+		_, _ = m.node.Transport.Run(context.Background(), provider.Command{Args: []string{"pkill", "-KILL", "-f", "^sshd: root@notty"}})
+	})
 	select {
 	case err := <-ran:
 		require.Error(t, err, "a command on a dead connection fails")
