@@ -404,3 +404,49 @@ func TestRecreateAfterNodeDied(t *testing.T) {
 	require.Equal(t, n.InterfaceAddr, again.InterfaceAddr, "re-created with its reserved address")
 	require.NoError(t, provider.Ready(ctx, again))
 }
+
+func TestForwardRuleLetsBridgeTrafficPastDrop(t *testing.T) {
+	needLab(t)
+	if b, err := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil || strings.TrimSpace(string(b)) != "1" {
+		t.Skip("bridged traffic bypasses iptables on this host (br_netfilter off), so the FORWARD rule has nothing to do")
+	}
+	l := openLab(t, Options{})
+	p := l.Provider()
+	ctx := ctxT(t, time.Minute)
+	a, err := p.Create(ctx, provider.NodeSpec{ID: "a"})
+	require.NoError(t, err)
+	b, err := p.Create(ctx, provider.NodeSpec{ID: "b"})
+	require.NoError(t, err)
+	ln := listenInNode(t, b, 7171)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, "hello")
+			c.Close()
+		}
+	}()
+	reach := func() bool {
+		cmd := provider.Command{Args: []string{"timeout", "2", "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/7171; cat <&3", b.InterfaceAddr)}}
+		res, err := a.Transport.Run(ctx, cmd)
+		require.NoError(t, err)
+		return res.ExitCode == 0 && string(res.Stdout) == "hello\n"
+	}
+
+	// What dockerd's DROP policy does, limited to this lab's bridge so
+	// nothing else on the host is affected.
+	drop := []string{"-w", "5", "-A", "FORWARD", "-i", l.Bridge(), "-o", l.Bridge(), "-j", "DROP"}
+	require.NoError(t, run(ctx, nil, "iptables", drop...))
+	t.Cleanup(func() {
+		drop[2] = "-D"
+		_ = run(context.Background(), nil, "iptables", drop...)
+	})
+	require.True(t, reach(), "the lab's ACCEPT rule comes first")
+
+	require.NoError(t, run(ctx, nil, "iptables", l.forwardRule("-D")...))
+	require.False(t, reach(), "without the lab's rule the traffic is dropped (the test is meaningful)")
+	require.NoError(t, run(ctx, nil, "iptables", l.forwardRule("-I")...))
+	require.True(t, reach())
+}
