@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,11 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestControllerCrash")
 	}
 	ctx := context.Background()
+	if mode == "notroot" {
+		_, err := Open(ctx, Options{Name: "nobody-lab", Dir: os.Getenv("MASON_LAB_DIR")})
+		fmt.Println(err)
+		return
+	}
 	l, err := Open(ctx, Options{Name: os.Getenv("MASON_LAB_NAME"), Dir: os.Getenv("MASON_LAB_DIR")})
 	if err != nil {
 		fmt.Println("error", err)
@@ -156,4 +162,28 @@ func TestControllerCrash(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return len(hostProcsWithArg("5555")) == 0 }, 5*time.Second, 50*time.Millisecond)
 	fp.requireGone(t)
+}
+
+func TestNotRootIsAClearError(t *testing.T) {
+	needLab(t)
+	// Run a copy of this test binary as nobody (the build directory is
+	// private to root).
+	dir, err := os.MkdirTemp("", "mason-lab-notroot-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755))
+	self, err := os.ReadFile(os.Args[0])
+	require.NoError(t, err)
+	bin := dir + "/lab.test"
+	require.NoError(t, os.WriteFile(bin, self, 0o755))
+
+	cmd := exec.Command(bin, "-test.run=^TestHelperProcess$")
+	cmd.Env = []string{helperEnv + "=notroot", "MASON_LAB_DIR=" + dir + "/lab", "PATH=" + os.Getenv("PATH")}
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "lab: needs root to create namespaces, bridges and firewall rules (running as uid 65534): run as root")
+	_, err = os.Stat(dir + "/lab")
+	require.ErrorIs(t, err, os.ErrNotExist, "nothing is created")
 }
