@@ -12,7 +12,7 @@ import (
 // history for replays.
 type hub struct {
 	mu      sync.Mutex
-	history []store.Event // ring of the most recent events, oldest first
+	history []store.Event // the most recent events (historySize to 2*historySize), oldest first
 	base    int64         // events with Revision >= base are all in history
 	subs    map[*watcher]struct{}
 	closed  bool
@@ -43,13 +43,16 @@ func (h *hub) publish(evs []store.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.history = append(h.history, evs...)
-	if over := len(h.history) - historySize; over > 0 {
+	// Trim only once the history is twice its bound, back down to the
+	// bound: each event is copied O(1) times in all, instead of the whole
+	// history being copied on every write once it is full.
+	if len(h.history) > 2*historySize {
+		cut := len(h.history) - historySize
 		// Drop whole revisions only, so a replay never starts mid-transaction.
-		cut := over
 		for cut < len(h.history) && h.history[cut].Revision == h.history[cut-1].Revision {
 			cut++
 		}
-		h.history = append(h.history[:0:0], h.history[cut:]...)
+		h.history = append(make([]store.Event, 0, 2*historySize), h.history[cut:]...)
 		if len(h.history) > 0 {
 			h.base = h.history[0].Revision
 		} else {
