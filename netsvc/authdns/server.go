@@ -45,6 +45,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	servers []*dns.Server
+	groups  []*udpGroup
 	addr    string
 	closed  bool
 
@@ -97,7 +98,7 @@ func (s *Server) loadAll(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("authdns: loading zones from store prefix %s: %w", s.prefix, err)
 	}
 	recs := map[string]zoneRecord{}
-	sets := map[string][]netsvc.RecordSet{}
+	sets := map[string][]store.Entry{}
 	for _, e := range ents {
 		rest := strings.TrimPrefix(e.Key, s.prefix)
 		switch {
@@ -109,19 +110,16 @@ func (s *Server) loadAll(ctx context.Context) (int64, error) {
 			recs[zr.Name] = zr
 		case strings.HasPrefix(rest, "rr/"):
 			zone, _, _ := strings.Cut(strings.TrimPrefix(rest, "rr/"), "/")
-			rs, err := decodeSet(e.Value)
-			if err != nil {
-				return 0, fmt.Errorf("authdns: record set %s is corrupt: %w", e.Key, err)
-			}
-			sets[zone] = append(sets[zone], rs)
+			sets[zone] = append(sets[zone], e)
 		}
 	}
 	m := map[string]*zoneData{}
 	for name, zr := range recs {
-		zd, err := buildZone(zr, sets[name])
+		zd, err := buildZone(zr, sets[name], nil)
 		if err != nil {
 			return 0, err
 		}
+		zd.rev = rev
 		m[name] = zd
 	}
 	s.zones.Store(&m)
@@ -135,7 +133,7 @@ func (s *Server) loadZone(ctx context.Context, zone string) error {
 	// One Txn-consistent read would be nicer; reading the records first
 	// and the zone record second is safe because every write bumps the
 	// zone record, so a later rebuild always follows a racing write.
-	ents, _, err := s.st.List(ctx, s.rrPrefix(zone))
+	ents, rev, err := s.st.List(ctx, s.rrPrefix(zone))
 	if err != nil {
 		return fmt.Errorf("authdns: loading zone %s: %w", zone, err)
 	}
@@ -155,18 +153,11 @@ func (s *Server) loadZone(ctx context.Context, zone string) error {
 		if err := json.Unmarshal(ze.Value, &zr); err != nil {
 			return fmt.Errorf("authdns: zone record %s is corrupt: %w", ze.Key, err)
 		}
-		sets := make([]netsvc.RecordSet, 0, len(ents))
-		for _, e := range ents {
-			rs, err := decodeSet(e.Value)
-			if err != nil {
-				return fmt.Errorf("authdns: record set %s is corrupt: %w", e.Key, err)
-			}
-			sets = append(sets, rs)
-		}
-		zd, err := buildZone(zr, sets)
+		zd, err := buildZone(zr, ents, old[zone])
 		if err != nil {
 			return err
 		}
+		zd.rev = rev
 		m[zone] = zd
 	}
 	s.zones.Store(&m)
@@ -203,6 +194,9 @@ func (s *Server) follow(ctx context.Context, from int64) {
 				zone, _, _ = strings.Cut(r, "/")
 			} else {
 				continue
+			}
+			if zd := (*s.zones.Load())[zone]; zd != nil && ev.Revision <= zd.rev {
+				continue // this server's own write, already loaded
 			}
 			if err := s.loadZone(ctx, zone); err != nil && ctx.Err() == nil {
 				s.log.Warn("authdns: reloading zone failed", "zone", zone, "err", err)
@@ -407,25 +401,48 @@ func (s *Server) Listen(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("authdns: listen address %q: %w", addr, err)
 	}
+	ip := net.ParseIP(host)
+	fast := ip != nil && !ip.IsUnspecified()
 	var lastErr error
 	for attempt := 0; attempt < 20; attempt++ {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return "", fmt.Errorf("authdns: listening on udp %s: %w", addr, err)
+		var (
+			group   *udpGroup
+			pc      net.PacketConn
+			udpPort int
+		)
+		if fast {
+			if group, err = listenUDPGroup(addr); err != nil {
+				return "", err
+			}
+			udpPort = group.port()
+		} else {
+			if pc, err = net.ListenPacket("udp", addr); err != nil {
+				return "", fmt.Errorf("authdns: listening on udp %s: %w", addr, err)
+			}
+			udpPort = pc.LocalAddr().(*net.UDPAddr).Port
 		}
-		bound := net.JoinHostPort(host, fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port))
+		bound := net.JoinHostPort(host, fmt.Sprint(udpPort))
 		l, err := net.Listen("tcp", bound)
 		if err != nil {
-			pc.Close()
+			if group != nil {
+				group.close()
+			} else {
+				pc.Close()
+			}
 			lastErr = err
 			if port != "0" {
 				break
 			}
 			continue
 		}
-		udp := &dns.Server{PacketConn: pc, Handler: s, UDPSize: 65535}
-		tcp := &dns.Server{Listener: l, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}
-		for _, srv := range []*dns.Server{udp, tcp} {
+		servers := []*dns.Server{{Listener: l, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}}
+		if group != nil {
+			group.serve(s)
+			s.groups = append(s.groups, group)
+		} else {
+			servers = append(servers, &dns.Server{PacketConn: pc, Handler: s, UDPSize: 65535})
+		}
+		for _, srv := range servers {
 			// Wait until the server runs, so that Close can always stop it.
 			started := make(chan struct{})
 			srv.NotifyStartedFunc = func() { close(started) }
@@ -457,9 +474,12 @@ func (s *Server) Addr() string {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	servers := s.servers
-	s.servers = nil
+	servers, groups := s.servers, s.groups
+	s.servers, s.groups = nil, nil
 	s.mu.Unlock()
+	for _, g := range groups {
+		g.close()
+	}
 	for _, srv := range servers {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = srv.ShutdownContext(ctx)

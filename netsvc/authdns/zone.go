@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/masonops/mason/netsvc"
+	"github.com/masonops/mason/store"
 )
 
 // Zone describes a zone the server is authoritative for.
@@ -211,32 +212,61 @@ type zoneData struct {
 	// ents are empty non-terminals: names with no records of their own
 	// but with records below them, which exist (NODATA, not NXDOMAIN).
 	ents map[string]bool
+	// parsed caches each stored record set by key, so that a rebuild after
+	// one change parses only what changed.
+	parsed map[string]parsedSet
+	// rev is a store revision the zone reflects every change up to.
+	rev int64
 }
 
-func buildZone(rec zoneRecord, sets []netsvc.RecordSet) (*zoneData, error) {
-	zd := &zoneData{rec: rec, soa: rec.soa(), nodes: map[string]map[uint16][]dns.RR{}, ents: map[string]bool{}}
+type parsedSet struct {
+	raw  string // the stored value
+	name string
+	typ  uint16
+	rrs  []dns.RR
+}
+
+// buildZone makes the query-ready zone from its stored record sets,
+// reusing the parsed sets of prev (which may be nil) whose values did not
+// change.
+func buildZone(rec zoneRecord, ents []store.Entry, prev *zoneData) (*zoneData, error) {
+	zd := &zoneData{rec: rec, soa: rec.soa(), nodes: map[string]map[uint16][]dns.RR{}, ents: map[string]bool{}, parsed: make(map[string]parsedSet, len(ents))}
 	apex := map[uint16][]dns.RR{dns.TypeSOA: {zd.soa}}
 	for _, n := range rec.NS {
 		apex[dns.TypeNS] = append(apex[dns.TypeNS], &dns.NS{Hdr: dns.RR_Header{Name: rec.Name, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: rec.TTL}, Ns: n})
 	}
 	zd.nodes[rec.Name] = apex
-	for _, rs := range sets {
-		_, rrs, err := parseSet(rec.Zone, rs)
-		if err != nil {
-			return nil, err
+	for _, e := range ents {
+		ps, ok := parsedSet{}, false
+		if prev != nil {
+			ps, ok = prev.parsed[e.Key]
+			ok = ok && ps.raw == string(e.Value)
 		}
-		node := zd.nodes[rs.Name]
+		if !ok {
+			rs, err := decodeSet(e.Value)
+			if err != nil {
+				return nil, fmt.Errorf("authdns: record set %s is corrupt: %w", e.Key, err)
+			}
+			_, rrs, err := parseSet(rec.Zone, rs)
+			if err != nil {
+				return nil, err
+			}
+			ps = parsedSet{raw: string(e.Value), name: rs.Name, typ: dns.StringToType[string(rs.Type)], rrs: rrs}
+		}
+		zd.parsed[e.Key] = ps
+		node := zd.nodes[ps.name]
 		if node == nil {
 			node = map[uint16][]dns.RR{}
-			zd.nodes[rs.Name] = node
+			zd.nodes[ps.name] = node
 		}
-		node[dns.StringToType[string(rs.Type)]] = rrs
+		node[ps.typ] = ps.rrs
 	}
 	for name := range zd.nodes {
 		for parent := parentName(name); parent != "" && parent != rec.Name && netsvc.InZone(rec.Name, parent); parent = parentName(parent) {
-			if _, ok := zd.nodes[parent]; !ok {
-				zd.ents[parent] = true
+			if _, ok := zd.nodes[parent]; ok || zd.ents[parent] {
+				break
 			}
+			zd.ents[parent] = true
 		}
 	}
 	return zd, nil
