@@ -3,6 +3,7 @@ package authdns
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -358,4 +359,43 @@ func TestClosedStoreStopsFollowing(t *testing.T) {
 	err = s.Upsert(context.Background(), zone, netsvc.RecordSet{Name: "x", Type: netsvc.TypeA, Values: []string{"10.0.0.1"}})
 	require.Error(t, err)
 	require.False(t, errors.Is(err, netsvc.ErrInvalid))
+}
+
+// Bound to a wildcard address the server answers through dns.Server (which
+// replies from the address each query came to); bound to a specific one it
+// uses its own UDP readers. Both must answer alike.
+func TestListenWildcardAndMalformed(t *testing.T) {
+	st := mem.New()
+	t.Cleanup(func() { st.Close() })
+	s, err := New(st, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	require.NoError(t, s.AddZone(ctx, Zone{Name: zone}))
+	require.NoError(t, s.Upsert(ctx, zone, netsvc.RecordSet{Name: "w", Type: netsvc.TypeA, Values: []string{"10.78.0.9"}}))
+	wild, err := s.Listen("0.0.0.0:0")
+	require.NoError(t, err)
+	_, port, _ := strings.Cut(wild, ":")
+	specific, err := s.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+
+	for _, addr := range []string{"127.0.0.1:" + port, specific} {
+		for _, netw := range []string{"udp", "tcp"} {
+			require.Equal(t, []string{"10.78.0.9"}, answers(query(t, netw, addr, "w.lab.example.", dns.TypeA)), netw+" "+addr)
+		}
+		// A header that announces a question the packet does not hold.
+		c, err := net.Dial("udp", addr)
+		require.NoError(t, err)
+		_, err = c.Write([]byte{0xbe, 0xef, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 3, 'a', 'b'})
+		require.NoError(t, err)
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		require.NoError(t, err, addr)
+		c.Close()
+		var r dns.Msg
+		require.NoError(t, r.Unpack(buf[:n]))
+		require.Equal(t, uint16(0xbeef), r.Id)
+		require.Equal(t, dns.RcodeFormatError, r.Rcode, addr)
+	}
 }

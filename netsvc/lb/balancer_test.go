@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -458,4 +459,33 @@ func TestValidation(t *testing.T) {
 	require.ErrorIs(t, err, netsvc.ErrNotFound)
 	require.NoError(t, b.DeleteFrontend(ctx, "x"))
 	require.ErrorIs(t, b.DeleteFrontend(ctx, "x"), netsvc.ErrNotFound)
+}
+
+// The balancer is L4: TLS passes through untouched, and the client
+// verifies the backend's own certificate end to end.
+func TestTLSPassthrough(t *testing.T) {
+	b := newBalancer(t, nil)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "tls %s", r.TLS.ServerName)
+	}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	require.NoError(t, b.EnsureFrontend(ctx, netsvc.Frontend{Name: "tls", Listen: "127.0.0.1:0", Health: fastHealth}))
+	require.NoError(t, b.AddBackend(ctx, "tls", netsvc.Backend{Addr: srv.Listener.Addr().String()}))
+	st, err := b.Status(ctx, "tls")
+	require.NoError(t, err)
+
+	client := srv.Client() // trusts only the backend's certificate
+	tr := client.Transport.(*http.Transport)
+	tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", st.Listen)
+	}
+	resp, err := client.Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, "tls ", string(body)[:4])
+	require.NotNil(t, resp.TLS)
+	require.Equal(t, srv.Certificate().Raw, resp.TLS.PeerCertificates[0].Raw, "the client saw the backend's certificate")
 }
