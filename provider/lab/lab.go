@@ -134,7 +134,7 @@ func Open(ctx context.Context, opts Options) (*Lab, error) {
 // Provider returns the portable handle for this lab.
 func (l *Lab) Provider() *provider.Provider { return provider.New(l) }
 
-// Name returns the lab's name; it is also the Driver name's location.
+// Name returns "lab", the driver's name; see [Lab.LabName] for the lab's own.
 func (l *Lab) Name() string { return DriverName }
 
 // LabName returns the name the lab was opened with.

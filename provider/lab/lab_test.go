@@ -377,6 +377,11 @@ func TestAddressesPersistAcrossControllers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, a.InterfaceAddr, again.InterfaceAddr, "Create of an existing ID returns it")
 
+	// The portable handle leads back to the driver.
+	var drv *Lab
+	require.True(t, second.Provider().As(&drv))
+	require.Same(t, second, drv)
+
 	// A subnet change on reopen is refused rather than silently ignored.
 	_, err = Open(ctx, Options{Name: first.LabName(), Dir: first.Dir(), Subnet: netip.MustParsePrefix("10.251.3.0/24")})
 	require.ErrorContains(t, err, "already uses subnet")
@@ -449,4 +454,38 @@ func TestForwardRuleLetsBridgeTrafficPastDrop(t *testing.T) {
 	require.False(t, reach(), "without the lab's rule the traffic is dropped (the test is meaningful)")
 	require.NoError(t, run(ctx, nil, "iptables", l.forwardRule("-I")...))
 	require.True(t, reach())
+}
+
+func TestConcurrentCreates(t *testing.T) {
+	l := openLab(t, Options{})
+	p := l.Provider()
+	ctx := ctxT(t, time.Minute)
+	const distinct = 6
+	var wg sync.WaitGroup
+	nodes := make([]*provider.Node, 2*distinct)
+	errs := make([]error, 2*distinct)
+	for i := range 2 * distinct {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Every ID is created twice at the same time.
+			nodes[i], errs[i] = p.Create(ctx, provider.NodeSpec{ID: fmt.Sprintf("c%d", i%distinct)})
+		}()
+	}
+	wg.Wait()
+	seen := map[netip.Addr]string{}
+	for i, n := range nodes {
+		require.NoError(t, errs[i])
+		if id, ok := seen[n.InterfaceAddr]; ok {
+			require.Equal(t, id, n.ID, "an address belongs to one node")
+		}
+		seen[n.InterfaceAddr] = n.ID
+	}
+	require.Len(t, seen, distinct)
+	list, err := p.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, distinct)
+	for _, n := range list {
+		require.NoError(t, provider.Ready(ctx, n))
+	}
 }

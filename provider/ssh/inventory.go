@@ -160,6 +160,9 @@ func (inv *Inventory) Create(ctx context.Context, spec provider.NodeSpec) (*prov
 		if c.host.Name != spec.Name {
 			return nil, fmt.Errorf("node %s already holds host %s, not %s", spec.ID, c.host.Name, spec.Name)
 		}
+		if c.node == nil {
+			return nil, fmt.Errorf("node %s is being created by another call: retry", spec.ID)
+		}
 		return c.snapshot(), nil
 	}
 	host, ok := inv.hosts[spec.Name]
