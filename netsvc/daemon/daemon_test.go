@@ -116,12 +116,13 @@ type proc struct {
 	log   *os.File
 }
 
-func startDaemon(t *testing.T, c creds, state, api, dnsAddr string) *proc {
+func startDaemon(t *testing.T, c creds, state, api, dnsAddr string, extra ...string) *proc {
 	t.Helper()
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready.json")
 	args := []string{"-state", state, "-api", api, "-dns", dnsAddr, "-zone", "lab.example.",
 		"-cert", c.files.Cert, "-key", c.files.Key, "-ca", c.files.CA, "-ready-file", ready}
+	args = append(args, extra...)
 	raw, _ := json.Marshal(args)
 	logf, err := os.Create(filepath.Join(dir, "daemon.log"))
 	require.NoError(t, err)
@@ -305,6 +306,39 @@ func TestClientWithoutValidCertificateRefused(t *testing.T) {
 		conn.Close()
 	}
 	require.ErrorContains(t, err, "certificate required")
+}
+
+// With -crl the daemon refuses a revoked client as soon as the controller
+// writes the new CRL, and keeps serving the others.
+func TestRevokedClientRefused(t *testing.T) {
+	ctx := context.Background()
+	c := newCreds(t)
+	retired, err := c.auth.Issue(ctx, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: "old-controller"}})
+	require.NoError(t, err)
+	crlFile := filepath.Join(t.TempDir(), "netsvcd.crl")
+	crl, err := c.auth.CRL(ctx)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(crlFile, crl, 0o644))
+	d := startDaemon(t, c, filepath.Join(t.TempDir(), "s.db"), "127.0.0.1:0", "", "-crl", crlFile)
+
+	good, old := c.clientFor(t, d.addrs.API, &c.client), c.clientFor(t, d.addrs.API, &retired)
+	require.NoError(t, good.AddRange(ctx, netsvc.Range{Name: "lab", Prefix: netip.MustParsePrefix("10.78.0.0/24")}))
+	_, err = old.Allocations(ctx, "lab")
+	require.NoError(t, err, "not revoked yet")
+
+	require.NoError(t, c.auth.Revoke(ctx, retired.Serial, pki.ReasonCessation))
+	crl, err = c.auth.CRL(ctx)
+	require.NoError(t, err)
+	tmp := crlFile + ".new"
+	require.NoError(t, os.WriteFile(tmp, crl, 0o644))
+	require.NoError(t, os.Rename(tmp, crlFile))
+
+	old.Close() // new handshakes only
+	_, err = c.clientFor(t, d.addrs.API, &retired).Allocations(ctx, "lab")
+	require.Error(t, err)
+	require.False(t, IsRemote(err))
+	_, err = good.Allocations(ctx, "lab")
+	require.NoError(t, err)
 }
 
 func TestServeRefusesTLSWithoutClientAuth(t *testing.T) {

@@ -22,6 +22,8 @@ import (
 //	-zone NAME      zone to serve; repeat for more
 //	-cert, -key, -ca  the daemon's pki server certificate, its key, and the
 //	                CA of the clients it lets in (pki.FilesIn layout)
+//	-crl FILE       the service's CRL (PEM, re-read when it changes); when
+//	                set, revoked client certificates are refused
 //	-ready-file F   write the bound addresses as JSON to F once serving
 func Main(ctx context.Context, args []string, logOut io.Writer) error {
 	fs := flag.NewFlagSet("mason-netsvcd", flag.ContinueOnError)
@@ -34,6 +36,7 @@ func Main(ctx context.Context, args []string, logOut io.Writer) error {
 	cert := fs.String("cert", "", "API server certificate `file` (PEM, from pki)")
 	key := fs.String("key", "", "API server private key `file` (PEM)")
 	ca := fs.String("ca", "", "CA `file` whose client certificates may call the API")
+	crl := fs.String("crl", "", "CRL `file` of the service (PEM); when set, revoked clients are refused")
 	ready := fs.String("ready-file", "", "write the bound addresses as JSON to this `file` once serving")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -42,7 +45,7 @@ func Main(ctx context.Context, args []string, logOut io.Writer) error {
 		fs.Usage()
 		return fmt.Errorf("mason-netsvcd: -state, -cert, -key and -ca are required")
 	}
-	tlsCfg, err := ServerTLS(pki.Files{Cert: *cert, Key: *key, CA: *ca})
+	tlsCfg, err := ServerTLS(pki.Files{Cert: *cert, Key: *key, CA: *ca}, *crl)
 	if err != nil {
 		return err
 	}
