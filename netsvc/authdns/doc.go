@@ -10,6 +10,15 @@
 // with the SOA in the authority section), including empty non-terminals.
 // Wildcards, DNSSEC, zone transfers and delegations are not supported.
 //
+// Optionally (Options.Forward) questions outside the zones are relayed to
+// upstream resolvers the user names — only for clients that ask for
+// recursion and are listed in Options.ForwardClients (loopback by default).
+//
+// On a specific address UDP is served by one SO_REUSEPORT socket per CPU,
+// each read by goroutines that answer in place; on a wildcard address
+// dns.Server serves it, so that replies leave from the address each query
+// came to. TCP is always dns.Server.
+//
 // Records live in a store.Store. Each change is one store transaction that
 // also bumps the zone's SOA serial under compare-and-swap, so concurrent
 // writers — goroutines, or controllers sharing an etcd — never lose an

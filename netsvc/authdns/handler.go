@@ -18,7 +18,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		_, isTCP := a.(*net.TCPAddr)
 		udp = !isTCP
 	}
-	resp := s.answer(req, udp)
+	var resp *dns.Msg
+	if s.fwd.wants(s, req, addrOf(w.RemoteAddr())) {
+		resp = s.forward(req, !udp)
+	} else {
+		resp = s.answer(req, udp)
+	}
 	if resp == nil {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,13 @@ type Options struct {
 	Prefix string
 	// Logger receives serving errors; nil discards them.
 	Logger *slog.Logger
+	// Forward names upstream resolvers (host:port) that questions outside
+	// the server's zones are relayed to, when the client asks for
+	// recursion. Empty (the default) refuses such questions.
+	Forward []string
+	// ForwardClients are the clients allowed to use Forward; empty means
+	// loopback only. Everyone else is REFUSED as before.
+	ForwardClients []netip.Prefix
 }
 
 // Server is an authoritative DNS server whose zones live in a store. It
@@ -37,6 +45,7 @@ type Server struct {
 	st     store.Store
 	prefix string
 	log    *slog.Logger
+	fwd    *forwarder // nil: no forwarding
 
 	zones atomic.Pointer[map[string]*zoneData]
 	// reload serializes snapshot rebuilds so that an older read never
@@ -68,7 +77,11 @@ func New(st store.Store, opts *Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{st: st, prefix: o.Prefix, log: o.Logger}
+	fwd, err := newForwarder(o)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{st: st, prefix: o.Prefix, log: o.Logger, fwd: fwd}
 	empty := map[string]*zoneData{}
 	s.zones.Store(&empty)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -99,6 +99,21 @@ func (s *Server) udpLoop(c *net.UDPConn) {
 				continue
 			}
 			resp = &dns.Msg{MsgHdr: dns.MsgHdr{Id: hdr.Id, Response: true, Opcode: hdr.Opcode, Rcode: dns.RcodeFormatError}}
+		} else if s.fwd.wants(s, req, from.Addr()) {
+			// Forwarding waits on an upstream: do it aside, bounded.
+			select {
+			case s.fwd.slots <- struct{}{}:
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					defer func() { <-s.fwd.slots }()
+					if b, err := s.forward(req, false).Pack(); err == nil {
+						c.WriteToUDPAddrPort(b, from)
+					}
+				}()
+			default: // too many in flight: drop, the client retries
+			}
+			continue
 		} else if resp = s.answer(req, true); resp == nil {
 			continue
 		}

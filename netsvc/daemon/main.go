@@ -20,6 +20,8 @@ import (
 //	-api ADDR       API address (default 127.0.0.1:8853)
 //	-dns ADDR       DNS address, UDP and TCP (empty: no DNS)
 //	-zone NAME      zone to serve; repeat for more
+//	-forward ADDR   upstream resolver for names outside the zones, used for
+//	                loopback clients asking for recursion; repeatable
 //	-cert, -key, -ca  the daemon's pki server certificate, its key, and the
 //	                CA of the clients it lets in (pki.FilesIn layout)
 //	-crl FILE       the service's CRL (PEM, re-read when it changes); when
@@ -31,8 +33,9 @@ func Main(ctx context.Context, args []string, logOut io.Writer) error {
 	state := fs.String("state", "", "bbolt state `file` (required)")
 	api := fs.String("api", "127.0.0.1:8853", "mutual-TLS API `address`")
 	dnsAddr := fs.String("dns", "", "DNS `address` for UDP and TCP (empty: no DNS)")
-	var zones zoneList
+	var zones, forward zoneList
 	fs.Var(&zones, "zone", "zone `name` to serve (repeatable)")
+	fs.Var(&forward, "forward", "upstream resolver `host:port` for other names, loopback clients only (repeatable)")
 	cert := fs.String("cert", "", "API server certificate `file` (PEM, from pki)")
 	key := fs.String("key", "", "API server private key `file` (PEM)")
 	ca := fs.String("ca", "", "CA `file` whose client certificates may call the API")
@@ -54,6 +57,7 @@ func Main(ctx context.Context, args []string, logOut io.Writer) error {
 		API:       *api,
 		TLS:       tlsCfg,
 		DNS:       *dnsAddr,
+		Forward:   forward,
 		Logger:    slog.New(slog.NewTextHandler(logOut, nil)),
 	}
 	for _, z := range zones {

@@ -37,6 +37,9 @@ type Config struct {
 	// DNS is the address DNS is served on over UDP and TCP; empty means no
 	// DNS server (the API still manages records).
 	DNS string
+	// Forward names upstream resolvers for questions outside the zones
+	// (see authdns.Options.Forward); empty refuses them.
+	Forward []string
 	// Zones are made authoritative at start (existing ones keep their
 	// records and serials). More can be added through the API.
 	Zones []authdns.Zone
@@ -91,7 +94,7 @@ func Serve(ctx context.Context, cfg Config) (err error) {
 		st = b
 	}
 
-	dnsSrv, err := authdns.New(st, &authdns.Options{Logger: log})
+	dnsSrv, err := authdns.New(st, &authdns.Options{Logger: log, Forward: cfg.Forward})
 	if err != nil {
 		return fmt.Errorf("daemon: starting DNS: %w", err)
 	}
