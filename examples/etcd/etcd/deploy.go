@@ -1,0 +1,32 @@
+package etcd
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/provider"
+)
+
+// Deployment binds the etcd roles to nodes: the authority, the operator's
+// certificate, bootstrap and verification once for the deployment; peer
+// URLs, certificates and members on every node.
+func Deployment(name string, nodes ...*provider.Node) *graph.Deployment {
+	d := graph.NewDeployment(name)
+	// Declared keys give their defaults and doc to the plan and to `why`.
+	if err := d.Attrs().Declare(ClusterToken, Domain, OperatorDir, Binary); err != nil {
+		panic(err) // the keys above are well-formed; this cannot fail
+	}
+	members := d.Pool("members", nodes...)
+	d.Bind(nil, CA{}, Operator{}, Bootstrap{}, Verify{})
+	d.Bind(members, PeerURL{}, MemberCert{}, Member{})
+	return d
+}
+
+func readFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,259 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+)
+
+// Member runs one etcd member on its node. Its input struct is its
+// dependency list: its own certificate, every peer's URLs, and who founded
+// the cluster.
+type Member struct{}
+
+// MemberIn is wired by the graph.
+type MemberIn struct {
+	Cert      role.Same[MemberCertOut]
+	Peers     role.All[PeerURLOut]
+	Bootstrap role.One[BootstrapOut]
+	Binary    string `attr:"etcd.binary"`
+}
+
+// MemberOut is a running member.
+type MemberOut struct {
+	Name      string
+	ClientURL string
+	PeerURL   string
+	// Joined is "new" for founding members and "existing" for members
+	// added to the running cluster with member-add.
+	Joined string
+}
+
+// Meta implements role.Role.
+func (Member) Meta() role.Meta {
+	return role.Meta{Name: "etcd-member", Version: "3.4", Doc: "configures and runs an etcd member",
+		Retry: role.Retry{MaxAttempts: 3, Initial: time.Second}}
+}
+
+// Run implements role.Role. It is idempotent: a member that is already
+// running is left alone (changes to the peer list matter only when a member
+// first starts), a member that stopped is started again with its data, and
+// a new member starts a new cluster or joins the running one.
+func (Member) Run(ctx context.Context, rc *role.Context, in MemberIn) (MemberOut, error) {
+	node := rc.Node()
+	self, ok := peerOf(in.Peers, node.Name)
+	if !ok {
+		return MemberOut{}, fmt.Errorf("node %s is not among the peers %v", node.Name, in.Peers.Nodes())
+	}
+	founders := in.Bootstrap.Value.Founders
+	out := MemberOut{Name: node.Name, ClientURL: self.ClientURL, PeerURL: self.PeerURL, Joined: "new"}
+	if !slices.Contains(founders, node.Name) {
+		out.Joined = "existing"
+	}
+
+	bootstrapped, err := exists(ctx, node, DataDir+"/member")
+	if err != nil {
+		return MemberOut{}, err
+	}
+	if bootstrapped {
+		if running(ctx, node) {
+			return out, nil
+		}
+		rc.Log().Info("etcd is not running; starting it with its existing data")
+		return out, start(ctx, rc, in.Binary, self)
+	}
+
+	var cluster []string
+	state := "new"
+	if out.Joined == "new" {
+		for _, p := range in.Peers {
+			if slices.Contains(founders, p.Node) {
+				cluster = append(cluster, p.Node+"="+p.Value.PeerURL)
+			}
+		}
+	} else {
+		state = "existing"
+		if cluster, err = memberAdd(ctx, rc, in.Peers, founders, self); err != nil {
+			return MemberOut{}, err
+		}
+	}
+	cfg := config(self, strings.Join(cluster, ","), state, in.Bootstrap.Value.Token, in.Cert.Value)
+	if err := rc.WriteFile(ctx, ConfigFile, []byte(cfg), 0o644); err != nil {
+		return MemberOut{}, err
+	}
+	rc.Log().Info("starting etcd", "initial_cluster_state", state, "initial_cluster", strings.Join(cluster, ","))
+	return out, start(ctx, rc, in.Binary, self)
+}
+
+// Check reports drift when the member's process is gone.
+func (Member) Check(ctx context.Context, rc *role.Context, _ MemberIn, _ MemberOut) (string, error) {
+	if !running(ctx, rc.Node()) {
+		return "etcd is not running on " + rc.Node().Name, nil
+	}
+	return "", nil
+}
+
+func peerOf(peers role.All[PeerURLOut], node string) (PeerURLOut, bool) {
+	for _, p := range peers {
+		if p.Node == node {
+			return p.Value, true
+		}
+	}
+	return PeerURLOut{}, false
+}
+
+// memberAdd announces self to the running cluster (unless it is already
+// announced) and returns the initial-cluster list self must start with.
+func memberAdd(ctx context.Context, rc *role.Context, peers role.All[PeerURLOut], founders []string, self PeerURLOut) ([]string, error) {
+	tlsCfg, err := controllerTLS(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	var endpoints []string
+	names := map[string]string{} // peer URL → node name
+	for _, p := range peers {
+		names[p.Value.PeerURL] = p.Node
+		if slices.Contains(founders, p.Node) {
+			endpoints = append(endpoints, p.Value.ClientURL)
+		}
+	}
+	cli, err := Dial(endpoints, tlsCfg)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+
+	cctx, cancel := withTimeout(ctx)
+	list, err := cli.MemberList(cctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("listing members of the running cluster at %v: %w", endpoints, err)
+	}
+	announced := false
+	for _, m := range list.Members {
+		announced = announced || slices.Contains(m.PeerURLs, self.PeerURL)
+	}
+	if !announced {
+		// etcd refuses a member-add ("unhealthy cluster") until every voting
+		// member — including one added a moment ago by a concurrent join — has
+		// been connected for a few seconds. Joins therefore take turns; wait
+		// for ours rather than fail.
+		wait := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(500*time.Millisecond),
+			backoff.WithMaxInterval(3*time.Second), backoff.WithMaxElapsedTime(2*time.Minute)), ctx)
+		err := backoff.Retry(func() error {
+			cctx, cancel := withTimeout(ctx)
+			defer cancel()
+			_, err := cli.MemberAdd(cctx, []string{self.PeerURL})
+			if err != nil && strings.Contains(err.Error(), "unhealthy cluster") {
+				rc.Log().Info("member-add postponed: the cluster is still settling", "peer_url", self.PeerURL)
+				return err
+			}
+			if err != nil {
+				return backoff.Permanent(err)
+			}
+			return nil
+		}, wait)
+		if err != nil {
+			return nil, fmt.Errorf("member-add %s: %w", self.PeerURL, err)
+		}
+		rc.Log().Info("member-add done", "peer_url", self.PeerURL)
+		cctx, cancel = withTimeout(ctx)
+		list, err = cli.MemberList(cctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("listing members after member-add: %w", err)
+		}
+	}
+	var cluster []string
+	for _, m := range list.Members {
+		for _, u := range m.PeerURLs {
+			name := m.Name
+			if n, ok := names[u]; ok {
+				name = n // members added but not started yet have no name
+			}
+			if name == "" {
+				return nil, fmt.Errorf("cluster member %x (%s) is not part of this deployment; remove it with etcdctl member remove", m.ID, u)
+			}
+			cluster = append(cluster, name+"="+u)
+		}
+	}
+	slices.Sort(cluster)
+	return cluster, nil
+}
+
+func config(self PeerURLOut, cluster, state, token string, cert MemberCertOut) string {
+	tls := fmt.Sprintf(`  cert-file: %s
+  key-file: %s
+  trusted-ca-file: %s
+  client-cert-auth: true
+`, cert.Files.Cert, cert.Files.Key, cert.Files.CA)
+	return fmt.Sprintf(`# written by mason (examples/etcd); changes are overwritten
+name: %s
+data-dir: %s
+listen-peer-urls: %s
+listen-client-urls: %s
+initial-advertise-peer-urls: %s
+advertise-client-urls: %s
+initial-cluster: %s
+initial-cluster-state: %s
+initial-cluster-token: %s
+client-transport-security:
+%speer-transport-security:
+%s`, self.Name, DataDir, self.PeerURL, self.ClientURL, self.PeerURL, self.ClientURL, cluster, state, token, tls, tls)
+}
+
+// start launches etcd in its own session on the node (so it outlives the
+// command that started it) and waits until it accepts connections.
+func start(ctx context.Context, rc *role.Context, binary string, self PeerURLOut) error {
+	script := fmt.Sprintf(`mkdir -p %s $(dirname %s) && echo $$ > %s && exec %s --config-file %s >>%s 2>&1`,
+		DataDir, LogFile, PIDFile, binary, ConfigFile, LogFile)
+	if _, err := rc.Exec(ctx, "setsid", "-f", "sh", "-c", script); err != nil {
+		return fmt.Errorf("starting etcd: %w", err)
+	}
+	host := strings.TrimPrefix(self.ClientURL, "https://")
+	wait := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(30*time.Second)), ctx)
+	return backoff.Retry(func() error {
+		if !running(ctx, rc.Node()) {
+			log, _ := rc.Node().Transport.Get(ctx, LogFile)
+			return backoff.Permanent(fmt.Errorf("etcd exited at start; last lines of %s:\n%s", LogFile, tail(log, 8)))
+		}
+		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", host)
+		if err != nil {
+			return fmt.Errorf("etcd on %s does not accept connections yet: %w", host, err)
+		}
+		return c.Close()
+	}, wait)
+}
+
+func running(ctx context.Context, n *provider.Node) bool {
+	res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", `test -f ` + PIDFile + ` && kill -0 "$(cat ` + PIDFile + `)"`}})
+	return err == nil && res.ExitCode == 0
+}
+
+func exists(ctx context.Context, n *provider.Node, path string) (bool, error) {
+	res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"test", "-e", path}})
+	if err != nil {
+		return false, err
+	}
+	return res.ExitCode == 0, nil
+}
+
+func tail(b []byte, lines int) string {
+	parts := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+var errNotHealthy = errors.New("etcd cluster is not healthy yet")
