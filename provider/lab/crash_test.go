@@ -51,7 +51,7 @@ func TestHelperProcess(t *testing.T) {
 				fmt.Println("error", err)
 				os.Exit(1)
 			}
-			cmd := provider.Command{Args: []string{"sh", "-c", "setsid sleep 5555 </dev/null >/dev/null 2>&1 &"}}
+			cmd := provider.Command{Args: []string{"sh", "-c", "setsid sleep " + os.Getenv("MASON_LAB_MARK") + " </dev/null >/dev/null 2>&1 &"}}
 			if res, err := n.Transport.Run(ctx, cmd); err != nil || res.ExitCode != 0 {
 				fmt.Println("error", err, res.ExitCode)
 				os.Exit(1)
@@ -92,9 +92,9 @@ func TestHelperProcess(t *testing.T) {
 }
 
 // helper starts the test binary as a controller process in the given mode.
-func helper(t *testing.T, mode, name, dir string) (*exec.Cmd, *bufio.Reader) {
+func helper(t *testing.T, mode, name, dir, mark string) (*exec.Cmd, *bufio.Reader) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "MASON_LAB_NAME="+name, "MASON_LAB_DIR="+dir)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "MASON_LAB_NAME="+name, "MASON_LAB_DIR="+dir, "MASON_LAB_MARK="+mark)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -123,7 +123,9 @@ func TestControllerCrash(t *testing.T) {
 		}
 	})
 
-	ctrl, out := helper(t, "create", name, dir)
+	// A unique sleep duration marks the processes started in the nodes.
+	mark := fmt.Sprintf("%d.%06d", 5000+os.Getpid()%1000, time.Now().UnixNano()%1e6)
+	ctrl, out := helper(t, "create", name, dir, mark)
 	line, err := out.ReadString('\n')
 	require.NoError(t, err, "controller output: %q", line)
 	var infos []*NodeInfo
@@ -138,7 +140,7 @@ func TestControllerCrash(t *testing.T) {
 	for _, info := range infos {
 		require.False(t, exited(info.PID), "node init %d survives the controller", info.PID)
 	}
-	require.Len(t, hostProcsWithArg("5555"), 2, "processes started in the nodes survive the controller")
+	require.Len(t, hostProcsWithArg(mark), 2, "processes started in the nodes survive the controller")
 	var fp footprint
 	l, err := Open(context.Background(), Options{Name: name, Dir: dir})
 	require.NoError(t, err)
@@ -147,7 +149,7 @@ func TestControllerCrash(t *testing.T) {
 	fp = footprintOf(t, l, nodes)
 
 	// A new controller process finds them and tears the lab down.
-	ctrl2, out2 := helper(t, "teardown", name, dir)
+	ctrl2, out2 := helper(t, "teardown", name, dir, mark)
 	line, err = out2.ReadString('\n')
 	require.NoError(t, err)
 	var found []string
@@ -160,7 +162,7 @@ func TestControllerCrash(t *testing.T) {
 		var ws unix.WaitStatus
 		_, _ = unix.Wait4(pid, &ws, 0, nil) // adopted by us as subreaper
 	}
-	require.Eventually(t, func() bool { return len(hostProcsWithArg("5555")) == 0 }, 5*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return len(hostProcsWithArg(mark)) == 0 }, 5*time.Second, 50*time.Millisecond)
 	fp.requireGone(t)
 }
 

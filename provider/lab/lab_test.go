@@ -241,10 +241,24 @@ type footprint struct {
 	dir     string
 	subnet  netip.Prefix
 	forward []string
+	// taken is when the footprint was recorded, in clock ticks since boot.
+	// Network namespace inodes are recycled once a namespace dies, so a
+	// process started later (in another lab, say) may show one of ours.
+	taken uint64
+}
+
+// ticksSinceBoot is the current time in the unit of /proc/PID/stat's start
+// time (USER_HZ, 100 per second on Linux).
+func ticksSinceBoot(t *testing.T) uint64 {
+	b, err := os.ReadFile("/proc/uptime")
+	require.NoError(t, err)
+	secs, err := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	require.NoError(t, err)
+	return uint64(secs * 100)
 }
 
 func footprintOf(t *testing.T, l *Lab, nodes []*provider.Node) footprint {
-	fp := footprint{bridge: l.Bridge(), dir: l.Dir(), subnet: l.Subnet(), forward: l.forwardRule("-C")}
+	fp := footprint{bridge: l.Bridge(), dir: l.Dir(), subnet: l.Subnet(), forward: l.forwardRule("-C"), taken: ticksSinceBoot(t) + 1}
 	for _, n := range nodes {
 		var info *NodeInfo
 		require.True(t, n.As(&info))
@@ -272,8 +286,12 @@ func (fp footprint) requireGone(t *testing.T) {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		var st unix.Stat_t
-		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
 			continue
+		}
+		if started, err := procStartTime(pid); err != nil || started > fp.taken {
+			continue // gone, or too young to have been in our namespaces
 		}
 		require.NotContains(t, fp.netns, st.Ino, "process %s still in a lab network namespace", e.Name())
 	}
