@@ -14,7 +14,8 @@
 # their own configs, stops them by PID, and is bounded to two minutes in all.
 # The last two lines are "dns/bind RATIO" and "lb/haproxy RATIO".
 #
-# Knobs: DUR (seconds per measurement, default 8), GO (go binary).
+# Knobs: DUR (seconds per server and measurement, split into two
+# alternating halves; default 8), GO (go binary).
 set -euo pipefail
 
 DUR=${DUR:-8}
@@ -141,26 +142,34 @@ logging { category default { null; }; category lame-servers { null; }; };
 zone "$ZONE" { type primary; file "$WORK/$ZONE.zone"; };
 CONF
 
-dnsperf_qps() { # port
-	dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$DUR" -c 4 -q 200 -t 2 2>&1 |
+dnsperf_qps() { # port seconds
+	dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries.txt" -l "$2" -c 4 -q 200 -t 2 2>&1 |
 		awk '/Queries per second:/ {print $4}'
 }
 
 log "DNS: BIND 9 on :$P_BIND"
 named -g -c "$WORK/bind/named.conf" >"$WORK/bind/named.log" 2>&1 &
-PIDS+=($!)
-wait_tcp "$P_BIND"
-dig +short @127.0.0.1 -p "$P_BIND" host1.$ZONE A | grep -q 10.0.1.1 || { echo "netsvc.sh: BIND does not answer" >&2; cat "$WORK/bind/named.log" >&2; exit 1; }
-BIND_QPS=$(dnsperf_qps "$P_BIND")
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
-
+BIND_PID=$!
+PIDS+=("$BIND_PID")
 log "DNS: mason authdns on :$P_MASON_DNS"
 "$WORK/netsvcbench" dns -listen 127.0.0.1:$P_MASON_DNS -zone $ZONE. -zonefile "$WORK/$ZONE.zone" >"$WORK/mason-dns.log" 2>&1 &
-PIDS+=($!)
+MASON_DNS_PID=$!
+PIDS+=("$MASON_DNS_PID")
+wait_tcp "$P_BIND"
 wait_tcp "$P_MASON_DNS"
+dig +short @127.0.0.1 -p "$P_BIND" host1.$ZONE A | grep -q 10.0.1.1 || { echo "netsvc.sh: BIND does not answer" >&2; cat "$WORK/bind/named.log" >&2; exit 1; }
 dig +short @127.0.0.1 -p "$P_MASON_DNS" host1.$ZONE A | grep -q 10.0.1.1 || { echo "netsvc.sh: mason DNS does not answer" >&2; cat "$WORK/mason-dns.log" >&2; exit 1; }
-MASON_QPS=$(dnsperf_qps "$P_MASON_DNS")
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+# Both servers run side by side (the idle one costs nothing) and are
+# measured in alternating halves, so that load drifting on a shared machine
+# does not favour whichever went first.
+HALF=$(awk -v d="$DUR" 'BEGIN { h = int(d / 2); print (h < 1 ? 1 : h) }')
+BIND_QPS=0 MASON_QPS=0
+for round in 1 2; do
+	BIND_QPS=$(awk -v a="$BIND_QPS" -v b="$(dnsperf_qps "$P_BIND" "$HALF")" 'BEGIN { print a + b / 2 }')
+	MASON_QPS=$(awk -v a="$MASON_QPS" -v b="$(dnsperf_qps "$P_MASON_DNS" "$HALF")" 'BEGIN { print a + b / 2 }')
+done
+kill "$BIND_PID" "$MASON_DNS_PID"
+wait "$BIND_PID" "$MASON_DNS_PID" 2>/dev/null || true
 
 # --- LB: same backend behind HAProxy and mason -----------------------------
 "$WORK/netsvcbench" backend -listen 127.0.0.1:$P_BACKEND >"$WORK/backend.log" 2>&1 &
@@ -183,33 +192,47 @@ backend be
 CONF
 haproxy -c -q -f "$WORK/haproxy.cfg"
 
-# wrk_run PORT -> "RPS P99_US"
+# wrk_run PORT SECONDS [CONNS] -> "RPS P99_US"
 wrk_run() {
-	wrk -t 1 -c 16 -d "${DUR}s" --latency "http://127.0.0.1:$1/" 2>&1 | awk '
+	wrk -t 1 -c "${3:-16}" -d "${2}s" --latency "http://127.0.0.1:$1/" 2>&1 | awk '
 		function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
 		/Requests\/sec:/ {rps=$2}
 		$1 == "99%" {p99=us($2)}
 		END {print rps, p99}'
 }
 
-log "LB: backend direct on :$P_BACKEND"
-read -r DIRECT_RPS DIRECT_P99 < <(wrk_run "$P_BACKEND")
-
 log "LB: HAProxy $(haproxy -v | awk 'NR==1{print $3}') on :$P_HAPROXY"
 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 PIDS+=($!)
-wait_tcp "$P_HAPROXY"
-read -r HAP_RPS HAP_P99 < <(wrk_run "$P_HAPROXY")
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
-
 log "LB: mason lb on :$P_MASON_LB"
 "$WORK/netsvcbench" lb -listen 127.0.0.1:$P_MASON_LB -backend 127.0.0.1:$P_BACKEND >"$WORK/mason-lb.log" 2>&1 &
 PIDS+=($!)
+wait_tcp "$P_HAPROXY"
 wait_tcp "$P_MASON_LB"
-read -r MASON_RPS MASON_P99 < <(wrk_run "$P_MASON_LB")
+
+# Throughput: direct, HAProxy and mason under 16 connections, in
+# alternating halves, rates averaged.
+DIRECT_RPS=0 HAP_RPS=0 MASON_RPS=0
+avg() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b / 2 }'; }
+for round in 1 2; do
+	read -r r _ < <(wrk_run "$P_BACKEND" "$HALF"); DIRECT_RPS=$(avg "$DIRECT_RPS" "$r")
+	read -r r _ < <(wrk_run "$P_HAPROXY" "$HALF"); HAP_RPS=$(avg "$HAP_RPS" "$r")
+	read -r r _ < <(wrk_run "$P_MASON_LB" "$HALF"); MASON_RPS=$(avg "$MASON_RPS" "$r")
+done
+# Added latency: one connection, requests back to back, so the p99 is the
+# path's own and not queueing behind other requests (whose depth differs
+# with each one's throughput).
+LAT=2
+read -r _ DIRECT_P99 < <(wrk_run "$P_BACKEND" "$LAT" 1)
+read -r _ HAP_P99 < <(wrk_run "$P_HAPROXY" "$LAT" 1)
+read -r _ MASON_P99 < <(wrk_run "$P_MASON_LB" "$LAT" 1)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
-echo "dns  bind ${BIND_QPS} q/s  mason ${MASON_QPS} q/s  (dnsperf, ${DUR}s each, 2 cores shared with dnsperf)"
-echo "lb   direct ${DIRECT_RPS} req/s p99 ${DIRECT_P99}us  haproxy ${HAP_RPS} req/s p99 ${HAP_P99}us (+$(awk -v a="$HAP_P99" -v b="$DIRECT_P99" 'BEGIN{print a-b}')us)  mason ${MASON_RPS} req/s p99 ${MASON_P99}us (+$(awk -v a="$MASON_P99" -v b="$DIRECT_P99" 'BEGIN{print a-b}')us)  (wrk -t1 -c16, ${DUR}s each)"
+added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+d", a - b }'; }
+printf 'dns  bind %.0f q/s  mason %.0f q/s  (dnsperf -c4 -q200, 2x%ss each, alternating)\n' "$BIND_QPS" "$MASON_QPS" "$HALF"
+printf 'lb   req/s (wrk -t1 -c16, 2x%ss each, alternating): direct %.0f | haproxy %.0f | mason %.0f\n' \
+	"$HALF" "$DIRECT_RPS" "$HAP_RPS" "$MASON_RPS"
+printf 'lb   p99 (wrk -t1 -c1, %ss each): direct %.0fus | haproxy %.0fus (added %sus) | mason %.0fus (added %sus)\n' \
+	"$LAT" "$DIRECT_P99" "$HAP_P99" "$(added "$HAP_P99" "$DIRECT_P99")" "$MASON_P99" "$(added "$MASON_P99" "$DIRECT_P99")"
 echo "dns/bind $(ratio "$MASON_QPS" "$BIND_QPS")"
 echo "lb/haproxy $(ratio "$MASON_RPS" "$HAP_RPS")"

@@ -20,4 +20,6 @@
 // created on the same store after a restart listens on the same addresses
 // (including ports that were picked with ":0") with the same backends.
 // Health state and counters are not persisted: they are facts about now.
+// One Balancer owns a store prefix: it is the process that listens, so two
+// Balancers must not share one (the daemon gives each node its own state).
 package lb
