@@ -201,7 +201,7 @@ func (l *Lab) start(ctx context.Context, rec *nodeRecord) (int, uint64, error) {
 	select {
 	case b := <-got:
 		if strings.TrimSpace(string(b)) != "ok" {
-			reap(pid)
+			_ = stopInit(context.WithoutCancel(ctx), pid)
 			log, _ := os.ReadFile(filepath.Join(nd, "init.log"))
 			return 0, 0, fmt.Errorf("node init failed to set up the node: %s", strings.TrimSpace(string(log)))
 		}
