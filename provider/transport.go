@@ -47,9 +47,12 @@ type Command struct {
 
 // Result is what a finished command produced.
 type Result struct {
-	Stdout   []byte
-	Stderr   []byte
+	// Stdout and Stderr are the command's complete output.
+	Stdout []byte
+	Stderr []byte
+	// ExitCode is the exit status; 128+N when signal N ended the command.
 	ExitCode int
+	// Duration is how long the command ran, as seen by the transport.
 	Duration time.Duration
 }
 
@@ -63,8 +66,11 @@ func (r Result) Err(cmd Command) error {
 
 // ExitError reports a command that ran and exited with a non-zero status.
 type ExitError struct {
-	Args   []string
-	Code   int
+	// Args is the command that ran.
+	Args []string
+	// Code is its exit status.
+	Code int
+	// Stderr is its standard error; Error shows at most the last 512 bytes.
 	Stderr []byte
 }
 

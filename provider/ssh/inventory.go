@@ -477,9 +477,12 @@ func (inv *Inventory) knownAlgorithms(addr string, remote net.Addr) []string {
 // HostKeyError reports a host key that is not in the known_hosts file
 // (Changed false) or differs from the one there (Changed true).
 type HostKeyError struct {
-	Host        string
-	Fingerprint string // SHA256 fingerprint of the key the host offered
-	Changed     bool
+	// Host is the address as dialled ("10.0.0.5:22").
+	Host string
+	// Fingerprint is the SHA256 fingerprint of the key the host offered.
+	Fingerprint string
+	// Changed is true when known_hosts has other keys for the host.
+	Changed bool
 }
 
 func (e *HostKeyError) Error() string {
