@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -129,6 +130,45 @@ type pendingDurable struct {
 	r   runResult
 }
 
+// durableHeap orders successes by the sequence number of their record.
+type durableHeap struct{ s []pendingDurable }
+
+func (h *durableHeap) len() int    { return len(h.s) }
+func (h *durableHeap) min() uint64 { return h.s[0].seq }
+func (h *durableHeap) push(p pendingDurable) {
+	h.s = append(h.s, p)
+	for i := len(h.s) - 1; i > 0; {
+		q := (i - 1) / 2
+		if h.s[q].seq <= h.s[i].seq {
+			break
+		}
+		h.s[i], h.s[q] = h.s[q], h.s[i]
+		i = q
+	}
+}
+
+func (h *durableHeap) pop() pendingDurable {
+	top := h.s[0]
+	n := len(h.s) - 1
+	h.s[0] = h.s[n]
+	h.s = h.s[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h.s[l].seq < h.s[m].seq {
+			m = l
+		}
+		if r < n && h.s[r].seq < h.s[m].seq {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h.s[i], h.s[m] = h.s[m], h.s[i]
+		i = m
+	}
+	return top
+}
+
 type executor struct {
 	p    *Plan
 	o    Options
@@ -143,7 +183,9 @@ type executor struct {
 	ctx    context.Context
 	runCtx context.Context
 	res    chan runResult
+	jobs   chan int32
 	trips  []trip
+	codecs outputCodecs
 }
 
 type trip struct {
@@ -180,7 +222,23 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	n := len(g.nrs)
 	e := &executor{p: p, o: o, j: j, em: &emitter{sub: o.Events, ctx: ctx},
 		outs: append([]any(nil), p.outs...), last: make([]*success, n), outc: make([]Outcome, n),
-		ctx: ctx, res: make(chan runResult, o.Parallelism)}
+		ctx: ctx, res: make(chan runResult, o.Parallelism), jobs: make(chan int32, o.Parallelism)}
+	// A fixed pool of workers: their stacks, grown once by the reflective
+	// calls into roles, are reused.
+	var workers sync.WaitGroup
+	for range o.Parallelism {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for i := range e.jobs {
+				e.work(i)
+			}
+		}()
+	}
+	defer func() {
+		close(e.jobs)
+		workers.Wait()
+	}()
 	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer runCancel()
 	e.runCtx = runCtx
@@ -254,7 +312,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	}
 
 	running := 0
-	var awaiting []pendingDurable
+	var awaiting durableHeap
 	stopping := false
 	done := ctx.Done()
 	var stopTimer *time.Timer
@@ -270,9 +328,9 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 				// exactly what started before and after a breaker tripped.
 				e.emit(i, Event{State: StateRunning, Attempt: 1, Reason: p.Steps[i].Reason})
 			}
-			go e.work(i)
+			e.jobs <- i
 		}
-		if running == 0 && len(awaiting) == 0 {
+		if running == 0 && awaiting.len() == 0 {
 			break
 		}
 		select {
@@ -298,7 +356,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 				// Dependents start only once the output is durable, so no
 				// later step can consume an output a crash would lose.
 				e.outs[r.i], e.last[r.i] = r.out, r.last
-				awaiting = append(awaiting, pendingDurable{r.seq, r})
+				awaiting.push(pendingDurable{r.seq, r})
 			}
 		case <-j.notify():
 		case <-done:
@@ -310,26 +368,21 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 		if err := j.err(); err != nil && !stopping {
 			stopping = true
 		}
-		if len(awaiting) > 0 {
+		if awaiting.len() > 0 {
 			dur := j.durable()
-			kept := awaiting[:0]
-			for _, a := range awaiting {
-				if a.seq > dur {
-					kept = append(kept, a)
-					continue
-				}
+			for awaiting.len() > 0 && awaiting.min() <= dur {
+				a := awaiting.pop()
 				e.outc[a.r.i].State = StateSucceeded
 				e.s.succeed(a.r.i, false)
 				e.emit(a.r.i, Event{State: StateSucceeded, Attempt: a.r.attempts, Duration: a.r.dur, Reason: e.outc[a.r.i].Reason})
 			}
-			awaiting = kept
 			if j.err() != nil && running == 0 {
 				// These ran, but their records will never be durable.
-				for _, a := range awaiting {
+				for awaiting.len() > 0 {
+					a := awaiting.pop()
 					e.outc[a.r.i].State = StateFailed
 					e.outc[a.r.i].Err = fmt.Errorf("ran, but its output could not be journaled: %w", j.err())
 				}
-				awaiting = nil
 			}
 		}
 	}
@@ -515,7 +568,16 @@ func (e *executor) work(i int32) {
 	notify := func(err error, wait time.Duration) {
 		e.emit(i, Event{State: StateRetrying, Attempt: r.attempts, Err: err, Reason: fmt.Sprintf("attempt %d failed; next in %v", r.attempts, wait.Round(time.Millisecond))})
 	}
-	out, err := backoff.RetryNotifyWithData(op, retryPolicy(e.ctx, nr.meta.Retry), notify)
+	var out any
+	if nr.meta.Retry.MaxAttempts > 1 {
+		out, err = backoff.RetryNotifyWithData(op, retryPolicy(e.ctx, nr.meta.Retry), notify)
+	} else {
+		out, err = op()
+		var perm *backoff.PermanentError
+		if errors.As(err, &perm) {
+			err = perm.Err
+		}
+	}
 	r.dur = time.Since(started)
 	if err != nil {
 		if lastErr != nil && !errors.Is(lastErr, err) && errors.Is(err, e.ctx.Err()) {
@@ -525,7 +587,7 @@ func (e *executor) work(i int32) {
 		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: err.Error(), Reason: reason, At: time.Now(), Duration: r.dur, Last: last})
 		return
 	}
-	enc, err := encodeOutput(out)
+	enc, err := e.codecs.encode(out)
 	if err != nil {
 		fail(fmt.Errorf("graph: %s: %w", nr.id, err))
 		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: last})

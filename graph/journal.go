@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
-	"encoding/json"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,28 +18,28 @@ import (
 // record is what the journal keeps for one node-role: its latest
 // transition, and what its last successful run produced.
 type record struct {
-	ID        string        `json:"id"`
-	State     State         `json:"state"`
-	Attempt   int           `json:"attempt,omitempty"`
-	Reason    string        `json:"reason,omitempty"`
-	Error     string        `json:"error,omitempty"`
-	BlockedBy string        `json:"blocked_by,omitempty"`
-	At        time.Time     `json:"at"`
-	Duration  time.Duration `json:"duration,omitempty"`
-	Last      *success      `json:"last,omitempty"`
+	ID        string
+	State     State
+	Attempt   int
+	Reason    string
+	Error     string
+	BlockedBy string
+	At        time.Time
+	Duration  time.Duration
+	Last      *success
 }
 
 // success is a node-role's last successful run.
 type success struct {
-	Version string              `json:"version"`
-	Digest  string              `json:"digest"`
-	Fields  map[string]string   `json:"fields,omitempty"`
-	Peers   map[string][]string `json:"peers,omitempty"`
+	Version string
+	Digest  string
+	Fields  map[string]string
+	Peers   map[string][]string
 	// Output is the role's output struct in gob, which carries secrets:
 	// the journal must be protected like the secrets themselves.
-	Output   []byte        `json:"output,omitempty"`
-	Duration time.Duration `json:"duration"`
-	At       time.Time     `json:"at"`
+	Output   []byte
+	Duration time.Duration
+	At       time.Time
 }
 
 // journal persists node-role transitions. Appends are asynchronous and
@@ -99,7 +99,7 @@ func (j *storeJournal) load(ctx context.Context) (map[string]*record, error) {
 	out := make(map[string]*record, len(ents))
 	for _, e := range ents {
 		r := new(record)
-		if err := json.Unmarshal(e.Value, r); err != nil {
+		if err := r.unmarshal(e.Value); err != nil {
 			return nil, fmt.Errorf("graph: journal entry %s is corrupt: %w (delete the key to forget that node-role)", e.Key, err)
 		}
 		out[strings.TrimPrefix(e.Key, j.prefix)] = r
@@ -153,7 +153,7 @@ func (j *storeJournal) close() error {
 // writer is the single goroutine that persists batches, in order.
 func (j *storeJournal) writer() {
 	defer close(j.done)
-	var buf bytes.Buffer
+	var buf []byte
 	for {
 		j.mu.Lock()
 		batch, last, closing := j.queue, j.queued, j.closing
@@ -181,7 +181,7 @@ func (j *storeJournal) writer() {
 	}
 }
 
-func (j *storeJournal) write(batch []*record, buf *bytes.Buffer) error {
+func (j *storeJournal) write(batch []*record, buf *[]byte) error {
 	// Only the latest record of a node-role in a batch matters; the batch
 	// is one atomic Txn, so nothing in between is ever visible.
 	latest := make(map[string]int, len(batch))
@@ -193,11 +193,8 @@ func (j *storeJournal) write(batch []*record, buf *bytes.Buffer) error {
 		if latest[r.ID] != i {
 			continue
 		}
-		buf.Reset()
-		if err := json.NewEncoder(buf).Encode(r); err != nil {
-			return fmt.Errorf("encoding record of %s: %w", r.ID, err)
-		}
-		ops = append(ops, store.PutOp(j.prefix+r.ID, bytes.Clone(buf.Bytes())))
+		*buf = r.marshal((*buf)[:0])
+		ops = append(ops, store.PutOp(j.prefix+r.ID, bytes.Clone(*buf)))
 	}
 	if j.fence != nil {
 		ops = append(ops, j.fence()...)
@@ -206,21 +203,7 @@ func (j *storeJournal) write(batch []*record, buf *bytes.Buffer) error {
 	return err
 }
 
-// encodeOutput serializes a role's output for the journal with gob (which
-// keeps attr.Secret values). An output without exported fields is nil.
-func encodeOutput(out any) ([]byte, error) {
-	v := reflect.ValueOf(out)
-	if !v.IsValid() || !hasExported(v.Type()) {
-		return nil, nil
-	}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).EncodeValue(v); err != nil {
-		return nil, fmt.Errorf("encoding output %v for the journal: %w (outputs must be gob-encodable: exported fields, registered interface types)", v.Type(), err)
-	}
-	return buf.Bytes(), nil
-}
-
-// decodeOutput reverses encodeOutput into a value of type t.
+// decodeOutput reverses outputCodecs.encode into a value of type t.
 func decodeOutput(b []byte, t reflect.Type) (any, error) {
 	p := reflect.New(t)
 	if len(b) > 0 {
@@ -241,4 +224,43 @@ func hasExported(t reflect.Type) bool {
 		}
 	}
 	return false
+}
+
+// Entry is what the journal says about one node-role: its latest
+// transition and its last success. Outputs are not included: they may
+// hold secrets.
+type Entry struct {
+	ID        string
+	State     State
+	Attempt   int
+	Reason    string
+	Error     string
+	BlockedBy string
+	At        time.Time
+	Duration  time.Duration
+	// Succeeded is when it last succeeded (zero if never), with which role
+	// version and input digest.
+	Succeeded time.Time
+	Version   string
+	Digest    string
+}
+
+// ReadJournal returns the journal of deployment in st, sorted by ID: what
+// a status display or a second controller shows.
+func ReadJournal(ctx context.Context, st store.Store, deployment string) ([]Entry, error) {
+	recs, err := newStoreJournal(st, deployment).load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(recs))
+	for _, r := range recs {
+		e := Entry{ID: r.ID, State: r.State, Attempt: r.Attempt, Reason: r.Reason, Error: r.Error,
+			BlockedBy: r.BlockedBy, At: r.At, Duration: r.Duration}
+		if r.Last != nil {
+			e.Succeeded, e.Version, e.Digest = r.Last.At, r.Last.Version, r.Last.Digest
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }

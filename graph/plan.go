@@ -169,10 +169,14 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 			}
 			return z
 		}
-		in, err := p.bind(i, outputs)
-		if err != nil {
-			errs = multierror.Append(errs, err)
-			continue
+		// Bind now when the inputs are known (for the digest), or when
+		// attributes must be checked; wiring was checked by build.
+		var in any
+		if unknown == "" || nr.hasAttr {
+			if in, err = p.bind(i, outputs); err != nil {
+				errs = multierror.Append(errs, err)
+				continue
+			}
 		}
 		forced := cfg.forceAll || cfg.force[nr.id] || cfg.force[nr.meta.Name]
 		var last *success

@@ -2,7 +2,6 @@ package graph_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -21,15 +20,14 @@ type WipeOut struct{ Done bool }
 // journalState reads the state journaled for id.
 func journalState(t *testing.T, st store.Store, dep, id string) graph.State {
 	t.Helper()
-	e, err := st.Get(context.Background(), "mason/graph/"+dep+"/nr/"+id)
-	if err != nil {
-		return 0
+	es, err := graph.ReadJournal(context.Background(), st, dep)
+	require.NoError(t, err)
+	for _, e := range es {
+		if e.ID == id {
+			return e.State
+		}
 	}
-	var r struct {
-		State graph.State `json:"state"`
-	}
-	require.NoError(t, json.Unmarshal(e.Value, &r))
-	return r.State
+	return 0
 }
 
 // A crash is simulated by copying the bbolt file while the executor is in

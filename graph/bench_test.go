@@ -1,0 +1,273 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/store"
+	"github.com/masonops/mason/store/bolt"
+	"github.com/masonops/mason/store/mem"
+)
+
+// Output types of the benchmark's no-op roles.
+type (
+	benchA   struct{ N int }
+	benchB   struct{ N int }
+	benchC   struct{ N int }
+	benchAgg struct{ N int }
+	benchD   struct{ N int }
+	benchE   struct{ N int }
+)
+
+// overheadDeployment is 2,000 nodes × 5 no-op roles and one cluster
+// aggregate: on every node a → b → c (Same), an aggregate over every a
+// (All, cluster scope, like an etcd cluster waiting for every member's
+// URL), then d (needs the aggregate's One and c) → e. 10,001 node-roles.
+func overheadDeployment(nodes int) *Deployment {
+	noop := func(rc *role.Context) int { return rc.Attempt() }
+	a := role.Func(role.Meta{Name: "a"}, func(ctx context.Context, rc *role.Context, _ struct{}) (benchA, error) {
+		return benchA{noop(rc)}, nil
+	})
+	b := role.Func(role.Meta{Name: "b"}, func(ctx context.Context, rc *role.Context, in struct{ A role.Same[benchA] }) (benchB, error) {
+		return benchB{in.A.Value.N}, nil
+	})
+	c := role.Func(role.Meta{Name: "c"}, func(ctx context.Context, rc *role.Context, in struct{ B role.Same[benchB] }) (benchC, error) {
+		return benchC{in.B.Value.N}, nil
+	})
+	agg := role.Func(role.Meta{Name: "agg", Scope: role.ScopeCluster}, func(ctx context.Context, rc *role.Context, in struct{ All role.All[benchA] }) (benchAgg, error) {
+		return benchAgg{len(in.All)}, nil
+	})
+	d := role.Func(role.Meta{Name: "d"}, func(ctx context.Context, rc *role.Context, in struct {
+		Agg role.One[benchAgg]
+		C   role.Same[benchC]
+	}) (benchD, error) {
+		return benchD{in.Agg.Value.N}, nil
+	})
+	e := role.Func(role.Meta{Name: "e"}, func(ctx context.Context, rc *role.Context, in struct{ D role.Same[benchD] }) (benchE, error) {
+		return benchE{in.D.Value.N}, nil
+	})
+	dep := NewDeployment("overhead")
+	p := dep.Pool("all")
+	for i := range nodes {
+		p.Add(&provider.Node{Name: fmt.Sprintf("n%04d", i)})
+	}
+	dep.Bind(p, a, b, c, agg, d, e)
+	return dep
+}
+
+// runOverhead plans and applies the overhead deployment on st and returns
+// the time taken per node-role.
+func runOverhead(b *testing.B, st store.Store) float64 {
+	start := time.Now()
+	d := overheadDeployment(2000)
+	p, err := NewPlan(context.Background(), d, st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := Apply(context.Background(), p, Options{Parallelism: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n := res.Count(StateSucceeded); n != len(p.Steps) {
+		b.Fatalf("%d of %d succeeded", n, len(p.Steps))
+	}
+	return float64(time.Since(start).Nanoseconds()) / float64(len(p.Steps))
+}
+
+// BenchmarkExecutorOverhead: plan + run of 10,001 no-op node-roles on the
+// in-memory store; metric ns/noderole (target ≤ 5,000).
+func BenchmarkExecutorOverhead(b *testing.B) {
+	var total float64
+	for range b.N {
+		st := mem.New()
+		total += runOverhead(b, st)
+		st.Close()
+	}
+	b.ReportMetric(total/float64(b.N), "ns/noderole")
+}
+
+// BenchmarkJournalBolt: the overhead benchmark on bbolt (one fsync per
+// group commit) against the in-memory store; metric bolt/mem (target ≤ 3).
+func BenchmarkJournalBolt(b *testing.B) {
+	dir := b.TempDir()
+	var memT, boltT float64
+	for i := range b.N {
+		st := mem.New()
+		memT += runOverhead(b, st)
+		st.Close()
+		bs, err := bolt.Open(filepath.Join(dir, fmt.Sprintf("state%d.db", i)), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		boltT += runOverhead(b, bs)
+		bs.Close()
+	}
+	b.ReportMetric(boltT/float64(b.N), "bolt-ns/noderole")
+	b.ReportMetric(memT/float64(b.N), "mem-ns/noderole")
+	b.ReportMetric(boltT/memT, "bolt/mem")
+}
+
+// randomDAG builds a deployment-shaped random DAG: nodes with a chain of
+// roles each (some skipping links), cluster aggregates waiting for one
+// role on every node, and roles waiting for an aggregate. Durations are
+// heavy-tailed.
+func randomDAG(r *rand.Rand, nodes, roles int) (kids [][]int32, deps []int32, node []int32, dur []int64) {
+	type nr struct {
+		deps []int32
+		node int32
+		dur  int64
+	}
+	var all []nr
+	aggAfter := map[int]int32{} // role index → aggregate node-role
+	for k := 0; k < roles; k++ {
+		if k > 0 && r.IntN(3) == 0 {
+			// An aggregate over role k-1 on every node.
+			var ds []int32
+			for n := 0; n < nodes; n++ {
+				ds = append(ds, int32(n*0)+int32(len(all)-nodes+n))
+			}
+			aggAfter[k] = int32(len(all))
+			all = append(all, nr{deps: ds, node: -1, dur: 1 + r.Int64N(20)})
+		}
+		for n := 0; n < nodes; n++ {
+			var ds []int32
+			if k > 0 {
+				// The previous role on this node (the chain), found by offset.
+				prev := int32(len(all) - nodes)
+				if agg, ok := aggAfter[k]; ok {
+					prev = agg - int32(nodes) + int32(n)
+					ds = append(ds, agg)
+				} else {
+					prev += 0
+				}
+				_ = prev
+			}
+			all = append(all, nr{deps: ds, node: int32(n), dur: 1 + int64(r.ExpFloat64()*20)})
+		}
+	}
+	// Chain links on each node: role k waits for role k-1 on its node.
+	perNode := make([][]int32, nodes)
+	for i, x := range all {
+		if x.node >= 0 {
+			perNode[x.node] = append(perNode[x.node], int32(i))
+		}
+	}
+	for _, list := range perNode {
+		for k := 1; k < len(list); k++ {
+			if r.IntN(5) != 0 { // most, not all, roles chain
+				all[list[k]].deps = append(all[list[k]].deps, list[k-1])
+			}
+		}
+	}
+	// Some cross-node links (a worker waiting for a manager's token).
+	for i := range all {
+		if all[i].node >= 0 && i > nodes && r.IntN(10) == 0 {
+			all[i].deps = append(all[i].deps, int32(r.IntN(i)))
+		}
+	}
+	kids = make([][]int32, len(all))
+	deps = make([]int32, len(all))
+	node = make([]int32, len(all))
+	dur = make([]int64, len(all))
+	for i, x := range all {
+		u := uniqueSorted(x.deps)
+		deps[i] = int32(len(u))
+		for _, d := range u {
+			kids[d] = append(kids[d], int32(i))
+		}
+		node[i], dur[i] = x.node, x.dur
+	}
+	return kids, deps, node, dur
+}
+
+// simulate runs the scheduling core in virtual time with p workers and
+// one node-role per node at a time; it returns the makespan.
+func simulate(kids [][]int32, deps, node []int32, nodes int, dur []int64, p int, fifo bool) int64 {
+	s := newSched(kids, deps, node, nodes, dur, 1, fifo)
+	s.start()
+	type ev struct {
+		t int64
+		i int32
+	}
+	var running []ev
+	var now int64
+	for {
+		for len(running) < p {
+			i := s.next()
+			if i < 0 {
+				break
+			}
+			running = append(running, ev{now + dur[i], i})
+		}
+		if len(running) == 0 {
+			return now
+		}
+		k := 0
+		for j := range running {
+			if running[j].t < running[k].t {
+				k = j
+			}
+		}
+		e := running[k]
+		running = append(running[:k], running[k+1:]...)
+		now = e.t
+		s.release(e.i)
+		s.succeed(e.i, false)
+	}
+}
+
+// lowerBound is max(critical path, total work / p, most work on one node).
+func lowerBound(kids [][]int32, node []int32, nodes int, dur []int64, p int) float64 {
+	n := len(kids)
+	cp := make([]int64, n)
+	var longest, total int64
+	perNode := make([]int64, nodes)
+	for i := n - 1; i >= 0; i-- {
+		var best int64
+		for _, k := range kids[i] {
+			best = max(best, cp[k])
+		}
+		cp[i] = best + dur[i]
+		longest = max(longest, cp[i])
+		total += dur[i]
+		if node[i] >= 0 {
+			perNode[node[i]] += dur[i]
+		}
+	}
+	bound := max(float64(longest), float64(total)/float64(p))
+	for _, w := range perNode {
+		bound = max(bound, float64(w))
+	}
+	return bound
+}
+
+// BenchmarkMakespan: random deployment-shaped DAGs scheduled in virtual
+// time by the executor's core with critical-path ordering and, as a
+// baseline, FIFO; metrics makespan/bound and fifo-makespan/bound (target:
+// ≤ 1.05 and ≤ FIFO).
+func BenchmarkMakespan(b *testing.B) {
+	for _, tc := range []struct{ nodes, roles, p int }{{40, 6, 8}, {200, 6, 32}, {20, 8, 4}} {
+		b.Run(fmt.Sprintf("nodes=%d/roles=%d/P=%d", tc.nodes, tc.roles, tc.p), func(b *testing.B) {
+			var ratio, fifoRatio float64
+			runs := 0
+			for i := range b.N {
+				for seed := range 20 {
+					r := rand.New(rand.NewPCG(uint64(i), uint64(seed)))
+					kids, deps, node, dur := randomDAG(r, tc.nodes, tc.roles)
+					bound := lowerBound(kids, node, tc.nodes, dur, tc.p)
+					ratio += float64(simulate(kids, deps, node, tc.nodes, dur, tc.p, false)) / bound
+					fifoRatio += float64(simulate(kids, deps, node, tc.nodes, dur, tc.p, true)) / bound
+					runs++
+				}
+			}
+			b.ReportMetric(ratio/float64(runs), "makespan/bound")
+			b.ReportMetric(fifoRatio/float64(runs), "fifo-makespan/bound")
+		})
+	}
+}

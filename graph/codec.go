@@ -1,0 +1,277 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+)
+
+// The journal's records are written in a small binary format: the
+// executor writes tens of thousands of them per second, and JSON costs
+// more than everything else it does per node-role. Layout (version 1):
+// a version byte, then fields in order as uvarints, varints and
+// length-prefixed strings.
+const recordVersion = 1
+
+type recWriter struct{ b []byte }
+
+func (w *recWriter) u(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *recWriter) i(v int64)  { w.b = binary.AppendVarint(w.b, v) }
+func (w *recWriter) s(v string) { w.u(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *recWriter) t(v time.Time) {
+	if v.IsZero() {
+		w.i(0)
+		return
+	}
+	w.i(v.UnixNano())
+}
+
+func (w *recWriter) strMap(m map[string]string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	w.u(uint64(len(keys)))
+	for _, k := range keys {
+		w.s(k)
+		w.s(m[k])
+	}
+}
+
+func (r *record) marshal(buf []byte) []byte {
+	w := recWriter{b: append(buf, recordVersion)}
+	w.s(r.ID)
+	w.u(uint64(r.State))
+	w.u(uint64(r.Attempt))
+	w.s(r.Reason)
+	w.s(r.Error)
+	w.s(r.BlockedBy)
+	w.t(r.At)
+	w.i(int64(r.Duration))
+	if r.Last == nil {
+		w.u(0)
+		return w.b
+	}
+	l := r.Last
+	w.u(1)
+	w.s(l.Version)
+	w.s(l.Digest)
+	w.strMap(l.Fields)
+	pk := make([]string, 0, len(l.Peers))
+	for k := range l.Peers {
+		pk = append(pk, k)
+	}
+	sort.Strings(pk)
+	w.u(uint64(len(pk)))
+	for _, k := range pk {
+		w.s(k)
+		w.u(uint64(len(l.Peers[k])))
+		for _, p := range l.Peers[k] {
+			w.s(p)
+		}
+	}
+	w.s(string(l.Output))
+	w.i(int64(l.Duration))
+	w.t(l.At)
+	return w.b
+}
+
+type recReader struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("truncated record")
+
+func (r *recReader) u() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err, r.b = errShort, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recReader) i() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err, r.b = errShort, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recReader) s() string {
+	n := r.u()
+	if uint64(len(r.b)) < n {
+		r.err, r.b = errShort, nil
+		return ""
+	}
+	v := string(r.b[:n])
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recReader) t() time.Time {
+	v := r.i()
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v)
+}
+
+func (rec *record) unmarshal(b []byte) error {
+	if len(b) == 0 || b[0] != recordVersion {
+		return fmt.Errorf("unknown record format %d (written by a newer mason?)", firstByte(b))
+	}
+	r := recReader{b: b[1:]}
+	rec.ID = r.s()
+	rec.State = State(r.u())
+	rec.Attempt = int(r.u())
+	rec.Reason, rec.Error, rec.BlockedBy = r.s(), r.s(), r.s()
+	rec.At = r.t()
+	rec.Duration = time.Duration(r.i())
+	if r.u() == 1 {
+		l := &success{}
+		l.Version, l.Digest = r.s(), r.s()
+		if n := r.u(); n > 0 && r.err == nil {
+			l.Fields = make(map[string]string, n)
+			for range n {
+				k := r.s()
+				l.Fields[k] = r.s()
+			}
+		}
+		if n := r.u(); n > 0 && r.err == nil {
+			l.Peers = make(map[string][]string, n)
+			for range n {
+				k := r.s()
+				m := r.u()
+				var ps []string
+				for range m {
+					if r.err != nil {
+						break
+					}
+					ps = append(ps, r.s())
+				}
+				l.Peers[k] = ps
+			}
+		}
+		if out := r.s(); out != "" {
+			l.Output = []byte(out)
+		}
+		l.Duration = time.Duration(r.i())
+		l.At = r.t()
+		rec.Last = l
+	}
+	return r.err
+}
+
+func firstByte(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	return int(b[0])
+}
+
+// outputCodec encodes one output type with gob, sending gob's type
+// description once: it keeps an encoder per type and prepends the type
+// description, captured once, to every value. Decoding needs nothing
+// special: each stored output is a complete gob stream. Types holding
+// interface values describe those per stream, so they get a fresh
+// encoder every time.
+type outputCodec struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	enc    *gob.Encoder
+	prefix []byte
+	fresh  bool
+}
+
+type outputCodecs struct{ m sync.Map } // reflect.Type → *outputCodec
+
+func (cs *outputCodecs) encode(out any) ([]byte, error) {
+	v := reflect.ValueOf(out)
+	if !v.IsValid() || !hasExported(v.Type()) {
+		return nil, nil
+	}
+	c, ok := cs.m.Load(v.Type())
+	if !ok {
+		c, _ = cs.m.LoadOrStore(v.Type(), newOutputCodec(v.Type()))
+	}
+	return c.(*outputCodec).encode(v)
+}
+
+func newOutputCodec(t reflect.Type) *outputCodec {
+	c := &outputCodec{fresh: hasInterface(t, map[reflect.Type]bool{})}
+	if c.fresh {
+		return c
+	}
+	c.enc = gob.NewEncoder(&c.buf)
+	zero := reflect.New(t).Elem()
+	if err := c.enc.EncodeValue(zero); err != nil {
+		c.fresh = true // report the error on use, from a fresh encoder
+		return c
+	}
+	first := bytes.Clone(c.buf.Bytes())
+	c.buf.Reset()
+	if err := c.enc.EncodeValue(zero); err != nil {
+		c.fresh = true
+		return c
+	}
+	c.prefix = first[:len(first)-c.buf.Len()]
+	c.buf.Reset()
+	return c
+}
+
+func (c *outputCodec) encode(v reflect.Value) ([]byte, error) {
+	if c.fresh {
+		var buf bytes.Buffer
+		if err := gob.NewEncoder(&buf).EncodeValue(v); err != nil {
+			return nil, outputErr(v.Type(), err)
+		}
+		return buf.Bytes(), nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Reset()
+	if err := c.enc.EncodeValue(v); err != nil {
+		return nil, outputErr(v.Type(), err)
+	}
+	out := make([]byte, 0, len(c.prefix)+c.buf.Len())
+	return append(append(out, c.prefix...), c.buf.Bytes()...), nil
+}
+
+func outputErr(t reflect.Type, err error) error {
+	return fmt.Errorf("encoding output %v for the journal: %w (outputs must be gob-encodable: exported fields, registered interface types)", t, err)
+}
+
+func hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return hasInterface(t.Elem(), seen)
+	case reflect.Map:
+		return hasInterface(t.Key(), seen) || hasInterface(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if hasInterface(t.Field(i).Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
