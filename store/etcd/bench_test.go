@@ -19,8 +19,9 @@ import (
 // transaction is fenced by a lock key (CheckOp) and writes K records of
 // 256 bytes for one of 200 node-roles, as the executor's journal does on a
 // state transition. "serial" is one writer; "parallel8" is eight writers at
-// once, like an executor running eight node-roles (etcd batches concurrent
-// proposals into one raft entry and fsync; bolt fsyncs each transaction).
+// once, like an executor running eight node-roles, which lets etcd batch
+// concurrent proposals into one raft entry while bolt commits (and fsyncs)
+// one transaction after the other.
 //
 // "etcd" is one member, "etcd3" a three-member cluster on this one machine
 // (three fsyncs on the same disk per commit, so a pessimistic stand-in for

@@ -67,6 +67,7 @@ type ServerTLS struct {
 
 // Cluster is a running set of etcd members.
 type Cluster struct {
+	// Members are the cluster's processes, in start order.
 	Members []*Member
 	tls     *tls.Config
 	rmdir   string // removed by Stop
@@ -74,11 +75,11 @@ type Cluster struct {
 
 // Member is one etcd process.
 type Member struct {
-	Name      string
-	ClientURL string
-	PeerURL   string
-	DataDir   string
-	LogFile   string
+	Name      string // m0, m1, ...
+	ClientURL string // where clients connect, http(s)://127.0.0.1:port
+	PeerURL   string // where the other members connect
+	DataDir   string // the member's --data-dir
+	LogFile   string // the member's stdout and stderr
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
