@@ -153,3 +153,55 @@ func TestClusterMemberKilled(t *testing.T) {
 	_, err = s.Txn(ctx, store.PutOp("data/fenced", []byte("late")), store.CheckOp(lock.Key(), lock.Fence()))
 	require.True(t, errors.Is(err, store.ErrConflict), "fenced write after release must conflict, got %v", err)
 }
+
+// TestWatchSurvivesMemberLoss watches through two followers only, kills
+// one of them mid-stream, and checks that the watch goes on through the
+// other without losing or repeating an event.
+func TestWatchSurvivesMemberLoss(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{Members: 3})
+	ctx := ctxT(t, 60*time.Second)
+	leader, err := c.Leader(ctx)
+	require.NoError(t, err)
+	var followers []*etcdtest.Member
+	for _, m := range c.Members {
+		if m != leader {
+			followers = append(followers, m)
+		}
+	}
+	// The writer does not use the member that dies, so only the watch has
+	// to fail over.
+	writer := open(t, []string{leader.ClientURL, followers[1].ClientURL}, "w/")
+	watcher := open(t, []string{followers[0].ClientURL, followers[1].ClientURL}, "w/")
+	events, err := watcher.Watch(ctx, "", 0)
+	require.NoError(t, err)
+
+	const n = 200
+	got := make(chan []int64, 1)
+	go func() {
+		var revs []int64
+		for len(revs) < n {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					got <- revs
+					return
+				}
+				revs = append(revs, ev.Revision)
+			case <-time.After(15 * time.Second):
+				got <- revs
+				return
+			}
+		}
+		got <- revs
+	}()
+	var want []int64
+	for i := 0; i < n; i++ {
+		if i == n/2 {
+			require.NoError(t, followers[0].Kill())
+		}
+		rev, err := writer.Put(ctx, fmt.Sprintf("k%03d", i), []byte("v"))
+		require.NoError(t, err, "the leader and one follower are a quorum")
+		want = append(want, rev)
+	}
+	require.Equal(t, want, <-got, "every event once, in order, across the member's death")
+}
