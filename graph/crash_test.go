@@ -64,7 +64,7 @@ func crashDeployment(effects string) *graph.Deployment {
 	})
 	use := role.Func(role.Meta{Name: "use"}, func(ctx context.Context, rc *role.Context, in UseIn) (UseOut, error) {
 		time.Sleep(15 * time.Millisecond)
-		return UseOut{Used: in.T.Value.Token}, logLine("done use@"+rc.Node().Name+" "+in.T.Value.Token)
+		return UseOut{Used: in.T.Value.Token}, logLine("done use@" + rc.Node().Name + " " + in.T.Value.Token)
 	})
 	sum := role.Func(role.Meta{Name: "sum", Scope: role.ScopeCluster}, func(ctx context.Context, rc *role.Context, in SumIn) (SumOut, error) {
 		return SumOut{N: len(in.All)}, logLine(fmt.Sprintf("done sum@%s %d", rc.Node().Name, len(in.All)))

@@ -186,6 +186,7 @@ func nodeNames(n int) []string {
 	return out
 }
 
+// memStore returns an in-memory store closed when t ends.
 func memStore(t testing.TB) store.Store {
 	st := mem.New()
 	t.Cleanup(func() { st.Close() })
