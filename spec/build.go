@@ -1,0 +1,231 @@
+package spec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+)
+
+// PoolLabel is the label every node of a spec's pool carries, naming the
+// pool.
+const PoolLabel = "mason.pool"
+
+// NodeSpecs returns what to ask the provider for: one NodeSpec per node of
+// every pool, with a stable ID derived from the deployment and node names.
+func (s *Spec) NodeSpecs() []provider.NodeSpec {
+	var out []provider.NodeSpec
+	seen := map[string]bool{}
+	for _, p := range s.Pools {
+		for _, n := range p.Nodes {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			labels := map[string]string{PoolLabel: p.Name}
+			for k, v := range p.Labels {
+				labels[k] = v
+			}
+			out = append(out, provider.NodeSpec{ID: s.NodeID(n), Name: n, Labels: labels, Flavor: p.Flavor, Image: p.Image})
+		}
+	}
+	return out
+}
+
+// NodeID is the provider ID of the spec's node called name.
+func (s *Spec) NodeID(name string) string { return provider.StableID(s.Name, name) }
+
+// Deployment builds the graph deployment the spec describes. nodes are the
+// machines the provider holds, matched to the spec's nodes by name; a node
+// the provider does not have yet is represented by its name alone (enough
+// to plan, not to run). Attribute values carry the spec's file and line as
+// their provenance.
+func (s *Spec) Deployment(nodes []*provider.Node) (*graph.Deployment, error) {
+	d := graph.NewDeployment(s.Name)
+	var errs *multierror.Error
+	keys := make([]attr.Decl, 0, len(s.reg.keys))
+	for _, name := range sortedKeys(s.reg.keys) {
+		keys = append(keys, s.reg.keys[name])
+	}
+	if err := d.Attrs().Declare(keys...); err != nil {
+		errs = multierror.Append(errs, fmt.Errorf("spec: declaring the registry's attribute keys: %w", err))
+	}
+	byName := map[string]*provider.Node{}
+	for _, n := range nodes {
+		if n != nil {
+			byName[n.Name] = n
+		}
+	}
+	pools := map[string]*graph.Pool{}
+	made := map[string]*provider.Node{}
+	for _, p := range s.Pools {
+		gp := d.Pool(p.Name)
+		pools[p.Name] = gp
+		for _, name := range p.Nodes {
+			n := made[name]
+			if n == nil {
+				n = byName[name]
+				if n == nil {
+					labels := map[string]string{PoolLabel: p.Name}
+					for k, v := range p.Labels {
+						labels[k] = v
+					}
+					n = &provider.Node{ID: s.NodeID(name), Name: name, Labels: labels, Flavor: p.Flavor, Image: p.Image}
+				}
+				made[name] = n
+			}
+			gp.Add(n)
+			for _, v := range p.values {
+				src := attr.FromSpec(attr.LayerNode, v.rng.Filename, v.rng.Start.Line)
+				src.Node = name
+				if err := d.NodeAttrs(name).SetAny(v.name, v.v, src); err != nil {
+					errs = multierror.Append(errs, fmt.Errorf("%s: %w", rangeText(v.rng), err))
+				}
+			}
+		}
+	}
+	for _, v := range s.values {
+		if err := d.Attrs().SetAny(v.name, v.v, attr.FromSpec(attr.LayerDeployment, v.rng.Filename, v.rng.Start.Line)); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", rangeText(v.rng), err))
+		}
+	}
+	for _, rb := range s.Roles {
+		if rb.Def.Meta().Scope == role.ScopeService {
+			d.Bind(nil, rb.Def)
+		} else {
+			for _, pn := range rb.On {
+				d.Bind(pools[pn], rb.Def)
+			}
+		}
+		if rb.Rollout != nil {
+			d.SetRollout(rb.Name, *rb.Rollout)
+		}
+	}
+	return d, errs.ErrorOrNil()
+}
+
+// Services configures the spec's service blocks through the registry's
+// ServiceFuncs and returns the registry roles reach them in.
+func (s *Spec) OpenServices(ctx context.Context) (*role.Services, error) {
+	svcs := role.NewServices()
+	for _, b := range s.Services {
+		f := s.reg.services[b.Name]
+		if f == nil {
+			return nil, fmt.Errorf("spec: %s: no service %q is registered", rangeText(b.Range), b.Name)
+		}
+		if err := f(ctx, b.Settings, svcs); err != nil {
+			return nil, fmt.Errorf("spec: service %q (%s): %w", b.Name, rangeText(b.Range), err)
+		}
+	}
+	return svcs, nil
+}
+
+// OpenProvider opens the spec's provider; it returns nil, nil when the spec
+// has no provider block.
+func (s *Spec) OpenProvider(ctx context.Context) (*provider.Provider, error) {
+	if s.Provider == nil {
+		return nil, nil
+	}
+	f := s.reg.providers[s.Provider.Name]
+	if f == nil {
+		return nil, fmt.Errorf("spec: %s: no provider %q is registered", rangeText(s.Provider.Range), s.Provider.Name)
+	}
+	p, err := f(ctx, s.Provider.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("spec: provider %q (%s): %w", s.Provider.Name, rangeText(s.Provider.Range), err)
+	}
+	return p, nil
+}
+
+// Role returns the role block binding name.
+func (s *Spec) Role(name string) *RoleBlock {
+	for _, rb := range s.Roles {
+		if rb.Name == name {
+			return rb
+		}
+	}
+	return nil
+}
+
+// Diagnostics turns errors from graph.NewPlan into diagnostics at the
+// role blocks they concern: a cycle at the first role block on it, a
+// wiring mistake at the consuming role's block. Errors it cannot place are
+// reported without a location.
+func (s *Spec) Diagnostics(err error) hcl.Diagnostics {
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	var me *multierror.Error
+	if errors.As(err, &me) {
+		errs = me.Errors
+	} else {
+		errs = []error{err}
+	}
+	var diags hcl.Diagnostics
+	for _, e := range errs {
+		var ce *graph.CycleError
+		var be *role.BindError
+		switch {
+		case errors.As(e, &ce):
+			var rng *hcl.Range
+			seen := map[string]bool{}
+			var names []string
+			for _, id := range ce.Path {
+				r, _, _ := strings.Cut(id, "@")
+				if !seen[r] {
+					seen[r] = true
+					names = append(names, r)
+				}
+				if rb := s.Role(r); rb != nil && rng == nil {
+					rng = rb.Range.Ptr()
+				}
+			}
+			sort.Strings(names)
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Dependency cycle",
+				Detail:  fmt.Sprintf("%s. Roles %s wait for each other through their inputs or Requires; change one so it does not need the other.", ce.Error(), strings.Join(names, ", ")),
+				Subject: rng})
+		case errors.As(e, &be):
+			var rng *hcl.Range
+			if rb := s.Role(be.Role); rb != nil {
+				rng = rb.Range.Ptr()
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Input cannot be wired",
+				Detail: be.Error() + ". Bind a role that produces it, set the attribute in attrs, or fix the role's input in Go.", Subject: rng})
+		default:
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Deployment is not valid", Detail: e.Error()})
+		}
+	}
+	return diags
+}
+
+// Format prints diagnostics one a line, "file:line:col: error: summary:
+// detail", for logs and golden tests; hcl.NewDiagnosticTextWriter shows
+// them with the source.
+func Format(diags hcl.Diagnostics) string {
+	var b strings.Builder
+	for _, d := range diags {
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		if d.Subject != nil {
+			fmt.Fprintf(&b, "%s:%d:%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
+		}
+		fmt.Fprintf(&b, "%s: %s", sev, d.Summary)
+		if d.Detail != "" {
+			fmt.Fprintf(&b, ": %s", d.Detail)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

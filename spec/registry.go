@@ -1,0 +1,106 @@
+package spec
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+)
+
+// Registry is what an application offers its specs: the roles a spec may
+// bind (by their Meta().Name), the providers it may name, the services it
+// may configure and the attribute keys it documents. Build it once, in Go,
+// before loading any spec.
+type Registry struct {
+	roles     map[string]*role.Def
+	providers map[string]ProviderFunc
+	services  map[string]ServiceFunc
+	keys      map[string]attr.Decl
+	err       []error
+}
+
+// ProviderFunc opens the provider a spec's provider block names, from the
+// block's settings.
+type ProviderFunc func(ctx context.Context, settings Settings) (*provider.Provider, error)
+
+// ServiceFunc configures the service a spec's service block names: it
+// reads the block's settings and registers implementations in svcs with
+// role.Provide, where roles find them.
+type ServiceFunc func(ctx context.Context, settings Settings, svcs *role.Services) error
+
+// Settings are the evaluated attributes of a provider or service block:
+// strings, float64 or int64 numbers, bools, []any and map[string]any.
+type Settings map[string]any
+
+// String returns the setting name as a string, or def when it is not set.
+func (s Settings) String(name, def string) string {
+	if v, ok := s[name].(string); ok {
+		return v
+	}
+	return def
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{roles: map[string]*role.Def{}, providers: map[string]ProviderFunc{},
+		services: map[string]ServiceFunc{}, keys: map[string]attr.Decl{}}
+}
+
+// Roles registers roles under their Meta().Name. Anything role.Describe
+// rejects, or a second role under a name already taken, is an error,
+// reported here and again by Load.
+func (r *Registry) Roles(roles ...any) error {
+	var first error
+	for _, x := range roles {
+		def, err := role.Describe(x)
+		if err == nil {
+			if old, dup := r.roles[def.Name()]; dup && old.Role() != def.Role() {
+				err = fmt.Errorf("spec: role name %q is registered twice (%T and %T); role names must be unique", def.Name(), old.Role(), def.Role())
+			}
+		}
+		if err != nil {
+			r.err = append(r.err, err)
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		r.roles[def.Name()] = def
+	}
+	return first
+}
+
+// Provider registers the provider a spec names in `provider "name" {}`.
+func (r *Registry) Provider(name string, open ProviderFunc) { r.providers[name] = open }
+
+// Service registers the service a spec configures in `service "name" {}`.
+func (r *Registry) Service(name string, configure ServiceFunc) { r.services[name] = configure }
+
+// Declare registers attribute keys: their types check spec values, their
+// defaults and docs show in plans and in `why`.
+func (r *Registry) Declare(keys ...attr.Decl) {
+	for _, k := range keys {
+		r.keys[k.Name()] = k
+	}
+}
+
+// Role returns the registered role called name.
+func (r *Registry) Role(name string) (*role.Def, bool) {
+	d, ok := r.roles[name]
+	return d, ok
+}
+
+// RoleNames returns the registered role names, sorted.
+func (r *Registry) RoleNames() []string { return sortedKeys(r.roles) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
