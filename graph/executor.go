@@ -102,8 +102,8 @@ type BreakerError struct {
 	Failed, Total     int
 	MaxFailed         int
 	MaxFailedFraction float64
-	// NotStarted counts node-roles (of the role and below it) that were
-	// blocked by the trip.
+	// NotStarted counts node-roles (of the role and below it) that the
+	// trip kept from starting.
 	NotStarted int
 }
 
@@ -204,7 +204,13 @@ type trip struct {
 // returns. The error aggregates (go-multierror) every *NodeRoleError,
 // every *BreakerError and the context's or the journal's error; the
 // Result says what became of each node-role either way.
+//
+// A plan is applied once: it holds what the journal said when it was
+// made. Make a new plan to apply again.
 func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
+	if !p.applied.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("graph: this plan of %s was already applied; make a new plan with NewPlan (the journal changed)", p.Deployment)
+	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = 8
 	}
@@ -448,8 +454,14 @@ func (e *executor) failed(i int32, errs **multierror.Error) {
 	if rs != nil {
 		// Counts are completed when Apply ends: in-flight node-roles of the
 		// role may still fail.
+		stopped := 0
+		for _, k := range blocked {
+			if e.s.by[k] < 0 {
+				stopped++
+			}
+		}
 		be := &BreakerError{Role: rs.name, Total: rs.total, MaxFailed: rs.policy.MaxFailed,
-			MaxFailedFraction: rs.policy.MaxFailedFraction, NotStarted: len(blocked)}
+			MaxFailedFraction: rs.policy.MaxFailedFraction, NotStarted: stopped}
 		e.trips = append(e.trips, trip{be, rs})
 		*errs = multierror.Append(*errs, be)
 	}

@@ -231,6 +231,7 @@ func TestRolloutBreaker(t *testing.T) {
 	require.GreaterOrEqual(t, started, 3)
 	require.LessOrEqual(t, started, 3+len(inFlight))
 	require.Equal(t, 12-started, res.Count(graph.StateBlocked)-12, "every unstarted a and every b is blocked")
+	require.Equal(t, res.Count(graph.StateBlocked)-3, be.NotStarted, "the b's below the 3 failures before the trip are blocked by them, all else by the trip")
 }
 
 func TestRolloutBreakerFraction(t *testing.T) {
@@ -519,4 +520,37 @@ func TestTwoDeploymentsSideBySide(t *testing.T) {
 	require.Equal(t, 3, results[1].Count(graph.StateBlocked)) // b, c on n2 and agg
 	require.Equal(t, 16, fs[0].total())
 	require.Equal(t, 16-1-2-1+3, fs[1].total()) // a@n2 ran 3 times; b@n2, c@n2 and agg never
+}
+
+func TestRemovedNodeIsOrphanedAndForgotten(t *testing.T) {
+	f := newFakes()
+	st := memStore(t)
+	d := graph.NewDeployment("shrink")
+	chain(f, d, "n1", "n2")
+	_, _, err := planApply(t, d, st, graph.Options{})
+	require.NoError(t, err)
+
+	d = graph.NewDeployment("shrink")
+	chain(f, d, "n1")
+	p, err := graph.NewPlan(context.Background(), d, st)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a@n2", "b@n2", "c@n2"}, p.Orphans)
+	s, _ := p.Step("agg@n1")
+	require.Equal(t, "input Peers changed: -n2", s.Reason)
+	_, err = graph.Apply(context.Background(), p, graph.Options{})
+	require.NoError(t, err)
+	_, err = graph.Apply(context.Background(), p, graph.Options{})
+	require.ErrorContains(t, err, "already applied")
+
+	// Rebuilt from scratch under the same name: forget it, and it runs again.
+	require.NoError(t, graph.ForgetNode(context.Background(), st, "shrink", "n2"))
+	d = graph.NewDeployment("shrink")
+	chain(f, d, "n1", "n2")
+	p, err = graph.NewPlan(context.Background(), d, st)
+	require.NoError(t, err)
+	require.Empty(t, p.Orphans)
+	for _, id := range []string{"a@n2", "b@n2", "c@n2"} {
+		s, _ := p.Step(id)
+		require.Equal(t, "new", s.Reason, id)
+	}
 }

@@ -264,3 +264,27 @@ func ReadJournal(ctx context.Context, st store.Store, deployment string) ([]Entr
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
+
+// ForgetNode deletes the journal records of every node-role on node in
+// deployment: do it when a node is removed for good, or rebuilt from
+// scratch under the same name (its old records would say it converged).
+func ForgetNode(ctx context.Context, st store.Store, deployment, node string) error {
+	prefix := journalPrefix(deployment)
+	ents, _, err := st.List(ctx, prefix)
+	if err != nil {
+		return fmt.Errorf("graph: forgetting node %s of %s: %w", node, deployment, err)
+	}
+	var ops []store.Op
+	for _, e := range ents {
+		if strings.HasSuffix(e.Key, "@"+node) {
+			ops = append(ops, store.DeleteOp(e.Key))
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if _, err := st.Txn(ctx, ops...); err != nil {
+		return fmt.Errorf("graph: forgetting node %s of %s: %w", node, deployment, err)
+	}
+	return nil
+}

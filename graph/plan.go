@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-multierror"
 
@@ -72,6 +73,12 @@ type Plan struct {
 	// everything it waits for.
 	Steps []Step
 
+	// Orphans lists node-roles the journal knows but the deployment no
+	// longer has (a node or a role was removed). Nothing runs for them;
+	// ForgetNode clears a removed node's records.
+	Orphans []string
+
+	applied  atomic.Bool
 	d        *Deployment
 	st       store.Store
 	g        *dag
@@ -188,11 +195,11 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 		case forced:
 			run("forced")
 			continue
-		case rec != nil && rec.State == StateRunning && nr.meta.Destructive:
+		case rec != nil && interrupted(rec.State) && nr.meta.Destructive:
 			s.Action = ActionHold
 			s.Reason = fmt.Sprintf("destructive role was interrupted while running (attempt %d); inspect %s and force it to run again", rec.Attempt, orDeployment(nr.name))
 			continue
-		case last == nil && rec != nil && rec.State == StateRunning:
+		case last == nil && rec != nil && interrupted(rec.State):
 			run("interrupted while running; runs again")
 			continue
 		case last == nil && rec != nil && rec.State == StateFailed:
@@ -206,7 +213,7 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 		var why string
 		var changed []string
 		switch {
-		case rec.State == StateRunning:
+		case interrupted(rec.State):
 			why = "interrupted while running; runs again"
 		case rec.State == StateFailed:
 			why = "last run failed: " + rec.Error
@@ -256,6 +263,12 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 	if err := errs.ErrorOrNil(); err != nil {
 		return nil, err
 	}
+	for id := range recMap {
+		if _, ok := g.index[id]; !ok {
+			p.Orphans = append(p.Orphans, id)
+		}
+	}
+	sort.Strings(p.Orphans)
 	if len(checks) > 0 {
 		if err := p.runChecks(ctx, checks, ins, cfg.checkPar); err != nil {
 			return nil, err
@@ -278,6 +291,10 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 	}
 	return p, nil
 }
+
+// interrupted reports whether a journaled state means the process died
+// while the node-role was running or waiting to retry.
+func interrupted(s State) bool { return s == StateRunning || s == StateRetrying }
 
 func versionText(v string) string {
 	if v == "" {
