@@ -61,7 +61,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	require.NoError(t, err)
 	done := make(chan error)
 	go func() {
-		_, err := graph.Apply(context.Background(), p, graph.Options{Parallelism: 8, PerNode: 2})
+		_, err := graph.Apply(context.Background(), p, graph.Options{Parallelism: 8, PerNode: 3}) // n1 holds c, wipe and agg at once
 		done <- err
 	}()
 	// Wait until every gated node-role runs and everything else settled.
