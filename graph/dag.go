@@ -341,6 +341,7 @@ type CycleError struct {
 	Path []string
 }
 
+// Error spells out the cycle.
 func (e *CycleError) Error() string {
 	return "graph: dependency cycle: " + strings.Join(e.Path, " → ") +
 		" (each waits for the next through Meta.Requires or an input; break one of these dependencies)"

@@ -29,9 +29,9 @@
 // at once). A failure blocks what waits for it ("blocked by x@n1: ...")
 // while independent branches go on. A role's [Rollout] policy adds a
 // breaker (stop the rollout after too many failures, with a
-// [*BreakerError]) and batches (each must pass before the next starts).
-// [Breaker] is the classic closed/open/half-open breaker for calls to
-// flaky APIs.
+// [BreakerError]) and batches (each must pass before the next starts).
+// Package graph/breaker holds the classic closed/open/half-open breaker
+// for calls to flaky APIs, for providers and services.
 //
 // # Journal and crashes
 //
@@ -58,5 +58,13 @@
 //
 // Every transition is an [Event] sent to a [Subscriber] (modelled on
 // slog.Handler); [LogSubscriber], [NewProgress] and [JSONLines] are
-// provided. [Plan.DOT] draws the plan for Graphviz.
+// provided. [WriteDOT] draws a plan, or its result, for Graphviz.
+//
+// # Several controllers
+//
+// The journal sits behind a small internal interface, so that a
+// controller sharing an etcd store with others can add per-node-role
+// claims under leases and fence every batch of records with a
+// store.CheckOp on its claim key. Until then, one deployment must be
+// applied by one process at a time.
 package graph

@@ -87,10 +87,12 @@ type NodeRoleError struct {
 	Err      error
 }
 
+// Error implements error.
 func (e *NodeRoleError) Error() string {
 	return fmt.Sprintf("%s failed after %d attempt(s): %v", e.ID, e.Attempts, e.Err)
 }
 
+// Unwrap returns the role's error.
 func (e *NodeRoleError) Unwrap() error { return e.Err }
 
 // BreakerError reports a rollout stopped by its role's breaker.
@@ -107,6 +109,7 @@ type BreakerError struct {
 	NotStarted int
 }
 
+// Error implements error.
 func (e *BreakerError) Error() string {
 	return fmt.Sprintf("graph: rollout of role %q stopped by its breaker: %d of %d node-roles failed (limits: max %d, max fraction %g); %d node-roles not started; fix the failures and apply again",
 		e.Role, e.Failed, e.Total, e.MaxFailed, e.MaxFailedFraction, e.NotStarted)

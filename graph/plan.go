@@ -37,6 +37,7 @@ const (
 
 var actionNames = [...]string{"", "skip", "run", "run-if-changed", "hold"}
 
+// String returns the action's name ("run", "skip", ...).
 func (a Action) String() string {
 	if a > 0 && int(a) < len(actionNames) {
 		return actionNames[a]

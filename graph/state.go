@@ -19,6 +19,7 @@ const (
 
 var stateNames = [...]string{"", "pending", "running", "retrying", "succeeded", "failed", "blocked", "skipped"}
 
+// String returns the state's name ("succeeded").
 func (s State) String() string {
 	if int(s) < len(stateNames) && s != 0 {
 		return stateNames[s]
