@@ -32,14 +32,16 @@ type frontend struct {
 	next     atomic.Uint64              // round-robin cursor
 }
 
-// backend is one server and its live state.
+// backend is one server and its live state. Its address never changes
+// (it is the backend's identity); its name may, under mu.
 type backend struct {
-	netsvc.Backend
+	Addr    string
 	healthy atomic.Bool
 	active  atomic.Int64
 	total   atomic.Uint64
 
 	mu      sync.Mutex
+	name    string
 	lastErr string
 	ok, bad int // consecutive check results
 	conns   map[net.Conn]struct{}
@@ -72,7 +74,7 @@ func (f *frontend) backendList() []netsvc.Backend {
 	defer f.mu.Unlock()
 	out := make([]netsvc.Backend, len(f.backends))
 	for i, b := range f.backends {
-		out[i] = b.Backend
+		out[i] = b.spec()
 	}
 	return out
 }
@@ -89,7 +91,7 @@ func (f *frontend) setBackends(bs []netsvc.Backend) {
 	next := make([]*backend, 0, len(bs))
 	for _, nb := range bs {
 		if b, ok := old[nb.Addr]; ok {
-			b.Backend = nb
+			b.setName(nb.Name)
 			next = append(next, b)
 			delete(old, nb.Addr)
 			continue
@@ -108,10 +110,10 @@ func (f *frontend) setBackends(bs []netsvc.Backend) {
 			}
 		}
 		if b == nil {
-			b = &backend{conns: map[net.Conn]struct{}{}}
+			b = &backend{Addr: nb.Addr, conns: map[net.Conn]struct{}{}}
 			b.healthy.Store(true)
 		}
-		b.Backend = nb
+		b.setName(nb.Name)
 		next = append(next, b)
 		f.startChecks(b)
 	}
@@ -163,6 +165,18 @@ func (f *frontend) drain(b *backend) {
 	}()
 }
 
+func (b *backend) spec() netsvc.Backend {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return netsvc.Backend{Addr: b.Addr, Name: b.name}
+}
+
+func (b *backend) setName(name string) {
+	b.mu.Lock()
+	b.name = name
+	b.mu.Unlock()
+}
+
 func (b *backend) closeConns() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -208,7 +222,7 @@ func (f *frontend) status() netsvc.FrontendStatus {
 		lastErr := b.lastErr
 		b.mu.Unlock()
 		st.Backends = append(st.Backends, netsvc.BackendStatus{
-			Backend:   b.Backend,
+			Backend:   b.spec(),
 			Healthy:   b.healthy.Load(),
 			Draining:  draining,
 			Active:    b.active.Load(),
