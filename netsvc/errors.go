@@ -31,6 +31,7 @@ type ExhaustedError struct {
 	Size string
 }
 
+// Error says which range is full and what to do.
 func (e *ExhaustedError) Error() string {
 	return fmt.Sprintf("netsvc: range %q is exhausted (all %s addresses allocated or reserved): release addresses or add a range", e.Range, e.Size)
 }

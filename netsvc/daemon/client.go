@@ -54,6 +54,7 @@ type RemoteError struct {
 	Code    string
 }
 
+// Error returns the daemon's message.
 func (e *RemoteError) Error() string { return e.Message }
 
 // Unwrap returns the matching netsvc sentinel, or nil.
