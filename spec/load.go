@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"unicode"
 
@@ -16,6 +17,9 @@ import (
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 )
+
+// MaxPoolNodes bounds the nodes of one pool.
+const MaxPoolNodes = 10000
 
 // File is one spec file: its name (for diagnostics) and its text.
 type File struct {
@@ -163,7 +167,7 @@ func Load(reg *Registry, files []File, opts Options) (s *Spec, diags hcl.Diagnos
 	if diags.HasErrors() {
 		return s, diags
 	}
-	content, d := hcl.MergeFiles(parsed).Content(rootSchema)
+	content, d := contentOf(hcl.MergeFiles(parsed), rootSchema, "a spec")
 	diags = append(diags, d...)
 
 	// Variables first: everything else may use them.
@@ -204,7 +208,7 @@ func Load(reg *Registry, files []File, opts Options) (s *Spec, diags hcl.Diagnos
 			continue
 		}
 		if _, ok := reg.providers[b.Labels[0]]; !ok {
-			diags = append(diags, errDiag(b.LabelRanges[0], "Unknown provider", fmt.Sprintf("This program has no provider %q; it has: %s.%s", b.Labels[0], listNames(sortedKeys(reg.providers)), suggest(b.Labels[0], sortedKeys(reg.providers)))))
+			diags = append(diags, errDiag(b.LabelRanges[0], "Unknown provider", fmt.Sprintf("This program has no provider %q; it has: %s.%s Use one of them, or register it in Go with Registry.Provider.", b.Labels[0], listNames(sortedKeys(reg.providers)), suggest(b.Labels[0], sortedKeys(reg.providers)))))
 		}
 		s.Provider = &Block{Name: b.Labels[0], Settings: l.settings(b.Body, &diags), Range: b.DefRange}
 	}
@@ -216,7 +220,7 @@ func Load(reg *Registry, files []File, opts Options) (s *Spec, diags hcl.Diagnos
 		}
 		seenSvc[b.Labels[0]] = b.DefRange
 		if _, ok := reg.services[b.Labels[0]]; !ok {
-			diags = append(diags, errDiag(b.LabelRanges[0], "Unknown service", fmt.Sprintf("This program has no service %q; it has: %s.%s", b.Labels[0], listNames(sortedKeys(reg.services)), suggest(b.Labels[0], sortedKeys(reg.services)))))
+			diags = append(diags, errDiag(b.LabelRanges[0], "Unknown service", fmt.Sprintf("This program has no service %q; it has: %s.%s Use one of them, or register it in Go with Registry.Service.", b.Labels[0], listNames(sortedKeys(reg.services)), suggest(b.Labels[0], sortedKeys(reg.services)))))
 		}
 		s.Services = append(s.Services, &Block{Name: b.Labels[0], Settings: l.settings(b.Body, &diags), Range: b.DefRange})
 	}
@@ -236,7 +240,23 @@ func Load(reg *Registry, files []File, opts Options) (s *Spec, diags hcl.Diagnos
 	}
 	l.checkNodes(&diags)
 	l.checkCycles(&diags)
+	sortDiags(diags)
 	return s, diags
+}
+
+// sortDiags orders diagnostics by file and position, so they read like
+// the spec.
+func sortDiags(diags hcl.Diagnostics) {
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		}
+		return a.Start.Byte < b.Start.Byte
+	})
 }
 
 func firstFileRange(files []*hcl.File) *hcl.Range {
@@ -277,6 +297,18 @@ func (l *loader) eval(expr hcl.Expression, diags *hcl.Diagnostics) (cty.Value, b
 			*diags = append(*diags, errDiag(t.SourceRange(), "Reference to a role output here",
 				"Role outputs are known only when the role has run; reference them only as a whole value in a role block's attrs or inputs."))
 			return cty.NilVal, false
+		case "var":
+			if len(t) > 1 {
+				if a, ok := t[1].(hcl.TraverseAttr); ok && !l.vars.Type().HasAttribute(a.Name) {
+					known := []string{}
+					for n := range l.vars.Type().AttributeTypes() {
+						known = append(known, n)
+					}
+					*diags = append(*diags, errDiag(t.SourceRange(), "Undeclared variable",
+						fmt.Sprintf("There is no variable %q.%s Declare it with `variable %q { type = string }`, or use one of: %s.", a.Name, suggest(a.Name, known), a.Name, listNames(known))))
+					return cty.NilVal, false
+				}
+			}
 		case "pool":
 			if l.pobj == cty.NilVal {
 				*diags = append(*diags, errDiag(t.SourceRange(), "Reference to a pool here",
@@ -358,11 +390,16 @@ func (l *loader) pool(b *hcl.Block, diags *hcl.Diagnostics) {
 	p := &Pool{Name: name, Range: b.DefRange}
 	l.pools[name] = p
 	l.s.Pools = append(l.s.Pools, p)
-	content, d := b.Body.Content(poolSchema)
+	content, d := contentOf(b.Body, poolSchema, "a pool block")
 	*diags = append(*diags, d...)
 	count := -1
 	if a, ok := content.Attributes["count"]; ok {
 		if n, ok := l.evalInt(a.Expr, "count", 0, diags); ok {
+			if n > MaxPoolNodes {
+				*diags = append(*diags, errDiag(a.Expr.Range(), "Invalid count",
+					fmt.Sprintf("A pool holds at most %d nodes; split pool %q into several pools.", MaxPoolNodes, name)))
+				n = 0
+			}
 			count = n
 		}
 	}
@@ -485,7 +522,7 @@ func (l *loader) roleHeader(b *hcl.Block, diags *hcl.Diagnostics) {
 }
 
 func (l *loader) roleBody(rb *RoleBlock, diags *hcl.Diagnostics) {
-	content, d := l.bodies[rb].Content(roleSchema)
+	content, d := contentOf(l.bodies[rb], roleSchema, "a role block")
 	*diags = append(*diags, d...)
 	scope := rb.Def.Meta().Scope
 	if a, ok := content.Attributes["on"]; ok {
@@ -510,7 +547,7 @@ func (l *loader) roleBody(rb *RoleBlock, diags *hcl.Diagnostics) {
 			*diags = append(*diags, errDiag(b.DefRange, "Duplicate rollout", "A role has one rollout block."))
 			continue
 		}
-		rc, d := b.Body.Content(rolloutSchema)
+		rc, d := contentOf(b.Body, rolloutSchema, "a rollout block")
 		*diags = append(*diags, d...)
 		ro := graph.Rollout{}
 		if a, ok := rc.Attributes["max_failed"]; ok {
@@ -698,9 +735,14 @@ func (l *loader) parseRef(expr hcl.Expression, diags *hcl.Diagnostics) (prod *Ro
 		}
 		tr = src
 		splat = true
-		if each, d := hcl.RelTraversalForExpr(se.Each); !d.HasErrors() {
-			tr = append(tr, each...)
-		} else if _, isAnchor := se.Each.(*hclsyntax.AnonSymbolExpr); !isAnchor {
+		switch each := se.Each.(type) {
+		case *hclsyntax.AnonSymbolExpr:
+		case *hclsyntax.RelativeTraversalExpr:
+			if _, ok := each.Source.(*hclsyntax.AnonSymbolExpr); !ok {
+				goto bad
+			}
+			tr = append(tr, each.Traversal...)
+		default:
 			goto bad
 		}
 	} else {
@@ -1074,4 +1116,38 @@ func cycleText(stack []Ref, last Ref) []string {
 		out = append(out, last.Consumer)
 	}
 	return append(out, last.Producer)
+}
+
+// contentOf is body.Content that tells, for an unexpected argument or
+// block, what the block does take.
+func contentOf(body hcl.Body, schema *hcl.BodySchema, what string) (*hcl.BodyContent, hcl.Diagnostics) {
+	c, diags := body.Content(schema)
+	var names []string
+	for _, a := range schema.Attributes {
+		names = append(names, a.Name)
+	}
+	var blocks []string
+	for _, b := range schema.Blocks {
+		blocks = append(blocks, b.Type)
+	}
+	for _, d := range diags {
+		switch d.Summary {
+		case "Unsupported argument":
+			d.Detail += fmt.Sprintf(" %s takes the arguments: %s.", capFirst(what), listNames(names))
+		case "Unsupported block type":
+			if len(blocks) == 0 {
+				d.Detail += fmt.Sprintf(" %s takes no blocks.", capFirst(what))
+			} else {
+				d.Detail += fmt.Sprintf(" %s takes the blocks: %s.", capFirst(what), listNames(blocks))
+			}
+		}
+	}
+	return c, diags
+}
+
+func capFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

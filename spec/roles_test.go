@@ -44,6 +44,10 @@ type WorkerIn struct {
 
 type WorkerOut struct{ Joined bool }
 
+type AgentOut struct {
+	Token attr.Secret[string] `attr:"swarm.join_token"`
+}
+
 type PingOut struct {
 	Y string `attr:"test.ping"`
 }
@@ -79,6 +83,10 @@ var (
 			}
 			return WorkerOut{Joined: true}, nil
 		})
+	agentRole = role.Func(role.Meta{Name: "agent", Version: "1"},
+		func(ctx context.Context, rc *role.Context, _ struct{}) (AgentOut, error) {
+			return AgentOut{Token: attr.Conceal("agent-" + rc.Node().Name)}, nil
+		})
 	pingRole = role.Func(role.Meta{Name: "ping", Scope: role.ScopeService},
 		func(ctx context.Context, rc *role.Context, in struct {
 			X string `attr:"test.pong"`
@@ -103,7 +111,7 @@ var testDomain = attr.New[string]("test.domain").WithDoc("DNS domain of the node
 
 func testRegistry() *spec.Registry {
 	reg := spec.NewRegistry()
-	if err := reg.Roles(caRole, peerURLRole, memberRole, managerRole, workerRole, pingRole, pongRole); err != nil {
+	if err := reg.Roles(caRole, peerURLRole, memberRole, managerRole, workerRole, agentRole, pingRole, pongRole); err != nil {
 		panic(err)
 	}
 	reg.Declare(testDomain)

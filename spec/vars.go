@@ -21,6 +21,7 @@ type variable struct {
 	typ         cty.Type
 	def         cty.Value
 	hasDef      bool
+	badDef      bool
 	sensitive   bool
 	description string
 	validations []validation
@@ -43,7 +44,7 @@ var validationSchema = &hcl.BodySchema{
 
 func decodeVariable(b *hcl.Block) (*variable, hcl.Diagnostics) {
 	v := &variable{name: b.Labels[0], typ: cty.DynamicPseudoType, rng: b.DefRange}
-	content, diags := b.Body.Content(variableSchema)
+	content, diags := contentOf(b.Body, variableSchema, "a variable block")
 	if !hclsyntax.ValidIdentifier(v.name) {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid variable name",
 			Detail: fmt.Sprintf("%q is not a valid name: use letters, digits, underscores and dashes, starting with a letter.", v.name), Subject: b.LabelRanges[0].Ptr()})
@@ -76,6 +77,7 @@ func decodeVariable(b *hcl.Block) (*variable, hcl.Diagnostics) {
 		if !d.HasErrors() {
 			cv, err := convert.Convert(val, v.typ)
 			if err != nil {
+				v.badDef = true
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid default value for variable",
 					Detail:  fmt.Sprintf("The default of variable %q does not fit its type %s: %s.", v.name, typeexpr.TypeString(v.typ), err),
 					Subject: a.Expr.Range().Ptr()})
@@ -85,7 +87,7 @@ func decodeVariable(b *hcl.Block) (*variable, hcl.Diagnostics) {
 		}
 	}
 	for _, vb := range content.Blocks {
-		vc, d := vb.Body.Content(validationSchema)
+		vc, d := contentOf(vb.Body, validationSchema, "a validation block")
 		diags = append(diags, d...)
 		if d.HasErrors() {
 			continue
@@ -161,6 +163,9 @@ func resolveVariables(vars map[string]*variable, opts Options) (map[string]cty.V
 		switch {
 		case !ok && v.hasDef:
 			values[name] = v.def
+			continue
+		case !ok && v.badDef:
+			values[name] = cty.UnknownVal(v.typ)
 			continue
 		case !ok:
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No value for required variable",

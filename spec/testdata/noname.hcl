@@ -1,0 +1,7 @@
+pool "members" {
+  count = 1
+}
+
+role "peer-url" {
+  on = [pool.members]
+}

@@ -1,0 +1,12 @@
+deployment = "demo"
+
+pool "workers" {
+  count = 2
+}
+
+role "swarm-worker" {
+  on = [pool.workers]
+  attrs = {
+    "swarm.join_token" = role.swarm_managr.output.worker_token
+  }
+}
