@@ -177,10 +177,11 @@ func resolveVariables(vars map[string]*variable, opts Options) (map[string]cty.V
 			val = cty.StringVal(in.raw)
 		case in.isRaw:
 			e, d := hclsyntax.ParseExpression([]byte(in.raw), in.rng.Filename, hcl.InitialPos)
-			diags = append(diags, d...)
-			if d.HasErrors() {
-				values[name] = cty.UnknownVal(v.typ)
-				continue
+			if d.HasErrors() || len(e.Variables()) > 0 {
+				// Not an HCL value (a bare word): take it as text, and
+				// let the type check below say what is wrong.
+				val = cty.StringVal(in.raw)
+				break
 			}
 			in.expr = e
 			fallthrough

@@ -1,0 +1,121 @@
+package spec_test
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/examples/etcd/etcd"
+	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/spec"
+	"github.com/masonops/mason/store/mem"
+)
+
+func nodes3() []*provider.Node {
+	var out []*provider.Node
+	for i, n := range []string{"n1", "n2", "n3"} {
+		out = append(out, &provider.Node{ID: "rt-" + n, Name: n, InterfaceAddr: netip.AddrFrom4([4]byte{10, 78, 0, byte(11 + i)})})
+	}
+	return out
+}
+
+// goRoundTrip is testdata/good_roundtrip.hcl written in Go.
+func goRoundTrip(nodes []*provider.Node) *graph.Deployment {
+	d := graph.NewDeployment("rt")
+	members := d.Pool("members", nodes...)
+	d.Bind(nil, caRole)
+	d.Bind(members, peerURLRole)
+	d.Bind(members, memberRole)
+	d.Bind(members, managerRole)
+	d.Bind(members, workerRole)
+	graph.Set(d, attr.New[string]("test.token"), "prod-7")
+	graph.Set(d, attr.New[time.Duration]("test.timeout"), 10*time.Second)
+	graph.Set(d, attr.New[[]string]("swarm.labels"), []string{"a", "b"})
+	return d
+}
+
+type stepView struct {
+	ID, Role, Node, Reason string
+	Action                 graph.Action
+	WaitsFor               []string
+}
+
+func steps(p *graph.Plan) []stepView {
+	var out []stepView
+	for _, s := range p.Steps {
+		out = append(out, stepView{ID: s.ID, Role: s.Role, Node: s.Node, Reason: s.Reason, Action: s.Action, WaitsFor: s.WaitsFor})
+	}
+	return out
+}
+
+func specDeployment(t *testing.T, reg *spec.Registry, path string, opts spec.Options, nodes []*provider.Node) *graph.Deployment {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	require.NoError(t, err)
+	s, diags := spec.Load(reg, []spec.File{{Name: path, Src: src}}, opts)
+	require.False(t, diags.HasErrors(), spec.Format(diags))
+	d, err := s.Deployment(nodes)
+	require.NoError(t, err)
+	return d
+}
+
+// TestRoundTrip: the same deployment in Go and in HCL plans the same, and
+// once the Go one has run, the HCL one is converged — same attribute
+// values, same wiring, same input digests. Changing a variable re-runs
+// exactly the node-roles that read it.
+func TestRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	t.Cleanup(func() { st.Close() })
+	nodes := nodes3()
+
+	goPlan, err := graph.NewPlan(ctx, goRoundTrip(nodes), st)
+	require.NoError(t, err)
+	hclPlan, err := graph.NewPlan(ctx, specDeployment(t, testRegistry(), "testdata/good_roundtrip.hcl", spec.Options{}, nodes), st)
+	require.NoError(t, err)
+	require.Equal(t, steps(goPlan), steps(hclPlan))
+	require.Equal(t, 11, hclPlan.Count(graph.ActionRun))
+
+	res, err := graph.Apply(ctx, goPlan, graph.Options{Parallelism: 2})
+	require.NoError(t, err)
+	require.Equal(t, 11, res.Count(graph.StateSucceeded))
+
+	hclPlan, err = graph.NewPlan(ctx, specDeployment(t, testRegistry(), "testdata/good_roundtrip.hcl", spec.Options{}, nodes), st)
+	require.NoError(t, err)
+	require.Equal(t, 11, hclPlan.Count(graph.ActionSkip), hclPlan.String())
+
+	changed, err := graph.NewPlan(ctx, specDeployment(t, testRegistry(), "testdata/good_roundtrip.hcl",
+		spec.Options{Vars: map[string]string{"token": "prod-8"}}, nodes), st)
+	require.NoError(t, err)
+	var ran []string
+	for _, s := range changed.Steps {
+		if s.Action == graph.ActionRun {
+			ran = append(ran, s.ID+": "+s.Reason)
+		}
+	}
+	require.Equal(t, []string{"member@n1: input Token changed", "member@n2: input Token changed", "member@n3: input Token changed"}, ran)
+}
+
+// TestRoundTripEtcd: the etcd example's roles, bound by a spec, plan the
+// same as the example's Go deployment.
+func TestRoundTripEtcd(t *testing.T) {
+	ctx := context.Background()
+	reg := spec.NewRegistry()
+	require.NoError(t, reg.Roles(etcd.CA{}, etcd.Operator{}, etcd.Bootstrap{}, etcd.Verify{}, etcd.PeerURL{}, etcd.MemberCert{}, etcd.Member{}))
+	reg.Declare(etcd.ClusterToken, etcd.Domain, etcd.OperatorDir, etcd.Binary)
+	nodes := nodes3()
+	st := mem.New()
+	t.Cleanup(func() { st.Close() })
+	goPlan, err := graph.NewPlan(ctx, etcd.Deployment("etcd", nodes...), st, graph.SkipChecks())
+	require.NoError(t, err)
+	hclPlan, err := graph.NewPlan(ctx, specDeployment(t, reg, "testdata/good_etcd.hcl", spec.Options{}, nodes), st, graph.SkipChecks())
+	require.NoError(t, err)
+	require.Equal(t, steps(goPlan), steps(hclPlan))
+	require.Len(t, hclPlan.Steps, 4+3*3)
+}
