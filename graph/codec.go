@@ -189,6 +189,7 @@ func firstByte(b []byte) int {
 // interface values describe those per stream, so they get a fresh
 // encoder every time.
 type outputCodec struct {
+	empty  bool // no exported fields: nothing to store
 	mu     sync.Mutex
 	buf    bytes.Buffer
 	enc    *gob.Encoder
@@ -200,7 +201,7 @@ type outputCodecs struct{ m sync.Map } // reflect.Type → *outputCodec
 
 func (cs *outputCodecs) encode(out any) ([]byte, error) {
 	v := reflect.ValueOf(out)
-	if !v.IsValid() || !hasExported(v.Type()) {
+	if !v.IsValid() {
 		return nil, nil
 	}
 	c, ok := cs.m.Load(v.Type())
@@ -211,8 +212,8 @@ func (cs *outputCodecs) encode(out any) ([]byte, error) {
 }
 
 func newOutputCodec(t reflect.Type) *outputCodec {
-	c := &outputCodec{fresh: hasInterface(t, map[reflect.Type]bool{})}
-	if c.fresh {
+	c := &outputCodec{empty: !hasExported(t), fresh: hasInterface(t, map[reflect.Type]bool{})}
+	if c.empty || c.fresh {
 		return c
 	}
 	c.enc = gob.NewEncoder(&c.buf)
@@ -233,6 +234,9 @@ func newOutputCodec(t reflect.Type) *outputCodec {
 }
 
 func (c *outputCodec) encode(v reflect.Value) ([]byte, error) {
+	if c.empty {
+		return nil, nil
+	}
 	if c.fresh {
 		var buf bytes.Buffer
 		if err := gob.NewEncoder(&buf).EncodeValue(v); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -271,8 +272,8 @@ func build(d *Deployment) (*dag, error) {
 				p.producers[k] = remap[v]
 			}
 		}
-		sort.Slice(nr.deps, func(a, b int) bool { return nr.deps[a] < nr.deps[b] })
-		sort.Slice(nr.kids, func(a, b int) bool { return nr.kids[a] < nr.kids[b] })
+		slices.Sort(nr.deps)
+		slices.Sort(nr.kids)
 		g.nrs[remap[oldI]] = nr
 		g.index[nr.id] = remap[oldI]
 	}
@@ -309,7 +310,7 @@ func uniqueSorted(s []int32) []int32 {
 	if len(s) < 2 {
 		return s
 	}
-	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+	slices.Sort(s)
 	out := s[:1]
 	for _, v := range s[1:] {
 		if v != out[len(out)-1] {
