@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -189,6 +190,9 @@ type executor struct {
 	jobs   chan int32
 	trips  []trip
 	codecs outputCodecs
+	// Shared by every role context of this Apply.
+	logger   *slog.Logger
+	services *role.Services
 }
 
 type trip struct {
@@ -248,6 +252,13 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 		close(e.jobs)
 		workers.Wait()
 	}()
+	e.logger, e.services = p.d.logger, p.d.services
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	if e.services == nil {
+		e.services = role.NewServices()
+	}
 	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer runCancel()
 	e.runCtx = runCtx
@@ -569,7 +580,7 @@ func (e *executor) work(i int32) {
 			e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Reason: reason})
 		}
 		rc := role.NewContext(role.ContextOptions{Deployment: p.Deployment, Role: nr.meta.Name, Node: nr.node,
-			Logger: p.d.logger, Services: p.d.services, Attempt: r.attempts})
+			Logger: e.logger, Services: e.services, Attempt: r.attempts})
 		out, err := nr.def.Run(e.runCtx, rc, in)
 		if err != nil {
 			lastErr = err

@@ -138,3 +138,40 @@ func TestResumeAfterCrash(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, len(p4.Steps), p4.Count(graph.ActionSkip), p4.String())
 }
+
+// When the store fails, the executor stops starting work and says why;
+// what ran but could not be journaled is reported, not silently lost.
+func TestJournalFailureStopsTheRun(t *testing.T) {
+	f := newFakes()
+	f.startedC = make(chan string, 100)
+	gate := make(chan struct{})
+	f.gate["a@n1"] = gate
+	d := graph.NewDeployment("broken")
+	chain(f, d, "n1", "n2")
+	st := memStore(t)
+	p, err := graph.NewPlan(context.Background(), d, st)
+	require.NoError(t, err)
+	type out struct {
+		res *graph.Result
+		err error
+	}
+	done := make(chan out)
+	go func() {
+		r, err := graph.Apply(context.Background(), p, graph.Options{Parallelism: 1})
+		done <- out{r, err}
+	}()
+	for id := range f.startedC {
+		if id == "a@n1" {
+			break
+		}
+	}
+	require.NoError(t, st.Close())
+	close(gate)
+	o := <-done
+	require.ErrorIs(t, o.err, store.ErrClosed)
+	require.ErrorContains(t, o.err, "writing journal mason/graph/broken/nr/")
+	a := state(t, o.res, "a@n1")
+	require.Equal(t, graph.StateFailed, a.State)
+	require.ErrorContains(t, a.Err, "could not be journaled")
+	require.Equal(t, graph.StatePending, state(t, o.res, "b@n1").State, "nothing starts after the journal failed")
+}
