@@ -554,3 +554,25 @@ func TestRemovedNodeIsOrphanedAndForgotten(t *testing.T) {
 		require.Equal(t, "new", s.Reason, id)
 	}
 }
+
+// StopTimeout bounds how long running roles may go on after cancellation;
+// then their own context is cancelled.
+func TestStopTimeoutCancelsRunningRoles(t *testing.T) {
+	started := make(chan struct{})
+	stuck := role.Func(role.Meta{Name: "stuck"}, func(ctx context.Context, rc *role.Context, _ struct{}) (struct{}, error) {
+		close(started)
+		<-ctx.Done()
+		return struct{}{}, ctx.Err()
+	})
+	d := graph.NewDeployment("stop")
+	d.Bind(d.Pool("p", nodes("n1")...), stuck)
+	p, err := graph.NewPlan(context.Background(), d, memStore(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	res, err := graph.Apply(ctx, p, graph.Options{StopTimeout: 5 * time.Millisecond})
+	require.ErrorIs(t, err, context.Canceled)
+	o := state(t, res, "stuck@n1")
+	require.Equal(t, graph.StateFailed, o.State)
+	require.ErrorIs(t, o.Err, context.Canceled)
+}
