@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -228,4 +229,44 @@ func Format(diags hcl.Diagnostics) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// WriteDiagnostics writes diagnostics for people: each as
+// "file:line:col: error: summary: detail" followed by the source line
+// and a marker under the range, when the file is among files.
+func WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, files map[string]*hcl.File) error {
+	var b strings.Builder
+	for _, d := range diags {
+		b.WriteString(Format(hcl.Diagnostics{d}))
+		if d.Subject == nil {
+			continue
+		}
+		f := files[d.Subject.Filename]
+		if f == nil {
+			continue
+		}
+		lines := strings.Split(string(f.Bytes), "\n")
+		ln := d.Subject.Start.Line
+		if ln < 1 || ln > len(lines) {
+			continue
+		}
+		line := strings.TrimRight(lines[ln-1], "\r")
+		fmt.Fprintf(&b, "  %4d | %s\n", ln, line)
+		col := d.Subject.Start.Column
+		width := 1
+		if d.Subject.End.Line == ln && d.Subject.End.Column > col {
+			width = d.Subject.End.Column - col
+		}
+		if col >= 1 && col-1 <= len(line) {
+			pad := strings.Map(func(r rune) rune {
+				if r == '\t' {
+					return '\t'
+				}
+				return ' '
+			}, line[:col-1])
+			fmt.Fprintf(&b, "       | %s%s\n", pad, strings.Repeat("^", width))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

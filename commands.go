@@ -1,0 +1,416 @@
+package mason
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/internal/cli"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/spec"
+)
+
+func converged(p *graph.Plan) bool {
+	return p.Count(graph.ActionRun) == 0 && p.Count(graph.ActionRunIfChanged) == 0 && p.Count(graph.ActionHold) == 0
+}
+
+func (c *command) fail(format string, args ...any) int {
+	fmt.Fprintf(c.errw, "%s %s: %s\n", c.app.Name, c.name, fmt.Sprintf(format, args...))
+	return ExitFailure
+}
+
+func (c *command) plan(ctx context.Context) int {
+	s, code := c.load(ctx)
+	if code != ExitOK {
+		return code
+	}
+	defer s.close()
+	_, p, code := c.planFor(ctx, s)
+	if code != ExitOK {
+		return code
+	}
+	missing := s.missing()
+	if len(missing) == 0 && converged(p) {
+		fmt.Fprintf(c.out, "no changes: %s is converged (%d node-roles)\n", p.Deployment, len(p.Steps))
+		return ExitOK
+	}
+	for _, ns := range missing {
+		fmt.Fprintf(c.out, "create node %s (provider %s, id %s)\n", ns.Name, s.prov.Name(), ns.ID)
+	}
+	fmt.Fprint(c.out, p.String())
+	return ExitOK
+}
+
+func (c *command) apply(ctx context.Context) int {
+	s, code := c.load(ctx)
+	if code != ExitOK {
+		return code
+	}
+	defer s.close()
+	report := c.out
+	if c.jsonOut {
+		report = c.errw
+	}
+	if missing := s.missing(); len(missing) > 0 {
+		made, err := parallel(ctx, missing, func(ctx context.Context, ns provider.NodeSpec) (*provider.Node, error) {
+			if _, err := s.prov.Create(ctx, ns); err != nil {
+				return nil, err
+			}
+			return s.prov.WaitReady(ctx, ns.ID)
+		})
+		for _, n := range made {
+			if n != nil {
+				fmt.Fprintf(report, "created node %s (%s)\n", n.Name, n.ID)
+				s.nodes = append(s.nodes, n)
+			}
+		}
+		if err != nil {
+			return c.fail("creating nodes: %v", err)
+		}
+	}
+	_, p, code := c.planFor(ctx, s)
+	if code != ExitOK {
+		return code
+	}
+	if converged(p) {
+		fmt.Fprintf(report, "no changes: %s is converged (%d node-roles)\n", p.Deployment, len(p.Steps))
+		return ExitOK
+	}
+	var sub graph.Subscriber = cli.NewProgress(c.out, len(p.Steps)-p.Count(graph.ActionSkip))
+	if c.jsonOut {
+		sub = cli.NewJSONLines(c.out)
+	}
+	res, err := graph.Apply(ctx, p, graph.Options{Parallelism: c.parallelism, Events: sub})
+	if res != nil {
+		fmt.Fprintf(report, "apply %s: %d succeeded, %d failed, %d blocked, %d unchanged in %s\n", p.Deployment,
+			res.Count(graph.StateSucceeded), res.Count(graph.StateFailed), res.Count(graph.StateBlocked),
+			res.Count(graph.StateSkipped), res.Elapsed.Round(time.Millisecond))
+	}
+	if err != nil {
+		return c.fail("%v", err)
+	}
+	return ExitOK
+}
+
+// parallel runs f for every spec, four at a time, and returns the nodes
+// made and every error.
+func parallel(ctx context.Context, specs []provider.NodeSpec, f func(context.Context, provider.NodeSpec) (*provider.Node, error)) ([]*provider.Node, error) {
+	out := make([]*provider.Node, len(specs))
+	errs := make([]error, len(specs))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, ns := range specs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = f(ctx, ns)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("node %s: %w", ns.Name, errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+	}
+	if len(msgs) > 0 {
+		return out, fmt.Errorf("%s", strings.Join(msgs, "; "))
+	}
+	return out, nil
+}
+
+func (c *command) graph(ctx context.Context) int {
+	s, code := c.load(ctx)
+	if code != ExitOK {
+		return code
+	}
+	defer s.close()
+	_, p, code := c.planFor(ctx, s)
+	if code != ExitOK {
+		return code
+	}
+	var dot bytes.Buffer
+	if err := cli.DOT(&dot, p); err != nil {
+		return c.fail("%v", err)
+	}
+	if c.format == "svg" {
+		if err := cli.SVG(ctx, c.out, dot.Bytes()); err != nil {
+			return c.fail("%v", err)
+		}
+		return ExitOK
+	}
+	if _, err := c.out.Write(dot.Bytes()); err != nil {
+		return c.fail("%v", err)
+	}
+	return ExitOK
+}
+
+func (c *command) status(ctx context.Context) int {
+	s, code := c.load(ctx)
+	if code != ExitOK {
+		return code
+	}
+	defer s.close()
+	entries, err := graph.ReadJournal(ctx, s.st, s.spec.Name)
+	if err != nil {
+		return c.fail("reading the journal of %s: %v", s.spec.Name, err)
+	}
+	seen := map[string]bool{}
+	counts := map[string]int{}
+	tw := tabwriter.NewWriter(c.out, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE-ROLE\tSTATE\tATTEMPT\tAT\tDETAIL")
+	for _, e := range entries {
+		seen[e.ID] = true
+		counts[e.State.String()]++
+		detail := ""
+		switch e.State {
+		case graph.StateFailed:
+			detail = "error: " + oneLine(e.Error)
+		case graph.StateBlocked:
+			detail = "blocked by " + e.BlockedBy
+			if e.Error != "" {
+				detail += ": " + oneLine(e.Error)
+			}
+		case graph.StateRunning, graph.StateRetrying, graph.StatePending:
+			detail = "interrupted or still running"
+			if e.Reason != "" {
+				detail += " (" + e.Reason + ")"
+			}
+		default:
+			if e.Reason != "" {
+				detail = e.Reason
+			}
+		}
+		if !e.Succeeded.IsZero() && e.State != graph.StateSucceeded {
+			detail += fmt.Sprintf("; last succeeded %s", e.Succeeded.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", e.ID, e.State, e.Attempt, e.At.UTC().Format(time.RFC3339), detail)
+	}
+	// Node-roles of the spec the journal has never seen.
+	if d, err := s.spec.Deployment(s.nodes); err == nil {
+		if p, err := graph.NewPlan(ctx, d, s.st, graph.SkipChecks()); err == nil {
+			for _, st := range p.Steps {
+				if !seen[st.ID] {
+					counts["never run"]++
+					fmt.Fprintf(tw, "%s\t%s\t\t\t%s\n", st.ID, "never run", strings.Join(append([]string{"waits for"}, st.WaitsFor...), " "))
+				}
+			}
+		}
+	}
+	tw.Flush()
+	var parts []string
+	for _, k := range []string{"succeeded", "failed", "blocked", "running", "retrying", "pending", "skipped", "never run"} {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+		}
+	}
+	if len(parts) == 0 {
+		parts = []string{"nothing has run"}
+	}
+	fmt.Fprintf(c.out, "%s: %s\n", s.spec.Name, strings.Join(parts, ", "))
+	return ExitOK
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+func (c *command) why(ctx context.Context) int {
+	s, code := c.load(ctx)
+	if code != ExitOK {
+		return code
+	}
+	defer s.close()
+	d, p, code := c.planFor(ctx, s)
+	if code != ExitOK {
+		return code
+	}
+	id := c.args[0]
+	step, ok := p.Step(id)
+	if !ok {
+		var ids []string
+		for _, st := range p.Steps {
+			ids = append(ids, st.ID)
+		}
+		fmt.Fprintf(c.errw, "%s why: %s has no node-role %q; it has: %s\n", c.app.Name, p.Deployment, id, strings.Join(ids, ", "))
+		return ExitUsage
+	}
+	w := c.out
+	fmt.Fprintf(w, "%s: %s — %s\n", step.ID, step.Action, step.Reason)
+	rb := s.spec.Role(step.Role)
+	if rb != nil {
+		where := "the deployment (service role)"
+		if len(rb.On) > 0 {
+			where = "pool " + strings.Join(rb.On, ", pool ")
+		}
+		fmt.Fprintf(w, "  bound at %s:%d to %s\n", rb.Range.Filename, rb.Range.Start.Line, where)
+	}
+	entries, err := graph.ReadJournal(ctx, s.st, s.spec.Name)
+	if err != nil {
+		return c.fail("reading the journal: %v", err)
+	}
+	for _, e := range entries {
+		if e.ID != step.ID {
+			continue
+		}
+		fmt.Fprintf(w, "  last: %s (attempt %d) at %s", e.State, e.Attempt, e.At.UTC().Format(time.RFC3339))
+		if e.Error != "" {
+			fmt.Fprintf(w, ": %s", oneLine(e.Error))
+		}
+		if e.BlockedBy != "" {
+			fmt.Fprintf(w, ", blocked by %s", e.BlockedBy)
+		}
+		fmt.Fprintln(w)
+		if !e.Succeeded.IsZero() {
+			fmt.Fprintf(w, "  last success: %s, version %s\n", e.Succeeded.UTC().Format(time.RFC3339), e.Version)
+		}
+	}
+	if len(step.WaitsFor) > 0 {
+		fmt.Fprintln(w, "  waits for:")
+		for _, dep := range step.WaitsFor {
+			ds, _ := p.Step(dep)
+			fmt.Fprintf(w, "    %s: %s — %s\n", dep, ds.Action, ds.Reason)
+		}
+	}
+	if rb == nil {
+		return ExitOK
+	}
+	vals := d.Attrs().Clone()
+	if step.Node != "" {
+		vals.Merge(d.NodeAttrs(step.Node))
+	}
+	fmt.Fprintln(w, "  inputs:")
+	for _, in := range rb.Def.Inputs() {
+		c.explainInput(s.spec, p, step, rb, in, vals)
+	}
+	return ExitOK
+}
+
+// explainInput prints where one input's value comes from.
+func (c *command) explainInput(sp *spec.Spec, p *graph.Plan, step graph.Step, rb *spec.RoleBlock, in role.Input, vals *attr.Values) {
+	w := c.out
+	var ref *spec.Ref
+	for i := range rb.Refs {
+		if rb.Refs[i].Input == in.Field {
+			ref = &rb.Refs[i]
+		}
+	}
+	refText := ""
+	if ref != nil {
+		refText = fmt.Sprintf(" (spec reference at %s:%d:%d)", ref.Range.Filename, ref.Range.Start.Line, ref.Range.Start.Column)
+	}
+	producers := func(match func(def *role.Def) bool) []string {
+		var out []string
+		for _, dep := range step.WaitsFor {
+			ds, _ := p.Step(dep)
+			if pb := sp.Role(ds.Role); pb != nil && match(pb.Def) {
+				out = append(out, dep)
+			}
+		}
+		return out
+	}
+	if in.Kind != role.InputAttr {
+		ps := producers(func(def *role.Def) bool {
+			return def.Out() == in.Type && (in.Role == "" || in.Role == def.Name())
+		})
+		if len(ps) == 0 {
+			ps = []string{"nothing (optional: zero value)"}
+		}
+		fmt.Fprintf(w, "    %s <- output of %s%s\n", in.Describe(), strings.Join(ps, ", "), refText)
+		return
+	}
+	if ps := producers(func(def *role.Def) bool {
+		for _, pub := range def.Publishes() {
+			if pub.Attr == in.Attr {
+				return true
+			}
+		}
+		return false
+	}); len(ps) > 0 {
+		fmt.Fprintf(w, "    %s <- output of %s, published as attribute %q%s\n", in.Describe(), strings.Join(ps, ", "), in.Attr, refText)
+		return
+	}
+	vs := vals.Explain(in.Attr)
+	if len(vs) == 0 {
+		switch {
+		case in.HasDefault:
+			fmt.Fprintf(w, "    %s = %s <- default tag of %s.%s\n", in.Describe(), in.Default, rb.Name, in.Field)
+		case in.Optional:
+			fmt.Fprintf(w, "    %s <- nothing (optional: zero value)\n", in.Describe())
+		default:
+			fmt.Fprintf(w, "    %s <- nothing: set it in the spec's attrs\n", in.Describe())
+		}
+		return
+	}
+	fmt.Fprintf(w, "    %s = %s <- %s\n", in.Describe(), valueText(vs[0], in.Type), vs[0].Source)
+	for _, v := range vs[1:] {
+		fmt.Fprintf(w, "        overrides %s <- %s\n", valueText(v, in.Type), v.Source)
+	}
+}
+
+// valueText prints a value for people: secrets redacted, strings quoted.
+func valueText(v attr.Value, t reflect.Type) string {
+	if v.Secret() || attr.IsSecret(v.Any()) {
+		return attr.Redacted
+	}
+	if s, ok := v.Any().(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%v", v.Any())
+}
+
+func (c *command) destroy(ctx context.Context) int {
+	s, code := c.load(ctx)
+	if code != ExitOK {
+		return code
+	}
+	defer s.close()
+	prefix := "mason/graph/" + s.spec.Name + "/"
+	if !c.yes {
+		if s.prov != nil && len(s.nodes) > 0 {
+			var names []string
+			for _, n := range s.nodes {
+				names = append(names, n.Name)
+			}
+			sort.Strings(names)
+			fmt.Fprintf(c.errw, "destroy would delete %d node(s) of provider %s: %s\n", len(names), s.prov.Name(), strings.Join(names, ", "))
+		}
+		fmt.Fprintf(c.errw, "destroy would forget the state of deployment %s (everything under %s)\nrun again with -yes to do it\n", s.spec.Name, prefix)
+		return ExitUsage
+	}
+	if s.prov != nil && len(s.nodes) > 0 {
+		var specs []provider.NodeSpec
+		for _, n := range s.nodes {
+			specs = append(specs, provider.NodeSpec{ID: n.ID, Name: n.Name})
+		}
+		_, err := parallel(ctx, specs, func(ctx context.Context, ns provider.NodeSpec) (*provider.Node, error) {
+			return nil, s.prov.Delete(ctx, ns.ID)
+		})
+		if err != nil {
+			return c.fail("deleting nodes: %v", err)
+		}
+		fmt.Fprintf(c.out, "deleted %d node(s)\n", len(specs))
+	}
+	entries, _, err := s.st.List(ctx, prefix)
+	if err != nil {
+		return c.fail("listing the state of %s: %v", s.spec.Name, err)
+	}
+	for _, e := range entries {
+		if err := s.st.Delete(ctx, e.Key); err != nil {
+			return c.fail("forgetting the state of %s: %v", s.spec.Name, err)
+		}
+	}
+	fmt.Fprintf(c.out, "destroyed %s: %d state record(s) removed\n", s.spec.Name, len(entries))
+	return ExitOK
+}

@@ -1,0 +1,380 @@
+package mason_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masonops/mason"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/spec"
+)
+
+// Roles of a small etcd-like application: they compute outputs from their
+// inputs and touch nothing; member fails on the nodes listed in
+// app.fail_on, to show failures and what they block.
+
+type PeerURLOut struct{ URL string }
+
+type MemberIn struct {
+	Peers  role.All[PeerURLOut]
+	Token  string   `attr:"app.token" default:"mason"`
+	FailOn []string `attr:"app.fail_on,optional"`
+}
+
+type MemberOut struct{ InitialCluster string }
+
+type VerifyIn struct{ Members role.All[MemberOut] }
+
+type VerifyOut struct{ Members int }
+
+func registry(drv provider.Driver) *spec.Registry {
+	reg := spec.NewRegistry()
+	err := reg.Roles(
+		role.Func(role.Meta{Name: "peer-url", Version: "1"},
+			func(ctx context.Context, rc *role.Context, _ struct{}) (PeerURLOut, error) {
+				return PeerURLOut{URL: "https://" + rc.Node().InterfaceAddr.String() + ":2380"}, nil
+			}),
+		role.Func(role.Meta{Name: "member", Version: "3.5"},
+			func(ctx context.Context, rc *role.Context, in MemberIn) (MemberOut, error) {
+				if slices.Contains(in.FailOn, rc.Node().Name) {
+					return MemberOut{}, fmt.Errorf("member on %s: disk full", rc.Node().Name)
+				}
+				var parts []string
+				for _, p := range in.Peers {
+					parts = append(parts, p.Node+"="+p.Value.URL)
+				}
+				return MemberOut{InitialCluster: strings.Join(parts, ",")}, nil
+			}),
+		role.Func(role.Meta{Name: "verify", Version: "1", Scope: role.ScopeService},
+			func(ctx context.Context, rc *role.Context, in VerifyIn) (VerifyOut, error) {
+				return VerifyOut{Members: len(in.Members)}, nil
+			}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	reg.Provider("mem", func(ctx context.Context, s spec.Settings) (*provider.Provider, error) {
+		return provider.New(drv), nil
+	})
+	return reg
+}
+
+const appSpec = `deployment = "front"
+
+variable "token" {
+  type    = string
+  default = "t1"
+}
+
+variable "fail_on" {
+  type    = list(string)
+  default = []
+}
+
+provider "mem" {}
+
+pool "members" {
+  nodes = ["n1", "n2", "n3"]
+}
+
+role "peer-url" {
+  on = [pool.members]
+}
+
+role "member" {
+  on = [pool.members]
+  attrs = {
+    "app.token"   = var.token
+    "app.fail_on" = var.fail_on
+  }
+  inputs = {
+    Peers = role.peer-url.outputs
+  }
+}
+
+role "verify" {
+  inputs = {
+    Members = role.member.outputs
+  }
+}
+`
+
+// memDriver is a tiny in-test provider: nodes are records in a map with
+// a transport that answers every command with success.
+type memDriver struct {
+	mu    sync.Mutex
+	nodes map[string]*provider.Node
+}
+
+func (d *memDriver) Name() string { return "mem" }
+
+func (d *memDriver) Create(ctx context.Context, s provider.NodeSpec) (*provider.Node, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n, ok := d.nodes[s.ID]; ok {
+		return n, nil
+	}
+	n := &provider.Node{ID: s.ID, Name: s.Name, Provider: "mem", State: provider.StateRunning, Labels: s.Labels,
+		InterfaceAddr: netip.AddrFrom4([4]byte{10, 78, 0, byte(11 + len(d.nodes))}), Transport: okTransport{}}
+	d.nodes[s.ID] = n
+	return n, nil
+}
+
+func (d *memDriver) Get(ctx context.Context, id string) (*provider.Node, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n, ok := d.nodes[id]; ok {
+		return n, nil
+	}
+	return nil, fmt.Errorf("node %s: %w", id, provider.ErrNotFound)
+}
+
+func (d *memDriver) List(ctx context.Context) ([]*provider.Node, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*provider.Node
+	for _, n := range d.nodes {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b *provider.Node) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (d *memDriver) Delete(ctx context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.nodes, id)
+	return nil
+}
+
+func (d *memDriver) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.nodes)
+}
+
+type okTransport struct{}
+
+func (okTransport) Run(ctx context.Context, cmd provider.Command) (provider.Result, error) {
+	return provider.Result{}, nil
+}
+func (okTransport) Put(ctx context.Context, path string, data io.Reader, opts provider.FileOptions) error {
+	return nil
+}
+func (okTransport) Get(ctx context.Context, path string) ([]byte, error) { return nil, os.ErrNotExist }
+
+// cli runs the front end against one spec file and one bbolt state file.
+type cli struct {
+	t     *testing.T
+	drv   *memDriver
+	reg   *spec.Registry
+	spec  string
+	state string
+}
+
+func newCLI(t *testing.T, src string) *cli {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "spec.hcl")
+	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
+	drv := &memDriver{nodes: map[string]*provider.Node{}}
+	return &cli{t: t, drv: drv, reg: registry(drv), spec: path, state: filepath.Join(dir, "mason.state")}
+}
+
+func (c *cli) run(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	args = append([]string{args[0], "-spec", c.spec, "-state", c.state}, args[1:]...)
+	code := mason.Run(context.Background(), mason.App{Name: "prov", Registry: c.reg, Stdout: &out, Stderr: &errb}, args, nil)
+	return code, out.String(), errb.String()
+}
+
+func TestApplyThenPlanSaysNoChanges(t *testing.T) {
+	c := newCLI(t, appSpec)
+	code, out, errs := c.run("plan")
+	require.Equal(t, mason.ExitOK, code, errs)
+	require.Contains(t, out, "create node n1 (provider mem")
+	require.Contains(t, out, "plan for front: 7 to run")
+	require.Contains(t, out, "member@n2: new")
+
+	code, out, errs = c.run("apply", "-parallelism", "2")
+	require.Equal(t, mason.ExitOK, code, errs+out)
+	require.Equal(t, 3, c.drv.count())
+	require.Contains(t, out, "created node n1")
+	require.Contains(t, out, "ok        verify")
+	require.Contains(t, out, "apply front: 7 succeeded, 0 failed, 0 blocked")
+
+	code, out, errs = c.run("plan")
+	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, "no changes: front is converged (7 node-roles)\n", out)
+
+	code, out, _ = c.run("apply")
+	require.Equal(t, mason.ExitOK, code)
+	require.Contains(t, out, "no changes")
+
+	code, out, _ = c.run("plan", "-var", "token=t2")
+	require.Equal(t, mason.ExitOK, code)
+	require.Contains(t, out, "member@n1: input Token changed")
+	require.Contains(t, out, "verify: inputs known after run (waits for member@n1)")
+}
+
+func TestWhyShowsReasonAndProvenance(t *testing.T) {
+	c := newCLI(t, appSpec)
+	code, _, errs := c.run("apply")
+	require.Equal(t, mason.ExitOK, code, errs)
+
+	code, out, errs := c.run("why", "member@n2", "-var", "token=t2")
+	require.Equal(t, mason.ExitOK, code, errs)
+	for _, want := range []string{
+		"member@n2: run — input Token changed",
+		"bound at " + c.spec + ":23 to pool members",
+		"last: succeeded (attempt 1)",
+		"waits for:\n    peer-url@n1: skip — converged",
+		`Peers (role.All[mason_test.PeerURLOut]) <- output of peer-url@n1, peer-url@n2, peer-url@n3 (spec reference at ` + c.spec + ":30:13)",
+		`Token (string, attr "app.token") = "t2" <- deployment (` + c.spec + ":26)",
+		`FailOn ([]string, attr "app.fail_on") = [] <- deployment (` + c.spec + ":27)",
+	} {
+		require.Contains(t, out, want)
+	}
+
+	code, out, _ = c.run("why", "verify")
+	require.Equal(t, mason.ExitOK, code)
+	require.Contains(t, out, "verify: skip — converged")
+	require.Contains(t, out, "Members (role.All[mason_test.MemberOut]) <- output of member@n1, member@n2, member@n3")
+
+	code, _, errs = c.run("why", "member@n9")
+	require.Equal(t, mason.ExitUsage, code)
+	require.Contains(t, errs, `front has no node-role "member@n9"`)
+}
+
+func TestFailureStatusAndBlocked(t *testing.T) {
+	c := newCLI(t, appSpec)
+	code, out, errs := c.run("apply", "-var", `fail_on=["n2"]`)
+	require.Equal(t, mason.ExitFailure, code, errs)
+	require.Contains(t, out, "FAILED    member@n2: member on n2: disk full")
+	require.Contains(t, out, "blocked   verify: by member@n2")
+	require.Contains(t, errs, "disk full")
+
+	code, out, errs = c.run("status")
+	require.Equal(t, mason.ExitOK, code, errs)
+	require.Regexp(t, `member@n2\s+failed\s+1\s+\S+\s+error: member on n2: disk full`, out)
+	require.Regexp(t, `verify\s+blocked\s+.*blocked by member@n2`, out)
+	require.Contains(t, out, "front: 5 succeeded, 1 failed, 1 blocked")
+
+	code, out, _ = c.run("why", "verify")
+	require.Equal(t, mason.ExitOK, code)
+	require.Contains(t, out, "blocked by member@n2")
+
+	// Fixing the variable runs the failed member and what it blocked.
+	code, out, _ = c.run("plan")
+	require.Equal(t, mason.ExitOK, code)
+	require.Contains(t, out, "member@n2: last run failed: member on n2: disk full")
+	code, _, errs = c.run("apply")
+	require.Equal(t, mason.ExitOK, code, errs)
+}
+
+func TestJSONLines(t *testing.T) {
+	c := newCLI(t, appSpec)
+	code, out, errs := c.run("apply", "-json")
+	require.Equal(t, mason.ExitOK, code, errs)
+	require.Contains(t, errs, "apply front: 7 succeeded")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	succeeded := 0
+	for _, l := range lines {
+		var e map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &e), l)
+		require.Equal(t, "front", e["deployment"])
+		if e["state"] == "succeeded" {
+			succeeded++
+		}
+	}
+	require.Equal(t, 7, succeeded)
+}
+
+func TestGraph(t *testing.T) {
+	c := newCLI(t, appSpec)
+	code, out, errs := c.run("graph")
+	require.Equal(t, mason.ExitOK, code, errs)
+	require.True(t, strings.HasPrefix(out, `digraph "front" {`))
+	require.Contains(t, out, `"member@n1" -> "peer-url@n3";`)
+	require.Contains(t, out, `"verify" -> "member@n2";`)
+
+	code, out, errs = c.run("graph", "-format", "svg")
+	if _, err := exec.LookPath("dot"); err != nil {
+		require.Equal(t, mason.ExitFailure, code)
+		require.Contains(t, errs, "needs Graphviz's dot")
+	} else {
+		require.Equal(t, mason.ExitOK, code, errs)
+		require.Contains(t, out, "<svg")
+	}
+}
+
+func TestDestroy(t *testing.T) {
+	c := newCLI(t, appSpec)
+	code, _, errs := c.run("apply")
+	require.Equal(t, mason.ExitOK, code, errs)
+
+	code, _, errs = c.run("destroy")
+	require.Equal(t, mason.ExitUsage, code)
+	require.Contains(t, errs, "destroy would delete 3 node(s) of provider mem: n1, n2, n3")
+	require.Equal(t, 3, c.drv.count())
+
+	code, out, errs := c.run("destroy", "-yes")
+	require.Equal(t, mason.ExitOK, code, errs)
+	require.Contains(t, out, "deleted 3 node(s)")
+	require.Equal(t, 0, c.drv.count())
+
+	code, out, _ = c.run("status")
+	require.Equal(t, mason.ExitOK, code)
+	require.Contains(t, out, "front: 7 never run")
+	code, out, _ = c.run("plan")
+	require.Equal(t, mason.ExitOK, code)
+	require.Contains(t, out, "plan for front: 7 to run")
+}
+
+func TestUsageAndSpecErrors(t *testing.T) {
+	bad := strings.Replace(appSpec, `role "verify" {`, `role "verifier" {`, 1)
+	bad = strings.Replace(bad, `"app.token"   = var.token`, `"app.token"   = 42`, 1)
+	c := newCLI(t, bad)
+	code, out, errs := c.run("plan")
+	require.Equal(t, mason.ExitUsage, code)
+	require.Empty(t, out)
+	require.Contains(t, errs, c.spec+`:26:21: error: Type mismatch: Attribute "app.token" is a Go string: the field wants a string, but the value is a number.`)
+	require.Contains(t, errs, "    26 |     \"app.token\"   = 42\n       |                     ^^\n")
+	require.Contains(t, errs, c.spec+`:34:6: error: Unknown role: This program has no role "verifier". Did you mean "verify"?`)
+	require.Contains(t, errs, "2 error(s) in the spec; nothing was changed")
+
+	good := newCLI(t, appSpec)
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"frobnicate"}, mason.ExitUsage, `unknown command "frobnicate"`},
+		{[]string{"why"}, mason.ExitUsage, "want one node-role"},
+		{[]string{"plan", "extra"}, mason.ExitUsage, "unexpected arguments"},
+		{[]string{"apply", "-parallelism", "-1"}, mason.ExitUsage, "want a positive number"},
+		{[]string{"plan", "-var", "nope"}, mason.ExitUsage, "want NAME=VALUE"},
+		{[]string{"plan", "-var", "tokn=x"}, mason.ExitUsage, `the spec declares no variable "tokn". Did you mean "token"?`},
+		{[]string{"plan", "-state", "s3://bucket"}, mason.ExitFailure, "unknown scheme"},
+		{[]string{"graph", "-format", "png"}, mason.ExitUsage, "want dot or svg"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, errs := good.run(tc.args...)
+			require.Equal(t, tc.code, code, errs)
+			require.Contains(t, errs, tc.msg)
+		})
+	}
+}
