@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
@@ -54,6 +53,12 @@ func nodeRoleID(roleName, node string) string {
 	return roleName + "@" + node
 }
 
+// defSchema caches a role's input and output schema while building.
+type defSchema struct {
+	inputs []role.Input
+	pubs   []role.Published
+}
+
 type typeNode struct {
 	t    reflect.Type
 	node string
@@ -66,8 +71,17 @@ func build(d *Deployment) (*dag, error) {
 		return nil, err
 	}
 	var errs *multierror.Error
-	g := &dag{d: d, index: map[string]int32{}}
-	var nrs []*nodeRole
+	size := 0
+	for _, b := range d.binds {
+		n := 1
+		if b.pool != nil {
+			n = max(1, len(b.pool.Nodes()))
+		}
+		size += n * len(b.defs)
+	}
+	g := &dag{d: d, index: make(map[string]int32, size)}
+	nrs := make([]*nodeRole, 0, size)
+	all := make([]nodeRole, 0, size) // one allocation for every node-role
 	add := func(def *role.Def, node *provider.Node, b binding) {
 		name := ""
 		if node != nil {
@@ -79,7 +93,11 @@ func build(d *Deployment) (*dag, error) {
 			return
 		}
 		g.index[id] = int32(len(nrs))
-		nrs = append(nrs, &nodeRole{id: id, def: def, meta: def.Meta(), node: node, name: name})
+		if len(all) == cap(all) {
+			all = make([]nodeRole, 0, 64)
+		}
+		all = append(all, nodeRole{id: id, def: def, meta: def.Meta(), node: node, name: name})
+		nrs = append(nrs, &all[len(all)-1])
 	}
 	for _, b := range d.binds {
 		var nodes []string
@@ -117,13 +135,22 @@ func build(d *Deployment) (*dag, error) {
 	for i := range order {
 		order[i] = int32(i)
 	}
-	sort.Slice(order, func(a, b int) bool {
-		x, y := nrs[order[a]], nrs[order[b]]
-		if x.name != y.name {
-			return x.name < y.name
+	slices.SortFunc(order, func(a, b int32) int {
+		x, y := nrs[a], nrs[b]
+		if c := strings.Compare(x.name, y.name); c != 0 {
+			return c
 		}
-		return x.meta.Name < y.meta.Name
+		return strings.Compare(x.meta.Name, y.meta.Name)
 	})
+	schemas := map[*role.Def]*defSchema{}
+	schema := func(d *role.Def) *defSchema {
+		s := schemas[d]
+		if s == nil {
+			s = &defSchema{inputs: d.Inputs(), pubs: d.Publishes()}
+			schemas[d] = s
+		}
+		return s
+	}
 	byType := map[reflect.Type][]int32{}
 	byTypeNode := map[typeNode][]int32{}
 	byRole := map[string][]int32{}
@@ -134,14 +161,14 @@ func build(d *Deployment) (*dag, error) {
 		byType[t] = append(byType[t], i)
 		byTypeNode[typeNode{t, nr.name}] = append(byTypeNode[typeNode{t, nr.name}], i)
 		byRole[nr.meta.Name] = append(byRole[nr.meta.Name], i)
-		for _, p := range nr.def.Publishes() {
+		for _, p := range schema(nr.def).pubs {
 			publishers[p.Attr] = append(publishers[p.Attr], i)
 		}
 	}
 	for i, nr := range nrs {
 		self := int32(i)
 		var deps []int32
-		for _, in := range nr.def.Inputs() {
+		for _, in := range schema(nr.def).inputs {
 			switch in.Kind {
 			case role.InputAttr:
 				nr.hasAttr = true
