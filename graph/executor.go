@@ -127,6 +127,7 @@ type runResult struct {
 	dur      time.Duration
 	reason   string
 	last     *success
+	lastErr  error // of the last attempt
 }
 
 type pendingDurable struct {
@@ -521,16 +522,15 @@ func (e *executor) work(i int32) {
 	defer func() { e.res <- r }()
 	p, nr := e.p, e.p.g.nrs[i]
 	step := p.Steps[i]
-	fail := func(err error) { r.err = err }
 	in, err := p.bind(int(i), func(k int32) any { return e.outs[k] })
 	if err != nil {
-		fail(err)
+		r.err = err
 		e.j.append(&record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})
 		return
 	}
 	dg, fields, err := nr.def.DigestInputs(in)
 	if err != nil {
-		fail(fmt.Errorf("graph: %s: %w", nr.id, err))
+		r.err = fmt.Errorf("graph: %s: %w", nr.id, err)
 		e.j.append(&record{ID: nr.id, State: StateFailed, Error: r.err.Error(), At: time.Now(), Last: e.last[i]})
 		return
 	}
@@ -564,41 +564,15 @@ func (e *executor) work(i int32) {
 	}
 
 	started := time.Now()
-	var lastErr error
-	op := func() (any, error) {
-		r.attempts++
-		at := time.Now()
-		seq := e.j.append(&record{ID: nr.id, State: StateRunning, Attempt: r.attempts, Reason: reason, At: at, Last: last})
-		if nr.meta.Destructive {
-			// A destructive role must never run without the journal
-			// knowing, or a crash would let it run again unforced.
-			if err := e.waitDurable(seq); err != nil {
-				return nil, backoff.Permanent(err)
-			}
-		}
-		if r.attempts > 1 || step.Action == ActionRunIfChanged {
-			e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Reason: reason})
-		}
-		rc := role.NewContext(role.ContextOptions{Deployment: p.Deployment, Role: nr.meta.Name, Node: nr.node,
-			Logger: e.logger, Services: e.services, Attempt: r.attempts})
-		out, err := nr.def.Run(e.runCtx, rc, in)
-		if err != nil {
-			lastErr = err
-			var perm *backoff.PermanentError
-			if !errors.As(err, &perm) {
-				e.j.append(&record{ID: nr.id, State: StateRetrying, Attempt: r.attempts, Error: err.Error(), At: time.Now(), Duration: time.Since(at), Last: last})
-			}
-		}
-		return out, err
-	}
-	notify := func(err error, wait time.Duration) {
-		e.emit(i, Event{State: StateRetrying, Attempt: r.attempts, Err: err, Reason: fmt.Sprintf("attempt %d failed; next in %v", r.attempts, wait.Round(time.Millisecond))})
-	}
 	var out any
 	if nr.meta.Retry.MaxAttempts > 1 {
+		op := func() (any, error) { return e.attempt(i, in, reason, last, &r) }
+		notify := func(err error, wait time.Duration) {
+			e.emit(i, Event{State: StateRetrying, Attempt: r.attempts, Err: err, Reason: fmt.Sprintf("attempt %d failed; next in %v", r.attempts, wait.Round(time.Millisecond))})
+		}
 		out, err = backoff.RetryNotifyWithData(op, retryPolicy(e.ctx, nr.meta.Retry), notify)
 	} else {
-		out, err = op()
+		out, err = e.attempt(i, in, reason, last, &r)
 		var perm *backoff.PermanentError
 		if errors.As(err, &perm) {
 			err = perm.Err
@@ -606,16 +580,16 @@ func (e *executor) work(i int32) {
 	}
 	r.dur = time.Since(started)
 	if err != nil {
-		if lastErr != nil && !errors.Is(lastErr, err) && errors.Is(err, e.ctx.Err()) {
-			err = fmt.Errorf("%w (retries stopped: %v)", lastErr, err)
+		if r.lastErr != nil && !errors.Is(r.lastErr, err) && errors.Is(err, e.ctx.Err()) {
+			err = fmt.Errorf("%w (retries stopped: %v)", r.lastErr, err)
 		}
-		fail(err)
+		r.err = err
 		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: err.Error(), Reason: reason, At: time.Now(), Duration: r.dur, Last: last})
 		return
 	}
 	enc, err := e.codecs.encode(out)
 	if err != nil {
-		fail(fmt.Errorf("graph: %s: %w", nr.id, err))
+		r.err = fmt.Errorf("graph: %s: %w", nr.id, err)
 		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: last})
 		return
 	}
@@ -628,6 +602,35 @@ func (e *executor) work(i int32) {
 	}
 	r.out, r.last, r.reason = out, succ, reason
 	r.seq = e.j.append(&record{ID: nr.id, State: StateSucceeded, Attempt: r.attempts, Reason: reason, At: succ.At, Duration: r.dur, Last: succ})
+}
+
+// attempt runs node-role i once, journaling the attempt.
+func (e *executor) attempt(i int32, in any, reason string, last *success, r *runResult) (any, error) {
+	p, nr := e.p, e.p.g.nrs[i]
+	r.attempts++
+	at := time.Now()
+	seq := e.j.append(&record{ID: nr.id, State: StateRunning, Attempt: r.attempts, Reason: reason, At: at, Last: last})
+	if nr.meta.Destructive {
+		// A destructive role must never run without the journal knowing,
+		// or a crash would let it run again unforced.
+		if err := e.waitDurable(seq); err != nil {
+			return nil, backoff.Permanent(err)
+		}
+	}
+	if r.attempts > 1 || p.Steps[i].Action == ActionRunIfChanged {
+		e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Reason: reason})
+	}
+	rc := role.NewContext(role.ContextOptions{Deployment: p.Deployment, Role: nr.meta.Name, Node: nr.node,
+		Logger: e.logger, Services: e.services, Attempt: r.attempts})
+	out, err := nr.def.Run(e.runCtx, rc, in)
+	if err != nil {
+		r.lastErr = err
+		var perm *backoff.PermanentError
+		if !errors.As(err, &perm) {
+			e.j.append(&record{ID: nr.id, State: StateRetrying, Attempt: r.attempts, Error: err.Error(), At: time.Now(), Duration: time.Since(at), Last: last})
+		}
+	}
+	return out, err
 }
 
 // waitDurable waits until the journal has persisted sequence number seq.
