@@ -29,7 +29,7 @@ func toGo(v cty.Value, t reflect.Type) (reflect.Value, error) {
 	if !v.IsWhollyKnown() {
 		return reflect.Value{}, fmt.Errorf("the value is not known until apply; the field wants %s", goTypeWords(t))
 	}
-	v, _ = v.Unmark()
+	v, _ = v.UnmarkDeep()
 	// Secrets: convert to the element type, then wrap.
 	if attr.IsSecret(reflect.Zero(t).Interface()) {
 		rev, _ := t.MethodByName("Reveal")
@@ -203,7 +203,7 @@ func ctyToAny(v cty.Value) any {
 	if v.IsNull() || !v.IsKnown() {
 		return nil
 	}
-	v, _ = v.Unmark()
+	v, _ = v.UnmarkDeep()
 	ty := v.Type()
 	switch {
 	case ty == cty.String:

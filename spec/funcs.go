@@ -21,7 +21,7 @@ func functions() map[string]function.Function {
 		"compact": stdlib.CompactFunc, "concat": stdlib.ConcatFunc, "contains": stdlib.ContainsFunc,
 		"distinct": stdlib.DistinctFunc, "element": stdlib.ElementFunc, "flatten": stdlib.FlattenFunc,
 		"format": stdlib.FormatFunc, "formatlist": stdlib.FormatListFunc,
-		"join": stdlib.JoinFunc, "keys": stdlib.KeysFunc, "length": stdlib.LengthFunc,
+		"join": stdlib.JoinFunc, "keys": stdlib.KeysFunc, "length": lengthFunc,
 		"lookup": stdlib.LookupFunc, "lower": stdlib.LowerFunc, "upper": stdlib.UpperFunc,
 		"merge": stdlib.MergeFunc, "range": stdlib.RangeFunc, "regex": stdlib.RegexFunc,
 		"regexall": stdlib.RegexAllFunc, "replace": stdlib.ReplaceFunc, "reverse": stdlib.ReverseListFunc,
@@ -128,3 +128,24 @@ func hostAddr(p netip.Prefix, num *big.Int) (netip.Addr, error) {
 	a, _ := netip.AddrFromSlice(out)
 	return a, nil
 }
+
+// length counts a string's characters or a collection's elements, as in
+// Terraform (cty's own length takes only collections).
+var lengthFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowMarked: true, AllowDynamicType: true}},
+	Type:   function.StaticReturnType(cty.Number),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		v, marks := args[0].Unmark()
+		var n cty.Value
+		var err error
+		if v.Type() == cty.String {
+			n, err = stdlib.Strlen(v)
+		} else {
+			n, err = stdlib.Length(v)
+		}
+		if err != nil {
+			return cty.UnknownVal(cty.Number), err
+		}
+		return n.WithMarks(marks), nil
+	},
+})

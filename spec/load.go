@@ -278,6 +278,9 @@ type loader struct {
 	roles  map[string]*RoleBlock
 	bodies map[*RoleBlock]hcl.Body
 	pobj   cty.Value
+	// sensitive says whether the last value eval returned came from a
+	// sensitive variable.
+	sensitive bool
 }
 
 func (l *loader) ctx() *hcl.EvalContext {
@@ -329,6 +332,8 @@ func (l *loader) eval(expr hcl.Expression, diags *hcl.Diagnostics) (cty.Value, b
 	if d.HasErrors() {
 		return cty.NilVal, false
 	}
+	v, marks := v.UnmarkDeep()
+	l.sensitive = len(marks) > 0
 	if !v.IsWhollyKnown() {
 		// Only a variable that failed to resolve makes a value unknown;
 		// that was already reported.
@@ -698,11 +703,20 @@ func (l *loader) attrs(expr hcl.Expression, rb *RoleBlock, diags *hcl.Diagnostic
 		if !ok {
 			continue
 		}
+		sensitive := l.sensitive
 		g, err := toGo(v, t)
 		if err != nil {
 			*diags = append(*diags, errDiag(kv.Value.Range(), "Type mismatch",
 				fmt.Sprintf("Attribute %q is a Go %v: %s.", key, t, err)))
 			continue
+		}
+		if sensitive {
+			var ok bool
+			if g, ok = l.conceal(key, g); !ok {
+				*diags = append(*diags, errDiag(kv.Value.Range(), "Sensitive value in a plain attribute",
+					fmt.Sprintf("This value comes from a sensitive variable, but attribute %q (a Go %v) is not secret, so plans and `why` would print it. Make the role's field an attr.Secret[%v] or declare the key with AsSecret(), or drop `sensitive` from the variable.", key, t, t)))
+				continue
+			}
 		}
 		if k, ok := l.reg.keys[key]; ok {
 			if err := k.CheckValue(g.Interface()); err != nil {
@@ -1150,4 +1164,20 @@ func capFirst(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// conceal keeps a value from a sensitive variable secret: it is already
+// when the field or the declared key is secret; a plain string is wrapped
+// in attr.Secret (the binder unwraps it for the role).
+func (l *loader) conceal(key string, g reflect.Value) (reflect.Value, bool) {
+	if attr.IsSecret(g.Interface()) {
+		return g, true
+	}
+	if k, ok := l.reg.keys[key]; ok {
+		return g, k.Secret()
+	}
+	if g.Kind() == reflect.String && g.Type() == reflect.TypeFor[string]() {
+		return reflect.ValueOf(attr.Conceal(g.String())), true
+	}
+	return g, false
 }

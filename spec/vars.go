@@ -12,6 +12,9 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
+// sensitiveMark marks values derived from sensitive variables.
+const sensitiveMark = "sensitive"
+
 // EnvPrefix starts the names of environment variables that set spec
 // variables: MASON_VAR_members=5 sets var.members.
 const EnvPrefix = "MASON_VAR_"
@@ -163,6 +166,9 @@ func resolveVariables(vars map[string]*variable, opts Options) (map[string]cty.V
 		switch {
 		case !ok && v.hasDef:
 			values[name] = v.def
+			if v.sensitive {
+				values[name] = v.def.Mark(sensitiveMark)
+			}
 			continue
 		case !ok && v.badDef:
 			values[name] = cty.UnknownVal(v.typ)
@@ -202,6 +208,9 @@ func resolveVariables(vars map[string]*variable, opts Options) (map[string]cty.V
 			values[name] = cty.UnknownVal(v.typ)
 			continue
 		}
+		if v.sensitive {
+			cv = cv.Mark(sensitiveMark)
+		}
 		values[name] = cv
 	}
 	// Validations see every variable (var.self is var.<name>).
@@ -217,6 +226,7 @@ func resolveVariables(vars map[string]*variable, opts Options) (map[string]cty.V
 			if d.HasErrors() {
 				continue
 			}
+			ok, _ = ok.UnmarkDeep()
 			if ok.Type() != cty.Bool || ok.IsNull() || !ok.IsKnown() {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid validation condition",
 					Detail: "A validation condition must be true or false.", Subject: vl.cond.Range().Ptr()})
@@ -227,7 +237,11 @@ func resolveVariables(vars map[string]*variable, opts Options) (map[string]cty.V
 			}
 			msg := "The value is not valid."
 			if m, d := vl.msg.Value(ctx); !d.HasErrors() && m.Type() == cty.String && !m.IsNull() && m.IsKnown() {
-				msg = m.AsString()
+				if m.IsMarked() {
+					msg = "The value is not valid (the message is not shown: it uses a sensitive value)."
+				} else {
+					msg = m.AsString()
+				}
 			}
 			subj := v.rng
 			if in, ok := given[name]; ok {

@@ -2,6 +2,7 @@ package spec_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -99,4 +100,65 @@ func TestPlanErrorsAsDiagnostics(t *testing.T) {
 			require.Contains(t, spec.Format(s.Diagnostics(err)), tc.want)
 		})
 	}
+}
+
+// TestSensitiveVariables: a value from a sensitive variable stays secret
+// in the deployment's attributes (the role still receives it), and is
+// refused for a plain attribute that would print it.
+func TestSensitiveVariables(t *testing.T) {
+	src := `
+deployment = "s"
+variable "token" {
+  type      = string
+  default   = "hunter2"
+  sensitive = true
+  validation {
+    condition     = length(var.token) > 3
+    error_message = "too short: ${var.token}"
+  }
+}
+variable "port" {
+  type      = number
+  default   = 2379
+  sensitive = true
+}
+pool "p" {
+  count = 1
+}
+role "peer-url" {
+  on = [pool.p]
+}
+role "member" {
+  on = [pool.p]
+  attrs = {
+    "test.token"  = "tok-${var.token}"
+    "test.ca_pem" = "none"
+  }
+}
+`
+	s, diags := spec.Load(testRegistry(), []spec.File{{Name: "s.hcl", Src: []byte(src)}}, spec.Options{})
+	require.False(t, diags.HasErrors(), spec.Format(diags))
+	d, err := s.Deployment(nil)
+	require.NoError(t, err)
+	v, ok := d.Attrs().Lookup("test.token")
+	require.True(t, ok)
+	require.NotContains(t, v.String(), "hunter2")
+	require.NotContains(t, fmt.Sprint(v), "hunter2")
+	ctx := context.Background()
+	st := mem.New()
+	t.Cleanup(func() { st.Close() })
+	p, err := graph.NewPlan(ctx, d, st)
+	require.NoError(t, err)
+	_, err = graph.Apply(ctx, p, graph.Options{Parallelism: 1})
+	require.NoError(t, err, "the role receives the plain value through the binder")
+
+	_, diags = spec.Load(testRegistry(), []spec.File{{Name: "s.hcl", Src: []byte(src + `
+attrs = {
+  "test.port" = var.port
+}
+`)}}, spec.Options{Vars: map[string]string{"token": "abc"}})
+	out := spec.Format(diags)
+	require.Contains(t, out, "s.hcl:32:17: error: Sensitive value in a plain attribute")
+	require.Contains(t, out, "The value is not valid (the message is not shown: it uses a sensitive value).")
+	require.NotContains(t, out, "abc")
 }
