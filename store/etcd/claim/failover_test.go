@@ -271,6 +271,21 @@ func failoverRun(t *testing.T, c *etcdtest.Cluster, run int) (freed, takeover ti
 		}
 	}
 	require.NotEmpty(t, victim, "someone holds claims mid-run")
+	// Kill it right after it journals the start of a node-role, so it dies
+	// holding work (every role runs at least 50ms).
+	_, jrev, err := st.List(ctx, "journal/")
+	require.NoError(t, err)
+	starts, err := st.Watch(ctx, "journal/", jrev+1)
+	require.NoError(t, err)
+	for started := false; !started; {
+		select {
+		case ev := <-starts:
+			var r jrec
+			started = ev.Type == store.EventPut && json.Unmarshal(ev.Value, &r) == nil && r.Owner == victim && r.State == "running"
+		case <-time.After(30 * time.Second):
+			t.Fatalf("run %d: %s started nothing more in 30s", run, victim)
+		}
+	}
 
 	v := children[victim]
 	require.NoError(t, v.cmd.Process.Signal(syscall.SIGKILL))
