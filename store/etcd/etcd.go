@@ -94,7 +94,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
-	if _, err := cli.Get(pctx, opts.Prefix, clientv3.WithCountOnly()); err != nil {
+	probe := opts.Prefix
+	if probe == "" {
+		probe = "\x00" // etcd refuses an empty key
+	}
+	if _, err := cli.Get(pctx, probe, clientv3.WithCountOnly()); err != nil {
 		_ = cli.Close()
 		if opts.TLS != nil {
 			// gRPC reports only the timeout; the handshake says why.

@@ -100,6 +100,16 @@ func TestNamespaces(t *testing.T) {
 		keys = append(keys, string(kv.Key))
 	}
 	require.Equal(t, []string{"mason/lab/journal/n1", "mason/prod/journal/n1"}, keys)
+
+	// A store without a prefix sees the whole keyspace.
+	whole := open(t, c.Endpoints(), "")
+	ents, _, err := whole.List(ctx, "")
+	require.NoError(t, err)
+	keys = nil
+	for _, e := range ents {
+		keys = append(keys, e.Key)
+	}
+	require.Equal(t, []string{"mason/lab/journal/n1", "mason/prod/journal/n1"}, keys)
 }
 
 // TestListPages lists more keys than one etcd round trip returns and checks
