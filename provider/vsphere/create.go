@@ -172,7 +172,7 @@ func (d *Driver) ensureVM(ctx context.Context, spec provider.NodeSpec, log *slog
 // node's VM it returns it, applying the node's identity if it lacks it; if
 // it belongs to another node it fails; if there is none it returns nil.
 func (d *Driver) adopt(ctx context.Context, spec provider.NodeSpec, name string, cfg *types.VirtualMachineConfigSpec) (*mo.VirtualMachine, error) {
-	child, err := object.NewSearchIndex(d.client).FindChild(ctx, d.folder, name)
+	child, err := d.childNamed(ctx, d.folder, name)
 	if err != nil || child == nil {
 		return nil, err
 	}

@@ -109,9 +109,8 @@ func TestBreakerStopsHammering(t *testing.T) {
 
 // A caller that gives up on a slow vCenter does not count against it.
 func TestSlowVCenterAndImpatientCaller(t *testing.T) {
-	v := newSim(t, nil)
+	v := newSim(t, map[string]int{"FindByUuid": 300}) // every search takes 300ms
 	d := open(t, v.config(t, plan(1), nil))
-	v.model.Service.AddFaultRule(rule("FindByUuid", simulator.FaultTypeTimeout, 0, 300))
 	for range 4 { // more than Breaker.Failures
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		_, err := d.Provider().Get(ctx, "n0")
@@ -119,6 +118,8 @@ func TestSlowVCenterAndImpatientCaller(t *testing.T) {
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	}
 	require.Equal(t, breaker.Closed, d.Breaker().State())
+	_, err := d.Provider().Get(ctxT(t), "n0")
+	require.ErrorIs(t, err, provider.ErrNotFound, "a patient caller gets the answer")
 }
 
 // A node whose guest never reports an address fails Create with

@@ -147,7 +147,7 @@ func TestGraphDeploymentOnVSphere(t *testing.T) {
 
 	plan, err := graph.NewPlan(ctx, dep, st)
 	require.NoError(t, err)
-	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: 4})
+	res, err := apply(t, ctx, plan)
 	require.NoError(t, err)
 	require.Equal(t, 4, res.Count(graph.StateSucceeded))
 
@@ -182,11 +182,38 @@ func TestGraphDeploymentOnVSphere(t *testing.T) {
 	}
 	sort.Strings(runs)
 	require.Equal(t, []string{"dns-a@web-3", "dns-srv"}, runs)
-	res, err = graph.Apply(ctx, plan, graph.Options{Parallelism: 4})
+	res, err = apply(t, ctx, plan)
 	require.NoError(t, err)
 	require.Equal(t, 2, res.Count(graph.StateSucceeded))
 	require.Len(t, lookup(t, dnsAddr, "_ssh._tcp."+zone, dns.TypeSRV), 4)
 	require.Equal(t, []string{dep.Node("web-3").InterfaceAddr.String()}, lookup(t, dnsAddr, "web-3."+zone, dns.TypeA))
+}
+
+// apply runs the plan, failing the test (instead of hanging the package
+// until go test's timeout) if Apply does not return after ctx ends.
+func apply(t *testing.T, ctx context.Context, plan *graph.Plan) (*graph.Result, error) {
+	t.Helper()
+	type out struct {
+		res *graph.Result
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: 4})
+		ch <- out{res, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.res, o.err
+	case <-ctx.Done():
+	}
+	select {
+	case o := <-ch:
+		return o.res, o.err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("graph.Apply did not return within 10s after its context ended (%v)", ctx.Err())
+		return nil, nil
+	}
 }
 
 // lookup asks the DNS server over UDP and returns the answers' data.

@@ -211,3 +211,22 @@ func plan(n int) ips {
 	}
 	return p
 }
+
+// cloneBare clones the template into folder as name, without any of the
+// driver's identity: what a controller leaves when it dies mid-create.
+func (v *vcsim) cloneBare(t *testing.T, template, folder, name string) types.ManagedObjectReference {
+	ctx := context.Background()
+	finder := find.NewFinder(v.client.Client)
+	tmpl, err := finder.VirtualMachine(ctx, template)
+	require.NoError(t, err)
+	f, err := finder.Folder(ctx, folder)
+	require.NoError(t, err)
+	pool, err := finder.ResourcePool(ctx, "/DC0/host/DC0_C0/Resources")
+	require.NoError(t, err)
+	ref := pool.Reference()
+	task, err := tmpl.Clone(ctx, f, name, types.VirtualMachineCloneSpec{Location: types.VirtualMachineRelocateSpec{Pool: &ref}})
+	require.NoError(t, err)
+	info, err := task.WaitForResult(ctx, nil)
+	require.NoError(t, err)
+	return info.Result.(types.ManagedObjectReference)
+}

@@ -179,12 +179,11 @@ func (d *Driver) locate(ctx context.Context) error {
 		rel = strings.TrimPrefix(rel, root)
 	}
 	f := folders.VmFolder
-	si := object.NewSearchIndex(d.client)
 	for _, name := range strings.Split(strings.Trim(rel, "/"), "/") {
 		if name == "" {
 			continue
 		}
-		child, err := si.FindChild(ctx, f, name)
+		child, err := d.childNamed(ctx, f, name)
 		if err != nil {
 			return fmt.Errorf("look up folder %s/%s: %w", f.InventoryPath, name, err)
 		}
@@ -195,7 +194,7 @@ func (d *Driver) locate(ctx context.Context) error {
 				d.log.Info("created folder", "folder", path.Join(f.InventoryPath, name))
 				child = nf
 			case isFault(err, &types.DuplicateName{}): // another controller was quicker
-				if child, err = si.FindChild(ctx, f, name); err != nil || child == nil {
+				if child, err = d.childNamed(ctx, f, name); err != nil || child == nil {
 					return fmt.Errorf("folder %s/%s exists but cannot be found: %v", f.InventoryPath, name, err)
 				}
 			default:
@@ -211,6 +210,30 @@ func (d *Driver) locate(ctx context.Context) error {
 	}
 	d.folder = f
 	return nil
+}
+
+// childNamed returns the child of folder f called name, or nil. It reads
+// through the property collector rather than SearchIndex.FindChild, which
+// vcsim serves without locking the folder.
+func (d *Driver) childNamed(ctx context.Context, f *object.Folder, name string) (object.Reference, error) {
+	pc := property.DefaultCollector(d.client)
+	var fo mo.Folder
+	if err := pc.RetrieveOne(ctx, f.Reference(), []string{"childEntity"}, &fo); err != nil {
+		return nil, err
+	}
+	if len(fo.ChildEntity) == 0 {
+		return nil, nil
+	}
+	var ents []mo.ManagedEntity
+	if err := pc.Retrieve(ctx, fo.ChildEntity, []string{"name"}, &ents); err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if e.Name == name {
+			return object.NewReference(d.client, e.Self), nil
+		}
+	}
+	return nil, nil
 }
 
 // Provider returns the portable provider backed by this driver.
