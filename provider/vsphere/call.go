@@ -112,6 +112,7 @@ func (d *Driver) retry(ctx context.Context, what string, op func(ctx context.Con
 		backoff.WithMaxElapsedTime(d.cfg.RetryFor),
 	)
 	attempt := 0
+	start := time.Now()
 	var last error
 	err := backoff.Retry(func() error {
 		attempt++
@@ -140,8 +141,8 @@ func (d *Driver) retry(ctx context.Context, what string, op func(ctx context.Con
 		return fmt.Errorf("%s: vCenter calls are suspended: %w", what, last)
 	}
 	if transient(last) {
-		return fmt.Errorf("%s: still failing after %d attempts over %s; check vCenter health: %w",
-			what, attempt, d.cfg.RetryFor.Round(time.Millisecond), last)
+		return fmt.Errorf("%s: still failing after %d attempts in %s; check vCenter health: %w",
+			what, attempt, time.Since(start).Round(time.Millisecond), last)
 	}
 	return fmt.Errorf("%s: %w", what, last)
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
@@ -96,6 +97,9 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		br:       breaker.New(bo),
 	}
 
+	if cfg.Insecure {
+		d.log.Warn("certificate verification is off (Config.Insecure); prefer Config.CAFile or Config.Thumbprint")
+	}
 	sc := soap.NewClient(u, cfg.Insecure)
 	if cfg.Thumbprint != "" {
 		sc.SetThumbprint(u.Host, cfg.Thumbprint)
@@ -257,7 +261,7 @@ func (d *Driver) Close() error {
 	if d.sm == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.MaxPollInterval)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := d.sm.Logout(ctx); err != nil {
 		return fmt.Errorf("vsphere: log out of %s: %w", d.endpoint, err)

@@ -1,7 +1,9 @@
 package vsphere
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -185,4 +187,56 @@ func TestFullCloneAndDHCP(t *testing.T) {
 	require.Equal(t, plainVM, n.Image.Name)
 	require.Positive(t, n.Flavor.VCPUs, "the template's size")
 	require.Positive(t, n.Flavor.RAMMiB)
+
+	// VMs in the folder that the driver did not make are not nodes.
+	v.cloneBare(t, plainVM, d.Folder(), "stranger")
+	list, err := d.Provider().List(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, s.ID, list[0].ID)
+	require.Len(t, v.folderVMs(t, d.Folder()), 2)
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Setenv(EnvURL, "vc.example.com")
+	t.Setenv(EnvUsername, "ops@vsphere.local")
+	t.Setenv(EnvPassword, "env-secret-pw")
+	t.Setenv(EnvFolder, "/DC1/vm/mason/prod")
+	t.Setenv(EnvTemplate, "ubuntu-24.04")
+	t.Setenv(EnvInsecure, "false")
+	c, err := ConfigFromEnv()
+	require.NoError(t, err)
+	require.Equal(t, "ops@vsphere.local", c.Username)
+	require.Equal(t, "env-secret-pw", c.Password.Reveal())
+	require.Equal(t, "/DC1/vm/mason/prod", c.Folder)
+	require.Equal(t, "ubuntu-24.04", c.Template)
+	require.NotContains(t, fmt.Sprintf("%v %+v %#v", c, c, c), "env-secret-pw")
+	u, err := c.endpoint()
+	require.NoError(t, err)
+	require.Equal(t, "https://vc.example.com/sdk", u.String())
+
+	t.Setenv(EnvInsecure, "maybe")
+	_, err = ConfigFromEnv()
+	require.ErrorContains(t, err, EnvInsecure)
+}
+
+// Config.Transport gets the normalized node (address and login) once it
+// is running; its errors reach the caller.
+func TestTransportHook(t *testing.T) {
+	v := newSim(t, nil)
+	cfg := v.config(t, plan(1), nil)
+	var seen []string
+	var mu sync.Mutex
+	cfg.Transport = func(ctx context.Context, n *provider.Node) (provider.Transport, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, n.Login.User+"@"+n.InterfaceAddr.String())
+		return nil, errors.New("no route to guest (test)")
+	}
+	d := open(t, cfg)
+	s := spec(0)
+	s.Login = provider.Login{User: "ubuntu"}
+	_, err := d.Provider().Create(ctxT(t), s)
+	require.ErrorContains(t, err, "transport to node n0 at 10.77.0.10: no route to guest (test)")
+	require.Equal(t, []string{"ubuntu@10.77.0.10"}, seen)
 }
