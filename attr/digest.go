@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"sort"
+	"sync"
 )
 
 // Digest returns a stable fingerprint of v: "sha256:" and 64 hex digits.
@@ -23,16 +24,66 @@ import (
 // digest of a low-entropy secret as sensitive. Functions and channels cannot
 // be digested.
 func Digest(v any) (string, error) {
-	var d digester
+	d := digesters.Get().(*digester)
+	defer d.release()
 	if err := d.value(reflect.ValueOf(v), 0); err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(d.buf.Bytes())
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	return d.sum(), nil
+}
+
+// DigestFields fingerprints named parts, in the order given, as one value:
+// what a caller that already walks a struct field by field needs, without
+// building a map first. Unlike Digest it is order-dependent.
+func DigestFields(names []string, values []any) (string, error) {
+	if len(names) != len(values) {
+		return "", fmt.Errorf("attr: DigestFields: %d names, %d values", len(names), len(values))
+	}
+	d := digesters.Get().(*digester)
+	defer d.release()
+	d.str("fields")
+	d.u64(uint64(len(names)))
+	for i, n := range names {
+		d.str(n)
+		if err := d.value(reflect.ValueOf(values[i]), 0); err != nil {
+			return "", err
+		}
+	}
+	return d.sum(), nil
 }
 
 type digester struct {
 	buf bytes.Buffer
+}
+
+var digesters = sync.Pool{New: func() any { return new(digester) }}
+
+func (d *digester) release() {
+	if d.buf.Cap() <= 64<<10 {
+		d.buf.Reset()
+		digesters.Put(d)
+	}
+}
+
+func (d *digester) sum() string {
+	sum := sha256.Sum256(d.buf.Bytes())
+	var out [7 + 64]byte
+	copy(out[:], "sha256:")
+	hex.Encode(out[7:], sum[:])
+	return string(out[:])
+}
+
+// typeNames caches reflect.Type.String, which builds a new string on every
+// call for unnamed types (struct{...}, []T, map[K]V).
+var typeNames sync.Map // reflect.Type → string
+
+func typeName(t reflect.Type) string {
+	if n, ok := typeNames.Load(t); ok {
+		return n.(string)
+	}
+	n := t.String()
+	typeNames.Store(t, n)
+	return n
 }
 
 const maxDepth = 64
@@ -60,7 +111,7 @@ func (d *digester) value(v reflect.Value, depth int) error {
 		return nil
 	}
 	t := v.Type()
-	d.str(t.String())
+	d.str(typeName(t))
 	if v.CanInterface() && t.Implements(textMarshaler) && (t.Kind() != reflect.Pointer || !v.IsNil()) {
 		text, err := v.Interface().(encoding.TextMarshaler).MarshalText()
 		if err != nil {
@@ -123,6 +174,7 @@ func (d *digester) value(v reflect.Value, depth int) error {
 				return err
 			}
 			entries = append(entries, kv{kd.buf.Bytes(), vd.buf.Bytes()})
+			// kd and vd are not returned to the pool: entries keeps their bytes.
 		}
 		sort.Slice(entries, func(i, j int) bool { return bytes.Compare(entries[i].k, entries[j].k) < 0 })
 		d.u64(uint64(len(entries)))

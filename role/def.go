@@ -59,8 +59,9 @@ type Input struct {
 	// field to the role of that name.
 	Role string
 
-	index int
-	def   reflect.Value // parsed default
+	index  int
+	def    reflect.Value // parsed default
+	defSrc attr.Source   // where the default came from, for provenance
 }
 
 // Describe returns how the field is wired, for errors and plans:
@@ -217,6 +218,7 @@ func (d *Def) parseInputs() error {
 				continue
 			}
 			in.Default, in.HasDefault, in.def = def, true, v
+			in.defSrc = attr.Source{Layer: attr.LayerDefault, Detail: "default tag of " + d.meta.Name + "." + f.Name}
 		}
 		d.inputs = append(d.inputs, in)
 	}
@@ -403,15 +405,15 @@ func (d *Def) Bind(env Env) (any, []Binding, error) {
 	inV := reflect.New(d.in).Elem()
 	var errs *multierror.Error
 	var bindings []Binding
-	fail := func(in Input, looked []string, err error) {
-		errs = multierror.Append(errs, &BindError{Role: d.meta.Name, Node: env.Node, Field: in.Describe(), Looked: looked, Err: err})
+	fail := func(in Input, err error) {
+		errs = multierror.Append(errs, &BindError{Role: d.meta.Name, Node: env.Node, Field: in.Describe(), Looked: d.looked(in, env), Err: err})
 	}
 	for _, in := range d.inputs {
 		field := inV.Field(in.index)
 		if in.Kind == InputAttr {
-			src, looked, err := d.bindAttr(in, env, field)
+			src, err := d.bindAttr(in, env, field)
 			if err != nil {
-				fail(in, looked, err)
+				fail(in, err)
 				continue
 			}
 			b := Binding{Field: in.Field}
@@ -422,20 +424,19 @@ func (d *Def) Bind(env Env) (any, []Binding, error) {
 			continue
 		}
 		m := in.Match(env.Node, env.Outputs)
-		looked := []string{d.lookedOutputs(in, env.Node)}
 		switch {
 		case len(m) == 0 && in.Optional:
 			bindings = append(bindings, Binding{Field: in.Field})
 			continue
 		case len(m) == 0:
-			fail(in, looked, errors.New("no role produced it"))
+			fail(in, errors.New("no role produced it"))
 			continue
 		case len(m) > 1 && in.Kind != InputAll:
-			fail(in, looked, fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", describeOutputs(m)))
+			fail(in, fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", describeOutputs(m)))
 			continue
 		}
 		if err := reflect.Zero(field.Type()).Interface().(filler).fill(field, m); err != nil {
-			fail(in, looked, err)
+			fail(in, err)
 			continue
 		}
 		b := Binding{Field: in.Field}
@@ -450,15 +451,24 @@ func (d *Def) Bind(env Env) (any, []Binding, error) {
 	return inV.Interface(), bindings, nil
 }
 
-func (d *Def) lookedOutputs(in Input, node string) string {
-	who := fmt.Sprintf("outputs of type %v", in.Type)
-	if in.Role != "" {
-		who += fmt.Sprintf(" from role %q", in.Role)
+// looked lists, for an error message, every place Bind searched for in.
+// It is built only when binding fails.
+func (d *Def) looked(in Input, env Env) []string {
+	if in.Kind != InputAttr {
+		who := fmt.Sprintf("outputs of type %v", in.Type)
+		if in.Role != "" {
+			who += fmt.Sprintf(" from role %q", in.Role)
+		}
+		if in.Kind == InputSame {
+			return []string{who + " on node " + env.Node}
+		}
+		return []string{who + " on every node of the deployment"}
 	}
-	if in.Kind == InputSame {
-		return who + " on node " + node
+	looked := []string{"override", "role outputs"}
+	if env.Node != "" {
+		looked = append(looked, "node "+env.Node)
 	}
-	return who + " on every node of the deployment"
+	return append(looked, "deployment", "key default", "`default` tag")
 }
 
 func describeOutputs(outs []Output) string {
@@ -472,12 +482,7 @@ func describeOutputs(outs []Output) string {
 	return strings.Join(parts, ", ")
 }
 
-func (d *Def) bindAttr(in Input, env Env, field reflect.Value) (*attr.Source, []string, error) {
-	looked := []string{"override", "role outputs"}
-	if env.Node != "" {
-		looked = append(looked, "node "+env.Node)
-	}
-	looked = append(looked, "deployment", "key default")
+func (d *Def) bindAttr(in Input, env Env, field reflect.Value) (*attr.Source, error) {
 	if env.Attrs != nil {
 		if v, ok := env.Attrs.Lookup(in.Attr); ok {
 			got := reflect.ValueOf(v.Any())
@@ -488,32 +493,30 @@ func (d *Def) bindAttr(in Input, env Env, field reflect.Value) (*attr.Source, []
 				// A plain value delivered to a Secret field: wrap it.
 				wrapped, ok := attr.ConcealAs(field.Type(), v.Any())
 				if !ok {
-					return nil, looked, &attr.TypeError{Name: in.Attr, Have: got.Type(), Want: field.Type(), Source: v.Source}
+					return nil, &attr.TypeError{Name: in.Attr, Have: got.Type(), Want: field.Type(), Source: v.Source}
 				}
 				field.Set(reflect.ValueOf(wrapped))
 			case got.IsValid() && attr.IsSecret(v.Any()):
 				// A secret value delivered to a plain field: unwrap it.
 				inner := got.MethodByName("Reveal").Call(nil)[0]
 				if !inner.Type().AssignableTo(field.Type()) {
-					return nil, looked, &attr.TypeError{Name: in.Attr, Have: inner.Type(), Want: field.Type(), Source: v.Source}
+					return nil, &attr.TypeError{Name: in.Attr, Have: inner.Type(), Want: field.Type(), Source: v.Source}
 				}
 				field.Set(inner)
 			default:
-				return nil, looked, &attr.TypeError{Name: in.Attr, Have: reflect.TypeOf(v.Any()), Want: field.Type(), Source: v.Source}
+				return nil, &attr.TypeError{Name: in.Attr, Have: reflect.TypeOf(v.Any()), Want: field.Type(), Source: v.Source}
 			}
-			return &v.Source, looked, nil
+			return &v.Source, nil
 		}
 	}
-	looked = append(looked, "`default` tag")
 	if in.HasDefault {
 		field.Set(in.def)
-		src := attr.Source{Layer: attr.LayerDefault, Detail: "default tag of " + d.meta.Name + "." + in.Field}
-		return &src, looked, nil
+		return &in.defSrc, nil
 	}
 	if in.Optional {
-		return nil, looked, nil
+		return nil, nil
 	}
-	return nil, looked, fmt.Errorf("attribute %q has no value", in.Attr)
+	return nil, fmt.Errorf("attribute %q has no value", in.Attr)
 }
 
 // Run calls the role's Run with in, which must be of type In (as returned
@@ -582,13 +585,16 @@ func (d *Def) DigestInputs(in any) (string, map[string]string, error) {
 		return "", nil, err
 	}
 	fields := make(map[string]string, len(d.inputs))
-	for _, i := range d.inputs {
+	names := make([]string, len(d.inputs))
+	digests := make([]any, len(d.inputs))
+	for k, i := range d.inputs {
 		dg, err := attr.Digest(v.Field(i.index).Interface())
 		if err != nil {
 			return "", nil, fmt.Errorf("role %q: input %s: %w", d.meta.Name, i.Field, err)
 		}
 		fields[i.Field] = dg
+		names[k], digests[k] = i.Field, dg
 	}
-	total, err := attr.Digest(fields)
+	total, err := attr.DigestFields(names, digests)
 	return total, fields, err
 }
