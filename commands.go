@@ -85,9 +85,9 @@ func (c *command) apply(ctx context.Context) int {
 		fmt.Fprintf(report, "no changes: %s is converged (%d node-roles)\n", p.Deployment, len(p.Steps))
 		return ExitOK
 	}
-	var sub graph.Subscriber = cli.NewProgress(c.out, len(p.Steps)-p.Count(graph.ActionSkip))
+	var sub graph.Subscriber = graph.NewProgress(c.out)
 	if c.jsonOut {
-		sub = cli.NewJSONLines(c.out)
+		sub = graph.JSONLines(c.out)
 	}
 	res, err := graph.Apply(ctx, p, graph.Options{Parallelism: c.parallelism, Events: sub})
 	if res != nil {
@@ -143,7 +143,7 @@ func (c *command) graph(ctx context.Context) int {
 		return code
 	}
 	var dot bytes.Buffer
-	if err := cli.DOT(&dot, p); err != nil {
+	if err := graph.WriteDOT(&dot, p, nil); err != nil {
 		return c.fail("%v", err)
 	}
 	if c.format == "svg" {

@@ -213,7 +213,7 @@ func TestApplyThenPlanSaysNoChanges(t *testing.T) {
 	require.Equal(t, mason.ExitOK, code, errs+out)
 	require.Equal(t, 3, c.drv.count())
 	require.Contains(t, out, "created node n1")
-	require.Contains(t, out, "ok        verify")
+	require.Contains(t, out, "7/7 done, 7 succeeded")
 	require.Contains(t, out, "apply front: 7 succeeded, 0 failed, 0 blocked")
 
 	code, out, errs = c.run("plan")
@@ -263,8 +263,8 @@ func TestFailureStatusAndBlocked(t *testing.T) {
 	c := newCLI(t, appSpec)
 	code, out, errs := c.run("apply", "-var", `fail_on=["n2"]`)
 	require.Equal(t, mason.ExitFailure, code, errs)
-	require.Contains(t, out, "FAILED    member@n2: member on n2: disk full")
-	require.Contains(t, out, "blocked   verify: by member@n2")
+	require.Contains(t, out, "FAILED member@n2 (attempt 1): member on n2: disk full")
+	require.Contains(t, out, "blocked verify: blocked by member@n2")
 	require.Contains(t, errs, "disk full")
 
 	code, out, errs = c.run("status")
@@ -308,8 +308,8 @@ func TestGraph(t *testing.T) {
 	code, out, errs := c.run("graph")
 	require.Equal(t, mason.ExitOK, code, errs)
 	require.True(t, strings.HasPrefix(out, `digraph "front" {`))
-	require.Contains(t, out, `"member@n1" -> "peer-url@n3";`)
-	require.Contains(t, out, `"verify" -> "member@n2";`)
+	require.Contains(t, out, `"peer-url@n3" -> "member@n1";`)
+	require.Contains(t, out, `"member@n2" -> "verify";`)
 
 	code, out, errs = c.run("graph", "-format", "svg")
 	if _, err := exec.LookPath("dot"); err != nil {
