@@ -56,6 +56,12 @@ func up(ctx context.Context, cfg etcd.Config) int {
 		return 1
 	}
 	fmt.Printf("\nran %d node-roles, skipped %d, in %v\n", s.Result.Count(graph.StateSucceeded), s.Result.Count(graph.StateSkipped), time.Since(start).Round(time.Millisecond))
+	fmt.Println("timings:")
+	for _, o := range s.Result.Outcomes {
+		if o.State == graph.StateSucceeded {
+			fmt.Printf("  %-28s %v\n", o.ID, o.Duration.Round(time.Millisecond))
+		}
+	}
 	fmt.Println("members:")
 	for _, n := range s.Nodes {
 		fmt.Printf("  %-4s https://%s:2379\n", n.Name, n.InterfaceAddr)
