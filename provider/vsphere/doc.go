@@ -7,8 +7,12 @@
 // the node ID and set in the clone request, so the identity exists before
 // the VM does: Create first looks the UUID up and, if a VM has it, resumes
 // from whatever step an earlier attempt reached (customize, power on, wait
-// for the address) instead of cloning twice. Two controllers racing on one
-// node meet vCenter's DuplicateName fault and converge on the same VM.
+// for the address) instead of cloning twice. The VM is named after the
+// node (name-ID), so two controllers racing on one node meet vCenter's
+// DuplicateName fault and converge on the same VM, and a bare clone left by
+// a controller that died before applying the identity is adopted, not
+// duplicated. Where vCenter (or its simulator) drops the clone request's
+// config, the driver applies it with a reconfigure right after the clone.
 //
 // Before first power-on the clone gets vSphere guest customization
 // (hostname, a fixed IPv4 address from Config.AssignIP or DHCP) and
@@ -24,7 +28,8 @@
 // with an error wrapping breaker.ErrOpen until it has let a probe through.
 // Transient failures of a step are retried with backoff within
 // Config.RetryFor; faults about the request itself (a missing template,
-// bad credentials) are not retried.
+// bad credentials) are not retried. When vCenter drops the session (idle
+// timeout, restart) the driver logs in again once and repeats the call.
 //
 // Credentials come from [Config] or the MASON_VSPHERE_* environment
 // ([ConfigFromEnv]); the password is a [Secret] that never prints, and no
