@@ -2,6 +2,7 @@ package spec_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/masonops/mason/examples/etcd/etcd"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
 	"github.com/masonops/mason/store/mem"
 )
@@ -118,4 +120,24 @@ func TestRoundTripEtcd(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, steps(goPlan), steps(hclPlan))
 	require.Len(t, hclPlan.Steps, 4+3*3)
+}
+
+// TestReadmeSpec: the README's complete example loads and plans against
+// the etcd example's roles.
+func TestReadmeSpec(t *testing.T) {
+	reg := spec.NewRegistry()
+	require.NoError(t, reg.Roles(etcd.CA{}, etcd.Operator{}, etcd.Bootstrap{}, etcd.Verify{}, etcd.PeerURL{}, etcd.MemberCert{}, etcd.Member{}))
+	reg.Declare(etcd.ClusterToken, etcd.Domain, etcd.OperatorDir, etcd.Binary)
+	reg.Provider("lab", func(ctx context.Context, s spec.Settings) (*provider.Provider, error) {
+		return nil, fmt.Errorf("not opened in this test")
+	})
+	reg.Service("dns", func(ctx context.Context, s spec.Settings, svcs *role.Services) error { return nil })
+	d := specDeployment(t, reg, "testdata/good_readme.hcl", spec.Options{Env: []string{"MASON_VAR_members=5"}}, nil)
+	p, err := graph.NewPlan(context.Background(), d, mem.New(), graph.SkipChecks())
+	require.NoError(t, err)
+	require.Len(t, p.Steps, 4+3*5)
+	v, ok := d.Attrs().Lookup("etcd.cluster_token")
+	require.True(t, ok)
+	require.Equal(t, "prod-5", v.Any())
+	require.Equal(t, "deployment (testdata/good_readme.hcl:42)", v.Source.String())
 }
