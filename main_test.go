@@ -21,6 +21,7 @@ import (
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
+	"github.com/masonops/mason/store/etcd/etcdtest"
 )
 
 // Roles of a small etcd-like application: they compute outputs from their
@@ -377,4 +378,23 @@ func TestUsageAndSpecErrors(t *testing.T) {
 			require.Contains(t, errs, tc.msg)
 		})
 	}
+}
+
+// TestStateInEtcd: the same front end keeps its state in a real etcd
+// server (Debian's etcd-server), so a second controller sees it.
+func TestStateInEtcd(t *testing.T) {
+	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	c := newCLI(t, appSpec)
+	c.state = "etcd://" + strings.TrimPrefix(ec.Endpoints()[0], "http://") + "/mason-cli/"
+	code, _, errs := c.run("apply")
+	require.Equal(t, mason.ExitOK, code, errs)
+
+	other := newCLI(t, appSpec) // another controller: its own spec copy, same provider nodes and store
+	other.drv, other.reg, other.state = c.drv, c.reg, c.state
+	code, out, errs := other.run("plan")
+	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, "no changes: front is converged (7 node-roles)\n", out)
+	code, out, _ = other.run("status")
+	require.Equal(t, mason.ExitOK, code)
+	require.Contains(t, out, "front: 7 succeeded")
 }
