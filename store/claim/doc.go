@@ -16,8 +16,9 @@
 // claim has a new revision.
 //
 // The package uses only the [store.Store] contract, so the same code runs
-// on the embedded stores (one controller) and on store/etcd (several). It
-// lives under store/etcd because several controllers are why it exists.
+// on the embedded stores (one controller, or several in tests) and on
+// store/etcd (several processes). Package graph uses it when
+// graph.Options.Controller is set.
 //
 // Claims are stored at Prefix+id with the owner's name as value:
 //

@@ -17,7 +17,7 @@ import (
 
 	"github.com/masonops/mason/store"
 	etcdstore "github.com/masonops/mason/store/etcd"
-	"github.com/masonops/mason/store/etcd/claim"
+	"github.com/masonops/mason/store/claim"
 	"github.com/masonops/mason/store/etcd/etcdtest"
 	"github.com/masonops/mason/store/mem"
 )

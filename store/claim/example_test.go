@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/store"
-	"github.com/masonops/mason/store/etcd/claim"
+	"github.com/masonops/mason/store/claim"
 	"github.com/masonops/mason/store/mem"
 )
 
