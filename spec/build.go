@@ -114,7 +114,7 @@ func (s *Spec) Deployment(nodes []*provider.Node) (*graph.Deployment, error) {
 	return d, errs.ErrorOrNil()
 }
 
-// Services configures the spec's service blocks through the registry's
+// OpenServices configures the spec's service blocks through the registry's
 // ServiceFuncs and returns the registry roles reach them in.
 func (s *Spec) OpenServices(ctx context.Context) (*role.Services, error) {
 	svcs := role.NewServices()

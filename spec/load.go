@@ -536,6 +536,22 @@ func (l *loader) roleBody(rb *RoleBlock, diags *hcl.Diagnostics) {
 				fmt.Sprintf("Role %q has service scope: it runs once for the deployment, on no node. Remove `on`.", rb.Name)))
 		} else if v, ok := l.eval(a.Expr, diags); ok {
 			rb.On = l.poolNames(v, a.Expr.Range(), diags)
+			seen := map[string]string{}
+		check:
+			for _, pn := range rb.On {
+				p := l.pools[pn]
+				if p == nil {
+					continue
+				}
+				for _, n := range p.Nodes {
+					if other, dup := seen[n]; dup && scope == role.ScopeNode {
+						*diags = append(*diags, errDiag(a.Expr.Range(), "Role bound twice to a node",
+							fmt.Sprintf("Node %s is in pool %q and pool %q, so role %q would be bound to it twice. List each pool once, and a node in only one of the role's pools.", n, other, pn, rb.Name)))
+						break check
+					}
+					seen[n] = pn
+				}
+			}
 		}
 	} else if scope != role.ScopeService {
 		*diags = append(*diags, errDiag(rb.Range, "Missing pools",
