@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masonops/mason/store"
-	etcdstore "github.com/masonops/mason/store/etcd"
 	"github.com/masonops/mason/store/claim"
+	etcdstore "github.com/masonops/mason/store/etcd"
 	"github.com/masonops/mason/store/etcd/etcdtest"
 	"github.com/masonops/mason/store/mem"
 )
