@@ -52,6 +52,38 @@ func DigestFields(names []string, values []any) (string, error) {
 	return d.sum(), nil
 }
 
+// DigestStructFields digests the fields idx of the struct value v, named
+// names: per[k] becomes Digest of field idx[k]'s value and total is
+// DigestFields(names, per) — the same strings, in one pass and without
+// boxing each field. per must have len(idx) elements.
+func DigestStructFields(v reflect.Value, idx []int, names []string, per []string) (total string, err error) {
+	if v.Kind() != reflect.Struct || len(idx) != len(names) || len(per) != len(idx) {
+		return "", fmt.Errorf("attr: DigestStructFields: want a struct and as many names and digests as fields, got %v, %d fields, %d names, %d digests", v.Type(), len(idx), len(names), len(per))
+	}
+	d := digesters.Get().(*digester)
+	defer d.release()
+	all := digesters.Get().(*digester)
+	defer all.release()
+	all.str("fields")
+	all.u64(uint64(len(names)))
+	for k, i := range idx {
+		f := v.Field(i)
+		if f.Kind() == reflect.Interface {
+			f = f.Elem() // Digest sees the dynamic value, or nil
+		}
+		d.buf.Reset()
+		if err := d.value(f, 0); err != nil {
+			return "", err
+		}
+		per[k] = d.sum()
+		// As DigestFields writes a string value: its type's name, then it.
+		all.str(names[k])
+		all.str("string")
+		all.str(per[k])
+	}
+	return all.sum(), nil
+}
+
 type digester struct {
 	buf bytes.Buffer
 }

@@ -326,7 +326,7 @@ func (p *Plan) bind(i int, out func(int32) any) (any, error) {
 			env.Outputs[k] = role.Output{Role: p.g.nrs[w].meta.Name, Node: p.g.nrs[w].name, Value: out(w)}
 		}
 	}
-	in, _, err := nr.def.Bind(env)
+	in, err := nr.def.BindInput(env)
 	if err != nil {
 		return nil, fmt.Errorf("graph: planning %s: %w", nr.id, err)
 	}

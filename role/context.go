@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/masonops/mason/provider"
 )
@@ -19,9 +20,12 @@ type Context struct {
 	deployment string
 	role       string
 	node       *provider.Node
-	log        *slog.Logger
-	services   *Services
-	attempt    int
+	base       *slog.Logger
+	// log is base tagged with the role and node, built on the first Log
+	// call: most runs never log, and slog's With allocates.
+	log      atomic.Pointer[slog.Logger]
+	services *Services
+	attempt  int
 }
 
 // ContextOptions configures NewContext.
@@ -38,16 +42,15 @@ type ContextOptions struct {
 	Attempt int
 }
 
+// discard is the logger of contexts made without one.
+var discard = slog.New(slog.DiscardHandler)
+
 // NewContext builds a Context. The graph calls it for every run; tests call
 // it to run a role directly.
 func NewContext(o ContextOptions) *Context {
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	attrs := []any{slog.String("role", o.Role)}
-	if o.Node != nil {
-		attrs = append(attrs, slog.String("node", o.Node.Name))
+		log = discard
 	}
 	svcs := o.Services
 	if svcs == nil {
@@ -60,7 +63,7 @@ func NewContext(o ContextOptions) *Context {
 		deployment: o.Deployment,
 		role:       o.Role,
 		node:       o.Node,
-		log:        log.With(attrs...),
+		base:       log,
 		services:   svcs,
 		attempt:    o.Attempt,
 	}
@@ -76,7 +79,18 @@ func (c *Context) Role() string { return c.role }
 func (c *Context) Node() *provider.Node { return c.node }
 
 // Log returns a logger tagged with the role and node.
-func (c *Context) Log() *slog.Logger { return c.log }
+func (c *Context) Log() *slog.Logger {
+	if l := c.log.Load(); l != nil {
+		return l
+	}
+	attrs := []any{slog.String("role", c.role)}
+	if c.node != nil {
+		attrs = append(attrs, slog.String("node", c.node.Name))
+	}
+	// Concurrent first calls may both build one; either is the same.
+	c.log.CompareAndSwap(nil, c.base.With(attrs...))
+	return c.log.Load()
+}
 
 // Attempt returns which run of this node-role this is, starting at 1.
 func (c *Context) Attempt() int { return c.attempt }

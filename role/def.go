@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,7 +104,30 @@ type Def struct {
 	inputs  []Input
 	publish []Published
 	run     reflect.Value
-	check   reflect.Value // invalid when the role has no Check
+	// runAny calls Run without reflection when the role can (a FuncRole);
+	// nil otherwise.
+	runAny func(ctx context.Context, rc *Context, in any) (any, error)
+	check  reflect.Value // invalid when the role has no Check
+	// fieldIdx and fieldNames list the input fields in order, for digests.
+	fieldIdx   []int
+	fieldNames []string
+}
+
+// erasedRunner is implemented by roles whose Run can be called with the
+// input and output types erased without reflection: FuncRole, whose type
+// parameters name In and Out. Def.Run uses it; it behaves exactly like the
+// reflective call, only cheaper.
+type erasedRunner interface {
+	runErased(ctx context.Context, rc *Context, in any) (any, error)
+}
+
+// runErased implements erasedRunner.
+func (f FuncRole[In, Out]) runErased(ctx context.Context, rc *Context, in any) (any, error) {
+	out, err := f.Fn(ctx, rc, in.(In))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 var (
@@ -155,6 +178,13 @@ func Describe(r any) (*Def, error) {
 	}
 	if err := d.parseInputs(); err != nil {
 		return nil, err
+	}
+	for _, in := range d.inputs {
+		d.fieldIdx = append(d.fieldIdx, in.index)
+		d.fieldNames = append(d.fieldNames, in.Field)
+	}
+	if er, ok := r.(erasedRunner); ok {
+		d.runAny = er.runErased
 	}
 	if err := d.parseOutputs(); err != nil {
 		return nil, err
@@ -389,12 +419,14 @@ func (in Input) Match(node string, outs []Output) []Output {
 		}
 		m = append(m, o)
 	}
-	sort.SliceStable(m, func(i, j int) bool {
-		if m[i].Node != m[j].Node {
-			return m[i].Node < m[j].Node
-		}
-		return m[i].Role < m[j].Role
-	})
+	if len(m) > 1 {
+		slices.SortStableFunc(m, func(a, b Output) int {
+			if c := strings.Compare(a.Node, b.Node); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Role, b.Role)
+		})
+	}
 	return m
 }
 
@@ -402,53 +434,75 @@ func (in Input) Match(node string, outs []Output) []Output {
 // value of type In), where each field came from, and — if any input cannot
 // be filled — every failure at once, each a *BindError.
 func (d *Def) Bind(env Env) (any, []Binding, error) {
+	bindings := make([]Binding, 0, len(d.inputs))
+	in, err := d.bind(env, &bindings)
+	if err != nil {
+		return nil, bindings, err
+	}
+	return in, bindings, nil
+}
+
+// BindInput is Bind without the record of where each field came from: what
+// an executor that binds every node-role before running it needs.
+func (d *Def) BindInput(env Env) (any, error) {
+	return d.bind(env, nil)
+}
+
+// bind fills the input; it appends to *bindings unless bindings is nil.
+func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 	inV := reflect.New(d.in).Elem()
 	var errs *multierror.Error
-	var bindings []Binding
-	fail := func(in Input, err error) {
-		errs = multierror.Append(errs, &BindError{Role: d.meta.Name, Node: env.Node, Field: in.Describe(), Looked: d.looked(in, env), Err: err})
-	}
 	for _, in := range d.inputs {
 		field := inV.Field(in.index)
 		if in.Kind == InputAttr {
 			src, err := d.bindAttr(in, env, field)
 			if err != nil {
-				fail(in, err)
+				errs = d.bindFailed(errs, in, env, err)
 				continue
 			}
-			b := Binding{Field: in.Field}
-			if src != nil {
-				b.Sources = []attr.Source{*src}
+			if bindings != nil {
+				b := Binding{Field: in.Field}
+				if src != nil {
+					b.Sources = []attr.Source{*src}
+				}
+				*bindings = append(*bindings, b)
 			}
-			bindings = append(bindings, b)
 			continue
 		}
 		m := in.Match(env.Node, env.Outputs)
 		switch {
 		case len(m) == 0 && in.Optional:
-			bindings = append(bindings, Binding{Field: in.Field})
+			if bindings != nil {
+				*bindings = append(*bindings, Binding{Field: in.Field})
+			}
 			continue
 		case len(m) == 0:
-			fail(in, errors.New("no role produced it"))
+			errs = d.bindFailed(errs, in, env, errors.New("no role produced it"))
 			continue
 		case len(m) > 1 && in.Kind != InputAll:
-			fail(in, fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", describeOutputs(m)))
+			errs = d.bindFailed(errs, in, env, fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", describeOutputs(m)))
 			continue
 		}
 		if err := reflect.Zero(field.Type()).Interface().(filler).fill(field, m); err != nil {
-			fail(in, err)
+			errs = d.bindFailed(errs, in, env, err)
 			continue
 		}
-		b := Binding{Field: in.Field}
-		for _, o := range m {
-			b.Sources = append(b.Sources, attr.FromOutput(o.Role, o.Node))
+		if bindings != nil {
+			b := Binding{Field: in.Field, Sources: make([]attr.Source, len(m))}
+			for k, o := range m {
+				b.Sources[k] = attr.FromOutput(o.Role, o.Node)
+			}
+			*bindings = append(*bindings, b)
 		}
-		bindings = append(bindings, b)
 	}
 	if err := errs.ErrorOrNil(); err != nil {
-		return nil, bindings, err
+		return nil, err
 	}
-	return inV.Interface(), bindings, nil
+	return inV.Interface(), nil
+}
+
+func (d *Def) bindFailed(errs *multierror.Error, in Input, env Env, err error) *multierror.Error {
+	return multierror.Append(errs, &BindError{Role: d.meta.Name, Node: env.Node, Field: in.Describe(), Looked: d.looked(in, env), Err: err})
 }
 
 // looked lists, for an error message, every place Bind searched for in.
@@ -526,6 +580,9 @@ func (d *Def) Run(ctx context.Context, rc *Context, in any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.runAny != nil {
+		return d.runAny(ctx, rc, in)
+	}
 	res := d.run.Call([]reflect.Value{reflect.ValueOf(ctx), reflect.ValueOf(rc), inV})
 	if e := res[1].Interface(); e != nil {
 		return nil, e.(error)
@@ -584,17 +641,25 @@ func (d *Def) DigestInputs(in any) (string, map[string]string, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	fields := make(map[string]string, len(d.inputs))
-	names := make([]string, len(d.inputs))
-	digests := make([]any, len(d.inputs))
-	for k, i := range d.inputs {
-		dg, err := attr.Digest(v.Field(i.index).Interface())
-		if err != nil {
-			return "", nil, fmt.Errorf("role %q: input %s: %w", d.meta.Name, i.Field, err)
-		}
-		fields[i.Field] = dg
-		names[k], digests[k] = i.Field, dg
+	var small [4]string
+	per := small[:0]
+	if len(d.fieldIdx) > len(small) {
+		per = make([]string, 0, len(d.fieldIdx))
 	}
-	total, err := attr.DigestFields(names, digests)
-	return total, fields, err
+	per = per[:len(d.fieldIdx)]
+	total, err := attr.DigestStructFields(v, d.fieldIdx, d.fieldNames, per)
+	if err != nil {
+		// Say which field: digest them one by one (errors are rare).
+		for _, i := range d.inputs {
+			if _, ferr := attr.Digest(v.Field(i.index).Interface()); ferr != nil {
+				return "", nil, fmt.Errorf("role %q: input %s: %w", d.meta.Name, i.Field, ferr)
+			}
+		}
+		return "", nil, fmt.Errorf("role %q: inputs: %w", d.meta.Name, err)
+	}
+	fields := make(map[string]string, len(per))
+	for k, name := range d.fieldNames {
+		fields[name] = per[k]
+	}
+	return total, fields, nil
 }

@@ -61,18 +61,20 @@ func (Same[T]) wireKind() (InputKind, reflect.Type) { return InputSame, reflect.
 func (One[T]) wireKind() (InputKind, reflect.Type)  { return InputOne, reflect.TypeFor[T]() }
 func (All[T]) wireKind() (InputKind, reflect.Type)  { return InputAll, reflect.TypeFor[T]() }
 
-// fill sets a wiring field from matched outputs.
+// fill sets a wiring field from matched outputs. The field is addressable
+// (Bind fills a new struct): it is set through a typed pointer, which
+// costs no allocation, unlike reflect.Value.Set of a new value.
 type filler interface {
 	fill(field reflect.Value, outs []Output) error
 }
 
 func (Same[T]) fill(f reflect.Value, outs []Output) error {
-	f.Set(reflect.ValueOf(Same[T]{Value: outs[0].Value.(T), Role: outs[0].Role}))
+	*f.Addr().Interface().(*Same[T]) = Same[T]{Value: outs[0].Value.(T), Role: outs[0].Role}
 	return nil
 }
 
 func (One[T]) fill(f reflect.Value, outs []Output) error {
-	f.Set(reflect.ValueOf(One[T]{Value: outs[0].Value.(T), Role: outs[0].Role, Node: outs[0].Node}))
+	*f.Addr().Interface().(*One[T]) = One[T]{Value: outs[0].Value.(T), Role: outs[0].Role, Node: outs[0].Node}
 	return nil
 }
 
@@ -81,6 +83,6 @@ func (All[T]) fill(f reflect.Value, outs []Output) error {
 	for i, o := range outs {
 		a[i] = Peer[T]{Node: o.Node, Role: o.Role, Value: o.Value.(T)}
 	}
-	f.Set(reflect.ValueOf(a))
+	*f.Addr().Interface().(*All[T]) = a
 	return nil
 }
