@@ -314,12 +314,17 @@ func TestGraph(t *testing.T) {
 
 	code, out, errs = c.run("graph", "-format", "svg")
 	if _, err := exec.LookPath("dot"); err != nil {
+		// Without Graphviz the command says what to install.
 		require.Equal(t, mason.ExitFailure, code)
 		require.Contains(t, errs, "needs Graphviz's dot")
-	} else {
-		require.Equal(t, mason.ExitOK, code, errs)
-		require.Contains(t, out, "<svg")
+		if os.Getenv("CI") != "" {
+			t.Fatal("Graphviz's dot is missing in CI; .ci/debian-packages lists graphviz")
+		}
+		t.Skip("Graphviz's dot is not installed (apt-get install graphviz): SVG rendering not tested")
 	}
+	require.Equal(t, mason.ExitOK, code, errs)
+	require.Contains(t, out, "<svg")
+	require.Contains(t, out, "member@n1")
 }
 
 func TestDestroy(t *testing.T) {
