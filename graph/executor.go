@@ -29,8 +29,14 @@ type Options struct {
 	// ctx is cancelled before their own context is cancelled too; 0 lets
 	// them finish however long they take.
 	StopTimeout time.Duration
+	// Controller, when set, lets several processes apply the deployment
+	// at once through one shared store: node-roles are claimed before they
+	// run and the journal is fenced by the claims (see [Controller]). Nil
+	// means this process is the deployment's only controller.
+	Controller *Controller
 
-	fifo bool // for the makespan benchmark's baseline
+	fifo bool        // for the makespan benchmark's baseline
+	ctl  *controlled // set by Apply when Controller is
 }
 
 // Outcome is what became of one node-role in an Apply.
@@ -225,6 +231,9 @@ func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	if o.PerNode <= 0 {
 		o.PerNode = 1
 	}
+	if o.Controller != nil {
+		return applyControlled(ctx, p, o)
+	}
 	j := newStoreJournal(p.st, p.Deployment)
 	j.start()
 	return apply(ctx, p, o, j)
@@ -263,6 +272,9 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer runCancel()
 	e.runCtx = runCtx
+	if o.ctl != nil {
+		defer context.AfterFunc(o.ctl.lost, runCancel)() // roles stop at once when the claims may be gone
+	}
 
 	kids := make([][]int32, n)
 	deps := make([]int32, n)
@@ -533,6 +545,9 @@ func (e *executor) work(i int32) {
 		r.err = fmt.Errorf("graph: %s: %w", nr.id, err)
 		e.j.append(&record{ID: nr.id, State: StateFailed, Error: r.err.Error(), At: time.Now(), Last: e.last[i]})
 		return
+	}
+	if e.o.ctl != nil && e.o.ctl.acquire(e, i, dg, &r) {
+		return // another controller ran it, or it could not be claimed
 	}
 	last := e.last[i]
 	if step.Action == ActionRunIfChanged && last != nil {

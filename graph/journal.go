@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/store"
+	"github.com/masonops/mason/store/claim"
 )
 
 // record is what the journal keeps for one node-role: its latest
@@ -46,10 +47,9 @@ type success struct {
 // applied in order, in batches (group commit); a crash loses a suffix of
 // the appended records, never a record in the middle.
 //
-// It is an interface so that a distributed controller can add per-node-role
-// claims: its implementation adds a store.CheckOp on the claim key to every
-// batch (see storeJournal.fence), so a controller that lost its claim
-// cannot write.
+// It is an interface so that tests can stand in for the store. With a
+// Controller, storeJournal fences every record with its node-role's claim
+// (see storeJournal.claims).
 type journal interface {
 	// load returns the latest record of every node-role.
 	load(ctx context.Context) (map[string]*record, error)
@@ -71,8 +71,12 @@ type journal interface {
 type storeJournal struct {
 	st     store.Store
 	prefix string
-	// fence, when set, returns conditions added to every batch's Txn.
-	fence func() []store.Op
+	// claims, when set (Options.Controller), fences every record with the
+	// claim on its node-role: records of node-roles the session does not
+	// hold are dropped, every Txn checks the claims of the records it
+	// writes, and a final record deletes its claim in the same Txn. Batches
+	// are split into Txns of at most fenceBatch records.
+	claims *claim.Session
 
 	mu      sync.Mutex
 	queue   []*record
@@ -188,7 +192,10 @@ func (j *storeJournal) write(batch []*record, buf *[]byte) error {
 	for i, r := range batch {
 		latest[r.ID] = i
 	}
-	ops := make([]store.Op, 0, len(latest)+1)
+	if j.claims != nil {
+		return j.writeFenced(batch, latest, buf)
+	}
+	ops := make([]store.Op, 0, len(latest))
 	for i, r := range batch {
 		if latest[r.ID] != i {
 			continue
@@ -196,11 +203,59 @@ func (j *storeJournal) write(batch []*record, buf *[]byte) error {
 		*buf = r.marshal((*buf)[:0])
 		ops = append(ops, store.PutOp(j.prefix+r.ID, bytes.Clone(*buf)))
 	}
-	if j.fence != nil {
-		ops = append(ops, j.fence()...)
-	}
 	_, err := j.st.Txn(context.Background(), ops...)
 	return err
+}
+
+// writeFenced writes the records of node-roles this controller holds, in
+// Txns of at most fenceBatch records, each fenced by the claims of its
+// records. A batch split in several Txns is not atomic as a whole, but
+// durable() only counts it once every Txn is written, which is all the
+// executor's rules (dependents and destructive roles wait for durable
+// records) rely on.
+func (j *storeJournal) writeFenced(batch []*record, latest map[string]int, buf *[]byte) error {
+	ops := make([]store.Op, 0, 3*min(len(latest), fenceBatch))
+	var released []string
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		_, err := j.st.Txn(context.Background(), ops...)
+		if err != nil {
+			if id, ok := j.claims.LostID(err); ok {
+				j.claims.Forget(id)
+				return fmt.Errorf("the claim on %s is no longer %q's (%w): %w", id, j.claims.Owner(), claim.ErrLost, err)
+			}
+			return err
+		}
+		for _, id := range released {
+			j.claims.Forget(id)
+		}
+		ops, released, n = ops[:0], released[:0], 0
+		return nil
+	}
+	for i, r := range batch {
+		if latest[r.ID] != i {
+			continue
+		}
+		c := j.claims.Held(r.ID)
+		if c == nil {
+			continue // another controller's, or nobody's yet
+		}
+		*buf = r.marshal((*buf)[:0])
+		ops = append(ops, store.PutOp(j.prefix+r.ID, bytes.Clone(*buf)), c.Fence())
+		if r.State.Final() {
+			ops = append(ops, store.DeleteOp(j.claims.Key(r.ID)))
+			released = append(released, r.ID)
+		}
+		if n++; n == fenceBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }
 
 // decodeOutput reverses outputCodecs.encode into a value of type t.

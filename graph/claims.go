@@ -1,0 +1,179 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/masonops/mason/store"
+	"github.com/masonops/mason/store/claim"
+)
+
+// Controller makes [Apply] safe to run in several processes at once on
+// one deployment through one shared store (store/etcd in practice). Set
+// it in [Options].
+//
+// Each Apply then holds a claim session (a store lease renewed every
+// TTL/3) and claims every node-role under it before running it, so no
+// node-role runs in two controllers at once. A node-role another
+// controller holds is waited for: when its claim is released, its journal
+// record is read again and its output adopted if it succeeded with the
+// same inputs (the Outcome is StateSkipped, "run by another controller"),
+// its failure adopted if it failed, and otherwise (its controller died
+// mid-run) it is claimed and run here. Every journal record is written in
+// a transaction fenced by its claim, and the final record releases the
+// claim in the same transaction, so a controller that lost its claim
+// cannot overwrite the new owner's record. Records of node-roles the
+// controller does not hold (pending, skipped and blocked ones) are not
+// journaled: they would overwrite what another controller wrote.
+//
+// When a controller dies, its lease expires after TTL and the others take
+// its node-roles over. When a controller's own lease may have expired (it
+// could not renew it for TTL), its Apply stops: running roles' contexts
+// are cancelled at once, nothing more is journaled, and the error wraps
+// claim.ErrLost. Apply again with a new plan to go on.
+type Controller struct {
+	// Name identifies this controller in the store's claim keys and in
+	// errors, e.g. "ctl-a pid 4711". Required; it should be unique.
+	Name string
+	// TTL is the claim lease: how long a dead controller's node-roles
+	// wait before another controller takes them over. 0 means 3s. On
+	// etcd it is counted in whole seconds, and at least etcd's minimum
+	// (1.5 election timeouts; 2s with default flags).
+	TTL time.Duration
+}
+
+// ClaimPrefix is where the claims of deployment's node-roles live in the
+// store: one key per claimed node-role, its value the controller's name.
+func ClaimPrefix(deployment string) string { return "mason/graph/" + deployment + "/claims/" }
+
+// fenceBatch caps how many records go in one fenced journal transaction:
+// each takes up to three ops (put, fence, release), and etcd refuses a
+// Txn of more than 128 ops by default (--max-txn-ops).
+const fenceBatch = 40
+
+// controlled is one Apply's side of a Controller.
+type controlled struct {
+	sess  *claim.Session
+	st    store.Store
+	jpfx  string
+	lost  context.Context // cancelled when the session is lost
+	runCx context.Context // Apply's context, for waits
+}
+
+// applyControlled is Apply with o.Controller set: it opens a claim
+// session for the Apply, runs it with a fenced journal, and closes the
+// session (freeing any claim left) when it returns.
+func applyControlled(ctx context.Context, p *Plan, o Options) (*Result, error) {
+	c := o.Controller
+	if c.Name == "" {
+		return nil, fmt.Errorf("graph: apply of %s: Options.Controller.Name is empty; name the controller (host and pid)", p.Deployment)
+	}
+	ttl := c.TTL
+	if ttl <= 0 {
+		ttl = 3 * time.Second
+	}
+	sess, err := claim.NewSession(ctx, p.st, claim.Options{Prefix: ClaimPrefix(p.Deployment), Owner: c.Name, TTL: ttl})
+	if err != nil {
+		return nil, fmt.Errorf("graph: apply of %s as controller %q: %w", p.Deployment, c.Name, err)
+	}
+	lost, stopLost := context.WithCancel(context.Background())
+	actx, cancel := context.WithCancelCause(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		select {
+		case <-sess.Lost():
+			stopLost()
+			cancel(fmt.Errorf("graph: controller %q: %w (its lease may have expired)", c.Name, claim.ErrLost))
+		case <-actx.Done():
+		}
+	}()
+	ctl := &controlled{sess: sess, st: p.st, jpfx: journalPrefix(p.Deployment), lost: lost, runCx: actx}
+	o.ctl = ctl
+	j := newStoreJournal(p.st, p.Deployment)
+	j.claims = sess
+	j.start()
+	res, err := apply(actx, p, o, j)
+
+	wasLost := lost.Err() != nil
+	cancel(nil)
+	<-watchDone
+	stopLost()
+	if cerr := sess.Close(context.WithoutCancel(ctx)); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if wasLost {
+		err = errors.Join(err, fmt.Errorf("graph: apply of %s as controller %q stopped: %w; make a new plan and apply again", p.Deployment, c.Name, claim.ErrLost))
+	}
+	return res, err
+}
+
+// acquire claims node-role i before it runs. It returns false when the
+// claim is held and the node-role must run here (e.last[i] is then the
+// journal's latest), and true when r is filled in instead: the output or
+// failure of another controller's run, or why claiming failed.
+func (c *controlled) acquire(e *executor, i int32, dg string, r *runResult) bool {
+	nr := e.p.g.nrs[i]
+	for {
+		cl, err := c.sess.Claim(c.runCx, nr.id)
+		var held *claim.HeldError
+		if errors.As(err, &held) {
+			if err := c.sess.WaitFree(c.runCx, nr.id); err != nil {
+				r.err = fmt.Errorf("graph: %s: waiting for controller %q to finish it: %w", nr.id, held.Owner, err)
+				return true
+			}
+			continue
+		}
+		if err != nil {
+			r.err = fmt.Errorf("graph: %s: claiming it: %w", nr.id, err)
+			return true
+		}
+		// Someone may have finished it since the plan was made.
+		ent, err := c.st.Get(c.runCx, c.jpfx+nr.id)
+		if errors.Is(err, store.ErrNotFound) {
+			return false
+		}
+		var rec record
+		if err == nil {
+			err = rec.unmarshal(ent.Value)
+		}
+		if err != nil {
+			_ = cl.Release(context.WithoutCancel(c.runCx))
+			r.err = fmt.Errorf("graph: %s: reading its journal record after claiming it: %w", nr.id, err)
+			return true
+		}
+		if planned := e.p.recs[i]; planned != nil && sameRecord(planned, &rec) {
+			return false
+		}
+		switch {
+		case rec.State == StateSucceeded && rec.Last != nil && rec.Last.Digest == dg && rec.Last.Version == nr.meta.Version:
+			out, err := decodeOutput(rec.Last.Output, nr.def.Out())
+			if err != nil {
+				break // run it here
+			}
+			_ = cl.Release(context.WithoutCancel(c.runCx))
+			e.last[i] = rec.Last
+			r.skipped, r.out, r.reason = true, out, "run by another controller since the plan"
+			return true
+		case rec.State == StateFailed:
+			_ = cl.Release(context.WithoutCancel(c.runCx))
+			r.err = fmt.Errorf("failed in another controller since the plan: %s", rec.Error)
+			r.reason = rec.Reason
+			return true
+		case (rec.State == StateRunning || rec.State == StateRetrying) && nr.meta.Destructive:
+			_ = cl.Release(context.WithoutCancel(c.runCx))
+			r.err = fmt.Errorf("held: destructive role was interrupted in another controller (attempt %d at %s); force it to run again",
+				rec.Attempt, rec.At.Format(time.RFC3339))
+			return true
+		}
+		e.last[i] = rec.Last
+		return false
+	}
+}
+
+// sameRecord reports whether b is still the record a was read as.
+func sameRecord(a, b *record) bool {
+	return a.State == b.State && a.Attempt == b.Attempt && a.At.Equal(b.At)
+}
