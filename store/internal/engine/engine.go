@@ -158,16 +158,19 @@ func (e *Engine) Txn(ctx context.Context, ops ...store.Op) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	seen := make(map[string]bool, len(ops))
+	var seen map[string]struct{}
+	if len(ops) > 1 {
+		seen = make(map[string]struct{}, len(ops))
+	}
 	for _, op := range ops {
 		if op.Key == "" {
 			return 0, fmt.Errorf("store: empty key in transaction")
 		}
-		if op.Kind != store.OpCheck {
-			if seen[op.Key] {
+		if op.Kind != store.OpCheck && seen != nil {
+			if _, dup := seen[op.Key]; dup {
 				return 0, fmt.Errorf("store: key %q written twice in one transaction", op.Key)
 			}
-			seen[op.Key] = true
+			seen[op.Key] = struct{}{}
 		}
 	}
 	e.mu.Lock()
@@ -179,14 +182,26 @@ func (e *Engine) Txn(ctx context.Context, ops ...store.Op) (int64, error) {
 }
 
 func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
-	olds := make([]Record, len(ops))
-	exists := make([]bool, len(ops))
+	// With no lease granted (e.mu is held: none can be), no stored key
+	// has one that a put would have to detach: plain puts need no read of
+	// the old record.
+	e.leaseMu.Lock()
+	noLeases := len(e.leases) == 0
+	e.leaseMu.Unlock()
+	type old struct {
+		lease  store.LeaseID
+		exists bool
+	}
+	olds := make([]old, len(ops))
 	for i, op := range ops {
+		if noLeases && op.Kind == store.OpPut && !op.Check {
+			continue
+		}
 		rec, ok, err := e.b.Get(op.Key)
 		if err != nil {
 			return 0, err
 		}
-		olds[i], exists[i] = rec, ok
+		olds[i] = old{rec.Lease, ok}
 		if op.Check && rec.Rev != op.Rev {
 			return 0, &store.ConflictError{Key: op.Key, Want: op.Rev, Have: rec.Rev}
 		}
@@ -203,13 +218,13 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 	e.leaseMu.Unlock()
 
 	rev := e.rev + 1
-	var writes []Write
+	writes := make([]Write, 0, len(ops))
 	for i, op := range ops {
 		switch op.Kind {
 		case store.OpPut:
 			writes = append(writes, Write{Key: op.Key, Rec: Record{Value: clone(op.Value), Rev: rev, Lease: op.Lease}})
 		case store.OpDelete:
-			if exists[i] {
+			if olds[i].exists {
 				writes = append(writes, Write{Key: op.Key, Delete: true})
 			}
 		}
@@ -224,7 +239,7 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 
 	e.leaseMu.Lock()
 	for i, op := range ops {
-		if old := olds[i].Lease; exists[i] && old != 0 && op.Kind != store.OpCheck {
+		if old := olds[i].lease; olds[i].exists && old != 0 && op.Kind != store.OpCheck {
 			if l := e.leases[old]; l != nil {
 				delete(l.keys, op.Key)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -50,4 +51,30 @@ func BenchmarkPutWithFullHistory(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_, _ = s.Put(ctx, "k", []byte("v"))
 	}
+}
+
+// A plain put over a key written with a lease detaches it from the lease:
+// revoking the lease later leaves the key. Plain puts skip reading the old
+// record only while no lease exists, so both paths are exercised.
+func TestPutDetachesLease(t *testing.T) {
+	s := mem.New()
+	defer s.Close()
+	ctx := context.Background()
+	_, err := s.Put(ctx, "plain", []byte("1")) // no lease granted yet
+	require.NoError(t, err)
+	id, err := s.Grant(ctx, time.Minute)
+	require.NoError(t, err)
+	_, err = s.Txn(ctx, store.PutOp("a", []byte("v"), store.WithLease(id)), store.PutOp("b", []byte("v"), store.WithLease(id)))
+	require.NoError(t, err)
+	_, err = s.Txn(ctx, store.PutOp("a", []byte("w")), store.PutOp("plain", []byte("2")))
+	require.NoError(t, err)
+	require.NoError(t, s.Revoke(ctx, id))
+	e, err := s.Get(ctx, "a")
+	require.NoError(t, err, "a was rewritten without the lease and must survive its revocation")
+	require.Equal(t, "w", string(e.Value))
+	require.Zero(t, e.Lease)
+	_, err = s.Get(ctx, "b")
+	require.ErrorIs(t, err, store.ErrNotFound, "b still belonged to the lease")
+	_, err = s.Txn(ctx, store.PutOp("a", []byte("x")), store.PutOp("a", []byte("y")))
+	require.ErrorContains(t, err, "written twice")
 }

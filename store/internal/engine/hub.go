@@ -52,7 +52,11 @@ func (h *hub) publish(evs []store.Event) {
 		for cut < len(h.history) && h.history[cut].Revision == h.history[cut-1].Revision {
 			cut++
 		}
-		h.history = append(make([]store.Event, 0, 2*historySize), h.history[cut:]...)
+		// In place: the array is reused, and the slots past the new end
+		// are cleared so they do not keep old values alive.
+		n := copy(h.history, h.history[cut:])
+		clear(h.history[n:])
+		h.history = h.history[:n]
 		if len(h.history) > 0 {
 			h.base = h.history[0].Revision
 		} else {
