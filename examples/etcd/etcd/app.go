@@ -198,18 +198,9 @@ func writeRead(ctx context.Context, s *Summary) (string, error) {
 		return "", err
 	}
 	defer cli.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	val := time.Now().UTC().Format(time.RFC3339Nano)
-	if _, err := cli.Put(cctx, "mason/example/last-up", val); err != nil {
-		return "", fmt.Errorf("write through the cluster: %w", err)
-	}
-	got, err := cli.Get(cctx, "mason/example/last-up")
-	if err != nil {
-		return "", fmt.Errorf("read through the cluster: %w", err)
-	}
-	if len(got.Kvs) != 1 || string(got.Kvs[0].Value) != val {
-		return "", fmt.Errorf("read back %v, wrote %q", got.Kvs, val)
+	if err := writeAndRead(ctx, cli, "mason/example/last-up", val); err != nil {
+		return "", err
 	}
 	return "mason/example/last-up=" + val, nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -67,4 +69,28 @@ const callTimeout = 5 * time.Second
 
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, callTimeout)
+}
+
+// writeAndRead writes val at key through the cluster and reads it back.
+// A member that was just restarted, or a leader election in progress, makes
+// requests time out for a moment; like any etcd client it retries those,
+// for at most a minute.
+func writeAndRead(ctx context.Context, cli *clientv3.Client, key, val string) error {
+	wait := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(200*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(time.Minute)), ctx)
+	return backoff.Retry(func() error {
+		cctx, cancel := withTimeout(ctx)
+		defer cancel()
+		if _, err := cli.Put(cctx, key, val); err != nil {
+			return fmt.Errorf("write through the cluster: %w", err)
+		}
+		got, err := cli.Get(cctx, key)
+		if err != nil {
+			return fmt.Errorf("read through the cluster: %w", err)
+		}
+		if len(got.Kvs) != 1 || string(got.Kvs[0].Value) != val {
+			return backoff.Permanent(fmt.Errorf("read back %q from %s, wrote %q", got.Kvs, key, val))
+		}
+		return nil
+	}, wait)
 }

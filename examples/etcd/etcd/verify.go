@@ -67,17 +67,8 @@ func (Verify) Run(ctx context.Context, rc *role.Context, in VerifyIn) (VerifyOut
 	}
 	key := "mason/verify/" + rc.Deployment()
 	val := fmt.Sprintf("%d members", len(endpoints))
-	cctx, cancel := withTimeout(ctx)
-	defer cancel()
-	if _, err := cli.Put(cctx, key, val); err != nil {
-		return VerifyOut{}, fmt.Errorf("write through the cluster: %w", err)
-	}
-	got, err := cli.Get(cctx, key)
-	if err != nil {
-		return VerifyOut{}, fmt.Errorf("read through the cluster: %w", err)
-	}
-	if len(got.Kvs) != 1 || string(got.Kvs[0].Value) != val {
-		return VerifyOut{}, fmt.Errorf("read back %q from %s, wrote %q", got.Kvs, key, val)
+	if err := writeAndRead(ctx, cli, key, val); err != nil {
+		return VerifyOut{}, err
 	}
 	rc.Log().Info("verified write and read", "key", key, "members", len(endpoints))
 	return VerifyOut{Members: len(endpoints), Endpoints: endpoints}, nil
