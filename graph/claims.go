@@ -48,11 +48,6 @@ type Controller struct {
 // store: one key per claimed node-role, its value the controller's name.
 func ClaimPrefix(deployment string) string { return "mason/graph/" + deployment + "/claims/" }
 
-// fenceBatch caps how many records go in one fenced journal transaction:
-// each takes up to three ops (put, fence, release), and etcd refuses a
-// Txn of more than 128 ops by default (--max-txn-ops).
-const fenceBatch = 40
-
 // controlled is one Apply's side of a Controller.
 type controlled struct {
 	sess  *claim.Session

@@ -74,8 +74,7 @@ type storeJournal struct {
 	// claims, when set (Options.Controller), fences every record with the
 	// claim on its node-role: records of node-roles the session does not
 	// hold are dropped, every Txn checks the claims of the records it
-	// writes, and a final record deletes its claim in the same Txn. Batches
-	// are split into Txns of at most fenceBatch records.
+	// writes, and a final record deletes its claim in the same Txn.
 	claims *claim.Session
 
 	mu      sync.Mutex
@@ -185,44 +184,48 @@ func (j *storeJournal) writer() {
 	}
 }
 
+// txnLimiter is implemented by stores that cap a transaction's size
+// (store/etcd: --max-txn-ops).
+type txnLimiter interface{ MaxTxnOps() int }
+
+// txnBytes caps a Txn's record bytes on stores with a txnLimiter: etcd
+// refuses requests over 1.5 MiB by default (--max-request-bytes).
+const txnBytes = 1 << 20
+
 func (j *storeJournal) write(batch []*record, buf *[]byte) error {
-	// Only the latest record of a node-role in a batch matters; the batch
-	// is one atomic Txn, so nothing in between is ever visible.
+	// Only the latest record of a node-role in a batch matters; a batch
+	// that fits the store's limits is one atomic Txn, so nothing in
+	// between is ever visible.
 	latest := make(map[string]int, len(batch))
 	for i, r := range batch {
 		latest[r.ID] = i
 	}
-	if j.claims != nil {
-		return j.writeFenced(batch, latest, buf)
+	// Records per Txn, and bytes, when the store limits them. Fenced, a
+	// record takes up to two writes (its put, its claim's release) and one
+	// condition.
+	maxRecs, maxBytes := 0, 0
+	if l, ok := j.st.(txnLimiter); ok && l.MaxTxnOps() > 0 {
+		maxRecs, maxBytes = l.MaxTxnOps(), txnBytes
+		if j.claims != nil {
+			maxRecs = max(1, maxRecs/2)
+		}
 	}
 	ops := make([]store.Op, 0, len(latest))
-	for i, r := range batch {
-		if latest[r.ID] != i {
-			continue
-		}
-		*buf = r.marshal((*buf)[:0])
-		ops = append(ops, store.PutOp(j.prefix+r.ID, bytes.Clone(*buf)))
-	}
-	_, err := j.st.Txn(context.Background(), ops...)
-	return err
-}
-
-// writeFenced writes the records of node-roles this controller holds, in
-// Txns of at most fenceBatch records, each fenced by the claims of its
-// records. A batch split in several Txns is not atomic as a whole, but
-// durable() only counts it once every Txn is written, which is all the
-// executor's rules (dependents and destructive roles wait for durable
-// records) rely on.
-func (j *storeJournal) writeFenced(batch []*record, latest map[string]int, buf *[]byte) error {
-	ops := make([]store.Op, 0, 3*min(len(latest), fenceBatch))
 	var released []string
-	n := 0
+	n, size := 0, 0
+	// A batch split in several Txns is not atomic as a whole, but
+	// durable() counts it only once every Txn is written, which is all
+	// the executor's rules (dependents and destructive roles wait for
+	// durable records) rely on.
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
 		_, err := j.st.Txn(context.Background(), ops...)
 		if err != nil {
+			if j.claims == nil {
+				return err
+			}
 			if id, ok := j.claims.LostID(err); ok {
 				j.claims.Forget(id)
 				return fmt.Errorf("the claim on %s is no longer %q's (%w): %w", id, j.claims.Owner(), claim.ErrLost, err)
@@ -232,24 +235,39 @@ func (j *storeJournal) writeFenced(batch []*record, latest map[string]int, buf *
 		for _, id := range released {
 			j.claims.Forget(id)
 		}
-		ops, released, n = ops[:0], released[:0], 0
+		ops, released, n, size = ops[:0], released[:0], 0, 0
 		return nil
 	}
 	for i, r := range batch {
 		if latest[r.ID] != i {
 			continue
 		}
-		c := j.claims.Held(r.ID)
-		if c == nil {
-			continue // another controller's, or nobody's yet
+		var c *claim.Claim
+		if j.claims != nil {
+			// With a Controller, only node-roles this controller holds are
+			// journaled, each fenced by its claim; the final record
+			// releases the claim in the same Txn.
+			if c = j.claims.Held(r.ID); c == nil {
+				continue // another controller's, or nobody's yet
+			}
 		}
 		*buf = r.marshal((*buf)[:0])
-		ops = append(ops, store.PutOp(j.prefix+r.ID, bytes.Clone(*buf)), c.Fence())
-		if r.State.Final() {
-			ops = append(ops, store.DeleteOp(j.claims.Key(r.ID)))
-			released = append(released, r.ID)
+		if maxBytes > 0 && n > 0 && size+len(*buf) > maxBytes {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
-		if n++; n == fenceBatch {
+		ops = append(ops, store.PutOp(j.prefix+r.ID, bytes.Clone(*buf)))
+		if c != nil {
+			ops = append(ops, c.Fence())
+			if r.State.Final() {
+				ops = append(ops, store.DeleteOp(j.claims.Key(r.ID)))
+				released = append(released, r.ID)
+			}
+		}
+		n++
+		size += len(*buf)
+		if n == maxRecs {
 			if err := flush(); err != nil {
 				return err
 			}

@@ -46,7 +46,16 @@ type Options struct {
 
 	// Logger receives the etcd client's own log lines; nil discards them.
 	Logger *zap.Logger
+
+	// MaxTxnOps is the cluster's --max-txn-ops: the most writes, and
+	// separately the most conditions, one Txn may hold. Zero means etcd's
+	// default, 128. Store.MaxTxnOps reports it, so that writers which
+	// batch (graph's journal) split their batches to fit.
+	MaxTxnOps int
 }
+
+// DefaultMaxTxnOps is etcd's default --max-txn-ops.
+const DefaultMaxTxnOps = 128
 
 // Store is a [store.Store] kept in an etcd cluster. It is safe for
 // concurrent use.
@@ -61,6 +70,8 @@ type Store struct {
 
 	mu     sync.RWMutex // guards closed, and wg.Add against Close's wg.Wait
 	closed bool
+
+	maxOps int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -110,6 +121,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := New(cli, opts.Prefix)
 	s.owned = true
+	if opts.MaxTxnOps > 0 {
+		s.maxOps = opts.MaxTxnOps
+	}
 	return s, nil
 }
 
@@ -117,8 +131,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // cli; the caller does, after closing the Store.
 func New(cli *clientv3.Client, prefix string) *Store {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Store{cli: cli, prefix: prefix, ctx: ctx, cancel: cancel}
+	return &Store{cli: cli, prefix: prefix, ctx: ctx, cancel: cancel, maxOps: DefaultMaxTxnOps}
 }
+
+// MaxTxnOps returns the most writes (and, separately, the most
+// conditions) one Txn may hold on this cluster: Options.MaxTxnOps, or
+// etcd's default. A larger Txn fails with etcd's "too many operations in
+// txn request".
+func (s *Store) MaxTxnOps() int { return s.maxOps }
 
 // Client returns the underlying etcd client, for what the store contract
 // does not cover (cluster status, the concurrency package). Keys written
