@@ -86,6 +86,7 @@ type Inventory struct {
 
 	mu     sync.Mutex
 	claims map[string]*claim // by node ID
+	dialed []*conn           // connections made by Dial, closed by Close
 }
 
 // claim is a host held by a node, with its shared connection.
@@ -259,12 +260,50 @@ func (inv *Inventory) Close() error {
 	claims := inv.claims
 	inv.claims = map[string]*claim{}
 	inv.mu.Unlock()
+	dialed := inv.dialed
+	inv.dialed = nil
 	for _, c := range claims {
 		if c.conn != nil {
 			c.conn.close()
 		}
 	}
+	for _, c := range dialed {
+		c.close()
+	}
 	return nil
+}
+
+// Dial connects to a machine that is not one of the inventory's hosts — a
+// VM another provider has just created — with the inventory's keys, host key
+// policy and limits, probing host.Users, then Options.Users, then
+// DefaultUsers. It returns the transport and the user that logged in. The
+// connection is shared by every command on the transport and closed by
+// Close.
+func (inv *Inventory) Dial(ctx context.Context, host Host) (*Transport, string, error) {
+	if host.Addr == "" {
+		return nil, "", errors.New("ssh: Dial: host has no Addr")
+	}
+	if host.Port == 0 {
+		host.Port = 22
+	}
+	if host.Name == "" {
+		host.Name = host.Addr
+	}
+	users := host.Users
+	if len(users) == 0 {
+		users = inv.opts.Users
+	}
+	if len(users) == 0 {
+		users = DefaultUsers
+	}
+	c, user, err := inv.connect(ctx, host, users)
+	if err != nil {
+		return nil, "", fmt.Errorf("ssh: %w", err)
+	}
+	inv.mu.Lock()
+	inv.dialed = append(inv.dialed, c)
+	inv.mu.Unlock()
+	return &Transport{conn: c}, user, nil
 }
 
 func (c *claim) snapshot() *provider.Node {
