@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 )
@@ -33,11 +33,15 @@ func (w *recWriter) t(v time.Time) {
 }
 
 func (w *recWriter) strMap(m map[string]string) {
-	keys := make([]string, 0, len(m))
+	var small [8]string
+	keys := small[:0]
+	if len(m) > len(small) {
+		keys = make([]string, 0, len(m))
+	}
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	w.u(uint64(len(keys)))
 	for _, k := range keys {
 		w.s(k)
@@ -64,11 +68,15 @@ func (r *record) marshal(buf []byte) []byte {
 	w.s(l.Version)
 	w.s(l.Digest)
 	w.strMap(l.Fields)
-	pk := make([]string, 0, len(l.Peers))
+	var small [8]string
+	pk := small[:0]
+	if len(l.Peers) > len(small) {
+		pk = make([]string, 0, len(l.Peers))
+	}
 	for k := range l.Peers {
 		pk = append(pk, k)
 	}
-	sort.Strings(pk)
+	slices.Sort(pk)
 	w.u(uint64(len(pk)))
 	for _, k := range pk {
 		w.s(k)

@@ -134,6 +134,7 @@ type runResult struct {
 	reason   string
 	last     *success
 	lastErr  error // of the last attempt
+	mem      *runMem
 }
 
 type pendingDurable struct {
@@ -200,6 +201,15 @@ type executor struct {
 	// Shared by every role context of this Apply.
 	logger   *slog.Logger
 	services *role.Services
+	// outOf returns the output of node-role k, for binding.
+	outOf func(k int32) any
+}
+
+// runMem is what one run of a node-role allocates for the journal, in one
+// allocation: its running and succeeded records and the success.
+type runMem struct {
+	running, done record
+	succ          success
 }
 
 type trip struct {
@@ -253,8 +263,9 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
+			var scratch []role.Output
 			for i := range e.jobs {
-				e.work(i)
+				e.work(i, &scratch)
 			}
 		}()
 	}
@@ -269,6 +280,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	if e.services == nil {
 		e.services = role.NewServices()
 	}
+	e.outOf = func(k int32) any { return e.outs[k] }
 	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer runCancel()
 	e.runCtx = runCtx
@@ -319,17 +331,20 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 
 	var errs *multierror.Error
 	var holds []int32
+	first := make([]record, n) // the first record of every node-role, in one allocation
 	for i, st := range p.Steps {
 		switch st.Action {
 		case ActionSkip:
 			e.s.skip(int32(i))
 			e.outc[i].State = StateSkipped
-			j.append(&record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i]})
+			first[i] = record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i]}
+			j.append(&first[i])
 			e.emit(int32(i), Event{State: StateSkipped, Reason: st.Reason})
 		case ActionHold:
 			holds = append(holds, int32(i))
 		default:
-			j.append(&record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i]})
+			first[i] = record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i]}
+			j.append(&first[i])
 			e.emit(int32(i), Event{State: StatePending, Reason: st.Reason})
 		}
 	}
@@ -529,12 +544,12 @@ func estimates(p *Plan) []int64 {
 
 // work runs node-role i: binds its inputs, decides (for run-if-changed)
 // whether it must run, and runs it with retries.
-func (e *executor) work(i int32) {
+func (e *executor) work(i int32, scratch *[]role.Output) {
 	r := runResult{i: i}
 	defer func() { e.res <- r }()
 	p, nr := e.p, e.p.g.nrs[i]
-	step := p.Steps[i]
-	in, err := p.bind(int(i), func(k int32) any { return e.outs[k] })
+	step := &p.Steps[i]
+	in, err := p.bind(int(i), e.outOf, scratch)
 	if err != nil {
 		r.err = err
 		e.j.append(&record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})
@@ -579,6 +594,8 @@ func (e *executor) work(i int32) {
 	}
 
 	started := time.Now()
+	mem := new(runMem)
+	r.mem = mem
 	var out any
 	if nr.meta.Retry.MaxAttempts > 1 {
 		op := func() (any, error) { return e.attempt(i, in, reason, last, &r) }
@@ -608,7 +625,8 @@ func (e *executor) work(i int32) {
 		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: last})
 		return
 	}
-	succ := &success{Version: nr.meta.Version, Digest: dg, Fields: fields, Output: enc, Duration: r.dur, At: time.Now()}
+	succ := &mem.succ
+	*succ = success{Version: nr.meta.Version, Digest: dg, Fields: fields, Output: enc, Duration: r.dur, At: time.Now()}
 	if len(nr.peers) > 0 {
 		succ.Peers = make(map[string][]string, len(nr.peers))
 		for _, pi := range nr.peers {
@@ -616,7 +634,8 @@ func (e *executor) work(i int32) {
 		}
 	}
 	r.out, r.last, r.reason = out, succ, reason
-	r.seq = e.j.append(&record{ID: nr.id, State: StateSucceeded, Attempt: r.attempts, Reason: reason, At: succ.At, Duration: r.dur, Last: succ})
+	mem.done = record{ID: nr.id, State: StateSucceeded, Attempt: r.attempts, Reason: reason, At: succ.At, Duration: r.dur, Last: succ}
+	r.seq = e.j.append(&mem.done)
 }
 
 // attempt runs node-role i once, journaling the attempt.
@@ -624,7 +643,14 @@ func (e *executor) attempt(i int32, in any, reason string, last *success, r *run
 	p, nr := e.p, e.p.g.nrs[i]
 	r.attempts++
 	at := time.Now()
-	seq := e.j.append(&record{ID: nr.id, State: StateRunning, Attempt: r.attempts, Reason: reason, At: at, Last: last})
+	var rec *record
+	if r.attempts == 1 {
+		rec = &r.mem.running
+	} else {
+		rec = new(record)
+	}
+	*rec = record{ID: nr.id, State: StateRunning, Attempt: r.attempts, Reason: reason, At: at, Last: last}
+	seq := e.j.append(rec)
 	if nr.meta.Destructive {
 		// A destructive role must never run without the journal knowing,
 		// or a crash would let it run again unforced.

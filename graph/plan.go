@@ -151,8 +151,11 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 		p.recs[i] = rec
 		s := &p.Steps[i]
 		*s = Step{ID: nr.id, Role: nr.meta.Name, Node: nr.name}
-		for _, dep := range nr.deps {
-			s.WaitsFor = append(s.WaitsFor, g.nrs[dep].id)
+		if len(nr.deps) > 0 {
+			s.WaitsFor = make([]string, len(nr.deps))
+			for k, dep := range nr.deps {
+				s.WaitsFor[k] = g.nrs[dep].id
+			}
 		}
 		if rec != nil {
 			s.Last = rec.State
@@ -181,7 +184,7 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 		// attributes must be checked; wiring was checked by build.
 		var in any
 		if unknown == "" || nr.hasAttr {
-			if in, err = p.bind(i, outputs); err != nil {
+			if in, err = p.bind(i, outputs, nil); err != nil {
 				errs = multierror.Append(errs, err)
 				continue
 			}
@@ -304,8 +307,10 @@ func versionText(v string) string {
 	return v
 }
 
-// bind fills node-role i's input from the outputs given by out.
-func (p *Plan) bind(i int, out func(int32) any) (any, error) {
+// bind fills node-role i's input from the outputs given by out. scratch,
+// if not nil, is reused for the list of upstream outputs (Bind keeps
+// none of it).
+func (p *Plan) bind(i int, out func(int32) any, scratch *[]role.Output) (any, error) {
 	nr := p.g.nrs[i]
 	env := role.Env{Node: nr.name}
 	if nr.hasAttr {
@@ -321,9 +326,19 @@ func (p *Plan) bind(i int, out func(int32) any) (any, error) {
 		}
 	}
 	if len(nr.wired) > 0 {
-		env.Outputs = make([]role.Output, len(nr.wired))
-		for k, w := range nr.wired {
-			env.Outputs[k] = role.Output{Role: p.g.nrs[w].meta.Name, Node: p.g.nrs[w].name, Value: out(w)}
+		var outs []role.Output
+		if scratch != nil {
+			outs = (*scratch)[:0]
+		}
+		for _, w := range nr.wired {
+			outs = append(outs, role.Output{Role: p.g.nrs[w].meta.Name, Node: p.g.nrs[w].name, Value: out(w)})
+		}
+		env.Outputs = outs
+		if scratch != nil {
+			defer func() {
+				clear(outs) // keep no outputs alive
+				*scratch = outs[:0]
+			}()
 		}
 	}
 	in, err := nr.def.BindInput(env)

@@ -406,7 +406,11 @@ func (e *BindError) Unwrap() error { return e.Err }
 // node order, and which role produced each. It is exported for the graph,
 // which uses it to find a node-role's upstream dependencies.
 func (in Input) Match(node string, outs []Output) []Output {
-	var m []Output
+	return in.matchInto(nil, node, outs)
+}
+
+// matchInto is Match appending to m.
+func (in Input) matchInto(m []Output, node string, outs []Output) []Output {
 	for _, o := range outs {
 		if o.Value == nil || reflect.TypeOf(o.Value) != in.Type {
 			continue
@@ -452,6 +456,7 @@ func (d *Def) BindInput(env Env) (any, error) {
 func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 	inV := reflect.New(d.in).Elem()
 	var errs *multierror.Error
+	var match []Output // reused from field to field: fill keeps none of it
 	for _, in := range d.inputs {
 		field := inV.Field(in.index)
 		if in.Kind == InputAttr {
@@ -469,7 +474,8 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 			}
 			continue
 		}
-		m := in.Match(env.Node, env.Outputs)
+		m := in.matchInto(match[:0], env.Node, env.Outputs)
+		match = m
 		switch {
 		case len(m) == 0 && in.Optional:
 			if bindings != nil {
