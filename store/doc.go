@@ -14,7 +14,11 @@
 //     process (the bolt backend fsyncs every transaction; mem is only as
 //     durable as the process).
 //   - Linearizability of writes: a read that starts after a write returns
-//     sees it; revisions are strictly increasing, gap-free within a process.
+//     sees it; revisions are strictly increasing and follow the order of
+//     the writes (and of watch events). They are gap-free only on the
+//     embedded backends (mem, bolt): on etcd they are cluster-wide, so
+//     writes in other namespaces, other clients and lease expiries advance
+//     them too. Compare revisions for order and equality, never count them.
 //   - Watch ordering: a watcher receives the events of its prefix in revision
 //     order, each exactly once, with no gaps after the revision it asked for.
 //   - Leases: keys written with a lease are deleted (and a delete event is
