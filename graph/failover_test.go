@@ -30,7 +30,7 @@ const (
 	foNodeRoles   = 4 * foNodes
 	foControllers = 3
 	foRuns        = 5
-	foTTL         = 2 * time.Second
+	foTTL         = 3 * time.Second
 	foEnv         = "MASON_GRAPH_CONTROLLER" // endpoints|prefix|owner
 )
 
