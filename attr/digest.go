@@ -105,17 +105,31 @@ func (d *digester) sum() string {
 	return string(out[:])
 }
 
-// typeNames caches reflect.Type.String, which builds a new string on every
-// call for unnamed types (struct{...}, []T, map[K]V).
-var typeNames sync.Map // reflect.Type → string
+// typeInfo is what value needs to know about a type, computed once per
+// type: reflect.Type.String builds a new string on every call for unnamed
+// types (struct{...}, []T, map[K]V), Implements walks method sets, and
+// Type.Field allocates.
+type typeInfo struct {
+	name   string
+	text   bool     // implements encoding.TextMarshaler
+	fields []string // field names, for structs
+}
 
-func typeName(t reflect.Type) string {
-	if n, ok := typeNames.Load(t); ok {
-		return n.(string)
+var typeInfos sync.Map // reflect.Type → *typeInfo
+
+func infoOf(t reflect.Type) *typeInfo {
+	if ti, ok := typeInfos.Load(t); ok {
+		return ti.(*typeInfo)
 	}
-	n := t.String()
-	typeNames.Store(t, n)
-	return n
+	ti := &typeInfo{name: t.String(), text: t.Implements(textMarshaler)}
+	if t.Kind() == reflect.Struct {
+		ti.fields = make([]string, t.NumField())
+		for i := range ti.fields {
+			ti.fields[i] = t.Field(i).Name
+		}
+	}
+	typeInfos.Store(t, ti)
+	return ti
 }
 
 const maxDepth = 64
@@ -143,8 +157,9 @@ func (d *digester) value(v reflect.Value, depth int) error {
 		return nil
 	}
 	t := v.Type()
-	d.str(typeName(t))
-	if v.CanInterface() && t.Implements(textMarshaler) && (t.Kind() != reflect.Pointer || !v.IsNil()) {
+	ti := infoOf(t)
+	d.str(ti.name)
+	if ti.text && v.CanInterface() && (t.Kind() != reflect.Pointer || !v.IsNil()) {
 		text, err := v.Interface().(encoding.TextMarshaler).MarshalText()
 		if err != nil {
 			return fmt.Errorf("attr: digest of %v: %w", t, err)
@@ -215,9 +230,9 @@ func (d *digester) value(v reflect.Value, depth int) error {
 			d.str(string(e.v))
 		}
 	case reflect.Struct:
-		d.u64(uint64(t.NumField()))
-		for i := 0; i < t.NumField(); i++ {
-			d.str(t.Field(i).Name)
+		d.u64(uint64(len(ti.fields)))
+		for i, name := range ti.fields {
+			d.str(name)
 			if err := d.value(v.Field(i), depth+1); err != nil {
 				return err
 			}

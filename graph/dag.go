@@ -59,11 +59,6 @@ type defSchema struct {
 	pubs   []role.Published
 }
 
-type typeNode struct {
-	t    reflect.Type
-	node string
-}
-
 // build expands the deployment and orders it topologically. Wiring
 // mistakes fail here, naming the role, the node and the field.
 func build(d *Deployment) (*dag, error) {
@@ -130,18 +125,24 @@ func build(d *Deployment) (*dag, error) {
 	if err := errs.ErrorOrNil(); err != nil {
 		return nil, err
 	}
-	// Sort producers by (node, role), as role.Input.Match does.
-	order := make([]int32, len(nrs))
-	for i := range order {
-		order[i] = int32(i)
+	// Sort producers by (node, role), as role.Input.Match does: grouped by
+	// node (cheaper than comparing node names all along the sort), each
+	// node's list sorted by role.
+	byNode := make(map[string][]int32, len(d.nodes)+1)
+	for i, nr := range nrs {
+		byNode[nr.name] = append(byNode[nr.name], int32(i))
 	}
-	slices.SortFunc(order, func(a, b int32) int {
-		x, y := nrs[a], nrs[b]
-		if c := strings.Compare(x.name, y.name); c != 0 {
-			return c
-		}
-		return strings.Compare(x.meta.Name, y.meta.Name)
-	})
+	nodeNames := make([]string, 0, len(byNode))
+	for n := range byNode {
+		nodeNames = append(nodeNames, n)
+	}
+	slices.Sort(nodeNames)
+	order := make([]int32, 0, len(nrs))
+	for _, n := range nodeNames {
+		l := byNode[n]
+		slices.SortFunc(l, func(a, b int32) int { return strings.Compare(nrs[a].meta.Name, nrs[b].meta.Name) })
+		order = append(order, l...)
+	}
 	schemas := map[*role.Def]*defSchema{}
 	schema := func(d *role.Def) *defSchema {
 		s := schemas[d]
@@ -152,14 +153,12 @@ func build(d *Deployment) (*dag, error) {
 		return s
 	}
 	byType := map[reflect.Type][]int32{}
-	byTypeNode := map[typeNode][]int32{}
 	byRole := map[string][]int32{}
 	publishers := map[string][]int32{}
 	for _, i := range order {
 		nr := nrs[i]
 		t := nr.def.Out()
 		byType[t] = append(byType[t], i)
-		byTypeNode[typeNode{t, nr.name}] = append(byTypeNode[typeNode{t, nr.name}], i)
 		byRole[nr.meta.Name] = append(byRole[nr.meta.Name], i)
 		for _, p := range schema(nr.def).pubs {
 			publishers[p.Attr] = append(publishers[p.Attr], i)
@@ -200,13 +199,13 @@ func build(d *Deployment) (*dag, error) {
 			}
 			var cands []int32
 			if in.Kind == role.InputSame {
-				cands = byTypeNode[typeNode{in.Type, nr.name}]
+				cands = byNode[nr.name] // filtered by type below
 			} else {
 				cands = byType[in.Type]
 			}
 			var m []int32
 			for _, c := range cands {
-				if c == self || (in.Role != "" && nrs[c].meta.Name != in.Role) {
+				if c == self || (in.Role != "" && nrs[c].meta.Name != in.Role) || nrs[c].def.Out() != in.Type {
 					continue
 				}
 				m = append(m, c)
