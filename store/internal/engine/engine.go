@@ -60,6 +60,12 @@ type Engine struct {
 	nextLease store.LeaseID
 
 	hub  hub
+	// Scratch space of applyLocked, reused under mu (nothing keeps it:
+	// backends copy writes, the hub copies events).
+	olds   []oldRecord
+	writes []Write
+	evs    []store.Event
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -188,20 +194,18 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 	e.leaseMu.Lock()
 	noLeases := len(e.leases) == 0
 	e.leaseMu.Unlock()
-	type old struct {
-		lease  store.LeaseID
-		exists bool
-	}
-	olds := make([]old, len(ops))
+	olds := grow(e.olds, len(ops))
+	defer func() { e.olds = keep(olds) }()
 	for i, op := range ops {
 		if noLeases && op.Kind == store.OpPut && !op.Check {
+			olds[i] = oldRecord{}
 			continue
 		}
 		rec, ok, err := e.b.Get(op.Key)
 		if err != nil {
 			return 0, err
 		}
-		olds[i] = old{rec.Lease, ok}
+		olds[i] = oldRecord{rec.Lease, ok}
 		if op.Check && rec.Rev != op.Rev {
 			return 0, &store.ConflictError{Key: op.Key, Want: op.Rev, Have: rec.Rev}
 		}
@@ -218,7 +222,8 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 	e.leaseMu.Unlock()
 
 	rev := e.rev + 1
-	writes := make([]Write, 0, len(ops))
+	writes := grow(e.writes, len(ops))[:0]
+	defer func() { e.writes = keep(writes) }()
 	for i, op := range ops {
 		switch op.Kind {
 		case store.OpPut:
@@ -250,7 +255,8 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 	}
 	e.leaseMu.Unlock()
 
-	evs := make([]store.Event, len(writes))
+	evs := grow(e.evs, len(writes))
+	defer func() { e.evs = keep(evs) }()
 	for i, w := range writes {
 		if w.Delete {
 			evs[i] = store.Event{Type: store.EventDelete, Key: w.Key, Revision: rev}
@@ -397,6 +403,33 @@ func (e *Engine) Close() error {
 	<-e.done
 	e.hub.close()
 	return e.b.Close()
+}
+
+// oldRecord is what a transaction needs to know of a key's old record.
+type oldRecord struct {
+	lease  store.LeaseID
+	exists bool
+}
+
+// maxScratch bounds the scratch space an engine keeps between transactions.
+const maxScratch = 16 << 10
+
+// keep returns s emptied and cleared for reuse, or nil if it is too big to
+// keep around.
+func keep[T any](s []T) []T {
+	if cap(s) > maxScratch {
+		return nil
+	}
+	clear(s)
+	return s[:0]
+}
+
+// grow returns s resized to n elements, reallocated only when too small.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 func clone(b []byte) []byte {

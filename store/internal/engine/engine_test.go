@@ -78,3 +78,32 @@ func TestPutDetachesLease(t *testing.T) {
 	_, err = s.Txn(ctx, store.PutOp("a", []byte("x")), store.PutOp("a", []byte("y")))
 	require.ErrorContains(t, err, "written twice")
 }
+
+// A transaction larger than the whole history is compacted as a whole:
+// a replay never starts in the middle of one.
+func TestHistoryDropsWholeRevisions(t *testing.T) {
+	s := mem.New()
+	defer s.Close()
+	ctx := context.Background()
+	small, err := s.Put(ctx, "k/before", []byte("v"))
+	require.NoError(t, err)
+	ops := make([]store.Op, 20000)
+	for i := range ops {
+		ops[i] = store.PutOp(fmt.Sprintf("k/%05d", i), []byte("v"))
+	}
+	big, err := s.Txn(ctx, ops...)
+	require.NoError(t, err)
+	for _, from := range []int64{small, big} {
+		_, err = s.Watch(ctx, "k/", from)
+		require.ErrorIs(t, err, store.ErrCompacted, "revision %d", from)
+	}
+	after, err := s.Put(ctx, "k/after", []byte("v"))
+	require.NoError(t, err)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := s.Watch(wctx, "k/", big+1)
+	require.NoError(t, err)
+	ev := <-ch
+	require.Equal(t, after, ev.Revision)
+	require.Equal(t, "k/after", ev.Key)
+}

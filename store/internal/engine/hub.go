@@ -11,12 +11,20 @@ import (
 // hub fans events out to watchers in revision order and keeps a bounded
 // history for replays.
 type hub struct {
-	mu      sync.Mutex
-	history []store.Event // the most recent events (historySize to 2*historySize), oldest first
-	base    int64         // events with Revision >= base are all in history
+	mu sync.Mutex
+	// ring holds the most recent events (at most ringSize), oldest first
+	// from head, n of them: a ring, so that keeping the history costs no
+	// copying once it is full.
+	ring    []store.Event
+	head, n int
+	base    int64 // events with Revision >= base are all in the ring
 	subs    map[*watcher]struct{}
 	closed  bool
 }
+
+// ringSize bounds the history: the most recent events up to this many,
+// whole revisions only (a revision partly pushed out goes entirely).
+const ringSize = 2 * historySize
 
 type watcher struct {
 	prefix string
@@ -30,11 +38,24 @@ type watcher struct {
 func (h *hub) init(rev int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.history = nil
+	h.ring, h.head, h.n = nil, 0, 0
 	h.base = rev + 1
 	if h.subs == nil {
 		h.subs = map[*watcher]struct{}{}
 	}
+}
+
+// at returns the k-th oldest event in the ring.
+func (h *hub) at(k int) *store.Event { return &h.ring[(h.head+k)%len(h.ring)] }
+
+// dropOldest removes the oldest event and returns its revision.
+func (h *hub) dropOldest() int64 {
+	ev := h.at(0)
+	rev := ev.Revision
+	*ev = store.Event{} // keep no value alive
+	h.head = (h.head + 1) % len(h.ring)
+	h.n--
+	return rev
 }
 
 // publish is called with the engine's write lock held, so calls arrive in
@@ -42,23 +63,28 @@ func (h *hub) init(rev int64) {
 func (h *hub) publish(evs []store.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.history = append(h.history, evs...)
-	// Trim only once the history is twice its bound, back down to the
-	// bound: each event is copied O(1) times in all, instead of the whole
-	// history being copied on every write once it is full.
-	if len(h.history) > 2*historySize {
-		cut := len(h.history) - historySize
-		// Drop whole revisions only, so a replay never starts mid-transaction.
-		for cut < len(h.history) && h.history[cut].Revision == h.history[cut-1].Revision {
-			cut++
+	dropped := int64(-1)
+	for _, ev := range evs {
+		if h.n == len(h.ring) {
+			if len(h.ring) < ringSize {
+				grown := make([]store.Event, min(max(64, 2*len(h.ring)), ringSize))
+				k := copy(grown, h.ring[h.head:])
+				copy(grown[k:], h.ring[:h.head])
+				h.ring, h.head = grown, 0
+			} else {
+				dropped = h.dropOldest()
+			}
 		}
-		// In place: the array is reused, and the slots past the new end
-		// are cleared so they do not keep old values alive.
-		n := copy(h.history, h.history[cut:])
-		clear(h.history[n:])
-		h.history = h.history[:n]
-		if len(h.history) > 0 {
-			h.base = h.history[0].Revision
+		*h.at(h.n) = ev
+		h.n++
+	}
+	if dropped >= 0 {
+		// Drop whole revisions only, so a replay never starts mid-transaction.
+		for h.n > 0 && h.at(0).Revision <= dropped {
+			h.dropOldest()
+		}
+		if h.n > 0 {
+			h.base = h.at(0).Revision
 		} else {
 			h.base = evs[len(evs)-1].Revision + 1
 		}
@@ -80,9 +106,9 @@ func (h *hub) subscribe(ctx context.Context, prefix string, fromRev int64) (<-ch
 			return nil, fmt.Errorf("%w: watch from revision %d, oldest available is %d", store.ErrCompacted, fromRev, h.base)
 		}
 		var replay []store.Event
-		for _, ev := range h.history {
-			if ev.Revision >= fromRev {
-				replay = append(replay, ev)
+		for k := range h.n {
+			if ev := h.at(k); ev.Revision >= fromRev {
+				replay = append(replay, *ev)
 			}
 		}
 		w.push(replay)
