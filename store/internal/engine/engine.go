@@ -59,7 +59,7 @@ type Engine struct {
 	leases    map[store.LeaseID]*lease
 	nextLease store.LeaseID
 
-	hub  hub
+	hub hub
 	// Scratch space of applyLocked, reused under mu (nothing keeps it:
 	// backends copy writes, the hub copies events).
 	olds   []oldRecord
