@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/masonops/mason/store"
@@ -17,11 +18,12 @@ import (
 // Each Apply then holds a claim session (a store lease renewed every
 // TTL/3) and claims every node-role under it before running it, so no
 // node-role runs in two controllers at once. A node-role another
-// controller holds is waited for: when its claim is released, its journal
-// record is read again and its output adopted if it succeeded with the
-// same inputs (the Outcome is StateSkipped, "run by another controller"),
-// its failure adopted if it failed, and otherwise (its controller died
-// mid-run) it is claimed and run here. Every journal record is written in
+// controller holds is set aside while this controller runs other ready
+// ones, so controllers share the work; when its claim is released, it is
+// claimed here and its journal record read again: its output is adopted
+// if it succeeded with the same inputs (the Outcome is StateSkipped, "run
+// by another controller"), its failure adopted if it failed, and
+// otherwise (its controller died mid-run) it runs here. Every journal record is written in
 // a transaction fenced by its claim, and the final record releases the
 // claim in the same transaction, so a controller that lost its claim
 // cannot overwrite the new owner's record. Records of node-roles the
@@ -55,6 +57,64 @@ type controlled struct {
 	jpfx  string
 	lost  context.Context // cancelled when the session is lost
 	runCx context.Context // Apply's context, for waits
+
+	// Node-roles another controller holds are parked: a watcher waits for
+	// the claim's release and sends the node-role on freed, and the
+	// executor schedules it again. Meanwhile its worker takes other work,
+	// so controllers share a deployment's work instead of queueing behind
+	// each other.
+	freed   chan int32
+	parked  int // executor loop only
+	stop    chan struct{}
+	waiters sync.WaitGroup
+}
+
+// freedC returns the channel parked node-roles come back on; nil (never
+// ready) without a Controller.
+func (c *controlled) freedC() <-chan int32 {
+	if c == nil {
+		return nil
+	}
+	return c.freed
+}
+
+// parkedN returns how many node-roles wait for another controller.
+func (c *controlled) parkedN() int {
+	if c == nil {
+		return 0
+	}
+	return c.parked
+}
+
+// park takes node-role i, which another controller holds, back from
+// running to pending, and waits for its claim's release in the
+// background. Called from the executor loop.
+func (c *controlled) park(s *sched, i int32, id string) {
+	s.state[i] = StatePending
+	c.parked++
+	c.waiters.Add(1)
+	go func() {
+		defer c.waiters.Done()
+		// On an error (Apply stopping), send it anyway: the executor is
+		// not starting work then, and a worker would report the error.
+		_ = c.sess.WaitFree(c.runCx, id)
+		select {
+		case c.freed <- i:
+		case <-c.stop:
+		}
+	}()
+}
+
+// unpark schedules a parked node-role again.
+func (c *controlled) unpark(s *sched, i int32) {
+	c.parked--
+	s.push(i)
+}
+
+// close stops the waiters of node-roles still parked.
+func (c *controlled) close() {
+	close(c.stop)
+	c.waiters.Wait()
 }
 
 // applyControlled is Apply with o.Controller set: it opens a claim
@@ -85,7 +145,8 @@ func applyControlled(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		case <-actx.Done():
 		}
 	}()
-	ctl := &controlled{sess: sess, st: p.st, jpfx: journalPrefix(p.Deployment), lost: lost, runCx: actx}
+	ctl := &controlled{sess: sess, st: p.st, jpfx: journalPrefix(p.Deployment), lost: lost, runCx: actx,
+		freed: make(chan int32), stop: make(chan struct{})}
 	o.ctl = ctl
 	j := newStoreJournal(p.st, p.Deployment)
 	j.claims = sess
@@ -95,6 +156,7 @@ func applyControlled(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	wasLost := lost.Err() != nil
 	cancel(nil)
 	<-watchDone
+	ctl.close()
 	stopLost()
 	if cerr := sess.Close(context.WithoutCancel(ctx)); cerr != nil {
 		err = errors.Join(err, cerr)
@@ -107,65 +169,62 @@ func applyControlled(ctx context.Context, p *Plan, o Options) (*Result, error) {
 
 // acquire claims node-role i before it runs. It returns false when the
 // claim is held and the node-role must run here (e.last[i] is then the
-// journal's latest), and true when r is filled in instead: the output or
-// failure of another controller's run, or why claiming failed.
+// journal's latest), and true when r is filled in instead: another
+// controller holds it (r.held: park it), the output or failure of another
+// controller's run, or why claiming failed.
 func (c *controlled) acquire(e *executor, i int32, dg string, r *runResult) bool {
 	nr := e.p.g.nrs[i]
-	for {
-		cl, err := c.sess.Claim(c.runCx, nr.id)
-		var held *claim.HeldError
-		if errors.As(err, &held) {
-			if err := c.sess.WaitFree(c.runCx, nr.id); err != nil {
-				r.err = fmt.Errorf("graph: %s: waiting for controller %q to finish it: %w", nr.id, held.Owner, err)
-				return true
-			}
-			continue
-		}
-		if err != nil {
-			r.err = fmt.Errorf("graph: %s: claiming it: %w", nr.id, err)
-			return true
-		}
-		// Someone may have finished it since the plan was made.
-		ent, err := c.st.Get(c.runCx, c.jpfx+nr.id)
-		if errors.Is(err, store.ErrNotFound) {
-			return false
-		}
-		var rec record
-		if err == nil {
-			err = rec.unmarshal(ent.Value)
-		}
-		if err != nil {
-			_ = cl.Release(context.WithoutCancel(c.runCx))
-			r.err = fmt.Errorf("graph: %s: reading its journal record after claiming it: %w", nr.id, err)
-			return true
-		}
-		if planned := e.p.recs[i]; planned != nil && sameRecord(planned, &rec) {
-			return false
-		}
-		switch {
-		case rec.State == StateSucceeded && rec.Last != nil && rec.Last.Digest == dg && rec.Last.Version == nr.meta.Version:
-			out, err := decodeOutput(rec.Last.Output, nr.def.Out())
-			if err != nil {
-				break // run it here
-			}
-			_ = cl.Release(context.WithoutCancel(c.runCx))
-			e.last[i] = rec.Last
-			r.skipped, r.out, r.reason = true, out, "run by another controller since the plan"
-			return true
-		case rec.State == StateFailed:
-			_ = cl.Release(context.WithoutCancel(c.runCx))
-			r.err = fmt.Errorf("failed in another controller since the plan: %s", rec.Error)
-			r.reason = rec.Reason
-			return true
-		case (rec.State == StateRunning || rec.State == StateRetrying) && nr.meta.Destructive:
-			_ = cl.Release(context.WithoutCancel(c.runCx))
-			r.err = fmt.Errorf("held: destructive role was interrupted in another controller (attempt %d at %s); force it to run again",
-				rec.Attempt, rec.At.Format(time.RFC3339))
-			return true
-		}
-		e.last[i] = rec.Last
+	cl, err := c.sess.Claim(c.runCx, nr.id)
+	if errors.Is(err, store.ErrConflict) || (err != nil && c.runCx.Err() != nil) {
+		// Another controller runs it (or Apply is stopping): park it, and
+		// let the worker take other work.
+		r.held = true
+		return true
+	}
+	if err != nil {
+		r.err = fmt.Errorf("graph: %s: claiming it: %w", nr.id, err)
+		return true
+	}
+	// Someone may have finished it since the plan was made.
+	ent, err := c.st.Get(c.runCx, c.jpfx+nr.id)
+	if errors.Is(err, store.ErrNotFound) {
 		return false
 	}
+	var rec record
+	if err == nil {
+		err = rec.unmarshal(ent.Value)
+	}
+	if err != nil {
+		_ = cl.Release(context.WithoutCancel(c.runCx))
+		r.err = fmt.Errorf("graph: %s: reading its journal record after claiming it: %w", nr.id, err)
+		return true
+	}
+	if planned := e.p.recs[i]; planned != nil && sameRecord(planned, &rec) {
+		return false
+	}
+	switch {
+	case rec.State == StateSucceeded && rec.Last != nil && rec.Last.Digest == dg && rec.Last.Version == nr.meta.Version:
+		out, err := decodeOutput(rec.Last.Output, nr.def.Out())
+		if err != nil {
+			break // run it here
+		}
+		_ = cl.Release(context.WithoutCancel(c.runCx))
+		e.last[i] = rec.Last
+		r.skipped, r.out, r.reason = true, out, "run by another controller since the plan"
+		return true
+	case rec.State == StateFailed:
+		_ = cl.Release(context.WithoutCancel(c.runCx))
+		r.err = fmt.Errorf("failed in another controller since the plan: %s", rec.Error)
+		r.reason = rec.Reason
+		return true
+	case (rec.State == StateRunning || rec.State == StateRetrying) && nr.meta.Destructive:
+		_ = cl.Release(context.WithoutCancel(c.runCx))
+		r.err = fmt.Errorf("held: destructive role was interrupted in another controller (attempt %d at %s); force it to run again",
+			rec.Attempt, rec.At.Format(time.RFC3339))
+		return true
+	}
+	e.last[i] = rec.Last
+	return false
 }
 
 // sameRecord reports whether b is still the record a was read as.
