@@ -66,6 +66,12 @@ func DigestStructFields(v reflect.Value, idx []int, names []string, per []string
 	defer all.release()
 	all.str("fields")
 	all.u64(uint64(len(names)))
+	// Every digest's text goes into one string, sliced: one allocation.
+	var small [4 * digestLen]byte
+	text := small[:0]
+	if len(idx)+1 > len(small)/digestLen {
+		text = make([]byte, 0, (len(idx)+1)*digestLen)
+	}
 	for k, i := range idx {
 		f := v.Field(i)
 		if f.Kind() == reflect.Interface {
@@ -75,17 +81,39 @@ func DigestStructFields(v reflect.Value, idx []int, names []string, per []string
 		if err := d.value(f, 0); err != nil {
 			return "", err
 		}
-		per[k] = d.sum()
+		text = d.appendSum(text)
 		// As DigestFields writes a string value: its type's name, then it.
 		all.str(names[k])
 		all.str("string")
-		all.str(per[k])
+		all.bytes(text[k*digestLen:])
 	}
-	return all.sum(), nil
+	text = all.appendSum(text)
+	s := string(text)
+	for k := range idx {
+		per[k] = s[k*digestLen : (k+1)*digestLen]
+	}
+	return s[len(idx)*digestLen:], nil
 }
 
 type digester struct {
 	buf bytes.Buffer
+	// A few recently used types, checked before the shared cache: a
+	// digest visits the same handful of types over and over.
+	recentT [4]reflect.Type
+	recentI [4]*typeInfo
+	next    int
+}
+
+func (d *digester) info(t reflect.Type) *typeInfo {
+	for k, rt := range d.recentT {
+		if rt == t {
+			return d.recentI[k]
+		}
+	}
+	ti := infoOf(t)
+	d.recentT[d.next], d.recentI[d.next] = t, ti
+	d.next = (d.next + 1) % len(d.recentT)
+	return ti
 }
 
 var digesters = sync.Pool{New: func() any { return new(digester) }}
@@ -97,12 +125,19 @@ func (d *digester) release() {
 	}
 }
 
+// digestLen is the length of a digest's text: "sha256:" and 64 hex digits.
+const digestLen = 7 + 64
+
 func (d *digester) sum() string {
+	var out [digestLen]byte
+	return string(d.appendSum(out[:0]))
+}
+
+// appendSum appends the digest's text of what d holds to b.
+func (d *digester) appendSum(b []byte) []byte {
 	sum := sha256.Sum256(d.buf.Bytes())
-	var out [7 + 64]byte
-	copy(out[:], "sha256:")
-	hex.Encode(out[7:], sum[:])
-	return string(out[:])
+	b = append(b, "sha256:"...)
+	return hex.AppendEncode(b, sum[:])
 }
 
 // typeInfo is what value needs to know about a type, computed once per
@@ -142,6 +177,13 @@ func (d *digester) str(s string) {
 	d.buf.WriteString(s)
 }
 
+// bytes writes b exactly as str writes string(b).
+func (d *digester) bytes(b []byte) {
+	var n [binary.MaxVarintLen64]byte
+	d.buf.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+	d.buf.Write(b)
+}
+
 func (d *digester) u64(u uint64) {
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], u)
@@ -157,7 +199,7 @@ func (d *digester) value(v reflect.Value, depth int) error {
 		return nil
 	}
 	t := v.Type()
-	ti := infoOf(t)
+	ti := d.info(t)
 	d.str(ti.name)
 	if ti.text && v.CanInterface() && (t.Kind() != reflect.Pointer || !v.IsNil()) {
 		text, err := v.Interface().(encoding.TextMarshaler).MarshalText()

@@ -134,13 +134,14 @@ type runResult struct {
 	reason   string
 	last     *success
 	lastErr  error // of the last attempt
-	held     bool  // another controller holds its claim: park it (Options.Controller)
 	mem      *runMem
 }
 
+// pendingDurable is a success waiting for its record to be durable; what
+// is announced then is in the executor's Outcome of i.
 type pendingDurable struct {
 	seq uint64
-	r   runResult
+	i   int32
 }
 
 // durableHeap orders successes by the sequence number of their record.
@@ -365,7 +366,6 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	stopping := false
 	done := ctx.Done()
 	var stopTimer *time.Timer
-	freed := o.ctl.freedC() // parked node-roles whose claim was freed
 	for {
 		for !stopping && running < o.Parallelism {
 			i := e.s.next()
@@ -380,17 +380,13 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 			}
 			e.jobs <- i
 		}
-		if running == 0 && awaiting.len() == 0 && (stopping || o.ctl.parkedN() == 0) {
+		if running == 0 && awaiting.len() == 0 {
 			break
 		}
 		select {
 		case r := <-e.res:
 			running--
 			e.s.release(r.i)
-			if r.held {
-				o.ctl.park(e.s, r.i, g.nrs[r.i].id)
-				break
-			}
 			e.outc[r.i].Attempts, e.outc[r.i].Duration = r.attempts, r.dur
 			if r.reason != "" {
 				e.outc[r.i].Reason = r.reason
@@ -410,10 +406,8 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 				// Dependents start only once the output is durable, so no
 				// later step can consume an output a crash would lose.
 				e.outs[r.i], e.last[r.i] = r.out, r.last
-				awaiting.push(pendingDurable{r.seq, r})
+				awaiting.push(pendingDurable{r.seq, r.i})
 			}
-		case i := <-freed:
-			o.ctl.unpark(e.s, i)
 		case <-j.notify():
 		case <-done:
 			stopping, done = true, nil
@@ -428,16 +422,17 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 			dur := j.durable()
 			for awaiting.len() > 0 && awaiting.min() <= dur {
 				a := awaiting.pop()
-				e.outc[a.r.i].State = StateSucceeded
-				e.s.succeed(a.r.i, false)
-				e.emit(a.r.i, Event{State: StateSucceeded, Attempt: a.r.attempts, Duration: a.r.dur, Reason: e.outc[a.r.i].Reason})
+				oc := &e.outc[a.i]
+				oc.State = StateSucceeded
+				e.s.succeed(a.i, false)
+				e.emit(a.i, Event{State: StateSucceeded, Attempt: oc.Attempts, Duration: oc.Duration, Reason: oc.Reason})
 			}
 			if j.err() != nil && running == 0 {
 				// These ran, but their records will never be durable.
 				for awaiting.len() > 0 {
 					a := awaiting.pop()
-					e.outc[a.r.i].State = StateFailed
-					e.outc[a.r.i].Err = fmt.Errorf("ran, but its output could not be journaled: %w", j.err())
+					e.outc[a.i].State = StateFailed
+					e.outc[a.i].Err = fmt.Errorf("ran, but its output could not be journaled: %w", j.err())
 				}
 			}
 		}

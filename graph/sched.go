@@ -17,7 +17,6 @@ type sched struct {
 	ready   nrHeap
 	parked  []nrHeap
 	fifo    bool
-	order   []uint64
 	seq     uint64
 
 	// Rollouts.
@@ -45,19 +44,25 @@ type rollState struct {
 	maxLimit string
 }
 
-type nrHeap struct {
-	s    []int32
-	less func(a, b int32) bool
+// nrHeap is a min-heap of node-roles by a key fixed when they become
+// ready, kept beside each index so that comparisons touch nothing else.
+type nrHeap struct{ s []heapItem }
+
+type heapItem struct {
+	key int64 // FIFO: order of readiness; else minus the longest path
+	i   int32 // ties: lower index first
 }
+
+func (a heapItem) less(b heapItem) bool { return a.key < b.key || (a.key == b.key && a.i < b.i) }
 
 func (h *nrHeap) len() int { return len(h.s) }
 
-func (h *nrHeap) push(x int32) {
+func (h *nrHeap) push(x heapItem) {
 	h.s = append(h.s, x)
 	i := len(h.s) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !h.less(h.s[i], h.s[p]) {
+		if !h.s[i].less(h.s[p]) {
 			break
 		}
 		h.s[i], h.s[p] = h.s[p], h.s[i]
@@ -65,7 +70,7 @@ func (h *nrHeap) push(x int32) {
 	}
 }
 
-func (h *nrHeap) pop() int32 {
+func (h *nrHeap) pop() heapItem {
 	top := h.s[0]
 	n := len(h.s) - 1
 	h.s[0] = h.s[n]
@@ -73,10 +78,10 @@ func (h *nrHeap) pop() int32 {
 	i := 0
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && h.less(h.s[l], h.s[m]) {
+		if l < n && h.s[l].less(h.s[m]) {
 			m = l
 		}
-		if r < n && h.less(h.s[r], h.s[m]) {
+		if r < n && h.s[r].less(h.s[m]) {
 			m = r
 		}
 		if m == i {
@@ -94,7 +99,7 @@ func newSched(kids [][]int32, deps []int32, node []int32, nodes int, est []int64
 	n := len(kids)
 	s := &sched{kids: kids, need: append([]int32(nil), deps...), node: node, prio: make([]int64, n),
 		state: make([]State, n), perNode: int32(perNode), busy: make([]int32, nodes),
-		parked: make([]nrHeap, nodes), fifo: fifo, order: make([]uint64, n),
+		parked: make([]nrHeap, nodes), fifo: fifo,
 		roleOf: make([]int32, n), batchOf: make([]int32, n), by: make([]int32, n), why: make([]string, n)}
 	if s.perNode < 1 {
 		s.perNode = 1
@@ -108,19 +113,6 @@ func newSched(kids [][]int32, deps []int32, node []int32, nodes int, est []int64
 			}
 		}
 		s.prio[i] = best + est[i]
-	}
-	less := func(a, b int32) bool {
-		if s.fifo {
-			return s.order[a] < s.order[b]
-		}
-		if s.prio[a] != s.prio[b] {
-			return s.prio[a] > s.prio[b]
-		}
-		return a < b
-	}
-	s.ready.less = less
-	for i := range s.parked {
-		s.parked[i].less = less
 	}
 	for i := range s.state {
 		s.state[i] = StatePending
@@ -195,21 +187,25 @@ func (s *sched) start() {
 
 func (s *sched) push(i int32) {
 	s.seq++
-	s.order[i] = s.seq
-	s.ready.push(i)
+	key := -s.prio[i]
+	if s.fifo {
+		key = int64(s.seq)
+	}
+	s.ready.push(heapItem{key, i})
 }
 
 // next returns the best node-role that may start now (marking it running),
 // or -1.
 func (s *sched) next() int32 {
 	for s.ready.len() > 0 {
-		i := s.ready.pop()
+		it := s.ready.pop()
+		i := it.i
 		if s.state[i] != StatePending {
 			continue
 		}
 		if nd := s.node[i]; nd >= 0 {
 			if s.busy[nd] >= s.perNode {
-				s.parked[nd].push(i)
+				s.parked[nd].push(it)
 				continue
 			}
 			s.busy[nd]++
@@ -228,9 +224,9 @@ func (s *sched) release(i int32) {
 	}
 	s.busy[nd]--
 	for s.parked[nd].len() > 0 {
-		j := s.parked[nd].pop()
-		if s.state[j] == StatePending {
-			s.ready.push(j)
+		it := s.parked[nd].pop()
+		if s.state[it.i] == StatePending {
+			s.ready.push(it)
 			return
 		}
 	}
