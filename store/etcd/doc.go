@@ -36,7 +36,10 @@
 //
 // etcd's own limits apply: a transaction holds at most --max-txn-ops
 // operations (128 by default) and a request at most --max-request-bytes
-// (1.5 MiB by default); bigger ones fail with etcd's error. A write that
+// (1.5 MiB by default); bigger ones fail with etcd's error.
+// [Store.MaxTxnOps] reports the first ([Options.MaxTxnOps] when the
+// cluster runs with another value), and graph's journal splits its group
+// commits to fit both. A write that
 // fails with a timeout while the cluster changes leader is ambiguous: it may
 // or may not have been applied, so re-read before retrying a conditional
 // write. Pass contexts with deadlines: etcd itself gives up on a proposal
