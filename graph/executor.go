@@ -134,6 +134,7 @@ type runResult struct {
 	reason   string
 	last     *success
 	lastErr  error // of the last attempt
+	held     bool  // another controller holds its claim: park it (Options.Controller)
 	mem      *runMem
 }
 
@@ -366,6 +367,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	stopping := false
 	done := ctx.Done()
 	var stopTimer *time.Timer
+	freed := o.ctl.freedC() // parked node-roles whose claim was freed
 	for {
 		for !stopping && running < o.Parallelism {
 			i := e.s.next()
@@ -380,13 +382,17 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 			}
 			e.jobs <- i
 		}
-		if running == 0 && awaiting.len() == 0 {
+		if running == 0 && awaiting.len() == 0 && (stopping || o.ctl.parkedN() == 0) {
 			break
 		}
 		select {
 		case r := <-e.res:
 			running--
 			e.s.release(r.i)
+			if r.held {
+				o.ctl.park(e.s, r.i, g.nrs[r.i].id)
+				break
+			}
 			e.outc[r.i].Attempts, e.outc[r.i].Duration = r.attempts, r.dur
 			if r.reason != "" {
 				e.outc[r.i].Reason = r.reason
@@ -408,6 +414,8 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 				e.outs[r.i], e.last[r.i] = r.out, r.last
 				awaiting.push(pendingDurable{r.seq, r.i})
 			}
+		case i := <-freed:
+			o.ctl.unpark(e.s, i)
 		case <-j.notify():
 		case <-done:
 			stopping, done = true, nil
