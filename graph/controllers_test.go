@@ -278,3 +278,87 @@ func TestControllerFencedAfterLoss(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "the new owner's record", string(ent.Value), "the late write was fenced off")
 }
+
+// TestControllerTakeover: controller A's lease ends under it (revoked
+// here, as an expiry would end it) while it runs s2@n000; controller B,
+// which parked that node-role behind A's claim, takes it over and
+// converges; A notices the loss, cancels its role's context and stops
+// with claim.ErrLost.
+func TestControllerTakeover(t *testing.T) {
+	st := memStore(t)
+	ctx := context.Background()
+	const victim = "s2@n000"
+	aStarted, aCancelled := make(chan struct{}), make(chan struct{})
+	runA := func(ctx context.Context, id string, d time.Duration) error {
+		if id != victim {
+			return sleepRun(ctx, id, d)
+		}
+		close(aStarted)
+		<-ctx.Done() // hangs until A's claims are gone
+		close(aCancelled)
+		return ctx.Err()
+	}
+	var bRan sync.Map
+	runB := func(ctx context.Context, id string, d time.Duration) error {
+		bRan.Store(id, true)
+		return sleepRun(ctx, id, d)
+	}
+	pa, err := graph.NewPlan(ctx, chainDeployment("takeover", 2, spread(time.Millisecond, 5*time.Millisecond), runA), st)
+	require.NoError(t, err)
+	pb, err := graph.NewPlan(ctx, chainDeployment("takeover", 2, spread(time.Millisecond, 5*time.Millisecond), runB), st)
+	require.NoError(t, err)
+
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := graph.Apply(ctx, pa, graph.Options{Controller: &graph.Controller{Name: "a", TTL: time.Second}})
+		aDone <- err
+	}()
+	<-aStarted
+	type result struct {
+		res *graph.Result
+		err error
+	}
+	bDone := make(chan result, 1)
+	bTried := make(chan struct{}, 1)
+	watchB := graph.SubscriberFunc(func(_ context.Context, e graph.Event) {
+		if e.ID == victim && e.State == graph.StateRunning {
+			select {
+			case bTried <- struct{}{}:
+			default:
+			}
+		}
+	})
+	go func() {
+		res, err := graph.Apply(ctx, pb, graph.Options{Events: watchB, Controller: &graph.Controller{Name: "b", TTL: time.Second}})
+		bDone <- result{res, err}
+	}()
+	// Once B found A's claim on the victim (and parked it), end A's lease.
+	select {
+	case <-bTried:
+	case <-time.After(10 * time.Second):
+		t.Fatal("B never got to " + victim)
+	}
+	ent, err := st.Get(ctx, graph.ClaimPrefix("takeover")+victim)
+	require.NoError(t, err)
+	require.Equal(t, "a", string(ent.Value))
+	require.NoError(t, st.Revoke(ctx, ent.Lease))
+
+	b := <-bDone
+	require.NoError(t, b.err)
+	res := b.res
+	_, ran := bRan.Load(victim)
+	require.True(t, ran, "B ran %s after A's lease ended", victim)
+	require.Equal(t, graph.StateSucceeded, state(t, res, victim).State)
+	require.Equal(t, 8, res.Count(graph.StateSucceeded)+res.Count(graph.StateSkipped))
+	select {
+	case <-aCancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("A's role was not cancelled after A lost its claims")
+	}
+	require.ErrorIs(t, <-aDone, claim.ErrLost)
+	ents, err := graph.ReadJournal(ctx, st, "takeover")
+	require.NoError(t, err)
+	for _, e := range ents {
+		require.Equal(t, graph.StateSucceeded, e.State, e.ID)
+	}
+}

@@ -79,6 +79,7 @@ type storeJournal struct {
 
 	mu      sync.Mutex
 	queue   []*record
+	held    []*claim.Claim // with claims: the claim held on each queued record's node-role when it was appended
 	queued  uint64 // sequence number of the last queued record
 	closing bool
 	wake    chan struct{}
@@ -119,8 +120,19 @@ func (j *storeJournal) start() {
 }
 
 func (j *storeJournal) append(rec *record) uint64 {
+	var c *claim.Claim
+	if j.claims != nil {
+		// A record is fenced by the claim its writer held when it was
+		// made: a record made before the claim (pending, skipped at
+		// start) must not be written because the claim is held by the
+		// time the batch goes out.
+		c = j.claims.Held(rec.ID)
+	}
 	j.mu.Lock()
 	j.queue = append(j.queue, rec)
+	if j.claims != nil {
+		j.held = append(j.held, c)
+	}
 	j.queued++
 	seq := j.queued
 	j.mu.Unlock()
@@ -159,8 +171,8 @@ func (j *storeJournal) writer() {
 	var buf []byte
 	for {
 		j.mu.Lock()
-		batch, last, closing := j.queue, j.queued, j.closing
-		j.queue = nil
+		batch, held, last, closing := j.queue, j.held, j.queued, j.closing
+		j.queue, j.held = nil, nil
 		j.mu.Unlock()
 		if len(batch) == 0 {
 			if closing {
@@ -170,7 +182,7 @@ func (j *storeJournal) writer() {
 			continue
 		}
 		if j.err() == nil {
-			if err := j.write(batch, &buf); err != nil {
+			if err := j.write(batch, held, &buf); err != nil {
 				err = fmt.Errorf("graph: writing journal %s: %w; the executor stops starting work", j.prefix, err)
 				j.failure.Store(&err)
 			} else {
@@ -192,7 +204,7 @@ type txnLimiter interface{ MaxTxnOps() int }
 // refuses requests over 1.5 MiB by default (--max-request-bytes).
 const txnBytes = 1 << 20
 
-func (j *storeJournal) write(batch []*record, buf *[]byte) error {
+func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) error {
 	// Only the latest record of a node-role in a batch matters; a batch
 	// that fits the store's limits is one atomic Txn, so nothing in
 	// between is ever visible.
@@ -244,11 +256,11 @@ func (j *storeJournal) write(batch []*record, buf *[]byte) error {
 		}
 		var c *claim.Claim
 		if j.claims != nil {
-			// With a Controller, only node-roles this controller holds are
-			// journaled, each fenced by its claim; the final record
-			// releases the claim in the same Txn.
-			if c = j.claims.Held(r.ID); c == nil {
-				continue // another controller's, or nobody's yet
+			// With a Controller, only records made under a claim are
+			// journaled, each fenced by that claim; the final record
+			// releases it in the same Txn.
+			if c = held[i]; c == nil {
+				continue // made before this controller held the node-role
 			}
 		}
 		*buf = r.marshal((*buf)[:0])
