@@ -21,9 +21,10 @@ const recordVersion = 1
 
 type recWriter struct{ b []byte }
 
-func (w *recWriter) u(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
-func (w *recWriter) i(v int64)  { w.b = binary.AppendVarint(w.b, v) }
-func (w *recWriter) s(v string) { w.u(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *recWriter) u(v uint64)     { w.b = binary.AppendUvarint(w.b, v) }
+func (w *recWriter) i(v int64)      { w.b = binary.AppendVarint(w.b, v) }
+func (w *recWriter) s(v string)     { w.u(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *recWriter) bytes(v []byte) { w.u(uint64(len(v))); w.b = append(w.b, v...) }
 func (w *recWriter) t(v time.Time) {
 	if v.IsZero() {
 		w.i(0)
@@ -85,7 +86,7 @@ func (r *record) marshal(buf []byte) []byte {
 			w.s(p)
 		}
 	}
-	w.s(string(l.Output))
+	w.bytes(l.Output)
 	w.i(int64(l.Duration))
 	w.t(l.At)
 	return w.b

@@ -19,7 +19,7 @@ import (
 type nodeRole struct {
 	id   string
 	def  *role.Def
-	meta role.Meta
+	meta *role.Meta // shared by the node-roles of one role
 	node *provider.Node // nil for service scope
 	name string         // node name, "" for service scope
 
@@ -77,6 +77,7 @@ func build(d *Deployment) (*dag, error) {
 	g := &dag{d: d, index: make(map[string]int32, size)}
 	nrs := make([]*nodeRole, 0, size)
 	all := make([]nodeRole, 0, size) // one allocation for every node-role
+	metas := map[*role.Def]*role.Meta{}
 	add := func(def *role.Def, node *provider.Node, b binding) {
 		name := ""
 		if node != nil {
@@ -91,7 +92,13 @@ func build(d *Deployment) (*dag, error) {
 		if len(all) == cap(all) {
 			all = make([]nodeRole, 0, 64)
 		}
-		all = append(all, nodeRole{id: id, def: def, meta: def.Meta(), node: node, name: name})
+		meta := metas[def]
+		if meta == nil {
+			m := def.Meta()
+			meta = &m
+			metas[def] = meta
+		}
+		all = append(all, nodeRole{id: id, def: def, meta: meta, node: node, name: name})
 		nrs = append(nrs, &all[len(all)-1])
 	}
 	for _, b := range d.binds {

@@ -616,9 +616,11 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 		out, err = backoff.RetryNotifyWithData(op, retryPolicy(e.ctx, nr.meta.Retry), notify)
 	} else {
 		out, err = e.attempt(i, in, reason, last, &r)
-		var perm *backoff.PermanentError
-		if errors.As(err, &perm) {
-			err = perm.Err
+		if err != nil {
+			var perm *backoff.PermanentError
+			if errors.As(err, &perm) {
+				err = perm.Err
+			}
 		}
 	}
 	r.dur = time.Since(started)
