@@ -80,7 +80,7 @@ type storeJournal struct {
 	mu      sync.Mutex
 	queue   []*record
 	held    []*claim.Claim // with claims: the claim held on each queued record's node-role when it was appended
-	queued  uint64 // sequence number of the last queued record
+	queued  uint64         // sequence number of the last queued record
 	closing bool
 	wake    chan struct{}
 	done    chan struct{}
