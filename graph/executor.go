@@ -213,6 +213,7 @@ type executor struct {
 type runMem struct {
 	running, done record
 	succ          success
+	started       time.Time // of the first attempt
 }
 
 type trip struct {
@@ -605,7 +606,7 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 	}
 
 	started := time.Now()
-	mem := new(runMem)
+	mem := &runMem{started: started}
 	r.mem = mem
 	var out any
 	if nr.meta.Retry.MaxAttempts > 1 {
@@ -623,7 +624,8 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 			}
 		}
 	}
-	r.dur = time.Since(started)
+	ended := time.Now()
+	r.dur = ended.Sub(started)
 	if err != nil {
 		if r.lastErr != nil && !errors.Is(r.lastErr, err) && errors.Is(err, e.ctx.Err()) {
 			err = fmt.Errorf("%w (retries stopped: %v)", r.lastErr, err)
@@ -639,7 +641,7 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 		return
 	}
 	succ := &mem.succ
-	*succ = success{Version: nr.meta.Version, Digest: dg, Fields: fields, Output: enc, Duration: r.dur, At: time.Now()}
+	*succ = success{Version: nr.meta.Version, Digest: dg, Fields: fields, Output: enc, Duration: r.dur, At: ended}
 	if len(nr.peers) > 0 {
 		succ.Peers = make(map[string][]string, len(nr.peers))
 		for _, pi := range nr.peers {
@@ -655,7 +657,10 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 func (e *executor) attempt(i int32, in any, reason string, last *success, r *runResult) (any, error) {
 	p, nr := e.p, e.p.g.nrs[i]
 	r.attempts++
-	at := time.Now()
+	at := r.mem.started // one clock reading for the run's start and its first attempt's
+	if r.attempts > 1 {
+		at = time.Now()
+	}
 	var rec *record
 	if r.attempts == 1 {
 		rec = &r.mem.running
