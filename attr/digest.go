@@ -77,7 +77,7 @@ func DigestStructFields(v reflect.Value, idx []int, names []string, per []string
 		if f.Kind() == reflect.Interface {
 			f = f.Elem() // Digest sees the dynamic value, or nil
 		}
-		d.buf.Reset()
+		d.buf = d.buf[:0]
 		if err := d.value(f, 0); err != nil {
 			return "", err
 		}
@@ -96,11 +96,11 @@ func DigestStructFields(v reflect.Value, idx []int, names []string, per []string
 }
 
 type digester struct {
-	buf bytes.Buffer
+	buf []byte
 	// A few recently used types, checked before the shared cache: a
 	// digest visits the same handful of types over and over.
-	recentT [4]reflect.Type
-	recentI [4]*typeInfo
+	recentT [8]reflect.Type
+	recentI [8]*typeInfo
 	next    int
 }
 
@@ -119,8 +119,8 @@ func (d *digester) info(t reflect.Type) *typeInfo {
 var digesters = sync.Pool{New: func() any { return new(digester) }}
 
 func (d *digester) release() {
-	if d.buf.Cap() <= 64<<10 {
-		d.buf.Reset()
+	if cap(d.buf) <= 64<<10 {
+		d.buf = d.buf[:0]
 		digesters.Put(d)
 	}
 }
@@ -135,7 +135,7 @@ func (d *digester) sum() string {
 
 // appendSum appends the digest's text of what d holds to b.
 func (d *digester) appendSum(b []byte) []byte {
-	sum := sha256.Sum256(d.buf.Bytes())
+	sum := sha256.Sum256(d.buf)
 	b = append(b, "sha256:"...)
 	return hex.AppendEncode(b, sum[:])
 }
@@ -172,22 +172,16 @@ const maxDepth = 64
 var textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
 
 func (d *digester) str(s string) {
-	var n [binary.MaxVarintLen64]byte
-	d.buf.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-	d.buf.WriteString(s)
+	d.buf = append(binary.AppendUvarint(d.buf, uint64(len(s))), s...)
 }
 
 // bytes writes b exactly as str writes string(b).
 func (d *digester) bytes(b []byte) {
-	var n [binary.MaxVarintLen64]byte
-	d.buf.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
-	d.buf.Write(b)
+	d.buf = append(binary.AppendUvarint(d.buf, uint64(len(b))), b...)
 }
 
 func (d *digester) u64(u uint64) {
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], u)
-	d.buf.Write(n[:])
+	d.buf = binary.BigEndian.AppendUint64(d.buf, u)
 }
 
 func (d *digester) value(v reflect.Value, depth int) error {
@@ -195,7 +189,7 @@ func (d *digester) value(v reflect.Value, depth int) error {
 		return fmt.Errorf("attr: digest: value nested deeper than %d (a cycle?)", maxDepth)
 	}
 	if !v.IsValid() {
-		d.buf.WriteByte('N')
+		d.buf = append(d.buf, 'N')
 		return nil
 	}
 	t := v.Type()
@@ -206,16 +200,16 @@ func (d *digester) value(v reflect.Value, depth int) error {
 		if err != nil {
 			return fmt.Errorf("attr: digest of %v: %w", t, err)
 		}
-		d.buf.WriteByte('T')
+		d.buf = append(d.buf, 'T')
 		d.str(string(text))
 		return nil
 	}
 	switch t.Kind() {
 	case reflect.Bool:
 		if v.Bool() {
-			d.buf.WriteByte(1)
+			d.buf = append(d.buf, 1)
 		} else {
-			d.buf.WriteByte(0)
+			d.buf = append(d.buf, 0)
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		d.u64(uint64(v.Int()))
@@ -231,7 +225,7 @@ func (d *digester) value(v reflect.Value, depth int) error {
 		d.str(v.String())
 	case reflect.Slice, reflect.Array:
 		if t.Kind() == reflect.Slice && v.IsNil() {
-			d.buf.WriteByte('N')
+			d.buf = append(d.buf, 'N')
 			return nil
 		}
 		d.u64(uint64(v.Len()))
@@ -248,7 +242,7 @@ func (d *digester) value(v reflect.Value, depth int) error {
 		}
 	case reflect.Map:
 		if v.IsNil() {
-			d.buf.WriteByte('N')
+			d.buf = append(d.buf, 'N')
 			return nil
 		}
 		type kv struct{ k, v []byte }
@@ -262,7 +256,7 @@ func (d *digester) value(v reflect.Value, depth int) error {
 			if err := vd.value(it.Value(), depth+1); err != nil {
 				return err
 			}
-			entries = append(entries, kv{kd.buf.Bytes(), vd.buf.Bytes()})
+			entries = append(entries, kv{kd.buf, vd.buf})
 			// kd and vd are not returned to the pool: entries keeps their bytes.
 		}
 		sort.Slice(entries, func(i, j int) bool { return bytes.Compare(entries[i].k, entries[j].k) < 0 })
@@ -281,10 +275,10 @@ func (d *digester) value(v reflect.Value, depth int) error {
 		}
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
-			d.buf.WriteByte('N')
+			d.buf = append(d.buf, 'N')
 			return nil
 		}
-		d.buf.WriteByte('P')
+		d.buf = append(d.buf, 'P')
 		return d.value(v.Elem(), depth+1)
 	default:
 		return fmt.Errorf("attr: cannot digest a value of type %v", t)
