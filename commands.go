@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
+	"github.com/masonops/mason/store"
 )
 
 func converged(p *graph.Plan) bool {
@@ -60,7 +62,17 @@ func (c *command) apply(ctx context.Context) int {
 	if c.jsonOut {
 		report = c.errw
 	}
+	shared := c.sharedState()
 	if missing := s.missing(); len(missing) > 0 {
+		if shared {
+			// Several controllers may start together: only one creates nodes
+			// at a time (creation is idempotent by ID, not race-free).
+			l, err := store.Acquire(ctx, s.st, "mason/lock/nodes/"+s.spec.Name, controllerName(), 30*time.Second)
+			if err != nil {
+				return c.fail("locking node creation: %v", err)
+			}
+			defer func() { _ = l.Release(context.Background()) }()
+		}
 		made, err := parallel(ctx, missing, func(ctx context.Context, ns provider.NodeSpec) (*provider.Node, error) {
 			if _, err := s.prov.Create(ctx, ns); err != nil {
 				return nil, err
@@ -89,7 +101,13 @@ func (c *command) apply(ctx context.Context) int {
 	if c.jsonOut {
 		sub = graph.JSONLines(c.out)
 	}
-	res, err := graph.Apply(ctx, p, graph.Options{Parallelism: c.parallelism, Events: sub})
+	opts := graph.Options{Parallelism: c.parallelism, Events: sub}
+	if shared {
+		// A shared store means other controllers may apply the same
+		// deployment: claim each node-role before running it.
+		opts.Controller = &graph.Controller{Name: controllerName()}
+	}
+	res, err := graph.Apply(ctx, p, opts)
 	if res != nil {
 		fmt.Fprintf(report, "apply %s: %d succeeded, %d failed, %d blocked, %d unchanged in %s\n", p.Deployment,
 			res.Count(graph.StateSucceeded), res.Count(graph.StateFailed), res.Count(graph.StateBlocked),
@@ -413,4 +431,16 @@ func (c *command) destroy(ctx context.Context) int {
 	}
 	fmt.Fprintf(c.out, "destroyed %s: %d state record(s) removed\n", s.spec.Name, len(entries))
 	return ExitOK
+}
+
+// sharedState reports whether the state store may be shared with other
+// controllers (etcd), in which case apply claims node-roles.
+func (c *command) sharedState() bool {
+	return strings.HasPrefix(c.state, "etcd://") || strings.HasPrefix(c.state, "etcds://")
+}
+
+// controllerName identifies this process in claims and locks.
+func controllerName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s pid %d", host, os.Getpid())
 }
