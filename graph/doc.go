@@ -62,9 +62,12 @@
 //
 // # Several controllers
 //
-// The journal sits behind a small internal interface, so that a
-// controller sharing an etcd store with others can add per-node-role
-// claims under leases and fence every batch of records with a
-// store.CheckOp on its claim key. Until then, one deployment must be
+// With [Options.Controller] set, several processes may apply one
+// deployment at once through one shared store (store/etcd): each claims a
+// node-role under a lease (package store/claim) before running it, sets
+// aside node-roles another controller holds and adopts their results from
+// the journal, and fences every journal record with its claim, in
+// transactions that fit etcd's limits. A dead controller's node-roles are
+// taken over when its lease expires. Without it, one deployment must be
 // applied by one process at a time.
 package graph
