@@ -60,6 +60,7 @@ type Input struct {
 	Role string
 
 	index  int
+	fill   filler        // for wiring fields: sets the field from matches
 	def    reflect.Value // parsed default
 	defSrc attr.Source   // where the default came from, for provenance
 }
@@ -224,6 +225,7 @@ func (d *Def) parseInputs() error {
 		}
 		if f.Type.Implements(wireIface) {
 			in.Kind, in.Type = reflect.Zero(f.Type).Interface().(wire).wireKind()
+			in.fill, _ = reflect.Zero(f.Type).Interface().(filler)
 			in.Optional = f.Tag.Get("optional") == "true"
 			if hasTag {
 				errs = multierror.Append(errs, fmt.Errorf("role %q: input field %s: a %v field is wired from role outputs and cannot also have an attr tag", d.meta.Name, f.Name, f.Type))
@@ -489,7 +491,7 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 			errs = d.bindFailed(errs, in, env, fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", describeOutputs(m)))
 			continue
 		}
-		if err := reflect.Zero(field.Type()).Interface().(filler).fill(field, m); err != nil {
+		if err := in.fill.fill(field, m); err != nil {
 			errs = d.bindFailed(errs, in, env, err)
 			continue
 		}
