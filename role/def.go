@@ -112,6 +112,9 @@ type Def struct {
 	// fieldIdx and fieldNames list the input fields in order, for digests.
 	fieldIdx   []int
 	fieldNames []string
+	// noInputs is the digest of an input without fields: the same for
+	// every run.
+	noInputs string
 }
 
 // erasedRunner is implemented by roles whose Run can be called with the
@@ -183,6 +186,13 @@ func Describe(r any) (*Def, error) {
 	for _, in := range d.inputs {
 		d.fieldIdx = append(d.fieldIdx, in.index)
 		d.fieldNames = append(d.fieldNames, in.Field)
+	}
+	if len(d.fieldIdx) == 0 {
+		dg, err := attr.DigestStructFields(reflect.Zero(d.in), nil, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("role %q: digest of its empty input: %w", name, err)
+		}
+		d.noInputs = dg
 	}
 	if er, ok := r.(erasedRunner); ok {
 		d.runAny = er.runErased
@@ -648,6 +658,9 @@ func (d *Def) DigestInputs(in any) (string, map[string]string, error) {
 	v, err := d.inValue(in)
 	if err != nil {
 		return "", nil, err
+	}
+	if len(d.fieldIdx) == 0 {
+		return d.noInputs, map[string]string{}, nil
 	}
 	var small [4]string
 	per := small[:0]
