@@ -19,7 +19,7 @@ import (
 type nodeRole struct {
 	id   string
 	def  *role.Def
-	meta *role.Meta // shared by the node-roles of one role
+	meta *role.Meta     // shared by the node-roles of one role
 	node *provider.Node // nil for service scope
 	name string         // node name, "" for service scope
 
@@ -77,7 +77,19 @@ func build(d *Deployment) (*dag, error) {
 	g := &dag{d: d, index: make(map[string]int32, size)}
 	nrs := make([]*nodeRole, 0, size)
 	all := make([]nodeRole, 0, size) // one allocation for every node-role
-	metas := map[*role.Def]*role.Meta{}
+	// What build needs per role, looked up once per role instead of once
+	// per node-role; slots number output types and role names, so that
+	// producers are listed in slices instead of maps.
+	type defInfo struct {
+		meta     *role.Meta
+		schema   *defSchema
+		typeSlot int
+		roleSlot int
+	}
+	infos := map[*role.Def]*defInfo{}
+	typeSlots := map[reflect.Type]int{}
+	roleSlots := map[string]int{}
+	infoOf := make([]*defInfo, 0, size)
 	add := func(def *role.Def, node *provider.Node, b binding) {
 		name := ""
 		if node != nil {
@@ -92,14 +104,24 @@ func build(d *Deployment) (*dag, error) {
 		if len(all) == cap(all) {
 			all = make([]nodeRole, 0, 64)
 		}
-		meta := metas[def]
-		if meta == nil {
+		info := infos[def]
+		if info == nil {
 			m := def.Meta()
-			meta = &m
-			metas[def] = meta
+			info = &defInfo{meta: &m, schema: &defSchema{inputs: def.Inputs(), pubs: def.Publishes()}}
+			var ok bool
+			if info.typeSlot, ok = typeSlots[def.Out()]; !ok {
+				info.typeSlot = len(typeSlots)
+				typeSlots[def.Out()] = info.typeSlot
+			}
+			if info.roleSlot, ok = roleSlots[m.Name]; !ok {
+				info.roleSlot = len(roleSlots)
+				roleSlots[m.Name] = info.roleSlot
+			}
+			infos[def] = info
 		}
-		all = append(all, nodeRole{id: id, def: def, meta: meta, node: node, name: name})
+		all = append(all, nodeRole{id: id, def: def, meta: info.meta, node: node, name: name})
 		nrs = append(nrs, &all[len(all)-1])
+		infoOf = append(infoOf, info)
 	}
 	for _, b := range d.binds {
 		var nodes []string
@@ -150,31 +172,27 @@ func build(d *Deployment) (*dag, error) {
 		slices.SortFunc(l, func(a, b int32) int { return strings.Compare(nrs[a].meta.Name, nrs[b].meta.Name) })
 		order = append(order, l...)
 	}
-	schemas := map[*role.Def]*defSchema{}
-	schema := func(d *role.Def) *defSchema {
-		s := schemas[d]
-		if s == nil {
-			s = &defSchema{inputs: d.Inputs(), pubs: d.Publishes()}
-			schemas[d] = s
-		}
-		return s
-	}
-	byType := map[reflect.Type][]int32{}
-	byRole := map[string][]int32{}
+	byType := make([][]int32, len(typeSlots)) // by type slot
+	byRole := make([][]int32, len(roleSlots)) // by role slot
 	publishers := map[string][]int32{}
 	for _, i := range order {
-		nr := nrs[i]
-		t := nr.def.Out()
-		byType[t] = append(byType[t], i)
-		byRole[nr.meta.Name] = append(byRole[nr.meta.Name], i)
-		for _, p := range schema(nr.def).pubs {
+		info := infoOf[i]
+		byType[info.typeSlot] = append(byType[info.typeSlot], i)
+		byRole[info.roleSlot] = append(byRole[info.roleSlot], i)
+		for _, p := range info.schema.pubs {
 			publishers[p.Attr] = append(publishers[p.Attr], i)
 		}
+	}
+	producersOf := func(t reflect.Type) []int32 {
+		if slot, ok := typeSlots[t]; ok {
+			return byType[slot]
+		}
+		return nil
 	}
 	for i, nr := range nrs {
 		self := int32(i)
 		var deps []int32
-		for _, in := range schema(nr.def).inputs {
+		for _, in := range infoOf[i].schema.inputs {
 			switch in.Kind {
 			case role.InputAttr:
 				nr.hasAttr = true
@@ -208,9 +226,10 @@ func build(d *Deployment) (*dag, error) {
 			if in.Kind == role.InputSame {
 				cands = byNode[nr.name] // filtered by type below
 			} else {
-				cands = byType[in.Type]
+				cands = producersOf(in.Type)
 			}
-			var m []int32
+			var mbuf [4]int32
+			m := mbuf[:0]
 			for _, c := range cands {
 				if c == self || (in.Role != "" && nrs[c].meta.Name != in.Role) || nrs[c].def.Out() != in.Type {
 					continue
@@ -228,14 +247,17 @@ func build(d *Deployment) (*dag, error) {
 					Err:    fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", g.describe(nrs, m))})
 			}
 			if in.Kind == role.InputAll {
-				nr.peers = append(nr.peers, peerInput{field: in.Field, producers: m})
+				nr.peers = append(nr.peers, peerInput{field: in.Field, producers: slices.Clone(m)})
 			}
 			nr.wired = append(nr.wired, m...)
 			deps = append(deps, m...)
 		}
 		for _, req := range nr.meta.Requires {
-			var found []int32
-			for _, p := range byRole[req] {
+			var found, bound []int32
+			if slot, ok := roleSlots[req]; ok {
+				bound = byRole[slot]
+			}
+			for _, p := range bound {
 				q := nrs[p]
 				switch {
 				case p == self:
@@ -356,6 +378,15 @@ func uniqueSorted(s []int32) []int32 {
 func uniqueKeepOrder(s []int32) []int32 {
 	if len(s) < 2 {
 		return s
+	}
+	if len(s) <= 16 { // small: a scan beats a map
+		out := s[:1]
+		for _, v := range s[1:] {
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+		return out
 	}
 	seen := make(map[int32]bool, len(s))
 	out := s[:0]
