@@ -146,13 +146,21 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 	var errs *multierror.Error
 	ins := make([]any, n)
 	var checks []int
+	nwaits := 0
+	for _, nr := range g.nrs {
+		nwaits += len(nr.deps)
+	}
+	waits := make([]string, nwaits)
 	for i, nr := range g.nrs {
 		rec := recMap[nr.id]
 		p.recs[i] = rec
 		s := &p.Steps[i]
 		*s = Step{ID: nr.id, Role: nr.meta.Name, Node: nr.name}
 		if len(nr.deps) > 0 {
-			s.WaitsFor = make([]string, len(nr.deps))
+			// Cut from one array for all steps, capped so that appending
+			// to one step's list never writes into the next one's.
+			s.WaitsFor = waits[:len(nr.deps):len(nr.deps)]
+			waits = waits[len(nr.deps):]
 			for k, dep := range nr.deps {
 				s.WaitsFor[k] = g.nrs[dep].id
 			}
