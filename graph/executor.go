@@ -145,44 +145,8 @@ type pendingDurable struct {
 	i   int32
 }
 
-// durableHeap orders successes by the sequence number of their record.
-type durableHeap struct{ s []pendingDurable }
-
-func (h *durableHeap) len() int    { return len(h.s) }
-func (h *durableHeap) min() uint64 { return h.s[0].seq }
-func (h *durableHeap) push(p pendingDurable) {
-	h.s = append(h.s, p)
-	for i := len(h.s) - 1; i > 0; {
-		q := (i - 1) / 2
-		if h.s[q].seq <= h.s[i].seq {
-			break
-		}
-		h.s[i], h.s[q] = h.s[q], h.s[i]
-		i = q
-	}
-}
-
-func (h *durableHeap) pop() pendingDurable {
-	top := h.s[0]
-	n := len(h.s) - 1
-	h.s[0] = h.s[n]
-	h.s = h.s[:n]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && h.s[l].seq < h.s[m].seq {
-			m = l
-		}
-		if r < n && h.s[r].seq < h.s[m].seq {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h.s[i], h.s[m] = h.s[m], h.s[i]
-		i = m
-	}
-	return top
-}
+// less orders successes by the sequence number of their record.
+func (a pendingDurable) less(b pendingDurable) bool { return a.seq < b.seq }
 
 type executor struct {
 	p    *Plan
@@ -364,7 +328,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	}
 
 	running := 0
-	var awaiting durableHeap
+	var awaiting minHeap[pendingDurable]
 	stopping := false
 	done := ctx.Done()
 	var stopTimer *time.Timer
@@ -429,7 +393,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 		}
 		if awaiting.len() > 0 {
 			dur := j.durable()
-			for awaiting.len() > 0 && awaiting.min() <= dur {
+			for awaiting.len() > 0 && awaiting.peek().seq <= dur {
 				a := awaiting.pop()
 				oc := &e.outc[a.i]
 				oc.State = StateSucceeded

@@ -14,8 +14,8 @@ type sched struct {
 	state   []State
 	perNode int32
 	busy    []int32
-	ready   nrHeap
-	parked  []nrHeap
+	ready   minHeap[heapItem]
+	parked  []minHeap[heapItem]
 	fifo    bool
 	seq     uint64
 
@@ -44,10 +44,8 @@ type rollState struct {
 	maxLimit string
 }
 
-// nrHeap is a min-heap of node-roles by a key fixed when they become
-// ready, kept beside each index so that comparisons touch nothing else.
-type nrHeap struct{ s []heapItem }
-
+// heapItem is a node-role in the ready or parked heaps, by a key fixed
+// when it becomes ready.
 type heapItem struct {
 	key int64 // FIFO: order of readiness; else minus the longest path
 	i   int32 // ties: lower index first
@@ -55,51 +53,13 @@ type heapItem struct {
 
 func (a heapItem) less(b heapItem) bool { return a.key < b.key || (a.key == b.key && a.i < b.i) }
 
-func (h *nrHeap) len() int { return len(h.s) }
-
-func (h *nrHeap) push(x heapItem) {
-	h.s = append(h.s, x)
-	i := len(h.s) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.s[i].less(h.s[p]) {
-			break
-		}
-		h.s[i], h.s[p] = h.s[p], h.s[i]
-		i = p
-	}
-}
-
-func (h *nrHeap) pop() heapItem {
-	top := h.s[0]
-	n := len(h.s) - 1
-	h.s[0] = h.s[n]
-	h.s = h.s[:n]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && h.s[l].less(h.s[m]) {
-			m = l
-		}
-		if r < n && h.s[r].less(h.s[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h.s[i], h.s[m] = h.s[m], h.s[i]
-		i = m
-	}
-	return top
-}
-
 // newSched prepares the core for n node-roles. deps counts each one's
 // dependencies; est is each one's estimated duration (any unit).
 func newSched(kids [][]int32, deps []int32, node []int32, nodes int, est []int64, perNode int, fifo bool) *sched {
 	n := len(kids)
 	s := &sched{kids: kids, need: append([]int32(nil), deps...), node: node, prio: make([]int64, n),
 		state: make([]State, n), perNode: int32(perNode), busy: make([]int32, nodes),
-		parked: make([]nrHeap, nodes), fifo: fifo,
+		parked: make([]minHeap[heapItem], nodes), fifo: fifo,
 		roleOf: make([]int32, n), batchOf: make([]int32, n), by: make([]int32, n), why: make([]string, n)}
 	if s.perNode < 1 {
 		s.perNode = 1
