@@ -23,6 +23,7 @@ const (
 
 var layerNames = [...]string{"default", "deployment", "node", "output", "override"}
 
+// String implements fmt.Stringer.
 func (l Layer) String() string {
 	if l >= 0 && int(l) < len(layerNames) {
 		return layerNames[l]
@@ -357,6 +358,7 @@ type MissingError struct {
 	Name string
 }
 
+// Error implements the error interface.
 func (e *MissingError) Error() string {
 	return fmt.Sprintf("attr %q: no value: not set as an override, by a role output, for the node or the deployment, and it has no default", e.Name)
 }
@@ -369,6 +371,7 @@ type TypeError struct {
 	Source Source
 }
 
+// Error implements the error interface.
 func (e *TypeError) Error() string {
 	if e.Source == (Source{}) {
 		return fmt.Sprintf("attr %q: value has type %v, want %v", e.Name, e.Have, e.Want)

@@ -123,6 +123,7 @@ type RequestError struct {
 	Reason  string // what is wrong and what to do
 }
 
+// Error implements the error interface.
 func (e *RequestError) Error() string {
 	v := ""
 	if e.Value != "" {

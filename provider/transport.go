@@ -74,6 +74,7 @@ type ExitError struct {
 	Stderr []byte
 }
 
+// Error implements the error interface.
 func (e *ExitError) Error() string {
 	const max = 512
 	stderr := e.Stderr

@@ -26,6 +26,7 @@ const (
 	InputAll                       // All[T]: every output in the deployment
 )
 
+// String implements fmt.Stringer.
 func (k InputKind) String() string {
 	switch k {
 	case InputAttr:
@@ -344,8 +345,10 @@ func (d *Def) Meta() Meta { return d.meta }
 // Name returns Meta().Name.
 func (d *Def) Name() string { return d.meta.Name }
 
-// In and Out return the role's input and output types.
-func (d *Def) In() reflect.Type  { return d.in }
+// In returns the role's input type.
+func (d *Def) In() reflect.Type { return d.in }
+
+// Out returns the role's output type.
 func (d *Def) Out() reflect.Type { return d.out }
 
 // Inputs returns the input schema, in field order.
@@ -404,6 +407,7 @@ type BindError struct {
 	Err    error
 }
 
+// Error implements the error interface.
 func (e *BindError) Error() string {
 	where := ""
 	if e.Node != "" {
@@ -412,6 +416,7 @@ func (e *BindError) Error() string {
 	return fmt.Sprintf("role %q%s: input %s: %v; looked at: %s", e.Role, where, e.Field, e.Err, strings.Join(e.Looked, ", "))
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *BindError) Unwrap() error { return e.Err }
 
 // Match returns the outputs in outs that the wiring input in accepts, in

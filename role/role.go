@@ -36,6 +36,7 @@ const (
 	ScopeService
 )
 
+// String implements fmt.Stringer.
 func (s Scope) String() string {
 	switch s {
 	case ScopeNode:

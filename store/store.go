@@ -73,6 +73,7 @@ const (
 	EventDelete
 )
 
+// String implements fmt.Stringer.
 func (t EventType) String() string {
 	switch t {
 	case EventPut:
@@ -165,6 +166,7 @@ type ConflictError struct {
 	Have int64 // the key's actual revision (0: absent)
 }
 
+// Error implements the error interface.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("store: conflict on %q: expected revision %d, found %d", e.Key, e.Want, e.Have)
 }

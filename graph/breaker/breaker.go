@@ -31,6 +31,7 @@ const (
 	HalfOpen
 )
 
+// String implements fmt.Stringer.
 func (s State) String() string {
 	switch s {
 	case Closed:
@@ -55,6 +56,7 @@ type OpenError struct {
 	Last     error     // the failure that opened it
 }
 
+// Error implements the error interface.
 func (e *OpenError) Error() string {
 	return fmt.Sprintf("%s: circuit breaker open after %d consecutive failures (retry after %s): last error: %v",
 		e.Name, e.Failures, e.Until.Format(time.RFC3339), e.Last)

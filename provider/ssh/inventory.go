@@ -524,6 +524,7 @@ type HostKeyError struct {
 	Changed bool
 }
 
+// Error implements the error interface.
 func (e *HostKeyError) Error() string {
 	if e.Changed {
 		return fmt.Sprintf("host key of %s changed (now %s): refusing to connect; if the machine was really re-installed, remove its old line from known_hosts", e.Host, e.Fingerprint)

@@ -23,6 +23,7 @@ type HeldError struct {
 	Rev   int64  // the revision of the holder's claim
 }
 
+// Error implements the error interface.
 func (e *HeldError) Error() string {
 	return fmt.Sprintf("claim: %q is held by %q (since revision %d)", e.ID, e.Owner, e.Rev)
 }
