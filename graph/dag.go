@@ -29,6 +29,18 @@ type nodeRole struct {
 	pubs    []int32 // producers of attribute inputs (published outputs)
 	peers   []peerInput
 	hasAttr bool
+	// aliases are output fields published under other names
+	// (Deployment.PublishOutput), shared by the node-roles of one role.
+	aliases []outputAlias
+}
+
+// outputAlias is an output field published as an attribute by
+// [Deployment.PublishOutput].
+type outputAlias struct {
+	field string // Go name
+	attr  string
+	index int
+	typ   reflect.Type
 }
 
 // peerInput is an All input and its producers, for plans to say which
@@ -55,8 +67,9 @@ func nodeRoleID(roleName, node string) string {
 
 // defSchema caches a role's input and output schema while building.
 type defSchema struct {
-	inputs []role.Input
-	pubs   []role.Published
+	inputs  []role.Input
+	pubs    []role.Published
+	aliases []outputAlias
 }
 
 // build expands the deployment and orders it topologically. Wiring
@@ -108,6 +121,12 @@ func build(d *Deployment) (*dag, error) {
 		if info == nil {
 			m := def.Meta()
 			info = &defInfo{meta: &m, schema: &defSchema{inputs: def.Inputs(), pubs: def.Publishes()}}
+			if len(d.outPubs) > 0 {
+				var err error
+				if info.schema.aliases, err = d.aliasesOf(def, info.schema.pubs); err != nil {
+					errs = multierror.Append(errs, err)
+				}
+			}
 			var ok bool
 			if info.typeSlot, ok = typeSlots[def.Out()]; !ok {
 				info.typeSlot = len(typeSlots)
@@ -119,7 +138,7 @@ func build(d *Deployment) (*dag, error) {
 			}
 			infos[def] = info
 		}
-		all = append(all, nodeRole{id: id, def: def, meta: info.meta, node: node, name: name})
+		all = append(all, nodeRole{id: id, def: def, meta: info.meta, node: node, name: name, aliases: info.schema.aliases})
 		nrs = append(nrs, &all[len(all)-1])
 		infoOf = append(infoOf, info)
 	}
@@ -149,6 +168,11 @@ func build(d *Deployment) (*dag, error) {
 					add(def, d.nodes[n], b)
 				}
 			}
+		}
+	}
+	for _, op := range d.outPubs {
+		if _, ok := roleSlots[op.role]; !ok {
+			errs = multierror.Append(errs, fmt.Errorf("graph: PublishOutput at %s:%d: role %q is not bound, so it has no output %s to publish as %q; bind it, or fix the name", op.file, op.line, op.role, op.field, op.attr))
 		}
 	}
 	if err := errs.ErrorOrNil(); err != nil {
@@ -182,6 +206,9 @@ func build(d *Deployment) (*dag, error) {
 		for _, p := range info.schema.pubs {
 			publishers[p.Attr] = append(publishers[p.Attr], i)
 		}
+		for _, a := range info.schema.aliases {
+			publishers[a.attr] = append(publishers[a.attr], i)
+		}
 	}
 	producersOf := func(t reflect.Type) []int32 {
 		if slot, ok := typeSlots[t]; ok {
@@ -213,6 +240,9 @@ func build(d *Deployment) (*dag, error) {
 				switch len(local) {
 				case 0:
 				case 1:
+					if err := aliasFits(nrs, local[0], nr, in); err != nil {
+						errs = multierror.Append(errs, err)
+					}
 					nr.pubs = append(nr.pubs, local[0])
 					deps = append(deps, local[0])
 				default:
@@ -333,6 +363,90 @@ func build(d *Deployment) (*dag, error) {
 		g.index[nr.id] = remap[oldI]
 	}
 	return g, nil
+}
+
+// aliasesOf resolves the PublishOutput calls for def's role against its
+// output type.
+func (d *Deployment) aliasesOf(def *role.Def, tagged []role.Published) ([]outputAlias, error) {
+	var out []outputAlias
+	var errs *multierror.Error
+	t := def.Out()
+next:
+	for _, op := range d.outPubs {
+		if op.role != def.Name() {
+			continue
+		}
+		where := fmt.Sprintf("graph: PublishOutput at %s:%d: output %s of role %q", op.file, op.line, op.field, op.role)
+		var f reflect.StructField
+		ok := t.Kind() == reflect.Struct
+		if ok {
+			f, ok = t.FieldByName(op.field)
+			ok = ok && len(f.Index) == 1 && f.IsExported()
+		}
+		if !ok {
+			var names []string
+			for i := 0; t.Kind() == reflect.Struct && i < t.NumField(); i++ {
+				if t.Field(i).IsExported() {
+					names = append(names, t.Field(i).Name)
+				}
+			}
+			errs = multierror.Append(errs, fmt.Errorf("%s: %v has no such exported field (it has: %s); name a field of the role's output by its Go name", where, t, strings.Join(names, ", ")))
+			continue
+		}
+		for _, p := range tagged {
+			if p.Attr != op.attr {
+				continue
+			}
+			if p.Field != op.field {
+				errs = multierror.Append(errs, fmt.Errorf("%s: the role already publishes attribute %q from output %s (its tag); publish another name, or change the tag", where, op.attr, p.Field))
+			}
+			continue next // already published under this name by its tag
+		}
+		for _, a := range out {
+			if a.attr != op.attr {
+				continue
+			}
+			if a.field != op.field {
+				errs = multierror.Append(errs, fmt.Errorf("%s: attribute %q is already published from output %s of the same role; publish each attribute from one field", where, op.attr, a.field))
+			}
+			continue next
+		}
+		out = append(out, outputAlias{field: f.Name, attr: op.attr, index: f.Index[0], typ: f.Type})
+	}
+	return out, errs.ErrorOrNil()
+}
+
+// aliasFits checks, at plan time, that an output published by
+// PublishOutput fits the attribute input in of consumer nr.
+func aliasFits(nrs []*nodeRole, producer int32, nr *nodeRole, in role.Input) error {
+	for _, a := range nrs[producer].aliases {
+		if a.attr != in.Attr || attrFits(a.typ, in.Type) {
+			continue
+		}
+		return &role.BindError{Role: nr.meta.Name, Node: nr.name, Field: in.Describe(),
+			Looked: []string{"outputs published as attribute " + in.Attr},
+			Err: fmt.Errorf("output %s of %s, published as %q, is a %v, which does not fit the field; publish an output of type %v",
+				a.field, nrs[producer].id, a.attr, a.typ, in.Type)}
+	}
+	return nil
+}
+
+// attrFits reports whether a value of type have can fill an attribute
+// input of type want, as role.Def.BindInput delivers it: assignable,
+// or wrapped in or unwrapped from attr.Secret.
+func attrFits(have, want reflect.Type) bool {
+	if have.AssignableTo(want) {
+		return true
+	}
+	if _, ok := attr.ConcealAs(want, reflect.Zero(have).Interface()); ok {
+		return true
+	}
+	if attr.IsSecret(reflect.Zero(have).Interface()) {
+		if m, ok := have.MethodByName("Reveal"); ok && m.Type.NumOut() == 1 {
+			return m.Type.Out(0).AssignableTo(want)
+		}
+	}
+	return false
 }
 
 func orDeployment(node string) string {

@@ -31,6 +31,7 @@ type Deployment struct {
 	attrs     *attr.Values
 	nodeAttrs map[string]*attr.Values
 	rollouts  map[string]Rollout
+	outPubs   []outputPub
 	services  *role.Services
 	logger    *slog.Logger
 	errs      *multierror.Error
@@ -50,6 +51,13 @@ type binding struct {
 	defs []*role.Def
 	file string
 	line int
+}
+
+// outputPub is one [Deployment.PublishOutput] call.
+type outputPub struct {
+	role, field, attr string
+	file              string
+	line              int
 }
 
 // Rollout is a role's rollout policy: a circuit breaker that stops the
@@ -182,6 +190,32 @@ func (d *Deployment) Bind(pool *Pool, roles ...any) {
 		b.defs = append(b.defs, def)
 	}
 	d.binds = append(d.binds, b)
+}
+
+// PublishOutput publishes output field field (its Go name) of the role
+// named roleName as the attribute attrName, as if the field were tagged
+// `attr:"attrName"`: when a node-role of that role succeeds, the field's
+// value is set in [attr.LayerOutput] with the provenance "output of
+// ROLE on NODE", and roles whose attribute inputs take attrName wait for
+// it and receive it. The same rules as for tagged outputs decide who sees
+// it: consumers on the same node first, otherwise the output of a cluster
+// or service role reaches every node; two visible producers of one
+// attribute are an error. This is how a spec wires an output into an
+// input with another name (Terraform-style references).
+//
+// The field's type must fit every consumer's input field (the same type,
+// or the same type wrapped in or unwrapped from [attr.Secret]). Mistakes
+// (an unbound role, a missing field, a type mismatch, an attribute the
+// role already publishes from another field) are reported by [NewPlan].
+// Publishing a field under the name its tag already gives it does
+// nothing.
+func (d *Deployment) PublishOutput(roleName, field, attrName string) {
+	_, file, line, _ := runtime.Caller(1)
+	if !attr.ValidName(attrName) {
+		d.fail(fmt.Errorf("graph: PublishOutput at %s:%d: invalid attribute name %q for output %s of role %q: want dotted lowercase segments like \"etcd.cluster_token\"", file, line, attrName, field, roleName))
+		return
+	}
+	d.outPubs = append(d.outPubs, outputPub{role: roleName, field: field, attr: attrName, file: file, line: line})
 }
 
 // SetRollout sets the rollout policy (breaker and batches) of the role

@@ -12,6 +12,17 @@
 // role, the node and the field, or spelling out the cycle
 // ("a@n1 → b@n1 → a@n1").
 //
+// A role publishes an output field as an attribute when the field is
+// tagged `attr:"name"`; [Deployment.PublishOutput] publishes any output
+// field under any attribute name without touching the role's code, which
+// is how spec references (role.swarm-manager.output.worker_token) wire an
+// output into an input of another name. Either way the consumer waits
+// for the producer — on its own node if one publishes it there, otherwise
+// a cluster or service role's output reaches every node — receives the
+// typed value with the provenance "output of ROLE on NODE", and runs
+// again when that value changes. The field's type is checked against the
+// consumer's at plan time.
+//
 // The plan reads the deployment's journal from a [store.Store] and says
 // for every node-role whether it runs and why: new, an input changed (and
 // which: "input Peers changed: +n4"), the role's version changed, its last

@@ -1,5 +1,11 @@
 package graph
 
+import (
+	"fmt"
+
+	"github.com/masonops/mason/role"
+)
+
 // DecodeEntry decodes one journal value as ReadJournal would: tests read
 // the journal's history from a watch with it.
 func DecodeEntry(b []byte) (Entry, error) {
@@ -13,4 +19,26 @@ func DecodeEntry(b []byte) (Entry, error) {
 		e.Succeeded, e.Version, e.Digest = r.Last.At, r.Last.Version, r.Last.Digest
 	}
 	return e, nil
+}
+
+// BindingsOf binds node-role id as the plan would, from the outputs of
+// the converged node-roles it waits for, and says where each input came
+// from: tests check provenance with it.
+func (p *Plan) BindingsOf(id string) ([]role.Binding, error) {
+	i, ok := p.g.index[id]
+	if !ok {
+		return nil, fmt.Errorf("no node-role %s", id)
+	}
+	nr := p.g.nrs[i]
+	env := role.Env{Node: nr.name, Attrs: p.attrsFor(nr.name).Clone()}
+	for _, pi := range nr.pubs {
+		if err := p.g.nrs[pi].publish(env.Attrs, p.outs[pi]); err != nil {
+			return nil, err
+		}
+	}
+	for _, w := range nr.wired {
+		env.Outputs = append(env.Outputs, role.Output{Role: p.g.nrs[w].meta.Name, Node: p.g.nrs[w].name, Value: p.outs[w]})
+	}
+	_, bs, err := nr.def.Bind(env)
+	return bs, err
 }

@@ -327,7 +327,7 @@ func (p *Plan) bind(i int, out func(int32) any, scratch *[]role.Output) (any, er
 			env.Attrs = env.Attrs.Clone()
 			for _, pi := range nr.pubs {
 				pub := p.g.nrs[pi]
-				if err := pub.def.Publish(env.Attrs, pub.name, out(pi)); err != nil {
+				if err := pub.publish(env.Attrs, out(pi)); err != nil {
 					return nil, fmt.Errorf("graph: %s: %w", nr.id, err)
 				}
 			}
@@ -354,6 +354,24 @@ func (p *Plan) bind(i int, out func(int32) any, scratch *[]role.Output) (any, er
 		return nil, fmt.Errorf("graph: planning %s: %w", nr.id, err)
 	}
 	return in, nil
+}
+
+// publish sets the attributes node-role nr publishes, from its output
+// out: fields tagged `attr` and those named by Deployment.PublishOutput.
+func (nr *nodeRole) publish(vs *attr.Values, out any) error {
+	if err := nr.def.Publish(vs, nr.name, out); err != nil {
+		return err
+	}
+	if len(nr.aliases) == 0 {
+		return nil
+	}
+	v := reflect.ValueOf(out) // its type was checked by Publish
+	for _, al := range nr.aliases {
+		if err := vs.SetAny(al.attr, v.Field(al.index).Interface(), attr.FromOutput(nr.meta.Name, nr.name)); err != nil {
+			return fmt.Errorf("role %q: publishing output %s as %q: %w", nr.meta.Name, al.field, al.attr, err)
+		}
+	}
+	return nil
 }
 
 func (p *Plan) attrsFor(node string) *attr.Values {
