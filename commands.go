@@ -349,6 +349,9 @@ func (c *command) explainInput(sp *spec.Spec, p *graph.Plan, step graph.Step, rb
 		return
 	}
 	if ps := producers(func(def *role.Def) bool {
+		if ref != nil && ref.Attr == in.Attr && ref.Producer == def.Name() {
+			return true // published as in.Attr for this reference
+		}
 		for _, pub := range def.Publishes() {
 			if pub.Attr == in.Attr {
 				return true

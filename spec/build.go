@@ -110,6 +110,13 @@ func (s *Spec) Deployment(nodes []*provider.Node) (*graph.Deployment, error) {
 		if rb.Rollout != nil {
 			d.SetRollout(rb.Name, *rb.Rollout)
 		}
+		for _, r := range rb.Refs {
+			if r.Attr != "" {
+				// The graph wires r.Attr from this output (a no-op when its
+				// tag already publishes it so).
+				d.PublishOutput(r.Producer, r.Output, r.Attr)
+			}
+		}
 	}
 	return d, errs.ErrorOrNil()
 }

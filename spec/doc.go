@@ -46,19 +46,23 @@
 //
 // # References to role outputs
 //
-// mason wires inputs by Go types and attribute names, decided in the role's
-// code; a spec cannot rewire them, because outputs exist only once their
-// role has run on the machine. References in a spec therefore name the
-// wiring the graph will do, and the loader checks that it will do exactly
-// that, turning a silent miswiring into a diagnostic at the reference:
+// mason wires inputs by Go types and attribute names. References in a
+// spec become that wiring, and the loader checks that the graph will wire
+// exactly what the reference says, turning a silent miswiring into a
+// diagnostic at the reference:
 //
-//   - role.NAME.output.FIELD as a value in a role block's attrs: FIELD
-//     must be published by role NAME as that very attribute (an output
-//     field tagged `attr:"..."`), of a type the input takes, by a role the
-//     consumer can see (a node role's output reaches only roles on the same
-//     node; cluster and service roles reach every node). The graph makes
-//     the edge through the published attribute and delivers the typed
-//     value when the producer has run.
+//   - role.NAME.output.FIELD as a value in a role block's attrs, for the
+//     attribute "a.b": Spec.Deployment has role NAME publish its output
+//     FIELD as "a.b" (graph.Deployment.PublishOutput; nothing to add when
+//     the field's `attr` tag already says "a.b"), so any output field
+//     works, tagged or not. FIELD must have a type the input takes (the
+//     same Go type, or one wrapped in or unwrapped from attr.Secret), NAME
+//     must be a role the consumer can see (a node role's output reaches
+//     only roles on the same node; cluster and service roles reach every
+//     node), and no other output may be published as "a.b" where the
+//     consumer's nodes see it. The graph makes the edge, delivers the
+//     typed value with the provenance "output of NAME on NODE" when the
+//     producer has run, and re-runs the consumer when that value changes.
 //   - role.NAME.outputs (every node's output) or role.NAME.output (one) in
 //     a role block's inputs map, for role.All, role.One and role.Same
 //     fields: role NAME must produce the field's type, and be the only

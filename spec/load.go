@@ -240,6 +240,7 @@ func Load(reg *Registry, files []File, opts Options) (s *Spec, diags hcl.Diagnos
 	}
 	l.checkNodes(&diags)
 	l.checkCycles(&diags)
+	l.checkPublishers(&diags)
 	sortDiags(diags)
 	return s, diags
 }
@@ -876,8 +877,10 @@ func snake(s string) string {
 
 // attrRef checks `attrs = { "a.b" = role.R.output.F }` in consumer rb: the
 // graph wires attribute inputs from the role output that publishes that
-// attribute, so F must be published as "a.b", with a type the input takes,
-// by a role the consumer can see.
+// attribute, so Spec.Deployment has R publish F as "a.b"
+// (graph.Deployment.PublishOutput; nothing to do when F's tag already
+// says so). F must have a type the input takes, and R must be a role the
+// consumer can see.
 func (l *loader) attrRef(expr hcl.Expression, rb *RoleBlock, key string, want reflect.Type, diags *hcl.Diagnostics) {
 	prod, kind, field, ok := l.parseRef(expr, diags)
 	if !ok {
@@ -900,23 +903,6 @@ func (l *loader) attrRef(expr hcl.Expression, rb *RoleBlock, key string, want re
 			fmt.Sprintf("Role %q has no output %q.%s Its outputs are: %s.", prod.Name, field, suggest(field, outputNames(prod.Def.Out())), listNames(outputNames(prod.Def.Out())))))
 		return
 	}
-	var pub *role.Published
-	for _, p := range prod.Def.Publishes() {
-		if p.Field == f.Name {
-			pub = &p
-			break
-		}
-	}
-	switch {
-	case pub == nil:
-		*diags = append(*diags, errDiag(rng, "Output not published",
-			fmt.Sprintf("Output %s of role %q is not published as an attribute, so the graph cannot wire it into attribute %q. Tag the field in Go: %s %v `attr:%q`.", f.Name, prod.Name, key, f.Name, f.Type, key)))
-		return
-	case pub.Attr != key:
-		*diags = append(*diags, errDiag(rng, "Output published under another attribute",
-			fmt.Sprintf("Role %q publishes output %s as attribute %q, but this sets %q. The graph wires an attribute input from the output that publishes that very attribute: set %q = role.%s.output.%s instead, or change the tag in Go.", prod.Name, f.Name, pub.Attr, key, pub.Attr, prod.Name, field)))
-		return
-	}
 	if !assignable(f.Type, want) {
 		*diags = append(*diags, errDiag(rng, "Type mismatch",
 			fmt.Sprintf("Output %s of role %q is a Go %v, but attribute %q of role %q is a %v.", f.Name, prod.Name, f.Type, key, rb.Name, want)))
@@ -924,6 +910,107 @@ func (l *loader) attrRef(expr hcl.Expression, rb *RoleBlock, key string, want re
 	}
 	l.checkVisible(rb, prod, rng, diags)
 	rb.Refs = append(rb.Refs, Ref{Consumer: rb.Name, Input: inputFieldFor(rb, key), Producer: prod.Name, Output: f.Name, Attr: key, Range: rng})
+}
+
+// publishedAs returns the attribute output field of rb is tagged with,
+// or "".
+func publishedAs(rb *RoleBlock, field string) string {
+	for _, p := range rb.Def.Publishes() {
+		if p.Field == field {
+			return p.Attr
+		}
+	}
+	return ""
+}
+
+// checkPublishers reports attribute references that would make the graph
+// see two publishers of one attribute where a consumer can see both (two
+// outputs referenced under one name, or a reference under a name another
+// role's tag publishes): the graph would refuse the plan, or wire the
+// wrong one. Attributes published only by tags are left to the graph, as
+// before references could rename outputs.
+func (l *loader) checkPublishers(diags *hcl.Diagnostics) {
+	type publisher struct {
+		rb    *RoleBlock
+		field string
+		ref   *Ref // nil for a tag
+	}
+	byAttr := map[string][]publisher{}
+	add := func(key string, p publisher) {
+		for _, o := range byAttr[key] {
+			if o.rb == p.rb && o.field == p.field {
+				return
+			}
+		}
+		byAttr[key] = append(byAttr[key], p)
+	}
+	for _, rb := range l.s.Roles {
+		for _, p := range rb.Def.Publishes() {
+			add(p.Attr, publisher{rb: rb, field: p.Field})
+		}
+	}
+	var keys []string
+	isKey := map[string]bool{}
+	for _, rb := range l.s.Roles {
+		for i := range rb.Refs {
+			r := &rb.Refs[i]
+			prod := l.roles[r.Producer]
+			if r.Attr == "" || prod == nil || publishedAs(prod, r.Output) == r.Attr {
+				continue
+			}
+			if !isKey[r.Attr] {
+				isKey[r.Attr] = true
+				keys = append(keys, r.Attr)
+			}
+			add(r.Attr, publisher{rb: prod, field: r.Output, ref: r})
+		}
+	}
+	for _, key := range keys {
+		ps := byAttr[key]
+		for i, p := range ps {
+			if p.ref == nil {
+				continue
+			}
+			for j, o := range ps {
+				if j == i || (o.ref != nil && j > i) || !l.overlap(p.rb, o.rb) {
+					continue
+				}
+				how := fmt.Sprintf("role %q publishes its output %s as %q too (a Go tag)", o.rb.Name, o.field, key)
+				if o.ref != nil {
+					how = fmt.Sprintf("the reference at %s:%d:%d publishes output %s of role %q as %q too", o.ref.Range.Filename, o.ref.Range.Start.Line, o.ref.Range.Start.Column, o.field, o.rb.Name, key)
+				}
+				*diags = append(*diags, errDiag(p.ref.Range, "Ambiguous reference",
+					fmt.Sprintf("This publishes output %s of role %q as attribute %q, but %s, and both reach the same nodes: a role taking %q there could be wired to the other output, or the plan refused. Wire each attribute from one output: reference the output already published as %[5]q, or wire this one through an attribute no other output uses.", p.field, p.rb.Name, key, how, key)))
+				break
+			}
+		}
+	}
+}
+
+// overlap reports whether some consumer could see the attributes both a
+// and b publish: unless both are node roles on different nodes.
+func (l *loader) overlap(a, b *RoleBlock) bool {
+	if a == b || a.Def.Meta().Scope != role.ScopeNode || b.Def.Meta().Scope != role.ScopeNode {
+		return true
+	}
+	nodes := map[string]bool{}
+	for _, pn := range a.On {
+		if p := l.pools[pn]; p != nil {
+			for _, n := range p.Nodes {
+				nodes[n] = true
+			}
+		}
+	}
+	for _, pn := range b.On {
+		if p := l.pools[pn]; p != nil {
+			for _, n := range p.Nodes {
+				if nodes[n] {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func inputFieldFor(rb *RoleBlock, key string) string {

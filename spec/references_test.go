@@ -1,0 +1,183 @@
+package spec_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/spec"
+	"github.com/masonops/mason/store/mem"
+)
+
+// Roles whose output fields carry no attr tag, or a tag with another name
+// than the attributes their consumers take: spec references wire them.
+type (
+	refMgrIn struct {
+		Seed string `attr:"mgr.seed"`
+	}
+	refMgrOut struct {
+		Token attr.Secret[string]
+		Addr  string `attr:"mgr.addr"`
+		Port  int
+	}
+	refLabelOut struct{ Name string }
+	refJoinIn   struct {
+		JoinToken attr.Secret[string] `attr:"cluster.join_token"`
+		Manager   string              `attr:"cluster.manager"`
+		Label     string              `attr:"node.label"`
+	}
+)
+
+// refRoles returns a registry with a cluster manager, a node labeler and
+// a joiner, and what each joiner received.
+func refRoles(t *testing.T) (*spec.Registry, func() map[string]string) {
+	var mu sync.Mutex
+	got := map[string]string{}
+	mgr := role.Func(role.Meta{Name: "mgr", Version: "1", Scope: role.ScopeCluster},
+		func(ctx context.Context, rc *role.Context, in refMgrIn) (refMgrOut, error) {
+			return refMgrOut{Token: attr.Conceal("tok-" + in.Seed), Addr: rc.Node().Name + ":2377"}, nil
+		})
+	labeler := role.Func(role.Meta{Name: "labeler", Version: "1"},
+		func(ctx context.Context, rc *role.Context, _ struct{}) (refLabelOut, error) {
+			return refLabelOut{Name: "label-" + rc.Node().Name}, nil
+		})
+	joiner := role.Func(role.Meta{Name: "joiner", Version: "1"},
+		func(ctx context.Context, rc *role.Context, in refJoinIn) (struct{}, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			got[rc.Node().Name] = in.JoinToken.Reveal() + " " + in.Manager + " " + in.Label
+			return struct{}{}, nil
+		})
+	reg := spec.NewRegistry()
+	require.NoError(t, reg.Roles(mgr, labeler, joiner))
+	return reg, func() map[string]string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]string{}
+		for k, v := range got {
+			out[k] = v
+		}
+		return out
+	}
+}
+
+const refSpec = `
+deployment = "refs"
+
+variable "seed" {
+  type    = string
+  default = "s1"
+}
+
+pool "all" {
+  nodes = ["n1", "n2", "n3"]
+}
+
+role "mgr" {
+  on    = [pool.all]
+  attrs = { "mgr.seed" = var.seed }
+}
+
+role "labeler" {
+  on = [pool.all]
+}
+
+role "joiner" {
+  on = [pool.all]
+  attrs = {
+    "cluster.join_token" = role.mgr.output.token   # not published by a tag
+    "cluster.manager"    = role.mgr.output.addr    # tagged "mgr.addr"
+    "node.label"         = role.labeler.output.name
+  }
+}
+`
+
+// TestReferenceRenamesOutputs loads a spec whose references wire outputs
+// into attributes of other names, applies it, and changes the producer's
+// output: the consumers wait for the producers, receive the values, and
+// run again when the value they take changes.
+func TestReferenceRenamesOutputs(t *testing.T) {
+	ctx := context.Background()
+	st := mem.New()
+	t.Cleanup(func() { st.Close() })
+	reg, got := refRoles(t)
+	nodes := []*provider.Node{{Name: "n1"}, {Name: "n2"}, {Name: "n3"}}
+	load := func(seed string) *graph.Deployment {
+		s, diags := spec.Load(reg, []spec.File{{Name: "refs.hcl", Src: []byte(refSpec)}}, spec.Options{Vars: map[string]string{"seed": seed}})
+		require.False(t, diags.HasErrors(), spec.Format(diags))
+		d, err := s.Deployment(nodes)
+		require.NoError(t, err)
+		return d
+	}
+
+	p, err := graph.NewPlan(ctx, load("s1"), st)
+	require.NoError(t, err)
+	for id, waits := range map[string][]string{
+		"joiner@n1": {"labeler@n1", "mgr@n1"},
+		"joiner@n3": {"labeler@n3", "mgr@n1"},
+	} {
+		s, ok := p.Step(id)
+		require.True(t, ok, id)
+		require.ElementsMatch(t, waits, s.WaitsFor, id)
+	}
+	res, err := graph.Apply(ctx, p, graph.Options{})
+	require.NoError(t, err)
+	require.Equal(t, 7, res.Count(graph.StateSucceeded))
+	require.Equal(t, map[string]string{
+		"n1": "tok-s1 n1:2377 label-n1",
+		"n2": "tok-s1 n1:2377 label-n2",
+		"n3": "tok-s1 n1:2377 label-n3",
+	}, got())
+
+	// Converged.
+	p, err = graph.NewPlan(ctx, load("s1"), st)
+	require.NoError(t, err)
+	require.Equal(t, 7, p.Count(graph.ActionSkip), p.String())
+
+	// A new seed changes the manager's token: it and every joiner run
+	// again, the labelers do not.
+	p, err = graph.NewPlan(ctx, load("s2"), st)
+	require.NoError(t, err)
+	s, _ := p.Step("mgr@n1")
+	require.Equal(t, "input Seed changed", s.Reason)
+	res, err = graph.Apply(ctx, p, graph.Options{})
+	require.NoError(t, err)
+	require.Equal(t, 4, res.Count(graph.StateSucceeded), "mgr@n1 and joiner@n1..n3")
+	require.Equal(t, "tok-s2 n1:2377 label-n2", got()["n2"])
+}
+
+// TestReferenceTypeMismatch: a renamed output of the wrong type is a
+// diagnostic at the reference, not a plan error.
+func TestReferenceTypeMismatch(t *testing.T) {
+	reg, _ := refRoles(t)
+	src := []byte(`
+deployment = "refs"
+pool "all" {
+  nodes = ["n1"]
+}
+role "mgr" {
+  on    = [pool.all]
+  attrs = { "mgr.seed" = "x" }
+}
+role "labeler" {
+  on = [pool.all]
+}
+role "joiner" {
+  on = [pool.all]
+  attrs = {
+    "cluster.join_token" = role.mgr.output.token
+    "cluster.manager"    = role.mgr.output.addr
+    "node.label"         = role.mgr.output.port
+  }
+}
+`)
+	_, diags := spec.Load(reg, []spec.File{{Name: "bad.hcl", Src: src}}, spec.Options{})
+	require.True(t, diags.HasErrors())
+	require.Equal(t, "bad.hcl:18:28: error: Type mismatch: Output Port of role \"mgr\" is a Go int, but attribute \"node.label\" of role \"joiner\" is a string.\n", spec.Format(diags))
+}
