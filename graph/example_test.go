@@ -79,3 +79,43 @@ func Example() {
 	// run etcd-member@n4: new
 	// second run: 5 succeeded, 3 skipped
 }
+
+// A manager's output field, untagged, is published as the attribute the
+// workers take: each worker waits for the manager and receives its token.
+func ExampleDeployment_PublishOutput() {
+	type ManagerOut struct{ Token string }
+	type WorkerIn struct {
+		JoinToken string `attr:"swarm.join_token"`
+	}
+	manager := role.Func(role.Meta{Name: "swarm-manager", Scope: role.ScopeCluster},
+		func(ctx context.Context, rc *role.Context, _ struct{}) (ManagerOut, error) {
+			return ManagerOut{Token: "SWMTKN-1-" + rc.Node().Name}, nil
+		})
+	worker := role.Func(role.Meta{Name: "swarm-worker"},
+		func(ctx context.Context, rc *role.Context, in WorkerIn) (struct{}, error) {
+			fmt.Println(rc.Node().Name, "joins with", in.JoinToken)
+			return struct{}{}, nil
+		})
+
+	ctx := context.Background()
+	st := mem.New()
+	defer st.Close()
+	d := graph.NewDeployment("swarm")
+	d.Bind(d.Pool("managers", node("m1", 11)), manager)
+	d.Bind(d.Pool("workers", node("w1", 21)), worker)
+	d.PublishOutput("swarm-manager", "Token", "swarm.join_token")
+
+	plan, err := graph.NewPlan(ctx, d, st)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	s, _ := plan.Step("swarm-worker@w1")
+	fmt.Println("swarm-worker@w1 waits for", s.WaitsFor)
+	if _, err := graph.Apply(ctx, plan, graph.Options{}); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// swarm-worker@w1 waits for [swarm-manager@m1]
+	// w1 joins with SWMTKN-1-m1
+}
