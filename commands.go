@@ -359,6 +359,16 @@ func (c *command) explainInput(sp *spec.Spec, p *graph.Plan, step graph.Step, rb
 		}
 		return false
 	}); len(ps) > 0 {
+		// The graph takes a publisher on the consumer's own node first.
+		var local []string
+		for _, id := range ps {
+			if ds, _ := p.Step(id); ds.Node != "" && ds.Node == step.Node {
+				local = append(local, id)
+			}
+		}
+		if len(local) > 0 {
+			ps = local
+		}
 		fmt.Fprintf(w, "    %s <- output of %s, published as attribute %q%s\n", in.Describe(), strings.Join(ps, ", "), in.Attr, refText)
 		return
 	}
