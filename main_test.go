@@ -42,6 +42,14 @@ type VerifyIn struct{ Members role.All[MemberOut] }
 
 type VerifyOut struct{ Members int }
 
+// AnnounceIn reads an attribute that no Go tag publishes: a spec reference
+// wires peer-url's URL field into it.
+type AnnounceIn struct {
+	Self string `attr:"app.self_url"`
+}
+
+type AnnounceOut struct{ Said string }
+
 func registry(drv provider.Driver) *spec.Registry {
 	reg := spec.NewRegistry()
 	err := reg.Roles(
@@ -59,6 +67,10 @@ func registry(drv provider.Driver) *spec.Registry {
 					parts = append(parts, p.Node+"="+p.Value.URL)
 				}
 				return MemberOut{InitialCluster: strings.Join(parts, ",")}, nil
+			}),
+		role.Func(role.Meta{Name: "announce", Version: "1"},
+			func(ctx context.Context, rc *role.Context, in AnnounceIn) (AnnounceOut, error) {
+				return AnnounceOut{Said: rc.Node().Name + " is " + in.Self}, nil
 			}),
 		role.Func(role.Meta{Name: "verify", Version: "1", Scope: role.ScopeService},
 			func(ctx context.Context, rc *role.Context, in VerifyIn) (VerifyOut, error) {
@@ -258,6 +270,27 @@ func TestWhyShowsReasonAndProvenance(t *testing.T) {
 	code, _, errs = c.run("why", "member@n9")
 	require.Equal(t, mason.ExitUsage, code)
 	require.Contains(t, errs, `front has no node-role "member@n9"`)
+}
+
+// A spec reference that renames an output field: why names the one
+// producer on the consumer's own node, not every node-role of that role.
+func TestWhyNamesProducerOfRenamedReference(t *testing.T) {
+	c := newCLI(t, appSpec+`
+role "announce" {
+  on = [pool.members]
+  attrs = {
+    "app.self_url" = role.peer-url.output.URL
+  }
+}
+`)
+	code, _, errs := c.run("apply")
+	require.Equal(t, mason.ExitOK, code, errs)
+	code, out, errs := c.run("why", "announce@n2")
+	require.Equal(t, mason.ExitOK, code, errs)
+	require.Contains(t, out, "announce@n2: skip — converged")
+	require.Contains(t, out, `Self (string, attr "app.self_url") <- output of peer-url@n2, published as attribute "app.self_url" (spec reference at `+c.spec+":43:22)")
+	require.NotContains(t, out, "peer-url@n1")
+	require.NotContains(t, out, "peer-url@n3")
 }
 
 func TestFailureStatusAndBlocked(t *testing.T) {
