@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/internal/childtest"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/store/bolt"
 )
@@ -26,6 +27,7 @@ import (
 const crashEnv = "MASON_GRAPH_CRASH_CHILD_DIR"
 
 func TestMain(m *testing.M) {
+	childtest.Dispatch(map[string]func(childtest.T){foEnv: controllerProcess})
 	if dir := os.Getenv(crashEnv); dir != "" {
 		if err := crashChild(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "crash child:", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/internal/childtest"
 	"github.com/masonops/mason/store"
 	etcdstore "github.com/masonops/mason/store/etcd"
 	"github.com/masonops/mason/store/etcd/etcdtest"
@@ -36,13 +37,10 @@ const (
 
 var foDurations = spread(50*time.Millisecond, 200*time.Millisecond)
 
-// TestControllerProcess is the controller TestControllerFailover starts
-// (and kills); run on its own it has nothing to do.
-func TestControllerProcess(t *testing.T) {
+// controllerProcess is the controller TestControllerFailover starts (and
+// kills); TestMain runs it when foEnv is set.
+func controllerProcess(t childtest.T) {
 	cfg := os.Getenv(foEnv)
-	if cfg == "" {
-		t.Skip("helper process for TestControllerFailover")
-	}
 	parts := strings.Split(cfg, "|")
 	require.Len(t, parts, 3)
 	owner := parts[2]
@@ -171,7 +169,7 @@ func failoverRun(t *testing.T, c *etcdtest.Cluster, run int) (freed, taken time.
 	for i := range foControllers {
 		owner := fmt.Sprintf("ctl-%d-%d", run, i)
 		ch := &foChild{owner: owner, log: filepath.Join(dir, owner+".log"), done: make(chan error, 1)}
-		ch.cmd = exec.Command(os.Args[0], "-test.run=^TestControllerProcess$", "-test.count=1", "-test.v")
+		ch.cmd = exec.Command(os.Args[0], "-test.run=^$", "-test.count=1", "-test.v")
 		ch.cmd.Env = append(os.Environ(), foEnv+"="+strings.Join(c.Endpoints(), ",")+"|"+prefix+"|"+owner)
 		logf, err := os.Create(ch.log)
 		require.NoError(t, err)

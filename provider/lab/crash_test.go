@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/masonops/mason/internal/childtest"
 	"github.com/masonops/mason/provider"
 )
 
@@ -22,13 +23,17 @@ import (
 // itself as a separate controller process.
 const helperEnv = "MASON_LAB_HELPER"
 
-// TestHelperProcess is not a test: it is the controller process that
-// TestControllerCrash starts and kills. It does nothing in a normal run.
-func TestHelperProcess(t *testing.T) {
+// TestMain runs the test binary as the controller process that
+// TestControllerCrash starts and kills, when helperEnv is set.
+func TestMain(m *testing.M) {
+	childtest.Dispatch(map[string]func(childtest.T){helperEnv: helperProcess})
+	os.Exit(m.Run())
+}
+
+// helperProcess is the controller process TestControllerCrash starts and
+// kills (and the non-root probe).
+func helperProcess(childtest.T) {
 	mode := os.Getenv(helperEnv)
-	if mode == "" {
-		t.Skip("helper process for TestControllerCrash")
-	}
 	ctx := context.Background()
 	if mode == "notroot" {
 		_, err := Open(ctx, Options{Name: "nobody-lab", Dir: os.Getenv("MASON_LAB_DIR")})
@@ -93,7 +98,7 @@ func TestHelperProcess(t *testing.T) {
 
 // helper starts the test binary as a controller process in the given mode.
 func helper(t *testing.T, mode, name, dir, mark string) (*exec.Cmd, *bufio.Reader) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v=false")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.v=false")
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "MASON_LAB_NAME="+name, "MASON_LAB_DIR="+dir, "MASON_LAB_MARK="+mark)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -179,7 +184,7 @@ func TestNotRootIsAClearError(t *testing.T) {
 	bin := dir + "/lab.test"
 	require.NoError(t, os.WriteFile(bin, self, 0o755))
 
-	cmd := exec.Command(bin, "-test.run=^TestHelperProcess$")
+	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = []string{helperEnv + "=notroot", "MASON_LAB_DIR=" + dir + "/lab", "PATH=" + os.Getenv("PATH")}
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/masonops/mason/internal/childtest"
 	"github.com/masonops/mason/store"
 	"github.com/masonops/mason/store/claim"
 	etcdstore "github.com/masonops/mason/store/etcd"
@@ -199,13 +200,10 @@ func TestFences(t *testing.T) {
 
 const childEnv = "MASON_CLAIM_CHILD_ENDPOINTS"
 
-// TestClaimant is the controller process TestTakeoverAfterKill starts and
-// kills; run directly, it has nothing to do.
-func TestClaimant(t *testing.T) {
+// claimant is the controller process TestTakeoverAfterKill starts and
+// kills; TestMain runs it when childEnv is set.
+func claimant(t childtest.T) {
 	eps := os.Getenv(childEnv)
-	if eps == "" {
-		t.Skip("helper process for TestTakeoverAfterKill")
-	}
 	ctx := context.Background()
 	st, err := etcdstore.Open(ctx, etcdstore.Options{Endpoints: strings.Split(eps, ","), Prefix: "mason/graph/test/"})
 	require.NoError(t, err)
@@ -233,7 +231,7 @@ func TestTakeoverAfterKill(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	st := openEtcd(t, c.Endpoints())
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestClaimant$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
 	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(c.Endpoints(), ","))
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/masonops/mason/internal/childtest"
 	"github.com/masonops/mason/store"
 	"github.com/masonops/mason/store/claim"
 	etcdstore "github.com/masonops/mason/store/etcd"
@@ -56,13 +57,10 @@ func roleDuration(id string) time.Duration {
 	return time.Duration(50+h.Sum32()%151) * time.Millisecond // 50-200ms
 }
 
-// TestWorkerProcess is the controller process TestFailoverProtocol starts
-// and kills; run directly, it has nothing to do.
-func TestWorkerProcess(t *testing.T) {
+// workerProcess is the controller process TestFailoverProtocol starts and
+// kills; TestMain runs it when workerEnv is set.
+func workerProcess(t childtest.T) {
 	cfg := os.Getenv(workerEnv)
-	if cfg == "" {
-		t.Skip("helper process for TestFailoverProtocol")
-	}
 	parts := strings.Split(cfg, "|")
 	require.Len(t, parts, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -239,7 +237,7 @@ func failoverRun(t *testing.T, c *etcdtest.Cluster, run int) (freed, takeover ti
 	logDir := t.TempDir()
 	for i := 0; i < 3; i++ {
 		owner := fmt.Sprintf("ctl-%d-%d", run, i)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcess$", "-test.count=1")
+		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
 		cmd.Env = append(os.Environ(), workerEnv+"="+strings.Join(c.Endpoints(), ",")+"|"+prefix+"|"+owner)
 		logf, err := os.Create(filepath.Join(logDir, owner+".log"))
 		require.NoError(t, err)
