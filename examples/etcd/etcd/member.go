@@ -60,7 +60,11 @@ func (Member) Run(ctx context.Context, rc *role.Context, in MemberIn) (MemberOut
 		out.Joined = "existing"
 	}
 
-	bootstrapped, err := exists(ctx, node, DataDir+"/member")
+	// The WAL directory appears only once etcd has started as a member
+	// (it is created by renaming a finished temporary directory); a start
+	// that failed on its configuration may leave member/ behind without
+	// it, and that node joins again rather than reusing a bad config.
+	bootstrapped, err := exists(ctx, node, DataDir+"/member/wal")
 	if err != nil {
 		return MemberOut{}, err
 	}
@@ -152,7 +156,15 @@ func memberAdd(ctx context.Context, rc *role.Context, peers role.All[PeerURLOut]
 		err := backoff.Retry(func() error {
 			cctx, cancel := withTimeout(ctx)
 			defer cancel()
-			_, err := cli.MemberAdd(cctx, []string{self.PeerURL})
+			resp, err := cli.MemberAdd(cctx, []string{self.PeerURL})
+			if err == nil {
+				// The response's member list is the one the leader applied
+				// with this member in it; a MemberList read afterwards may be
+				// served by a member that has not applied it yet (etcd 3.4
+				// does not make it linearizable), which would start this
+				// member without itself in its initial cluster.
+				list.Members = resp.Members
+			}
 			if err != nil && strings.Contains(err.Error(), "unhealthy cluster") {
 				rc.Log().Info("member-add postponed: the cluster is still settling", "peer_url", self.PeerURL)
 				return err
@@ -166,12 +178,6 @@ func memberAdd(ctx context.Context, rc *role.Context, peers role.All[PeerURLOut]
 			return nil, fmt.Errorf("member-add %s: %w", self.PeerURL, err)
 		}
 		rc.Log().Info("member-add done", "peer_url", self.PeerURL)
-		cctx, cancel = withTimeout(ctx)
-		list, err = cli.MemberList(cctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("listing members after member-add: %w", err)
-		}
 	}
 	var cluster []string
 	for _, m := range list.Members {
