@@ -58,6 +58,13 @@
 //	plan, err := graph.NewPlan(ctx, d, st) // every node-role: run or skip, and why
 //	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: 8})
 //
-// examples/etcd deploys a real three-member etcd cluster with mutual TLS on
-// lab nodes this way.
+// The package Example runs it. examples/etcd deploys a real three-member
+// etcd cluster with mutual TLS on lab nodes this way.
+//
+// # Specs and the command line
+//
+// Deployments can also be written in HCL (package spec), and package cli
+// gives a provisioner the command line plan, apply, graph, status, why and
+// destroy with one call, cli.Main(cli.App{Registry: reg}). This package
+// holds documentation only: importing it links nothing.
 package mason

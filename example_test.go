@@ -3,53 +3,76 @@ package mason_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"net/netip"
+	"strings"
 
-	"github.com/masonops/mason"
+	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/store/mem"
 )
 
-// A provisioner's main is one call: mason.Main(mason.App{Registry: reg}).
-// Run is the same front end, for tests and embedding.
-func ExampleRun() {
-	dir, err := os.MkdirTemp("", "mason-example")
+// PeerURL is what the peer-url role computes on every member.
+type PeerURL struct{ URL string }
+
+// MemberIn is the member role's dependency list: every member's PeerURL
+// (cluster linking) and an attribute with a default.
+type MemberIn struct {
+	Peers role.All[PeerURL]
+	Token string `attr:"etcd.cluster_token" default:"mason"`
+}
+
+// MemberOut is what a member reports.
+type MemberOut struct{ InitialCluster string }
+
+// The overview's example, runnable: two roles bound to a pool of three
+// nodes, planned against a state store, applied, and planned again. The
+// nodes here are plain values with addresses (the roles run no commands);
+// a provider such as provider/lab gives real ones.
+func Example() {
+	ctx := context.Background()
+	var nodes []*provider.Node
+	for i := 1; i <= 3; i++ {
+		name := fmt.Sprintf("n%d", i)
+		nodes = append(nodes, &provider.Node{ID: name, Name: name, InterfaceAddr: netip.AddrFrom4([4]byte{10, 78, 0, byte(10 + i)})})
+	}
+
+	peerURL := role.Func(role.Meta{Name: "peer-url", Version: "1"},
+		func(ctx context.Context, rc *role.Context, _ struct{}) (PeerURL, error) {
+			return PeerURL{URL: "https://" + rc.Node().InterfaceAddr.String() + ":2380"}, nil
+		})
+	member := role.Func(role.Meta{Name: "etcd-member", Version: "3.4"},
+		func(ctx context.Context, rc *role.Context, in MemberIn) (MemberOut, error) {
+			var peers []string
+			for _, p := range in.Peers {
+				peers = append(peers, p.Node+"="+p.Value.URL)
+			}
+			return MemberOut{InitialCluster: strings.Join(peers, ",")}, nil
+		})
+
+	d := graph.NewDeployment("etcd")
+	d.Bind(d.Pool("members", nodes...), peerURL, member)
+	st := mem.New() // a bbolt file (store/bolt) keeps it across runs
+
+	plan, err := graph.NewPlan(ctx, d, st)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer os.RemoveAll(dir)
-	specPath := filepath.Join(dir, "etcd.hcl")
-	if err := os.WriteFile(specPath, []byte(appSpec), 0o644); err != nil {
+	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: 8})
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	app := mason.App{Name: "etcd-lab", Registry: registry(&memDriver{nodes: map[string]*provider.Node{}}), Stdout: os.Stdout, Stderr: os.Stdout}
-	common := []string{"-spec", specPath, "-state", filepath.Join(dir, "state.db")}
-	run := func(app mason.App, args ...string) {
-		code := mason.Run(context.Background(), app, append(args, common...), nil)
-		fmt.Println("exit", code)
+	fmt.Printf("ran %d node-roles\n", res.Count(graph.StateSucceeded))
+
+	again, err := graph.NewPlan(ctx, d, st)
+	if err != nil {
+		fmt.Println(err)
+		return
 	}
-	quiet := app
-	quiet.Stdout = io.Discard
-	run(quiet, "apply")
-	run(app, "plan")
-	run(app, "plan", "-var", "token=t2")
-	run(app, "why", "nobody@n1")
+	fmt.Printf("then %d to run, %d converged\n", again.Count(graph.ActionRun), again.Count(graph.ActionSkip))
 	// Output:
-	// exit 0
-	// no changes: front is converged (7 node-roles)
-	// exit 0
-	// plan for front: 3 to run, 1 to run if changed, 3 converged
-	//   skip           peer-url@n1: converged
-	//   skip           peer-url@n2: converged
-	//   skip           peer-url@n3: converged
-	//   run            member@n1: input Token changed
-	//   run            member@n2: input Token changed
-	//   run            member@n3: input Token changed
-	//   run-if-changed verify: inputs known after run (waits for member@n1)
-	// exit 0
-	// etcd-lab why: front has no node-role "nobody@n1"; it has: peer-url@n1, peer-url@n2, peer-url@n3, member@n1, member@n2, member@n3, verify
-	// exit 2
+	// ran 6 node-roles
+	// then 0 to run, 6 converged
 }

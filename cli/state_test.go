@@ -1,4 +1,4 @@
-package cli_test
+package cli
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/masonops/mason/internal/cli"
 	"github.com/masonops/mason/store/etcd/etcdtest"
 )
 
@@ -32,7 +31,7 @@ func TestOpenState(t *testing.T) {
 		{name: "bolt in a missing directory", state: filepath.Join(dir, "no", "such", "dir", "x.state"), err: "opening state file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := cli.OpenState(ctx, tc.state)
+			st, err := openState(ctx, tc.state)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				require.NotContains(t, err.Error(), "ca=", "query parameters (file paths of keys) stay out of errors")
@@ -48,7 +47,7 @@ func TestOpenState(t *testing.T) {
 		})
 	}
 	// The etcd store keeps its keys under the prefix.
-	st, err := cli.OpenState(ctx, "etcd://"+strings.Join(hosts, ",")+"/")
+	st, err := openState(ctx, "etcd://"+strings.Join(hosts, ",")+"/")
 	require.NoError(t, err)
 	defer st.Close()
 	entries, _, err := st.List(ctx, "cli-test/")

@@ -1,4 +1,4 @@
-package mason
+package cli
 
 import (
 	"bytes"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/graph"
-	"github.com/masonops/mason/internal/cli"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
@@ -165,7 +164,7 @@ func (c *command) graph(ctx context.Context) int {
 		return c.fail("%v", err)
 	}
 	if c.format == "svg" {
-		if err := cli.SVG(ctx, c.out, dot.Bytes()); err != nil {
+		if err := renderSVG(ctx, c.out, dot.Bytes()); err != nil {
 			return c.fail("%v", err)
 		}
 		return ExitOK

@@ -8,9 +8,9 @@ import (
 	"os/exec"
 )
 
-// SVG renders DOT source to SVG with Graphviz's dot, which must be
+// renderSVG renders DOT source to SVG with Graphviz's dot, which must be
 // installed.
-func SVG(ctx context.Context, w io.Writer, dot []byte) error {
+func renderSVG(ctx context.Context, w io.Writer, dot []byte) error {
 	path, err := exec.LookPath("dot")
 	if err != nil {
 		return fmt.Errorf("rendering SVG needs Graphviz's dot, which is not installed (Debian: apt-get install graphviz); without -format svg, graph prints DOT: %w", err)

@@ -15,24 +15,24 @@ import (
 	etcdstore "github.com/masonops/mason/store/etcd"
 )
 
-// OpenState opens the store a --state value names:
+// openState opens the store a --state value names:
 //
 //	mason.state, bolt:///var/lib/x.state   a bbolt file (the default)
 //	etcd://h1:2379,h2:2379/prefix/         an etcd cluster, plain HTTP
 //	etcds://h1:2379/prefix/?ca=ca.pem&cert=c.pem&key=k.pem   with TLS
-func OpenState(ctx context.Context, state string) (store.Store, error) {
+func openState(ctx context.Context, state string) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(state, "etcd://"), strings.HasPrefix(state, "etcds://"):
 		u, err := url.Parse(state)
 		if err != nil {
-			return nil, fmt.Errorf("--state %q: %w; want etcd://host:2379,host2:2379/prefix/", state, err)
+			return nil, fmt.Errorf("-state %q: %w; want etcd://host:2379,host2:2379/prefix/", state, err)
 		}
 		scheme := "http"
 		var tc *tls.Config
 		if u.Scheme == "etcds" {
 			scheme = "https"
 			if tc, err = etcdTLS(u.Query()); err != nil {
-				return nil, fmt.Errorf("--state %q: %w", redact(u), err)
+				return nil, fmt.Errorf("-state %q: %w", redact(u), err)
 			}
 		}
 		var eps []string
@@ -42,7 +42,7 @@ func OpenState(ctx context.Context, state string) (store.Store, error) {
 			}
 		}
 		if len(eps) == 0 {
-			return nil, fmt.Errorf("--state %q names no etcd endpoint; want etcd://host:2379/prefix/", redact(u))
+			return nil, fmt.Errorf("-state %q names no etcd endpoint; want etcd://host:2379/prefix/", redact(u))
 		}
 		prefix := strings.TrimPrefix(u.Path, "/")
 		if prefix != "" && !strings.HasSuffix(prefix, "/") {
@@ -56,7 +56,7 @@ func OpenState(ctx context.Context, state string) (store.Store, error) {
 	case strings.HasPrefix(state, "bolt://"):
 		state = strings.TrimPrefix(state, "bolt://")
 	case strings.Contains(state, "://"):
-		return nil, fmt.Errorf("--state %q: unknown scheme; use a file path, bolt://PATH or etcd://HOSTS/PREFIX", state)
+		return nil, fmt.Errorf("-state %q: unknown scheme; use a file path, bolt://PATH or etcd://HOSTS/PREFIX", state)
 	}
 	st, err := bolt.Open(state, nil)
 	if err != nil {

@@ -1,4 +1,4 @@
-package mason_test
+package cli_test
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/masonops/mason"
+	"github.com/masonops/mason/cli"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
@@ -190,8 +190,8 @@ func (okTransport) Put(ctx context.Context, path string, data io.Reader, opts pr
 }
 func (okTransport) Get(ctx context.Context, path string) ([]byte, error) { return nil, os.ErrNotExist }
 
-// cli runs the front end against one spec file and one bbolt state file.
-type cli struct {
+// frontEnd runs the front end against one spec file and one bbolt state file.
+type frontEnd struct {
 	t     *testing.T
 	drv   *memDriver
 	reg   *spec.Registry
@@ -199,63 +199,63 @@ type cli struct {
 	state string
 }
 
-func newCLI(t *testing.T, src string) *cli {
+func newFrontEnd(t *testing.T, src string) *frontEnd {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "spec.hcl")
 	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
 	drv := &memDriver{nodes: map[string]*provider.Node{}}
-	return &cli{t: t, drv: drv, reg: registry(drv), spec: path, state: filepath.Join(dir, "mason.state")}
+	return &frontEnd{t: t, drv: drv, reg: registry(drv), spec: path, state: filepath.Join(dir, "mason.state")}
 }
 
-func (c *cli) run(args ...string) (int, string, string) {
+func (c *frontEnd) run(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	args = append([]string{args[0], "-spec", c.spec, "-state", c.state}, args[1:]...)
-	code := mason.Run(context.Background(), mason.App{Name: "prov", Registry: c.reg, Stdout: &out, Stderr: &errb}, args, nil)
+	code := cli.Run(context.Background(), cli.App{Name: "prov", Registry: c.reg, Stdout: &out, Stderr: &errb}, args, nil)
 	return code, out.String(), errb.String()
 }
 
 func TestApplyThenPlanSaysNoChanges(t *testing.T) {
-	c := newCLI(t, appSpec)
+	c := newFrontEnd(t, appSpec)
 	code, out, errs := c.run("plan")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	require.Contains(t, out, "create node n1 (provider mem")
 	require.Contains(t, out, "plan for front: 7 to run")
 	require.Contains(t, out, "member@n2: new")
 
 	code, out, errs = c.run("apply", "-parallelism", "2")
-	require.Equal(t, mason.ExitOK, code, errs+out)
+	require.Equal(t, cli.ExitOK, code, errs+out)
 	require.Equal(t, 3, c.drv.count())
 	require.Contains(t, out, "created node n1")
 	require.Contains(t, out, "7/7 done, 7 succeeded")
 	require.Contains(t, out, "apply front: 7 succeeded, 0 failed, 0 blocked")
 
 	code, out, errs = c.run("plan")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	require.Equal(t, "no changes: front is converged (7 node-roles)\n", out)
 
 	code, out, _ = c.run("apply")
-	require.Equal(t, mason.ExitOK, code)
+	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "no changes")
 
 	code, out, _ = c.run("plan", "-var", "token=t2")
-	require.Equal(t, mason.ExitOK, code)
+	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "member@n1: input Token changed")
 	require.Contains(t, out, "verify: inputs known after run (waits for member@n1)")
 }
 
 func TestWhyShowsReasonAndProvenance(t *testing.T) {
-	c := newCLI(t, appSpec)
+	c := newFrontEnd(t, appSpec)
 	code, _, errs := c.run("apply")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 
 	code, out, errs := c.run("why", "member@n2", "-var", "token=t2")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	for _, want := range []string{
 		"member@n2: run — input Token changed",
 		"bound at " + c.spec + ":23 to pool members",
 		"last: succeeded (attempt 1)",
 		"waits for:\n    peer-url@n1: skip — converged",
-		`Peers (role.All[mason_test.PeerURLOut]) <- output of peer-url@n1, peer-url@n2, peer-url@n3 (spec reference at ` + c.spec + ":30:13)",
+		`Peers (role.All[cli_test.PeerURLOut]) <- output of peer-url@n1, peer-url@n2, peer-url@n3 (spec reference at ` + c.spec + ":30:13)",
 		`Token (string, attr "app.token") = "t2" <- deployment (` + c.spec + ":26)",
 		`FailOn ([]string, attr "app.fail_on") = [] <- deployment (` + c.spec + ":27)",
 	} {
@@ -263,19 +263,19 @@ func TestWhyShowsReasonAndProvenance(t *testing.T) {
 	}
 
 	code, out, _ = c.run("why", "verify")
-	require.Equal(t, mason.ExitOK, code)
+	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "verify: skip — converged")
-	require.Contains(t, out, "Members (role.All[mason_test.MemberOut]) <- output of member@n1, member@n2, member@n3")
+	require.Contains(t, out, "Members (role.All[cli_test.MemberOut]) <- output of member@n1, member@n2, member@n3")
 
 	code, _, errs = c.run("why", "member@n9")
-	require.Equal(t, mason.ExitUsage, code)
+	require.Equal(t, cli.ExitUsage, code)
 	require.Contains(t, errs, `front has no node-role "member@n9"`)
 }
 
 // A spec reference that renames an output field: why names the one
 // producer on the consumer's own node, not every node-role of that role.
 func TestWhyNamesProducerOfRenamedReference(t *testing.T) {
-	c := newCLI(t, appSpec+`
+	c := newFrontEnd(t, appSpec+`
 role "announce" {
   on = [pool.members]
   attrs = {
@@ -284,9 +284,9 @@ role "announce" {
 }
 `)
 	code, _, errs := c.run("apply")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	code, out, errs := c.run("why", "announce@n2")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	require.Contains(t, out, "announce@n2: skip — converged")
 	require.Contains(t, out, `Self (string, attr "app.self_url") <- output of peer-url@n2, published as attribute "app.self_url" (spec reference at `+c.spec+":43:22)")
 	require.NotContains(t, out, "peer-url@n1")
@@ -294,35 +294,35 @@ role "announce" {
 }
 
 func TestFailureStatusAndBlocked(t *testing.T) {
-	c := newCLI(t, appSpec)
+	c := newFrontEnd(t, appSpec)
 	code, out, errs := c.run("apply", "-var", `fail_on=["n2"]`)
-	require.Equal(t, mason.ExitFailure, code, errs)
+	require.Equal(t, cli.ExitFailure, code, errs)
 	require.Contains(t, out, "FAILED member@n2 (attempt 1): member on n2: disk full")
 	require.Contains(t, out, "blocked verify: blocked by member@n2")
 	require.Contains(t, errs, "disk full")
 
 	code, out, errs = c.run("status")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	require.Regexp(t, `member@n2\s+failed\s+1\s+\S+\s+error: member on n2: disk full`, out)
 	require.Regexp(t, `verify\s+blocked\s+.*blocked by member@n2`, out)
 	require.Contains(t, out, "front: 5 succeeded, 1 failed, 1 blocked")
 
 	code, out, _ = c.run("why", "verify")
-	require.Equal(t, mason.ExitOK, code)
+	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "blocked by member@n2")
 
 	// Fixing the variable runs the failed member and what it blocked.
 	code, out, _ = c.run("plan")
-	require.Equal(t, mason.ExitOK, code)
+	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "member@n2: last run failed: member on n2: disk full")
 	code, _, errs = c.run("apply")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 }
 
 func TestJSONLines(t *testing.T) {
-	c := newCLI(t, appSpec)
+	c := newFrontEnd(t, appSpec)
 	code, out, errs := c.run("apply", "-json")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	require.Contains(t, errs, "apply front: 7 succeeded")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	succeeded := 0
@@ -338,9 +338,9 @@ func TestJSONLines(t *testing.T) {
 }
 
 func TestGraph(t *testing.T) {
-	c := newCLI(t, appSpec)
+	c := newFrontEnd(t, appSpec)
 	code, out, errs := c.run("graph")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	require.True(t, strings.HasPrefix(out, `digraph "front" {`))
 	require.Contains(t, out, `"peer-url@n3" -> "member@n1";`)
 	require.Contains(t, out, `"member@n2" -> "verify";`)
@@ -348,67 +348,67 @@ func TestGraph(t *testing.T) {
 	code, out, errs = c.run("graph", "-format", "svg")
 	if _, err := exec.LookPath("dot"); err != nil {
 		// Without Graphviz the command says what to install.
-		require.Equal(t, mason.ExitFailure, code)
+		require.Equal(t, cli.ExitFailure, code)
 		require.Contains(t, errs, "needs Graphviz's dot")
 		if os.Getenv("CI") != "" {
 			t.Fatal("Graphviz's dot is missing in CI; .ci/debian-packages lists graphviz")
 		}
 		t.Skip("Graphviz's dot is not installed (apt-get install graphviz): SVG rendering not tested")
 	}
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	require.Contains(t, out, "<svg")
 	require.Contains(t, out, "member@n1")
 }
 
 func TestDestroy(t *testing.T) {
-	c := newCLI(t, appSpec)
+	c := newFrontEnd(t, appSpec)
 	code, _, errs := c.run("apply")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 
 	code, _, errs = c.run("destroy")
-	require.Equal(t, mason.ExitUsage, code)
+	require.Equal(t, cli.ExitUsage, code)
 	require.Contains(t, errs, "destroy would delete 3 node(s) of provider mem: n1, n2, n3")
 	require.Equal(t, 3, c.drv.count())
 
 	code, out, errs := c.run("destroy", "-yes")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	require.Contains(t, out, "deleted 3 node(s)")
 	require.Equal(t, 0, c.drv.count())
 
 	code, out, _ = c.run("status")
-	require.Equal(t, mason.ExitOK, code)
+	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "front: 7 never run")
 	code, out, _ = c.run("plan")
-	require.Equal(t, mason.ExitOK, code)
+	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "plan for front: 7 to run")
 }
 
 func TestUsageAndSpecErrors(t *testing.T) {
 	bad := strings.Replace(appSpec, `role "verify" {`, `role "verifier" {`, 1)
 	bad = strings.Replace(bad, `"app.token"   = var.token`, `"app.token"   = 42`, 1)
-	c := newCLI(t, bad)
+	c := newFrontEnd(t, bad)
 	code, out, errs := c.run("plan")
-	require.Equal(t, mason.ExitUsage, code)
+	require.Equal(t, cli.ExitUsage, code)
 	require.Empty(t, out)
 	require.Contains(t, errs, c.spec+`:26:21: error: Type mismatch: Attribute "app.token" is a Go string: the field wants a string, but the value is a number.`)
 	require.Contains(t, errs, "    26 |     \"app.token\"   = 42\n       |                     ^^\n")
 	require.Contains(t, errs, c.spec+`:34:6: error: Unknown role: This program has no role "verifier". Did you mean "verify"?`)
 	require.Contains(t, errs, "2 error(s) in the spec; nothing was changed")
 
-	good := newCLI(t, appSpec)
+	good := newFrontEnd(t, appSpec)
 	for _, tc := range []struct {
 		args []string
 		code int
 		msg  string
 	}{
-		{[]string{"frobnicate"}, mason.ExitUsage, `unknown command "frobnicate"`},
-		{[]string{"why"}, mason.ExitUsage, "want one node-role"},
-		{[]string{"plan", "extra"}, mason.ExitUsage, "unexpected arguments"},
-		{[]string{"apply", "-parallelism", "-1"}, mason.ExitUsage, "want a positive number"},
-		{[]string{"plan", "-var", "nope"}, mason.ExitUsage, "want NAME=VALUE"},
-		{[]string{"plan", "-var", "tokn=x"}, mason.ExitUsage, `the spec declares no variable "tokn". Did you mean "token"?`},
-		{[]string{"plan", "-state", "s3://bucket"}, mason.ExitFailure, "unknown scheme"},
-		{[]string{"graph", "-format", "png"}, mason.ExitUsage, "want dot or svg"},
+		{[]string{"frobnicate"}, cli.ExitUsage, `unknown command "frobnicate"`},
+		{[]string{"why"}, cli.ExitUsage, "want one node-role"},
+		{[]string{"plan", "extra"}, cli.ExitUsage, "unexpected arguments"},
+		{[]string{"apply", "-parallelism", "-1"}, cli.ExitUsage, "want a positive number"},
+		{[]string{"plan", "-var", "nope"}, cli.ExitUsage, "want NAME=VALUE"},
+		{[]string{"plan", "-var", "tokn=x"}, cli.ExitUsage, `the spec declares no variable "tokn". Did you mean "token"?`},
+		{[]string{"plan", "-state", "s3://bucket"}, cli.ExitFailure, "unknown scheme"},
+		{[]string{"graph", "-format", "png"}, cli.ExitUsage, "want dot or svg"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, _, errs := good.run(tc.args...)
@@ -422,17 +422,17 @@ func TestUsageAndSpecErrors(t *testing.T) {
 // server (Debian's etcd-server), so a second controller sees it.
 func TestStateInEtcd(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
-	c := newCLI(t, appSpec)
+	c := newFrontEnd(t, appSpec)
 	c.state = "etcd://" + strings.TrimPrefix(ec.Endpoints()[0], "http://") + "/mason-cli/"
 	code, _, errs := c.run("apply")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 
-	other := newCLI(t, appSpec) // another controller: its own spec copy, same provider nodes and store
+	other := newFrontEnd(t, appSpec) // another controller: its own spec copy, same provider nodes and store
 	other.drv, other.reg, other.state = c.drv, c.reg, c.state
 	code, out, errs := other.run("plan")
-	require.Equal(t, mason.ExitOK, code, errs)
+	require.Equal(t, cli.ExitOK, code, errs)
 	require.Equal(t, "no changes: front is converged (7 node-roles)\n", out)
 	code, out, _ = other.run("status")
-	require.Equal(t, mason.ExitOK, code)
+	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "front: 7 succeeded")
 }

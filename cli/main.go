@@ -1,4 +1,4 @@
-package mason
+package cli
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/masonops/mason/graph"
-	"github.com/masonops/mason/internal/cli"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
@@ -47,7 +46,7 @@ type App struct {
 //	func main() {
 //		reg := spec.NewRegistry()
 //		reg.Roles(etcd.PeerURL{}, etcd.Member{})
-//		mason.Main(mason.App{Registry: reg})
+//		cli.Main(cli.App{Registry: reg})
 //	}
 func Main(app App) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -261,7 +260,7 @@ func (c *command) load(ctx context.Context) (*session, int) {
 	}
 	s := &session{spec: sp}
 	var err error
-	if s.st, err = cli.OpenState(ctx, c.state); err != nil {
+	if s.st, err = openState(ctx, c.state); err != nil {
 		fmt.Fprintf(c.errw, "%s %s: %v\n", c.app.Name, c.name, err)
 		return nil, ExitFailure
 	}
