@@ -3,17 +3,23 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/internal/problems"
+	"github.com/masonops/mason/progress"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
@@ -41,7 +47,7 @@ func (c *command) plan(ctx context.Context) int {
 	}
 	missing := s.missing()
 	if len(missing) == 0 && converged(p) {
-		fmt.Fprintf(c.out, "no changes: %s is converged (%d node-roles)\n", p.Deployment, len(p.Steps))
+		fmt.Fprintf(c.out, "no changes: %s is converged (%s)\n", p.Deployment, nodeRoles(len(p.Steps)))
 		return ExitOK
 	}
 	for _, ns := range missing {
@@ -85,7 +91,7 @@ func (c *command) apply(ctx context.Context) int {
 			}
 		}
 		if err != nil {
-			return c.fail("creating nodes: %v", err)
+			return c.failErr("creating nodes", err)
 		}
 	}
 	_, p, code := c.planFor(ctx, s)
@@ -93,12 +99,16 @@ func (c *command) apply(ctx context.Context) int {
 		return code
 	}
 	if converged(p) {
-		fmt.Fprintf(report, "no changes: %s is converged (%d node-roles)\n", p.Deployment, len(p.Steps))
+		fmt.Fprintf(report, "no changes: %s is converged (%s)\n", p.Deployment, nodeRoles(len(p.Steps)))
 		return ExitOK
 	}
-	var sub graph.Subscriber = graph.NewProgress(c.out)
+	var sub graph.Subscriber
 	if c.jsonOut {
 		sub = graph.JSONLines(c.out)
+	} else {
+		show := progress.New(c.out, progress.Options{})
+		defer show.Close() // also when Apply panics: the terminal is left tidy
+		sub = show
 	}
 	opts := graph.Options{Parallelism: c.parallelism, Events: sub}
 	if shared {
@@ -107,46 +117,38 @@ func (c *command) apply(ctx context.Context) int {
 		opts.Controller = &graph.Controller{Name: controllerName()}
 	}
 	res, err := graph.Apply(ctx, p, opts)
+	if show, ok := sub.(*progress.Display); ok {
+		_ = show.Close()
+	}
 	if res != nil {
 		fmt.Fprintf(report, "apply %s: %d succeeded, %d failed, %d blocked, %d unchanged in %s\n", p.Deployment,
 			res.Count(graph.StateSucceeded), res.Count(graph.StateFailed), res.Count(graph.StateBlocked),
 			res.Count(graph.StateSkipped), res.Elapsed.Round(time.Millisecond))
 	}
 	if err != nil {
-		return c.fail("%v", err)
+		return c.failErr("", err)
 	}
 	return ExitOK
 }
 
 // parallel runs f for every spec, four at a time, and returns the nodes
-// made and every error.
+// made and every error, each a *nodeError naming its node.
 func parallel(ctx context.Context, specs []provider.NodeSpec, f func(context.Context, provider.NodeSpec) (*provider.Node, error)) ([]*provider.Node, error) {
 	out := make([]*provider.Node, len(specs))
 	errs := make([]error, len(specs))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(4)
 	for i, ns := range specs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out[i], errs[i] = f(ctx, ns)
-			if errs[i] != nil {
-				errs[i] = fmt.Errorf("node %s: %w", ns.Name, errs[i])
+		g.Go(func() error {
+			var err error
+			if out[i], err = f(ctx, ns); err != nil {
+				errs[i] = &nodeError{Node: ns.Name, Err: err}
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	var msgs []string
-	for _, err := range errs {
-		if err != nil {
-			msgs = append(msgs, err.Error())
-		}
-	}
-	if len(msgs) > 0 {
-		return out, fmt.Errorf("%s", strings.Join(msgs, "; "))
-	}
-	return out, nil
+	_ = g.Wait()
+	return out, errors.Join(errs...)
 }
 
 func (c *command) graph(ctx context.Context) int {
@@ -238,10 +240,21 @@ func (c *command) status(ctx context.Context) int {
 		parts = []string{"nothing has run"}
 	}
 	fmt.Fprintf(c.out, "%s: %s\n", s.spec.Name, strings.Join(parts, ", "))
+	if counts["failed"] > 0 || counts["blocked"] > 0 {
+		return ExitFailure // for scripts and CI: the deployment is not healthy
+	}
 	return ExitOK
 }
 
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+func oneLine(s string) string { return problems.OneLine(s) }
+
+// nodeRoles is "1 node-role", "7 node-roles".
+func nodeRoles(n int) string {
+	if n == 1 {
+		return "1 node-role"
+	}
+	return fmt.Sprintf("%d node-roles", n)
+}
 
 func (c *command) why(ctx context.Context) int {
 	s, code := c.load(ctx)
@@ -341,6 +354,15 @@ func (c *command) explainInput(sp *spec.Spec, p *graph.Plan, step graph.Step, rb
 		ps := producers(func(def *role.Def) bool {
 			return def.Out() == in.Type && (in.Role == "" || in.Role == def.Name())
 		})
+		if in.Kind == role.InputSame {
+			// Only the producer on the consumer's own node feeds a Same
+			// input, even when the same role's outputs on every node feed
+			// another (All) input of this role.
+			ps = slices.DeleteFunc(ps, func(id string) bool {
+				ds, _ := p.Step(id)
+				return ds.Node != step.Node
+			})
+		}
 		if len(ps) == 0 {
 			ps = []string{"nothing (optional: zero value)"}
 		}
@@ -383,10 +405,34 @@ func (c *command) explainInput(sp *spec.Spec, p *graph.Plan, step graph.Step, rb
 		}
 		return
 	}
-	fmt.Fprintf(w, "    %s = %s <- %s\n", in.Describe(), valueText(vs[0], in.Type), vs[0].Source)
+	fmt.Fprintf(w, "    %s = %s <- %s\n", in.Describe(), valueText(vs[0], in.Type), sourceText(sp, vs[0].Source))
 	for _, v := range vs[1:] {
-		fmt.Fprintf(w, "        overrides %s <- %s\n", valueText(v, in.Type), v.Source)
+		fmt.Fprintf(w, "        overrides %s <- %s\n", valueText(v, in.Type), sourceText(sp, v.Source))
 	}
+}
+
+// sourceText says where a value came from. A value written in a role
+// block's attrs says which block: "role block etcd-bootstrap
+// (probe.hcl:39)" rather than "deployment (probe.hcl:39)".
+func sourceText(sp *spec.Spec, src attr.Source) string {
+	if src.Layer != attr.LayerDeployment || src.File == "" || src.Line == 0 {
+		return src.String()
+	}
+	f := sp.Files[src.File]
+	if f == nil {
+		return src.String()
+	}
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return src.String()
+	}
+	for _, b := range body.Blocks {
+		r := b.Range()
+		if b.Type == "role" && len(b.Labels) == 1 && r.Start.Line <= src.Line && src.Line <= r.End.Line {
+			return fmt.Sprintf("role block %s (%s:%d)", b.Labels[0], src.File, src.Line)
+		}
+	}
+	return src.String()
 }
 
 // valueText prints a value for people: secrets redacted, strings quoted.
@@ -428,7 +474,7 @@ func (c *command) destroy(ctx context.Context) int {
 			return nil, s.prov.Delete(ctx, ns.ID)
 		})
 		if err != nil {
-			return c.fail("deleting nodes: %v", err)
+			return c.failErr("deleting nodes", err)
 		}
 		fmt.Fprintf(c.out, "deleted %d node(s)\n", len(specs))
 	}

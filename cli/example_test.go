@@ -73,7 +73,7 @@ role "greet" {
 	run(app, "why", "greet@n1")
 	// Output:
 	// exit 0
-	// no changes: hello is converged (1 node-roles)
+	// no changes: hello is converged (1 node-role)
 	// exit 0
 	// plan for hello: 1 to run, 0 to run if changed, 0 converged
 	//   run            greet: input Greeting changed

@@ -41,7 +41,8 @@ type App struct {
 
 // Main runs the command line of a mason-based provisioner and exits with
 // its code. The commands are plan, apply, graph, status, why and destroy;
-// `NAME help` lists their flags.
+// `NAME help` lists them and `NAME help COMMAND` (or `NAME COMMAND -h`)
+// prints one command's flags.
 //
 //	func main() {
 //		reg := spec.NewRegistry()
@@ -71,58 +72,99 @@ func Run(ctx context.Context, app App, args, env []string) int {
 	if app.Registry == nil {
 		app.Registry = spec.NewRegistry()
 	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(app, app.Stderr)
-		if len(args) == 0 {
-			return ExitUsage
-		}
-		return ExitOK
-	}
-	c := &command{app: app, name: args[0], env: env, out: app.Stdout, errw: app.Stderr}
-	run, ok := commands[c.name]
-	if !ok {
-		fmt.Fprintf(app.Stderr, "%s: unknown command %q\n\n", app.Name, c.name)
+	if len(args) == 0 {
 		usage(app, app.Stderr)
 		return ExitUsage
 	}
-	if err := c.parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	name := args[0]
+	if isHelp(name) {
+		if len(args) == 1 {
+			usage(app, app.Stdout)
 			return ExitOK
 		}
-		fmt.Fprintf(app.Stderr, "%s %s: %v\n", app.Name, c.name, err)
+		name, args = args[1], []string{args[1], "-h"}
+	}
+	info, ok := commandNamed(name)
+	if !ok {
+		fmt.Fprintf(app.Stderr, "%s: unknown command %q\n\n", app.Name, name)
+		usage(app, app.Stderr)
 		return ExitUsage
 	}
-	return run(c, ctx)
+	c := &command{app: app, info: info, name: info.name, env: env, out: app.Stdout, errw: app.Stderr}
+	if err := c.parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.help(app.Stdout)
+			return ExitOK
+		}
+		fmt.Fprintf(app.Stderr, "%s %s: %v\n(%s help %s lists its flags)\n", app.Name, c.name, err, app.Name, c.name)
+		return ExitUsage
+	}
+	return info.run(c, ctx)
 }
 
-var commands = map[string]func(*command, context.Context) int{
-	"plan":    (*command).plan,
-	"apply":   (*command).apply,
-	"graph":   (*command).graph,
-	"status":  (*command).status,
-	"why":     (*command).why,
-	"destroy": (*command).destroy,
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "-help" || arg == "--help"
+}
+
+// commandInfo describes one command for Run and for help.
+type commandInfo struct {
+	name, args, summary string
+	run                 func(*command, context.Context) int
+}
+
+var commandList = []commandInfo{
+	{"plan", "", `show what would run, and why ("no changes" when converged)`, (*command).plan},
+	{"apply", "", "create missing nodes and run the plan, with a progress display", (*command).apply},
+	{"graph", "", "print the plan as Graphviz DOT (-format svg needs Graphviz's dot)", (*command).graph},
+	{"status", "", "what ran, what failed, what is blocked and by what; exits 1 if anything failed or is blocked", (*command).status},
+	{"why", "ROLE@NODE", "why node-role ROLE@NODE (or service role ROLE) runs or waits, and where each input comes from", (*command).why},
+	{"destroy", "", "delete the spec's nodes and forget the deployment's state (-yes)", (*command).destroy},
+}
+
+func commandNamed(name string) (commandInfo, bool) {
+	for _, ci := range commandList {
+		if ci.name == name {
+			return ci, true
+		}
+	}
+	return commandInfo{}, false
 }
 
 func usage(app App, w io.Writer) {
-	fmt.Fprintf(w, `usage: %[1]s COMMAND [flags] [args]
-
-commands:
-  plan      show what would run, and why ("no changes" when converged)
-  apply     create missing nodes and run the plan (-parallelism N, -json)
-  graph     print the plan as Graphviz DOT (-format svg needs dot)
-  status    what ran, what failed, what is blocked and by what
-  why R@N   why node-role R@N runs or waits, and where each input comes from
-  destroy   delete the spec's nodes and forget the deployment's state (-yes)
-
+	fmt.Fprintf(w, "usage: %s COMMAND [flags] [args]\n\ncommands:\n", app.Name)
+	for _, ci := range commandList {
+		fmt.Fprintf(w, "  %-8s  %s\n", ci.name, ci.summary)
+	}
+	fmt.Fprintf(w, `
 common flags:
   -spec FILE       spec file (repeatable; default: every *.hcl in the current directory)
   -var NAME=VALUE  set a variable (repeatable); also MASON_VAR_NAME=VALUE
   -var-file FILE   variable values, NAME = VALUE lines (repeatable)
   -state URL       state store: a bbolt file (default mason.state) or etcd://HOST:2379/PREFIX/
 
-exit codes: 0 success, 1 failure, 2 usage or spec error
+%[1]s help COMMAND (or %[1]s COMMAND -h) prints a command's flags.
+exit codes: 0 success, 1 failure, 2 usage or spec error (nothing was changed)
 `, app.Name)
+}
+
+// help prints one command's usage and flags.
+func (c *command) help(w io.Writer) {
+	args := " [flags]"
+	if c.info.args != "" {
+		args += " " + c.info.args
+	}
+	fmt.Fprintf(w, "usage: %s %s%s\n\n%s.\n\nflags:\n", c.app.Name, c.name, args, upperFirst(c.info.summary))
+	fresh := &command{app: c.app, info: c.info, name: c.name} // defaults, not what was parsed
+	fs := fresh.flags()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 type listFlag []string
@@ -132,6 +174,7 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 type command struct {
 	app       App
+	info      commandInfo
 	name      string
 	env       []string
 	out, errw io.Writer
@@ -145,28 +188,35 @@ type command struct {
 	args                         []string
 }
 
-func (c *command) parse(args []string) error {
+// flags defines the command's flags on a new FlagSet bound to c.
+func (c *command) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet(c.app.Name+" "+c.name, flag.ContinueOnError)
-	fs.SetOutput(c.errw)
+	fs.SetOutput(io.Discard) // Run prints errors and help itself
+	fs.Usage = func() {}
 	fs.Var(&c.specs, "spec", "spec `file` (repeatable; default: every *.hcl in the current directory)")
-	fs.Var(&c.vars, "var", "set a variable: `NAME=VALUE` (repeatable)")
+	fs.Var(&c.vars, "var", "set a variable: `NAME=VALUE` (repeatable; also MASON_VAR_NAME=VALUE)")
 	fs.Var(&c.varFiles, "var-file", "read variable values from `file` (repeatable)")
-	fs.StringVar(&c.state, "state", "mason.state", "state store: a bbolt file path, bolt://PATH, or etcd://HOST:2379,HOST:2379/PREFIX/")
+	fs.StringVar(&c.state, "state", "mason.state", "state store: a bbolt file path, bolt://PATH, or etcd://HOST:2379,HOST:2379/PREFIX/ (etcds:// with ?ca=&cert=&key= for TLS)")
 	switch c.name {
 	case "plan", "apply", "graph":
-		fs.Var(&c.force, "force", "run this node-role (ROLE@NODE) or role even if converged (repeatable)")
+		fs.Var(&c.force, "force", "run this node-role (`ROLE@NODE`) or every node-role of a role (ROLE) even if converged or held (repeatable)")
 		fs.BoolVar(&c.forceAll, "force-all", false, "run every node-role")
 		fs.BoolVar(&c.skipChecks, "skip-checks", false, "plan without running roles' drift checks")
 	}
 	switch c.name {
 	case "apply":
-		fs.IntVar(&c.parallelism, "parallelism", 8, "run at most `n` node-roles at once")
+		fs.IntVar(&c.parallelism, "parallelism", 8, "run at most `n` node-roles at once (at least 1)")
 		fs.BoolVar(&c.jsonOut, "json", false, "write every event as a JSON line on stdout instead of the progress display")
 	case "graph":
-		fs.StringVar(&c.format, "format", "dot", "dot, or svg (needs Graphviz's dot)")
+		fs.StringVar(&c.format, "format", "dot", "`format`: dot, or svg (needs Graphviz's dot)")
 	case "destroy":
 		fs.BoolVar(&c.yes, "yes", false, "really delete the nodes and the state")
 	}
+	return fs
+}
+
+func (c *command) parse(args []string) error {
+	fs := c.flags()
 	// Flags may come after positional arguments (why ROLE@NODE -spec x).
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -174,6 +224,9 @@ func (c *command) parse(args []string) error {
 		}
 		if fs.NArg() == 0 {
 			break
+		}
+		if isHelp(fs.Arg(0)) {
+			return flag.ErrHelp // plan help, why help
 		}
 		c.args = append(c.args, fs.Arg(0))
 		args = fs.Args()[1:]
@@ -188,8 +241,8 @@ func (c *command) parse(args []string) error {
 		}
 		return fmt.Errorf("unexpected arguments %q", []string(c.args))
 	}
-	if c.parallelism < 0 {
-		return fmt.Errorf("-parallelism %d: want a positive number", c.parallelism)
+	if c.name == "apply" && c.parallelism < 1 {
+		return fmt.Errorf("-parallelism %d: want at least 1", c.parallelism)
 	}
 	if c.format != "" && c.format != "dot" && c.format != "svg" {
 		return fmt.Errorf("-format %q: want dot or svg", c.format)
@@ -333,11 +386,10 @@ func (c *command) planFor(ctx context.Context, s *session, extra ...graph.PlanOp
 		var ce *graph.CycleError
 		var be *role.BindError
 		if errors.As(err, &ce) || errors.As(err, &be) {
-			c.diags(s.spec, s.spec.Diagnostics(err))
+			c.diags(s.spec, planDiagnostics(s.spec, err))
 			return nil, nil, ExitUsage
 		}
-		fmt.Fprintf(c.errw, "%s %s: planning %s: %v\n", c.app.Name, c.name, s.spec.Name, err)
-		return nil, nil, ExitFailure
+		return nil, nil, c.failErr("planning "+s.spec.Name, err)
 	}
 	return d, p, ExitOK
 }

@@ -50,6 +50,15 @@ type AnnounceIn struct {
 
 type AnnounceOut struct{ Said string }
 
+// ProbeIn reads the same output type twice: its own node's (Same) and
+// every node's (All).
+type ProbeIn struct {
+	Self role.Same[PeerURLOut]
+	All  role.All[PeerURLOut]
+}
+
+type ProbeOut struct{ Seen int }
+
 func registry(drv provider.Driver) *spec.Registry {
 	reg := spec.NewRegistry()
 	err := reg.Roles(
@@ -71,6 +80,10 @@ func registry(drv provider.Driver) *spec.Registry {
 		role.Func(role.Meta{Name: "announce", Version: "1"},
 			func(ctx context.Context, rc *role.Context, in AnnounceIn) (AnnounceOut, error) {
 				return AnnounceOut{Said: rc.Node().Name + " is " + in.Self}, nil
+			}),
+		role.Func(role.Meta{Name: "probe", Version: "1"},
+			func(ctx context.Context, rc *role.Context, in ProbeIn) (ProbeOut, error) {
+				return ProbeOut{Seen: len(in.All)}, nil
 			}),
 		role.Func(role.Meta{Name: "verify", Version: "1", Scope: role.ScopeService},
 			func(ctx context.Context, rc *role.Context, in VerifyIn) (VerifyOut, error) {
@@ -226,7 +239,8 @@ func TestApplyThenPlanSaysNoChanges(t *testing.T) {
 	require.Equal(t, cli.ExitOK, code, errs+out)
 	require.Equal(t, 3, c.drv.count())
 	require.Contains(t, out, "created node n1")
-	require.Contains(t, out, "7/7 done, 7 succeeded")
+	require.Contains(t, out, "7 of 7 done (7 succeeded)")
+	require.NotContains(t, out, "pending")
 	require.Contains(t, out, "apply front: 7 succeeded, 0 failed, 0 blocked")
 
 	code, out, errs = c.run("plan")
@@ -256,8 +270,8 @@ func TestWhyShowsReasonAndProvenance(t *testing.T) {
 		"last: succeeded (attempt 1)",
 		"waits for:\n    peer-url@n1: skip — converged",
 		`Peers (role.All[cli_test.PeerURLOut]) <- output of peer-url@n1, peer-url@n2, peer-url@n3 (spec reference at ` + c.spec + ":30:13)",
-		`Token (string, attr "app.token") = "t2" <- deployment (` + c.spec + ":26)",
-		`FailOn ([]string, attr "app.fail_on") = [] <- deployment (` + c.spec + ":27)",
+		`Token (string, attr "app.token") = "t2" <- role block member (` + c.spec + ":26)",
+		`FailOn ([]string, attr "app.fail_on") = [] <- role block member (` + c.spec + ":27)",
 	} {
 		require.Contains(t, out, want)
 	}
@@ -297,12 +311,12 @@ func TestFailureStatusAndBlocked(t *testing.T) {
 	c := newFrontEnd(t, appSpec)
 	code, out, errs := c.run("apply", "-var", `fail_on=["n2"]`)
 	require.Equal(t, cli.ExitFailure, code, errs)
-	require.Contains(t, out, "FAILED member@n2 (attempt 1): member on n2: disk full")
+	require.Regexp(t, `FAILED  member@n2 after 1 attempt in \d+\.\ds: member on n2: disk full`, out)
 	require.Contains(t, out, "blocked verify: blocked by member@n2")
 	require.Contains(t, errs, "disk full")
 
 	code, out, errs = c.run("status")
-	require.Equal(t, cli.ExitOK, code, errs)
+	require.Equal(t, cli.ExitFailure, code, "status exits 1 when something failed or is blocked: %s", errs)
 	require.Regexp(t, `member@n2\s+failed\s+1\s+\S+\s+error: member on n2: disk full`, out)
 	require.Regexp(t, `verify\s+blocked\s+.*blocked by member@n2`, out)
 	require.Contains(t, out, "front: 5 succeeded, 1 failed, 1 blocked")
@@ -317,6 +331,99 @@ func TestFailureStatusAndBlocked(t *testing.T) {
 	require.Contains(t, out, "member@n2: last run failed: member on n2: disk full")
 	code, _, errs = c.run("apply")
 	require.Equal(t, cli.ExitOK, code, errs)
+	code, out, errs = c.run("status")
+	require.Equal(t, cli.ExitOK, code, errs)
+	require.Contains(t, out, "front: 4 succeeded, 3 skipped")
+}
+
+// A role that fails the same way on every node is one problem in the
+// front end's error, naming the nodes; the progress display keeps one
+// line per failure.
+func TestSameFailureOnManyNodesIsOneProblem(t *testing.T) {
+	c := newFrontEnd(t, appSpec)
+	code, out, errs := c.run("apply", "-var", `fail_on=["n1","n2","n3"]`)
+	require.Equal(t, cli.ExitFailure, code)
+	require.Equal(t, "prov apply: member@<node> failed after 1 attempt(s): member on <node>: disk full — on n1, n2, n3\n", errs)
+	for _, n := range []string{"n1", "n2", "n3"} {
+		require.Contains(t, out, "FAILED  member@"+n)
+	}
+}
+
+// why on a Same input names only the producer on the consumer's node,
+// although the same role's outputs on every node feed its All input.
+func TestWhySameNamesOnlyItsNode(t *testing.T) {
+	c := newFrontEnd(t, appSpec+`
+role "probe" {
+  on = [pool.members]
+}
+`)
+	code, _, errs := c.run("apply")
+	require.Equal(t, cli.ExitOK, code, errs)
+	code, out, errs := c.run("why", "probe@n2")
+	require.Equal(t, cli.ExitOK, code, errs)
+	require.Contains(t, out, "    Self (role.Same[cli_test.PeerURLOut]) <- output of peer-url@n2\n")
+	require.Contains(t, out, "    All (role.All[cli_test.PeerURLOut]) <- output of peer-url@n1, peer-url@n2, peer-url@n3\n")
+}
+
+// A missing attribute on 100 nodes is one diagnostic at the role block,
+// naming the nodes, not 100 copies.
+func TestMissingAttributeOn100NodesIsOneDiagnostic(t *testing.T) {
+	src := strings.Replace(appSpec, `nodes = ["n1", "n2", "n3"]`, `count = 100`, 1) + `
+role "announce" {
+  on = [pool.members]
+}
+`
+	c := newFrontEnd(t, src)
+	code, out, errs := c.run("plan")
+	require.Equal(t, cli.ExitUsage, code)
+	require.Empty(t, out)
+	require.Equal(t, 1, strings.Count(errs, "error: "), errs)
+	require.Contains(t, errs, c.spec+`:40:1: error: Input cannot be wired: role "announce" on members-1 … members-100 (100 nodes): input Self (string, attr "app.self_url"): attribute "app.self_url" has no value; looked at: override, role outputs, node, deployment, key default, `+"`default`"+` tag.`)
+	require.Contains(t, errs, "1 error(s) in the spec; nothing was changed")
+	require.Equal(t, 0, c.drv.count(), "nothing was created")
+}
+
+// help works both ways round, for every command, and prints that
+// command's flags.
+func TestHelpBothWays(t *testing.T) {
+	c := newFrontEnd(t, appSpec)
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := cli.Run(context.Background(), cli.App{Name: "prov", Registry: c.reg, Stdout: &out, Stderr: &errb}, args, nil)
+		return code, out.String(), errb.String()
+	}
+	code, general, _ := run("help")
+	require.Equal(t, cli.ExitOK, code)
+	require.Contains(t, general, "usage: prov COMMAND [flags] [args]")
+	require.Contains(t, general, "prov help COMMAND (or prov COMMAND -h) prints a command's flags.")
+	for _, cmd := range []string{"plan", "apply", "graph", "status", "why", "destroy"} {
+		require.Contains(t, general, "  "+cmd+" ")
+		var want string
+		for i, args := range [][]string{{"help", cmd}, {cmd, "help"}, {cmd, "-h"}, {cmd, "--help"}, {cmd, "-spec", "x.hcl", "help"}} {
+			code, out, errs := run(args...)
+			require.Equal(t, cli.ExitOK, code, "%v: %s", args, errs)
+			require.Empty(t, errs)
+			require.True(t, strings.HasPrefix(out, "usage: prov "+cmd+" [flags]"), "%v: %s", args, out)
+			require.Contains(t, out, "-state")
+			if i == 0 {
+				want = out
+			}
+			require.Equal(t, want, out, "%v prints the same help", args)
+		}
+	}
+	_, out, _ := run("help", "apply")
+	require.Contains(t, out, "-parallelism n")
+	require.Contains(t, out, "-json")
+	_, out, _ = run("help", "destroy")
+	require.Contains(t, out, "-yes")
+	require.NotContains(t, out, "-parallelism")
+
+	code, _, errs := run("help", "nope")
+	require.Equal(t, cli.ExitUsage, code)
+	require.Contains(t, errs, `unknown command "nope"`)
+	code, _, errs = run()
+	require.Equal(t, cli.ExitUsage, code)
+	require.Contains(t, errs, "usage: prov COMMAND")
 }
 
 func TestJSONLines(t *testing.T) {
@@ -404,7 +511,9 @@ func TestUsageAndSpecErrors(t *testing.T) {
 		{[]string{"frobnicate"}, cli.ExitUsage, `unknown command "frobnicate"`},
 		{[]string{"why"}, cli.ExitUsage, "want one node-role"},
 		{[]string{"plan", "extra"}, cli.ExitUsage, "unexpected arguments"},
-		{[]string{"apply", "-parallelism", "-1"}, cli.ExitUsage, "want a positive number"},
+		{[]string{"apply", "-parallelism", "-1"}, cli.ExitUsage, "-parallelism -1: want at least 1"},
+		{[]string{"apply", "-parallelism", "0"}, cli.ExitUsage, "-parallelism 0: want at least 1"},
+		{[]string{"plan", "-nope"}, cli.ExitUsage, "flag provided but not defined: -nope\n(prov help plan lists its flags)"},
 		{[]string{"plan", "-var", "nope"}, cli.ExitUsage, "want NAME=VALUE"},
 		{[]string{"plan", "-var", "tokn=x"}, cli.ExitUsage, `the spec declares no variable "tokn". Did you mean "token"?`},
 		{[]string{"plan", "-state", "s3://bucket"}, cli.ExitFailure, "unknown scheme"},

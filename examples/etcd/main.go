@@ -6,6 +6,10 @@
 //	go run ./examples/etcd -members 5     # scale to 5: new members join with member-add
 //	go run ./examples/etcd destroy        # remove the lab and the state
 //
+// The progress display redraws a status area in place on a terminal and
+// writes lines otherwise; -progress live|lines chooses, -log FILE also
+// writes the lines to a file.
+//
 // It needs root, iproute2, iptables, util-linux and Debian's etcd-server.
 package main
 
@@ -21,6 +25,7 @@ import (
 
 	"github.com/masonops/mason/examples/etcd/etcd"
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/progress"
 )
 
 func main() {
@@ -28,7 +33,28 @@ func main() {
 	flag.IntVar(&cfg.Members, "members", cfg.Members, "number of etcd members")
 	flag.StringVar(&cfg.Lab, "lab", cfg.Lab, "name of the lab the members run in")
 	flag.StringVar(&cfg.StateDir, "state", cfg.StateDir, "directory for the state file, key-encryption key and operator certificate")
+	show := flag.String("progress", "auto", "progress display: auto (live on a terminal, lines otherwise), live or lines")
+	logFile := flag.String("log", "", "also write the progress as log lines to `file`")
 	flag.Parse()
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		cfg.Log = f
+	}
+	switch *show {
+	case "auto":
+	case "live":
+		cfg.Progress = progress.Live
+	case "lines":
+		cfg.Progress = progress.Lines
+	default:
+		fmt.Fprintf(os.Stderr, "-progress %q: want auto, live or lines\n", *show)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

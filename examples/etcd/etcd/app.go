@@ -10,11 +10,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/progress"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
 	"github.com/masonops/mason/role"
@@ -32,8 +32,15 @@ type Config struct {
 	StateDir string
 	// Members is how many members the cluster should have.
 	Members int
-	// Out receives the plan and progress lines; nil discards them.
+	// Out receives the plan and the progress display; nil discards them.
 	Out io.Writer
+	// Progress says how the display draws: progress.Auto (the default)
+	// redraws a status area in place when Out is a terminal and writes
+	// lines otherwise.
+	Progress progress.Mode
+	// Log, if set, also receives the progress as lines (one per start,
+	// finish and failure, and a periodic summary), as a log file would.
+	Log io.Writer
 }
 
 // Summary is what Up did.
@@ -108,11 +115,25 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	w := cfg.out()
-	fmt.Fprintf(w, "plan for %s (%d members):\n", cfg.Lab, len(nodes))
+	fmt.Fprintf(w, "plan for %s (%d members): %d to run, %d converged\n", cfg.Lab, len(nodes),
+		len(plan.Steps)-plan.Count(graph.ActionSkip), plan.Count(graph.ActionSkip))
 	for _, s := range plan.Steps {
-		fmt.Fprintf(w, "  %-5s %-28s %s\n", s.Action, s.ID, s.Reason)
+		if s.Action != graph.ActionSkip {
+			fmt.Fprintf(w, "  %-14s %-28s %s\n", s.Action, s.ID, s.Reason)
+		}
 	}
-	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: 4, Events: progress(w)})
+	show := progress.New(w, progress.Options{Mode: cfg.Progress})
+	events := graph.Subscriber(show)
+	var logged *progress.Display
+	if cfg.Log != nil {
+		logged = progress.New(cfg.Log, progress.Options{Mode: progress.Lines})
+		events = graph.Subscribers(show, logged)
+	}
+	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: 4, Events: events})
+	_ = show.Close()
+	if logged != nil {
+		_ = logged.Close()
+	}
 	sum := &Summary{Plan: plan, Result: res, Nodes: nodes}
 	if err != nil {
 		return sum, err
@@ -216,15 +237,4 @@ func Destroy(ctx context.Context, cfg Config) error {
 		return err
 	}
 	return os.RemoveAll(cfg.StateDir)
-}
-
-// progress prints one line per finished or failed node-role.
-func progress(w io.Writer) graph.Subscriber {
-	return graph.SubscriberFunc(func(_ context.Context, e graph.Event) {
-		line := fmt.Sprintf("  %-10s %s", e.State, strings.TrimSpace(e.ID))
-		if e.Err != nil {
-			line += ": " + e.Err.Error()
-		}
-		fmt.Fprintln(w, line)
-	})
 }
