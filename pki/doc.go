@@ -5,9 +5,12 @@
 // "kube-apiserver", "swarm-lb") in a [store.Store]. An authority is a root,
 // optionally with an intermediate that signs the leaves, and optionally
 // name-constrained to the deployment's DNS domains and IP networks. Its
-// private keys are sealed with AES-GCM under a key-encryption key the
-// application supplies ([Options.KEK]); without that key a persisted
-// authority refuses to load.
+// private keys are sealed (package seal: AES-GCM, bound to the store key
+// each lives at) under the key-encryption key the application supplies
+// ([Options.Key]); without that key a persisted authority refuses to load.
+// The Manager records the key's check value in the store (at
+// Prefix+"key-check") and refuses another key before it creates or loads
+// anything, so a store never holds authorities sealed under two keys.
 //
 // Issuance is bound to identity: a [Request] names a [Kind] (a [Server]
 // certificate for a node's exact DNS names and IPs, a [Client] certificate

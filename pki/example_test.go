@@ -2,12 +2,12 @@ package pki_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/mem"
 )
 
@@ -18,11 +18,11 @@ func Example() {
 	st := mem.New()
 	defer st.Close()
 
-	kek := make([]byte, 32) // in real use: read from a file only the controller can read
-	if _, err := rand.Read(kek); err != nil {
+	kek, err := seal.Generate() // in real use: seal.LoadFile, a file only the controller can read
+	if err != nil {
 		panic(err)
 	}
-	m, err := pki.NewManager(st, pki.Options{KEK: kek})
+	m, err := pki.NewManager(st, pki.Options{Key: kek})
 	if err != nil {
 		panic(err)
 	}

@@ -180,7 +180,10 @@ func (a *Authority) reuse(st *state, raw []byte, req Request) (Bundle, bool, err
 	if _, revoked := st.revoked[rec.Serial]; revoked {
 		return Bundle{}, false, nil
 	}
-	der, err := a.m.seal.open(rec.Key, a.key("leaf", rec.Serial))
+	if a.m.kek == nil {
+		return Bundle{}, false, fmt.Errorf("pki: authority %q: stored key of %s %q: %w", a.service, req.Kind, req.Identity.Name, ErrKEKRequired)
+	}
+	der, err := a.m.openSealed(rec.Key, a.key("leaf", rec.Serial))
 	if err != nil {
 		return Bundle{}, false, fmt.Errorf("pki: authority %q: stored key of %s %q: %w", a.service, req.Kind, req.Identity.Name, err)
 	}
@@ -209,7 +212,7 @@ func (a *Authority) sign(ctx context.Context, st *state, req Request, lkey strin
 	fail := func(what string, err error) (Bundle, error) {
 		return Bundle{}, fmt.Errorf("pki: issuing %s certificate %q of %q: %s: %w", req.Kind, req.Identity.Name, a.service, what, err)
 	}
-	if a.m.seal == nil {
+	if a.m.kek == nil {
 		return fail("sealing its key", ErrKEKRequired)
 	}
 	g := st.current()
@@ -255,7 +258,7 @@ func (a *Authority) sign(ctx context.Context, st *state, req Request, lkey strin
 		return fail("encoding key", err)
 	}
 	sh := serialHex(serial)
-	sealed, err := a.m.seal.seal(keyDER, a.key("leaf", sh))
+	sealed, err := a.m.kek.Seal(keyDER, []byte(a.key("leaf", sh)))
 	if err != nil {
 		return fail("sealing key", err)
 	}

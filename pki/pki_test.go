@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -28,14 +27,14 @@ import (
 
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store"
 	"github.com/masonops/mason/store/bolt"
 	"github.com/masonops/mason/store/mem"
 )
 
-func newKEK(t testing.TB) []byte {
-	k := make([]byte, 32)
-	_, err := rand.Read(k)
+func newKEK(t testing.TB) *seal.KEK {
+	k, err := seal.Generate()
 	require.NoError(t, err)
 	return k
 }
@@ -46,8 +45,8 @@ func memStore(t testing.TB) store.Store {
 	return st
 }
 
-func newManager(t testing.TB, st store.Store, kek []byte, opts ...func(*pki.Options)) *pki.Manager {
-	o := pki.Options{KEK: kek}
+func newManager(t testing.TB, st store.Store, kek *seal.KEK, opts ...func(*pki.Options)) *pki.Manager {
+	o := pki.Options{Key: kek}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -167,7 +166,7 @@ func TestKEK(t *testing.T) {
 
 	tests := []struct {
 		name string
-		kek  []byte
+		kek  *seal.KEK
 		want error
 		msg  string
 	}{

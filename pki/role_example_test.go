@@ -2,13 +2,13 @@ package pki_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/netip"
 
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/mem"
 )
 
@@ -42,11 +42,11 @@ func ExampleIssuer_role() {
 	ctx := context.Background()
 	st := mem.New()
 	defer st.Close()
-	kek := make([]byte, 32)
-	if _, err := rand.Read(kek); err != nil {
+	kek, err := seal.Generate() // in real use: seal.LoadFile, a file only the controller can read
+	if err != nil {
 		panic(err)
 	}
-	ca, err := pki.NewManager(st, pki.Options{KEK: kek, Defaults: pki.AuthorityConfig{Domains: []string{"lab.example"}}})
+	ca, err := pki.NewManager(st, pki.Options{Key: kek, Defaults: pki.AuthorityConfig{Domains: []string{"lab.example"}}})
 	if err != nil {
 		panic(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store"
 )
 
@@ -103,7 +104,7 @@ func talk(addr string, cfg *tls.Config) (string, string, error) {
 type tlsFixture struct {
 	ctx    context.Context
 	st     store.Store
-	kek    []byte
+	kek    *seal.KEK
 	m      *pki.Manager
 	etcd   *pki.Authority
 	other  *pki.Authority
