@@ -27,5 +27,9 @@
 // Backends: store/mem (in memory, for tests), store/bolt (one bbolt file, the
 // embedded default) and store/etcd (a shared etcd cluster, for several
 // controllers). [Lock] builds a mutual-exclusion lock with a fencing token on
-// top of any of them.
+// top of any of them; it records who holds it ([Holder]: owner, pid, host,
+// since), and [TryAcquire] and [Acquire] name that holder in a
+// [*LockedError] (matching [ErrLocked]). A [Keeper] keeps a lease alive and
+// closes its Lost channel once the lease may have expired; locks and
+// package claim's sessions hold their leases through one.
 package store

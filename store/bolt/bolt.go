@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -35,7 +37,9 @@ var (
 // Store is a store.Store kept in one bbolt file.
 type Store struct {
 	*engine.Engine
-	path string
+	path      string
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -47,10 +51,16 @@ type Options struct {
 	LockTimeout time.Duration
 	// Mode is the file's permission bits when it is created; zero means 0600.
 	Mode os.FileMode
+	// Owner names this process in the holder record written beside the
+	// file while it is open (see Open); empty means the program's name.
+	Owner string
 }
 
-// ErrLocked is returned (wrapped) by Open when another process holds the file.
-var ErrLocked = errors.New("bolt: state file is in use by another process")
+// ErrLocked is matched by Open's error when the file is open elsewhere: a
+// *store.LockedError naming the file and, as far as it is known, who has
+// it open (owner, pid, host, since, and whether it is this process). It is
+// store.ErrLocked.
+var ErrLocked = store.ErrLocked
 
 // Open opens or creates the store file at path.
 func Open(path string, opts *Options) (*Store, error) {
@@ -64,13 +74,17 @@ func Open(path string, opts *Options) (*Store, error) {
 	if o.Mode == 0 {
 		o.Mode = 0o600
 	}
+	if o.Owner == "" {
+		o.Owner = filepath.Base(os.Args[0])
+	}
 	db, err := bbolt.Open(path, o.Mode, &bbolt.Options{Timeout: o.LockTimeout})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("%w: %s (still locked after %v; stop the other mason process or use another --state file)", ErrLocked, path, o.LockTimeout)
+			return nil, lockedError(path, o.LockTimeout)
 		}
 		return nil, fmt.Errorf("bolt: opening %s: %w", path, err)
 	}
+	writeHolder(path, o.Owner)
 	b := &backend{db: db}
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(dataBucket); err != nil {
@@ -98,6 +112,17 @@ func Open(path string, opts *Options) (*Store, error) {
 
 // Path returns the file the store lives in.
 func (s *Store) Path() string { return s.path }
+
+// Close closes the store and removes its holder record.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		// The record goes first: once the file is closed, it may be the
+		// next opener's.
+		removeHolder(s.path)
+		s.closeErr = s.Engine.Close()
+	})
+	return s.closeErr
+}
 
 type backend struct {
 	db  *bbolt.DB

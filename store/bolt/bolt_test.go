@@ -113,21 +113,62 @@ func TestSurvivesKilledProcess(t *testing.T) {
 
 func TestSecondOpenerRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
-	startChild(t, path, false)
+	cmd := startChild(t, path, false)
 
 	start := time.Now()
 	_, err := bolt.Open(path, &bolt.Options{LockTimeout: 200 * time.Millisecond})
 	require.ErrorIs(t, err, bolt.ErrLocked)
 	require.ErrorContains(t, err, path, "the error names the file")
 	require.Less(t, time.Since(start), 10*time.Second, "refused promptly, not after a hang")
+	// ...and who has it: the child, recorded when it opened the file.
+	var le *store.LockedError
+	require.ErrorAs(t, err, &le)
+	require.Equal(t, cmd.Process.Pid, le.Holder.PID)
+	require.False(t, le.Holder.ThisProcess())
+	require.WithinDuration(t, time.Now(), le.Holder.Since, time.Minute)
+	require.ErrorContains(t, err, fmt.Sprintf("pid %d", cmd.Process.Pid))
+	require.ErrorContains(t, err, "stop that process or wait for it to finish")
 
-	// Within one process, a second Open of an open file is refused too.
+	// Within one process, a second Open of an open file is refused too,
+	// and says so.
 	other := filepath.Join(t.TempDir(), "other.db")
-	s, err := bolt.Open(other, nil)
+	s, err := bolt.Open(other, &bolt.Options{Owner: "first opener"})
 	require.NoError(t, err)
-	defer s.Close()
 	_, err = bolt.Open(other, nil)
 	require.ErrorIs(t, err, bolt.ErrLocked)
+	require.ErrorAs(t, err, &le)
+	require.True(t, le.Holder.ThisProcess())
+	require.ErrorContains(t, err, "is already held by this process (first opener)")
+	require.ErrorContains(t, err, "close the store that has it open")
+
+	// Closed, the file is free and its holder record gone.
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close())
+	_, err = os.Stat(other + ".holder")
+	require.ErrorIs(t, err, os.ErrNotExist)
+	s, err = bolt.Open(other, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+}
+
+// A holder record left by a process that died names nobody: the lock is
+// then someone else's (a program that writes no record, such as the bbolt
+// tool).
+func TestStaleHolderRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	host, _ := os.Hostname()
+	stale := store.Holder{Owner: "crashed", PID: dead.Process.Pid, Host: host, Since: time.Now()}
+	require.NoError(t, os.WriteFile(path+".holder", stale.Marshal(), 0o600))
+	startChild(t, path, false) // overwrites the record: use a copy of the lock
+	require.NoError(t, os.WriteFile(path+".holder", stale.Marshal(), 0o600))
+	_, err := bolt.Open(path, &bolt.Options{LockTimeout: 100 * time.Millisecond})
+	require.ErrorIs(t, err, bolt.ErrLocked)
+	var le *store.LockedError
+	require.ErrorAs(t, err, &le)
+	require.False(t, le.Holder.Known())
+	require.ErrorContains(t, err, "is held by someone else")
 }
 
 func TestFileModeAndPath(t *testing.T) {

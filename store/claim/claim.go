@@ -46,20 +46,19 @@ type Options struct {
 
 // Session is one controller's membership: a lease the session renews every
 // TTL/3 until Close, or until renewing fails for long enough that the lease
-// may have expired.
+// may have expired (a [store.Keeper] holds it).
 type Session struct {
-	st    store.Store
-	opts  Options
-	lease store.LeaseID
+	st   store.Store
+	opts Options
+	keep *store.Keeper
 
 	mu       sync.Mutex
-	deadline time.Time // the lease surely lives until then
-	lost     chan struct{}
+	closed   chan struct{} // closed by Close
+	lost     chan struct{} // closed when keep is lost or the session closed
 	lostOnce sync.Once
 	claims   map[string]*Claim
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg sync.WaitGroup
 }
 
 // NewSession grants the session's lease and starts renewing it.
@@ -70,65 +69,26 @@ func NewSession(ctx context.Context, st store.Store, opts Options) (*Session, er
 	if opts.Owner == "" {
 		return nil, errors.New("claim: Options.Owner is empty (name the controller, e.g. host and pid)")
 	}
-	start := time.Now()
-	lease, err := st.Grant(ctx, opts.TTL)
+	keep, err := store.GrantKept(ctx, st, opts.TTL)
 	if err != nil {
 		return nil, fmt.Errorf("claim: granting the session lease for %q: %w", opts.Owner, err)
 	}
-	kctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
-		st: st, opts: opts, lease: lease,
-		deadline: start.Add(opts.TTL),
-		lost:     make(chan struct{}),
-		claims:   map[string]*Claim{},
-		cancel:   cancel,
+		st: st, opts: opts, keep: keep,
+		closed: make(chan struct{}),
+		lost:   make(chan struct{}),
+		claims: map[string]*Claim{},
 	}
 	s.wg.Add(1)
-	go s.keepAlive(kctx)
-	return s, nil
-}
-
-// keepAlive renews the lease every TTL/3. A renewal that starts at t
-// extends the lease to at least t+TTL on the store, so the session's own
-// deadline is computed from the start of the last successful renewal; when
-// that deadline passes without one, the session is lost.
-func (s *Session) keepAlive(ctx context.Context) {
-	defer s.wg.Done()
-	tick := time.NewTicker(s.opts.TTL / 3)
-	defer tick.Stop()
-	for {
-		s.mu.Lock()
-		deadline := s.deadline
-		s.mu.Unlock()
-		expire := time.NewTimer(time.Until(deadline))
+	go func() {
+		defer s.wg.Done()
 		select {
-		case <-ctx.Done():
-			expire.Stop()
-			return
-		case <-expire.C:
+		case <-keep.Lost():
 			s.markLost()
-			return
-		case <-tick.C:
-			expire.Stop()
+		case <-s.closed:
 		}
-		start := time.Now()
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		err := s.st.KeepAlive(rctx, s.lease)
-		cancel()
-		switch {
-		case err == nil:
-			s.mu.Lock()
-			s.deadline = start.Add(s.opts.TTL)
-			s.mu.Unlock()
-		case errors.Is(err, store.ErrLeaseNotFound):
-			s.markLost()
-			return
-		case ctx.Err() != nil:
-			return
-		}
-		// Other errors (the store is unreachable): try again next tick,
-		// until the deadline says the lease may be gone.
-	}
+	}()
+	return s, nil
 }
 
 func (s *Session) markLost() {
@@ -141,7 +101,22 @@ func (s *Session) markLost() {
 func (s *Session) Lost() <-chan struct{} { return s.lost }
 
 // Lease returns the session's lease.
-func (s *Session) Lease() store.LeaseID { return s.lease }
+func (s *Session) Lease() store.LeaseID { return s.keep.ID() }
+
+// Err says why the session was lost: its lease could not be renewed in
+// time or is gone (wrapping store.ErrLeaseLost), or it was closed. It is
+// nil while the session lives.
+func (s *Session) Err() error {
+	select {
+	case <-s.lost:
+	default:
+		return nil
+	}
+	if err := s.keep.Err(); err != nil {
+		return err
+	}
+	return errors.New("claim: session closed")
+}
 
 // Owner returns the session's Options.Owner.
 func (s *Session) Owner() string { return s.opts.Owner }
@@ -173,7 +148,7 @@ func (s *Session) Claim(ctx context.Context, id string) (*Claim, error) {
 		return c, nil
 	}
 	key := s.Key(id)
-	rev, err := s.st.CompareAndSwap(ctx, key, 0, []byte(s.opts.Owner), store.WithLease(s.lease))
+	rev, err := s.st.CompareAndSwap(ctx, key, 0, []byte(s.opts.Owner), store.WithLease(s.keep.ID()))
 	var ce *store.ConflictError
 	switch {
 	case errors.As(err, &ce):
@@ -278,10 +253,17 @@ func (s *Session) WaitFree(ctx context.Context, id string) error {
 // Close stops renewing and revokes the lease, which deletes every claim
 // the session still holds, so others can take the work at once.
 func (s *Session) Close(ctx context.Context) error {
-	s.cancel()
+	s.mu.Lock()
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	s.mu.Unlock()
+	s.keep.Stop()
 	s.wg.Wait()
 	s.markLost()
-	if err := s.st.Revoke(ctx, s.lease); err != nil && !errors.Is(err, store.ErrLeaseNotFound) {
+	if err := s.st.Revoke(ctx, s.keep.ID()); err != nil && !errors.Is(err, store.ErrLeaseNotFound) {
 		return fmt.Errorf("claim: closing the session of %q: %w", s.opts.Owner, err)
 	}
 	return nil

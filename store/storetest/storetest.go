@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"LeaseExpiry", testLeaseExpiry},
 		{"LeaseKeepAliveAndRevoke", testLeaseKeepAlive},
 		{"LockMutualExclusion", testLock},
+		{"LockHolder", testLockHolder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -399,4 +400,23 @@ func testLock(t *testing.T, s store.Store) {
 		uniq[f] = true
 	}
 	require.Len(t, uniq, 20, "every holder gets its own fencing token")
+}
+
+// testLockHolder: a held lock names its holder, as recorded when it was
+// taken, to anyone who tries to take it.
+func testLockHolder(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	l, err := store.Acquire(ctx, s, "locks/holder", "first", 5*time.Second)
+	require.NoError(t, err)
+	_, err = store.TryAcquire(ctx, s, "locks/holder", "second", 5*time.Second)
+	var le *store.LockedError
+	require.ErrorAs(t, err, &le)
+	require.ErrorIs(t, err, store.ErrLocked)
+	require.Equal(t, l.Holder(), le.Holder)
+	require.True(t, le.Holder.ThisProcess())
+	require.NoError(t, l.Release(ctx))
+	l2, err := store.TryAcquire(ctx, s, "locks/holder", "second", 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "second", l2.Holder().Owner)
+	require.NoError(t, l2.Release(ctx))
 }
