@@ -58,7 +58,7 @@ func overheadDeployment(nodes int) *Deployment {
 	for i := range nodes {
 		p.Add(&provider.Node{Name: fmt.Sprintf("n%04d", i)})
 	}
-	dep.Bind(p, a, b, c, agg, d, e)
+	dep.Bind(p, role.Of(a), role.Of(b), role.Of(c), role.Of(agg), role.Of(d), role.Of(e))
 	return dep
 }
 

@@ -30,7 +30,7 @@ func ExampleController() {
 	})
 	deployment := func() *graph.Deployment {
 		d := graph.NewDeployment("web")
-		d.Bind(d.Pool("web", &provider.Node{Name: "web-1"}, &provider.Node{Name: "web-2"}, &provider.Node{Name: "web-3"}), install)
+		d.Bind(d.Pool("web", &provider.Node{Name: "web-1"}, &provider.Node{Name: "web-2"}, &provider.Node{Name: "web-3"}), role.Of(install))
 		return d
 	}
 

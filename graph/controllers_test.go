@@ -78,7 +78,7 @@ func chainDeployment(name string, nodes int, dur func(id string) time.Duration, 
 		v, err := do(ctx, rc, in.P.Value.V)
 		return Step4{v}, err
 	})
-	d.Bind(d.Pool("all", ns...), s1, s2, s3, s4)
+	d.Bind(d.Pool("all", ns...), role.Of(s1), role.Of(s2), role.Of(s3), role.Of(s4))
 	return d
 }
 

@@ -72,7 +72,7 @@ func crashDeployment(effects string) *graph.Deployment {
 		return SumOut{N: len(in.All)}, logLine(fmt.Sprintf("done sum@%s %d", rc.Node().Name, len(in.All)))
 	})
 	d := graph.NewDeployment("crash")
-	d.Bind(d.Pool("p", nodes(nodeNames(6)...)...), token, use, sum)
+	d.Bind(d.Pool("p", nodes(nodeNames(6)...)...), role.Of(token), role.Of(use), role.Of(sum))
 	return d
 }
 

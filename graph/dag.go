@@ -34,6 +34,18 @@ type nodeRole struct {
 	aliases []outputAlias
 }
 
+// usesEnv is where nr's role.Uses inputs are found: the deployment's
+// services, else the node's transport. planning leaves those of a node
+// that does not exist yet for later.
+func (nr *nodeRole) usesEnv(svcs *role.Services, planning bool) role.Env {
+	env := role.Env{Node: nr.name, Services: svcs}
+	if nr.node != nil {
+		env.Transport = nr.node.Transport
+		env.NodePending = planning && nr.node.Transport == nil
+	}
+	return env
+}
+
 // outputAlias is an output field published as an attribute by
 // [Deployment.PublishOutput].
 type outputAlias struct {
@@ -252,6 +264,9 @@ func build(d *Deployment) (*dag, error) {
 				}
 				continue
 			}
+			if in.Kind == role.InputUses {
+				continue // services: checked below
+			}
 			var cands []int32
 			if in.Kind == role.InputSame {
 				cands = byNode[nr.name] // filtered by type below
@@ -305,6 +320,11 @@ func build(d *Deployment) (*dag, error) {
 				errs = multierror.Append(errs, fmt.Errorf("graph: role %q on %s requires role %q, which is not bound %s; bind it, or fix the name in Meta.Requires", nr.meta.Name, orDeployment(nr.name), req, where))
 			}
 			deps = append(deps, found...)
+		}
+		if nr.def.UsesServices() {
+			if err := nr.def.CheckUses(nr.usesEnv(d.services, true)); err != nil {
+				errs = multierror.Append(errs, err)
+			}
 		}
 		nr.wired = uniqueKeepOrder(nr.wired)
 		nr.deps = uniqueSorted(deps)

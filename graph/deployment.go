@@ -16,7 +16,7 @@ import (
 // roles bound to them, attribute values and rollout policies. It is only a
 // description; [NewPlan] expands it into node-roles and decides what to run.
 //
-// Mistakes made while building a Deployment (a role that is not a role, a
+// Mistakes made while building a Deployment (a role whose shape is wrong, a
 // node name used twice, an attribute value of the wrong type) are collected
 // and reported together by [NewPlan], so building code reads as a list of
 // statements without an error check after each.
@@ -167,15 +167,17 @@ func (p *Pool) Nodes() []string {
 
 // Bind binds roles to the nodes of pool: a node-scope role once on every
 // node, a cluster-scope role once on the pool's first node by name, a
-// service-scope role once for the deployment (pool may then be nil). A
-// role is any value [role.Describe] accepts; an invalid one is reported
-// by [NewPlan]. Nodes added to the pool later are bound too.
-func (d *Deployment) Bind(pool *Pool, roles ...any) {
+// service-scope role once for the deployment (pool may then be nil).
+// Roles are registered with their types by [role.Of], so a value that is
+// not a role does not compile; a role whose shape role.Of found wrong is
+// reported by [NewPlan]. Nodes added to the pool later are bound too.
+//
+//	d.Bind(members, role.Of(etcd.PeerURL{}), role.Of(etcd.Member{}))
+func (d *Deployment) Bind(pool *Pool, roles ...*role.Def) {
 	_, file, line, _ := runtime.Caller(1)
 	b := binding{pool: pool, file: file, line: line}
-	for _, r := range roles {
-		def, err := role.Describe(r)
-		if err != nil {
+	for _, def := range roles {
+		if err := def.Err(); err != nil {
 			d.fail(fmt.Errorf("graph: Bind at %s:%d: %w", file, line, err))
 			continue
 		}
@@ -228,8 +230,9 @@ func (d *Deployment) SetRollout(roleName string, r Rollout) {
 	d.rollouts[roleName] = r
 }
 
-// UseServices sets the services every role of the deployment reaches
-// through its [role.Context].
+// UseServices sets the services the deployment's roles use: their
+// [role.Uses] inputs are filled from s when the plan is made (a missing
+// one fails the plan), and [role.Context.Services] returns it.
 func (d *Deployment) UseServices(s *role.Services) { d.services = s }
 
 // UseLogger sets the logger roles write to through [role.Context.Log];

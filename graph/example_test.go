@@ -50,7 +50,7 @@ func Example() {
 
 	d := graph.NewDeployment("etcd")
 	members := d.Pool("members", node("n1", 11), node("n2", 12), node("n3", 13))
-	d.Bind(members, peerURL, member)
+	d.Bind(members, role.Of(peerURL), role.Of(member))
 	graph.Set(d, ClusterToken, "prod-7")
 
 	plan, err := graph.NewPlan(ctx, d, st)
@@ -101,8 +101,8 @@ func ExampleDeployment_PublishOutput() {
 	st := mem.New()
 	defer st.Close()
 	d := graph.NewDeployment("swarm")
-	d.Bind(d.Pool("managers", node("m1", 11)), manager)
-	d.Bind(d.Pool("workers", node("w1", 21)), worker)
+	d.Bind(d.Pool("managers", node("m1", 11)), role.Of(manager))
+	d.Bind(d.Pool("workers", node("w1", 21)), role.Of(worker))
 	d.PublishOutput("swarm-manager", "Token", "swarm.join_token")
 
 	plan, err := graph.NewPlan(ctx, d, st)

@@ -525,7 +525,7 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 	defer func() { e.res <- r }()
 	p, nr := e.p, e.p.g.nrs[i]
 	step := &p.Steps[i]
-	in, err := p.bind(int(i), e.outOf, scratch)
+	in, err := p.bind(int(i), e.outOf, scratch, false)
 	if err != nil {
 		r.err = err
 		e.j.append(&record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})

@@ -30,7 +30,8 @@ func (p *Plan) BindingsOf(id string) ([]role.Binding, error) {
 		return nil, fmt.Errorf("no node-role %s", id)
 	}
 	nr := p.g.nrs[i]
-	env := role.Env{Node: nr.name, Attrs: p.attrsFor(nr.name).Clone()}
+	env := nr.usesEnv(p.d.services, true)
+	env.Attrs = p.attrsFor(nr.name).Clone()
 	for _, pi := range nr.pubs {
 		if err := p.g.nrs[pi].publish(env.Attrs, p.outs[pi]); err != nil {
 			return nil, err

@@ -31,7 +31,7 @@ func TestPlanErrors(t *testing.T) {
 			d.Bind(d.Pool("p", nodes("n1")...), f.roleB(role.Meta{}))
 		}, []string{`role "b" on n1: input A (role.Same[graph_test.AOut])`, "no role produced it", "on node n1"}},
 		{"ambiguous single producer", func(d *graph.Deployment) {
-			d.Bind(d.Pool("p", nodes("n1", "n2")...), f.roleA(role.Meta{}), one)
+			d.Bind(d.Pool("p", nodes("n1", "n2")...), f.roleA(role.Meta{}), role.Of(one))
 		}, []string{`role "one" on n1: input X (role.One[graph_test.AOut])`, "ambiguous: produced by a@n1, a@n2"}},
 		{"unknown requires", func(d *graph.Deployment) {
 			d.Bind(d.Pool("p", nodes("n1")...), f.roleA(role.Meta{Requires: []string{"ghost"}}))
@@ -41,9 +41,17 @@ func TestPlanErrors(t *testing.T) {
 			d.Bind(p, f.roleA(role.Meta{}))
 			d.Bind(p, f.roleA(role.Meta{}))
 		}, []string{`role "a" is bound twice to node n1`}},
-		{"not a role", func(d *graph.Deployment) {
-			d.Bind(d.Pool("p", nodes("n1")...), struct{}{})
-		}, []string{"has no method Meta() role.Meta"}},
+		// A value that is not a role does not compile (role's
+		// TestNonRoleDoesNotCompile); a role of the wrong shape, or no
+		// role at all, fails the plan.
+		{"malformed role", func(d *graph.Deployment) {
+			d.Bind(d.Pool("p", nodes("n1")...), role.Of(role.Func(role.Meta{Name: "m"}, func(ctx context.Context, rc *role.Context, in struct{ Port int }) (COut, error) {
+				return COut{}, nil
+			})))
+		}, []string{"graph: Bind at ", `role "m": input field Port (int) says nowhere where it comes from`}},
+		{"nil role", func(d *graph.Deployment) {
+			d.Bind(d.Pool("p", nodes("n1")...), nil)
+		}, []string{"graph: Bind at ", "nil Def: register roles with role.Of"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := graph.NewDeployment("errs")
@@ -77,7 +85,7 @@ func TestCyclePathExact(t *testing.T) {
 	x := role.Func(role.Meta{Name: "x", Requires: []string{"y"}}, func(ctx context.Context, rc *role.Context, _ struct{}) (struct{}, error) { return struct{}{}, nil })
 	y := role.Func(role.Meta{Name: "y", Requires: []string{"x"}}, func(ctx context.Context, rc *role.Context, _ struct{}) (struct{}, error) { return struct{}{}, nil })
 	d := graph.NewDeployment("cyc")
-	d.Bind(d.Pool("p", nodes("n1")...), x, y)
+	d.Bind(d.Pool("p", nodes("n1")...), role.Of(x), role.Of(y))
 	_, err := graph.NewPlan(context.Background(), d, memStore(t))
 	var ce *graph.CycleError
 	require.ErrorAs(t, err, &ce)
@@ -407,7 +415,7 @@ func TestAddNodeRerunsOnlyAffectedPeers(t *testing.T) {
 	})
 	d := graph.NewDeployment("grow")
 	p := d.Pool("p", nodes("n1", "n2", "n3")...)
-	d.Bind(p, f.roleA(role.Meta{}), f.roleB(role.Meta{}), member, post)
+	d.Bind(p, f.roleA(role.Meta{}), f.roleB(role.Meta{}), role.Of(member), role.Of(post))
 	st := memStore(t)
 	_, _, err := planApply(t, d, st, graph.Options{})
 	require.NoError(t, err)
@@ -470,14 +478,14 @@ func TestDriftCheckPlansOnlyThatNodeRole(t *testing.T) {
 	f := newFakes()
 	c := checked{f: f, drift: map[string]string{}}
 	d := graph.NewDeployment("drift")
-	d.Bind(d.Pool("p", nodes("n1", "n2", "n3")...), c, f.roleB(role.Meta{}))
+	d.Bind(d.Pool("p", nodes("n1", "n2", "n3")...), role.Of(c), f.roleB(role.Meta{}))
 	st := memStore(t)
 	_, _, err := planApply(t, d, st, graph.Options{})
 	require.NoError(t, err)
 
 	c.drift["n2"] = "svc.service is not running"
 	d2 := graph.NewDeployment("drift")
-	d2.Bind(d2.Pool("p", nodes("n1", "n2", "n3")...), c, f.roleB(role.Meta{}))
+	d2.Bind(d2.Pool("p", nodes("n1", "n2", "n3")...), role.Of(c), f.roleB(role.Meta{}))
 	p, err := graph.NewPlan(context.Background(), d2, st)
 	require.NoError(t, err)
 	require.Equal(t, 1, p.Count(graph.ActionRun), p.String())
@@ -562,7 +570,7 @@ func TestStopTimeoutCancelsRunningRoles(t *testing.T) {
 		return struct{}{}, ctx.Err()
 	})
 	d := graph.NewDeployment("stop")
-	d.Bind(d.Pool("p", nodes("n1")...), stuck)
+	d.Bind(d.Pool("p", nodes("n1")...), role.Of(stuck))
 	p, err := graph.NewPlan(context.Background(), d, memStore(t))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -123,51 +123,51 @@ func (f *fakes) total() int {
 var fastRetry = role.Retry{MaxAttempts: 3, Initial: time.Millisecond, Max: 2 * time.Millisecond}
 
 // roleA produces AOut on every node.
-func (f *fakes) roleA(meta role.Meta) any {
+func (f *fakes) roleA(meta role.Meta) *role.Def {
 	if meta.Name == "" {
 		meta.Name = "a"
 	}
-	return role.Func(meta, func(ctx context.Context, rc *role.Context, _ struct{}) (AOut, error) {
+	return role.Of(role.Func(meta, func(ctx context.Context, rc *role.Context, _ struct{}) (AOut, error) {
 		return AOut{V: "a-" + rc.Node().Name}, f.hook(ctx, rc)
-	})
+	}))
 }
 
 type BIn struct{ A role.Same[AOut] }
 
 // roleB consumes AOut on the same node.
-func (f *fakes) roleB(meta role.Meta) any {
+func (f *fakes) roleB(meta role.Meta) *role.Def {
 	if meta.Name == "" {
 		meta.Name = "b"
 	}
-	return role.Func(meta, func(ctx context.Context, rc *role.Context, in BIn) (BOut, error) {
+	return role.Of(role.Func(meta, func(ctx context.Context, rc *role.Context, in BIn) (BOut, error) {
 		return BOut{V: in.A.Value.V + "+b"}, f.hook(ctx, rc)
-	})
+	}))
 }
 
 type CIn struct{ B role.Same[BOut] }
 
-func (f *fakes) roleC(meta role.Meta) any {
+func (f *fakes) roleC(meta role.Meta) *role.Def {
 	if meta.Name == "" {
 		meta.Name = "c"
 	}
-	return role.Func(meta, func(ctx context.Context, rc *role.Context, in CIn) (COut, error) {
+	return role.Of(role.Func(meta, func(ctx context.Context, rc *role.Context, in CIn) (COut, error) {
 		return COut{V: in.B.Value.V + "+c"}, f.hook(ctx, rc)
-	})
+	}))
 }
 
 type AggIn struct{ Peers role.All[AOut] }
 
 // roleAgg consumes every node's AOut (cluster scope by default).
-func (f *fakes) roleAgg(meta role.Meta) any {
+func (f *fakes) roleAgg(meta role.Meta) *role.Def {
 	if meta.Name == "" {
 		meta.Name = "agg"
 	}
 	if meta.Scope == role.ScopeNode && meta.Name == "agg" {
 		meta.Scope = role.ScopeCluster
 	}
-	return role.Func(meta, func(ctx context.Context, rc *role.Context, in AggIn) (AggOut, error) {
+	return role.Of(role.Func(meta, func(ctx context.Context, rc *role.Context, in AggIn) (AggOut, error) {
 		return AggOut{Members: in.Peers.Nodes()}, f.hook(ctx, rc)
-	})
+	}))
 }
 
 func nodes(names ...string) []*provider.Node {

@@ -192,7 +192,7 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 		// attributes must be checked; wiring was checked by build.
 		var in any
 		if unknown == "" || nr.hasAttr {
-			if in, err = p.bind(i, outputs, nil); err != nil {
+			if in, err = p.bind(i, outputs, nil, true); err != nil {
 				errs = multierror.Append(errs, err)
 				continue
 			}
@@ -317,10 +317,14 @@ func versionText(v string) string {
 
 // bind fills node-role i's input from the outputs given by out. scratch,
 // if not nil, is reused for the list of upstream outputs (Bind keeps
-// none of it).
-func (p *Plan) bind(i int, out func(int32) any, scratch *[]role.Output) (any, error) {
+// none of it). planning leaves the services of nodes that do not exist
+// yet unresolved (role.Env.NodePending).
+func (p *Plan) bind(i int, out func(int32) any, scratch *[]role.Output, planning bool) (any, error) {
 	nr := p.g.nrs[i]
 	env := role.Env{Node: nr.name}
+	if nr.def.UsesServices() {
+		env = nr.usesEnv(p.d.services, planning)
+	}
 	if nr.hasAttr {
 		env.Attrs = p.attrsFor(nr.name)
 		if len(nr.pubs) > 0 {

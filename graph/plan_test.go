@@ -41,7 +41,7 @@ func reasonDeployment(f *fakes, version string, failJoin bool) *graph.Deployment
 		delete(f.always, "join@n2")
 	}
 	d := graph.NewDeployment("reasons")
-	d.Bind(d.Pool("p", nodes("n1", "n2")...), initRole, join)
+	d.Bind(d.Pool("p", nodes("n1", "n2")...), role.Of(initRole), role.Of(join))
 	return d
 }
 

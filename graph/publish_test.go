@@ -75,7 +75,7 @@ func (s *swarm) deployment(mgrVersion string) *graph.Deployment {
 		})
 	d := graph.NewDeployment("swarm")
 	p := d.Pool("all", nodes("n1", "n2", "n3")...)
-	d.Bind(p, mgr, wkr, labeler, labeled)
+	d.Bind(p, role.Of(mgr), role.Of(wkr), role.Of(labeler), role.Of(labeled))
 	d.PublishOutput("mgr", "Token", "swarm.join_token")
 	d.PublishOutput("mgr", "Addr", "swarm.manager_addr")
 	d.PublishOutput("labeler", "Name", "node.label")
@@ -190,38 +190,38 @@ func TestPublishOutputErrors(t *testing.T) {
 		want  []string
 	}{
 		{"unbound role", func(d *graph.Deployment, p *graph.Pool) {
-			d.Bind(p, wkr)
+			d.Bind(p, role.Of(wkr))
 			d.PublishOutput("ghost", "Token", "swarm.join_token")
 		}, []string{`role "ghost" is not bound`, "PublishOutput at", "publish_test.go"}},
 		{"missing field", func(d *graph.Deployment, p *graph.Pool) {
-			d.Bind(p, mgr)
+			d.Bind(p, role.Of(mgr))
 			d.PublishOutput("mgr", "Secret", "swarm.join_token")
 		}, []string{`output Secret of role "mgr"`, "has no such exported field (it has: Token, Addr, Port)"}},
 		{"invalid attribute name", func(d *graph.Deployment, p *graph.Pool) {
-			d.Bind(p, mgr)
+			d.Bind(p, role.Of(mgr))
 			d.PublishOutput("mgr", "Token", "Join Token")
 		}, []string{`invalid attribute name "Join Token"`}},
 		{"type mismatch", func(d *graph.Deployment, p *graph.Pool) {
-			d.Bind(p, mgr, portIn)
+			d.Bind(p, role.Of(mgr), role.Of(portIn))
 			d.PublishOutput("mgr", "Port", "swarm.port")
 		}, []string{`role "port-user" on n1: input Port (string, attr "swarm.port")`, `output Port of mgr@n1, published as "swarm.port", is a int`}},
 		{"tag publishes it from another field", func(d *graph.Deployment, p *graph.Pool) {
-			d.Bind(p, tagged)
+			d.Bind(p, role.Of(tagged))
 			d.PublishOutput("tagged", "B", "x.a")
 		}, []string{`already publishes attribute "x.a" from output A`}},
 		{"two fields as one attribute", func(d *graph.Deployment, p *graph.Pool) {
-			d.Bind(p, mgr)
+			d.Bind(p, role.Of(mgr))
 			d.PublishOutput("mgr", "Addr", "swarm.addr")
 			d.PublishOutput("mgr", "Port", "swarm.addr")
 		}, []string{`attribute "swarm.addr" is already published from output Addr`}},
 		{"ambiguous producers", func(d *graph.Deployment, p *graph.Pool) {
-			d.Bind(p, mgr, tagged, wkr)
+			d.Bind(p, role.Of(mgr), role.Of(tagged), role.Of(wkr))
 			d.PublishOutput("mgr", "Token", "swarm.join_token")
 			d.PublishOutput("tagged", "B", "swarm.join_token")
 		}, []string{`role "wkr" on n1: input JoinToken`, "ambiguous: published by mgr@n1, tagged@n1"}},
 		{"node output not visible elsewhere", func(d *graph.Deployment, p *graph.Pool) {
-			d.Bind(p, labeler)
-			d.Bind(d.Pool("other", nodes("n9")...), wkr)
+			d.Bind(p, role.Of(labeler))
+			d.Bind(d.Pool("other", nodes("n9")...), role.Of(wkr))
 			d.PublishOutput("labeler", "Name", "swarm.join_token")
 		}, []string{`role "wkr" on n9`, `attribute "swarm.join_token" has no value`}},
 	} {

@@ -54,7 +54,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	build := func() *graph.Deployment {
 		d := graph.NewDeployment("crash")
 		p := chain(f, d, names...)
-		d.Bind(d.Pool("first", d.Node(p.Nodes()[0])), wipe)
+		d.Bind(d.Pool("first", d.Node(p.Nodes()[0])), role.Of(wipe))
 		return d
 	}
 	p, err := graph.NewPlan(context.Background(), build(), st)

@@ -14,18 +14,19 @@ import (
 
 // MemberCert is a role that gets its node a peer certificate from the etcd
 // authority, mid-workflow, through the pki.Issuer the application
-// registered. Its output, a pki.Bundle, is what etcd-member takes as
-// role.Same[pki.Bundle].
+// registered, which it declares as a role.Uses input. Its output, a
+// pki.Bundle, is what etcd-member takes as role.Same[pki.Bundle].
 type MemberCert struct{}
+
+// MemberCertIn names the service the role uses.
+type MemberCertIn struct {
+	CA role.Uses[pki.Issuer]
+}
 
 func (MemberCert) Meta() role.Meta { return role.Meta{Name: "etcd-member-cert", Version: "1"} }
 
-func (MemberCert) Run(ctx context.Context, rc *role.Context, _ struct{}) (pki.Bundle, error) {
-	ca, err := role.Service[pki.Issuer](rc)
-	if err != nil {
-		return pki.Bundle{}, err
-	}
-	b, err := ca.Issue(ctx, "etcd", pki.Request{Kind: pki.Peer, Identity: pki.NodeIdentity(rc.Node(), "lab.example")})
+func (MemberCert) Run(ctx context.Context, rc *role.Context, in MemberCertIn) (pki.Bundle, error) {
+	b, err := in.CA.Value.Issue(ctx, "etcd", pki.Request{Kind: pki.Peer, Identity: pki.NodeIdentity(rc.Node(), "lab.example")})
 	if err != nil {
 		return pki.Bundle{}, err
 	}
@@ -55,23 +56,26 @@ func ExampleIssuer_role() {
 	svcs := role.NewServices()
 	role.Provide[pki.Issuer](svcs, ca)
 
-	// ...and the graph runs the role on each node with a context like this.
+	// ...and the graph binds the role's input (the CA) and runs it on
+	// each node with a context like this.
+	def := role.Of(MemberCert{})
 	node := &provider.Node{Name: "n1", InterfaceAddr: netip.MustParseAddr("10.78.0.11")}
-	rc := role.NewContext(role.ContextOptions{Role: "etcd-member-cert", Node: node, Services: svcs})
-	b, err := MemberCert{}.Run(ctx, rc, struct{}{})
+	in, err := def.BindInput(role.Env{Node: node.Name, Services: svcs})
 	if err != nil {
 		panic(err)
 	}
+	rc := role.NewContext(role.ContextOptions{Role: "etcd-member-cert", Node: node, Services: svcs})
+	out, err := def.Run(ctx, rc, in)
+	if err != nil {
+		panic(err)
+	}
+	b := out.(pki.Bundle)
 	leaf, err := b.Leaf()
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println(b.Service, b.Kind, leaf.Subject.CommonName, leaf.DNSNames, leaf.IPAddresses)
 
-	def, err := role.Describe(MemberCert{})
-	if err != nil {
-		panic(err)
-	}
 	fmt.Println(def.Name(), "outputs", def.Out())
 	// Output:
 	// etcd peer n1 [n1.lab.example] [10.78.0.11]

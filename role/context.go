@@ -140,13 +140,13 @@ func (c *Context) WriteFile(ctx context.Context, path string, data []byte, mode 
 }
 
 // Services is the application's registry of services, keyed by type. The
-// application registers implementations with Provide before running; roles
-// look them up with Service.
+// application registers implementations with Provide before planning;
+// roles receive them through [Uses] fields of their input, and the
+// application's own code looks them up with Lookup.
 //
 //	svcs := role.NewServices()
 //	role.Provide[netsvc.DNS](svcs, dnsServer)
-//	...
-//	dns, err := role.Service[netsvc.DNS](rc)
+//	d.UseServices(svcs) // graph.Deployment: roles with a role.Uses[netsvc.DNS] input get it
 type Services struct {
 	mu sync.RWMutex
 	m  map[reflect.Type]any
@@ -163,25 +163,24 @@ func Provide[T any](s *Services, svc T) {
 	s.m[reflect.TypeFor[T]()] = svc
 }
 
-// Lookup returns the service of type T from the registry.
+// Lookup returns the service of type T from the registry. Roles declare
+// the services they use as [Uses] input fields instead, so that a missing
+// one fails the plan, not the run.
 func Lookup[T any](s *Services) (T, error) {
+	if v, ok := lookup[T](s); ok {
+		return v, nil
+	}
+	var zero T
+	return zero, fmt.Errorf("role: no service of type %v is registered; the application must call role.Provide[%v] before running", reflect.TypeFor[T](), reflect.TypeFor[T]())
+}
+
+func lookup[T any](s *Services) (T, bool) {
 	s.mu.RLock()
 	v, ok := s.m[reflect.TypeFor[T]()]
 	s.mu.RUnlock()
 	if !ok {
 		var zero T
-		return zero, fmt.Errorf("role: no service of type %v is registered; the application must call role.Provide[%v] before running", reflect.TypeFor[T](), reflect.TypeFor[T]())
+		return zero, false
 	}
-	return v.(T), nil
-}
-
-// Service returns the service of type T registered for the running
-// deployment: the role's way to reach DNS, IPAM, a CA or a load balancer.
-func Service[T any](rc *Context) (T, error) {
-	svc, err := Lookup[T](rc.services)
-	if err != nil {
-		var zero T
-		return zero, fmt.Errorf("role %s: %w", rc.role, err)
-	}
-	return svc, nil
+	return v.(T), true
 }

@@ -37,7 +37,7 @@ func Example() {
 		})
 
 	ctx := context.Background()
-	peerDef, configDef := role.MustDescribe(peerURL), role.MustDescribe(config)
+	peerDef, configDef := role.Of(peerURL), role.Of(config)
 
 	// What the graph does for you: run the producers on every node...
 	var outputs []role.Output

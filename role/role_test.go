@@ -72,8 +72,8 @@ func envFor(node string, port int) role.Env {
 }
 
 func TestBindAllSameAttrAndDefaults(t *testing.T) {
-	d, err := role.Describe(member{})
-	require.NoError(t, err)
+	d := role.Of(member{})
+	require.NoError(t, d.Err())
 	in, bindings, err := d.Bind(envFor("n2", 2379))
 	require.NoError(t, err)
 	mi := in.(memberIn)
@@ -103,7 +103,7 @@ func TestBindAllSameAttrAndDefaults(t *testing.T) {
 }
 
 func TestBindMissingInputsNameRoleAndField(t *testing.T) {
-	d := role.MustDescribe(member{})
+	d := role.Of(member{})
 	env := envFor("n9", 0) // no cert on n9, no port anywhere
 	_, _, err := d.Bind(env)
 	require.Error(t, err)
@@ -117,7 +117,7 @@ func TestBindMissingInputsNameRoleAndField(t *testing.T) {
 }
 
 func TestBindTypeMismatchAndSecrets(t *testing.T) {
-	d := role.MustDescribe(member{})
+	d := role.Of(member{})
 	env := envFor("n1", 0)
 	require.NoError(t, env.Attrs.SetAny("etcd.client_port", "2379", attr.FromSpec(attr.LayerNode, "deploy.hcl", 19)))
 	_, _, err := d.Bind(env)
@@ -142,11 +142,11 @@ func TestAmbiguousAndRoleTag(t *testing.T) {
 	env := envFor("n1", 0)
 	env.Outputs = append(env.Outputs, role.Output{Role: "other-cert", Node: "n1", Value: CertOut{"x"}})
 
-	amb := role.MustDescribe(role.Func(role.Meta{Name: "amb"}, func(context.Context, *role.Context, in) (struct{}, error) { return struct{}{}, nil }))
+	amb := role.Of(role.Func(role.Meta{Name: "amb"}, func(context.Context, *role.Context, in) (struct{}, error) { return struct{}{}, nil }))
 	_, _, err := amb.Bind(env)
 	require.ErrorContains(t, err, "ambiguous: produced by member-cert@n1, other-cert@n1")
 
-	ok := role.MustDescribe(role.Func(role.Meta{Name: "ok"}, func(context.Context, *role.Context, tagged) (struct{}, error) { return struct{}{}, nil }))
+	ok := role.Of(role.Func(role.Meta{Name: "ok"}, func(context.Context, *role.Context, tagged) (struct{}, error) { return struct{}{}, nil }))
 	v, _, err := ok.Bind(env)
 	require.NoError(t, err)
 	require.Equal(t, "cert-n1", v.(tagged).Cert.Value.PEM)
@@ -159,29 +159,50 @@ func (badNoTag) Run(context.Context, *role.Context, struct{ Port int }) (struct{
 	return struct{}{}, nil
 }
 
-type badSig struct{}
+type badCheck struct{}
 
-func (badSig) Meta() role.Meta                   { return role.Meta{Name: "badsig"} }
-func (badSig) Run(context.Context, string) error { return nil }
+func (badCheck) Meta() role.Meta { return role.Meta{Name: "badcheck"} }
+func (badCheck) Run(context.Context, *role.Context, struct{}) (memberOut, error) {
+	return memberOut{}, nil
+}
+func (badCheck) Check(context.Context, *role.Context, struct{}) (string, error) { return "", nil }
 
-func TestDescribeRejectsMalformedRoles(t *testing.T) {
+type intRole struct{}
+
+func (intRole) Meta() role.Meta { return role.Meta{Name: "int"} }
+func (intRole) Run(context.Context, *role.Context, int) (struct{}, error) {
+	return struct{}{}, nil
+}
+
+// What the compiler cannot check, Of does, and keeps in the Def: the
+// graph and the spec registry report it. (A value that is not a role at
+// all does not compile: see TestNonRoleDoesNotCompile.)
+func TestOfRejectsMalformedRoles(t *testing.T) {
 	tests := []struct {
-		role any
+		def  *role.Def
 		want string
 	}{
-		{badNoTag{}, `role "bad": input field Port (int) says nowhere where it comes from`},
-		{badSig{}, `role "badsig" (role_test.badSig): Run has signature func(context.Context, string) error`},
-		{struct{}{}, "has no method Meta() role.Meta"},
-		{role.Func(role.Meta{Name: "d"}, func(context.Context, *role.Context, struct {
+		{role.Of(badNoTag{}), `role "bad": input field Port (int) says nowhere where it comes from`},
+		{role.Of(badCheck{}), `role "badcheck": Check has signature func(context.Context, *role.Context, struct {}) (string, error); want func(context.Context, *role.Context, struct {}, role_test.memberOut) (string, error)`},
+		{role.Of(intRole{}), `role "int": input type int is not a struct`},
+		{role.Of(role.Func(role.Meta{Name: "d"}, func(context.Context, *role.Context, struct {
 			N int `attr:"x.n" default:"many"`
 		}) (struct{}, error) {
 			return struct{}{}, nil
-		}), `role "d": input field N: default "many"`},
-		{role.Func(role.Meta{}, func(context.Context, *role.Context, struct{}) (struct{}, error) { return struct{}{}, nil }), "Meta().Name is empty"},
+		})), `role "d": input field N: default "many"`},
+		{role.Of(role.Func(role.Meta{}, func(context.Context, *role.Context, struct{}) (struct{}, error) { return struct{}{}, nil })), "Meta().Name is empty"},
+		{role.Of[struct{}, struct{}](nil), "role: Of(nil)"},
+		{&role.Def{}, "a Def not made by role.Of"},
+		{nil, "nil Def"},
 	}
 	for _, tc := range tests {
-		_, err := role.Describe(tc.role)
-		require.ErrorContains(t, err, tc.want)
+		require.ErrorContains(t, tc.def.Err(), tc.want)
+		if tc.def != nil {
+			_, _, err := tc.def.Bind(role.Env{})
+			require.ErrorContains(t, err, tc.want, "a malformed role cannot be bound")
+			_, err = tc.def.Run(context.Background(), role.NewContext(role.ContextOptions{}), struct{}{})
+			require.Error(t, err, "nor run")
+		}
 	}
 }
 
@@ -199,7 +220,7 @@ func (checked) Check(_ context.Context, _ *role.Context, _ struct{}, last member
 }
 
 func TestRunCheckPublishDigest(t *testing.T) {
-	d := role.MustDescribe(checked{})
+	d := role.Of(checked{})
 	require.True(t, d.HasCheck())
 	rc := role.NewContext(role.ContextOptions{Role: "checked"})
 	out, err := d.Run(context.Background(), rc, struct{}{})
@@ -219,7 +240,7 @@ func TestRunCheckPublishDigest(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "etcd.client_url = https://x (from output of checked on n1)", v.String())
 
-	m := role.MustDescribe(member{})
+	m := role.Of(member{})
 	in1, _, err := m.Bind(envFor("n1", 2379))
 	require.NoError(t, err)
 	total1, fields1, err := m.DigestInputs(in1)
@@ -243,17 +264,17 @@ func (f *fakeDNS) Upsert(name, ip string) error { f.records[name] = ip; return n
 
 func TestServicesAndTransport(t *testing.T) {
 	svcs := role.NewServices()
-	rc := role.NewContext(role.ContextOptions{Role: "register", Services: svcs})
-	_, err := role.Service[dnsService](rc)
+	_, err := role.Lookup[dnsService](svcs)
 	require.ErrorContains(t, err, "no service of type role_test.dnsService is registered")
 
 	dns := &fakeDNS{records: map[string]string{}}
 	role.Provide[dnsService](svcs, dns)
-	got, err := role.Service[dnsService](rc)
+	got, err := role.Lookup[dnsService](svcs)
 	require.NoError(t, err)
 	require.NoError(t, got.Upsert("n1.lab", "10.0.0.1"))
 	require.Equal(t, "10.0.0.1", dns.records["n1.lab"])
 
+	rc := role.NewContext(role.ContextOptions{Role: "register", Services: svcs})
 	_, err = rc.Exec(context.Background(), "true")
 	require.ErrorContains(t, err, "no node")
 	rc = role.NewContext(role.ContextOptions{Role: "r", Node: &provider.Node{Name: "n1"}})

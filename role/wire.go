@@ -2,6 +2,8 @@ package role
 
 import (
 	"reflect"
+
+	"github.com/masonops/mason/provider"
 )
 
 // Same is an input wired from the output of type T produced by a role on
@@ -52,7 +54,27 @@ func (a All[T]) Nodes() []string {
 	return out
 }
 
-// wire lets Describe recognise the wiring types whatever their T.
+// Uses is an input wired from a service of type T, usually an interface:
+// the one the application registered with [Provide] (a CA, DNS, IPAM, a
+// load balancer), or else a capability of the node's Transport — the
+// Transport implements T, as database/sql drivers offer optional
+// interfaces. A role's input struct thus lists the services it needs
+// beside the values it needs:
+//
+//	type RegisterIn struct {
+//		DNS  role.Uses[netsvc.DNS]
+//		Name string `attr:"dns.name"`
+//	}
+//
+// The graph resolves Uses inputs when it plans, so a missing service fails
+// the plan with a [BindError] naming the role, the node and the field.
+// Uses inputs are not part of the input digest: changing a service's
+// implementation does not re-run its users.
+type Uses[T any] struct {
+	Value T
+}
+
+// wire lets the schema recognise the wiring types whatever their T.
 type wire interface {
 	wireKind() (InputKind, reflect.Type)
 }
@@ -60,29 +82,56 @@ type wire interface {
 func (Same[T]) wireKind() (InputKind, reflect.Type) { return InputSame, reflect.TypeFor[T]() }
 func (One[T]) wireKind() (InputKind, reflect.Type)  { return InputOne, reflect.TypeFor[T]() }
 func (All[T]) wireKind() (InputKind, reflect.Type)  { return InputAll, reflect.TypeFor[T]() }
+func (Uses[T]) wireKind() (InputKind, reflect.Type) { return InputUses, reflect.TypeFor[T]() }
 
-// fill sets a wiring field from matched outputs. The field is addressable
-// (Bind fills a new struct): it is set through a typed pointer, which
-// costs no allocation, unlike reflect.Value.Set of a new value.
+// filler sets a wiring field from matched outputs. The field is
+// addressable (Bind fills a new struct): it is set through a typed
+// pointer, which costs no allocation, unlike reflect.Value.Set of a new
+// value.
 type filler interface {
-	fill(field reflect.Value, outs []Output) error
+	fill(field reflect.Value, outs []Output)
 }
 
-func (Same[T]) fill(f reflect.Value, outs []Output) error {
+func (Same[T]) fill(f reflect.Value, outs []Output) {
 	*f.Addr().Interface().(*Same[T]) = Same[T]{Value: outs[0].Value.(T), Role: outs[0].Role}
-	return nil
 }
 
-func (One[T]) fill(f reflect.Value, outs []Output) error {
+func (One[T]) fill(f reflect.Value, outs []Output) {
 	*f.Addr().Interface().(*One[T]) = One[T]{Value: outs[0].Value.(T), Role: outs[0].Role, Node: outs[0].Node}
-	return nil
 }
 
-func (All[T]) fill(f reflect.Value, outs []Output) error {
+func (All[T]) fill(f reflect.Value, outs []Output) {
 	a := make(All[T], len(outs))
 	for i, o := range outs {
 		a[i] = Peer[T]{Node: o.Node, Role: o.Role, Value: o.Value.(T)}
 	}
 	*f.Addr().Interface().(*All[T]) = a
-	return nil
+}
+
+// serviceFinder resolves a Uses field: the generic code makes the type
+// assertion a Transport capability needs.
+type serviceFinder interface {
+	// find returns the service of type T: the registered one, else the
+	// transport's capability. fromTransport says which.
+	find(s *Services, t provider.Transport) (svc any, fromTransport, ok bool)
+	// set stores svc (found by find) in the field.
+	set(field reflect.Value, svc any)
+}
+
+func (Uses[T]) find(s *Services, t provider.Transport) (any, bool, bool) {
+	if s != nil {
+		if v, ok := lookup[T](s); ok {
+			return v, false, true
+		}
+	}
+	if t != nil {
+		if v, ok := t.(T); ok {
+			return v, true, true
+		}
+	}
+	return nil, false, false
+}
+
+func (Uses[T]) set(f reflect.Value, svc any) {
+	*f.Addr().Interface().(*Uses[T]) = Uses[T]{Value: svc.(T)}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
 	"github.com/masonops/mason/store/mem"
 )
@@ -13,7 +14,7 @@ import (
 // builds the graph deployment to plan.
 func ExampleLoad() {
 	reg := spec.NewRegistry()
-	if err := reg.Roles(peerURLRole, memberRole, caRole); err != nil {
+	if err := reg.Roles(role.Of(peerURLRole), role.Of(memberRole), role.Of(caRole)); err != nil {
 		fmt.Println(err)
 		return
 	}

@@ -1088,7 +1088,7 @@ func (l *loader) inputs(expr hcl.Expression, rb *RoleBlock, diags *hcl.Diagnosti
 		var in *role.Input
 		var wiring []string
 		for _, x := range rb.Def.Inputs() {
-			if x.Kind == role.InputAttr {
+			if !x.Kind.Wired() {
 				continue
 			}
 			wiring = append(wiring, x.Field)

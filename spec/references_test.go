@@ -55,7 +55,7 @@ func refRoles(t *testing.T) (*spec.Registry, func() map[string]string) {
 			return struct{}{}, nil
 		})
 	reg := spec.NewRegistry()
-	require.NoError(t, reg.Roles(mgr, labeler, joiner))
+	require.NoError(t, reg.Roles(role.Of(mgr), role.Of(labeler), role.Of(joiner)))
 	return reg, func() map[string]string {
 		mu.Lock()
 		defer mu.Unlock()

@@ -3,6 +3,7 @@ package spec
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 
 	"github.com/masonops/mason/attr"
@@ -49,15 +50,18 @@ func NewRegistry() *Registry {
 		services: map[string]ServiceFunc{}, keys: map[string]attr.Decl{}}
 }
 
-// Roles registers roles under their Meta().Name. Anything role.Describe
-// rejects, or a second role under a name already taken, is an error,
-// reported here and again by Load.
-func (r *Registry) Roles(roles ...any) error {
+// Roles registers roles under their Meta().Name. Roles are registered
+// with their types by [role.Of], so a value that is not a role does not
+// compile; a role whose shape role.Of found wrong, or a second role under
+// a name already taken, is an error, reported here and again by Load.
+//
+//	reg.Roles(role.Of(etcd.PeerURL{}), role.Of(etcd.Member{}))
+func (r *Registry) Roles(roles ...*role.Def) error {
 	var first error
-	for _, x := range roles {
-		def, err := role.Describe(x)
+	for _, def := range roles {
+		err := def.Err()
 		if err == nil {
-			if old, dup := r.roles[def.Name()]; dup && old.Role() != def.Role() {
+			if old, dup := r.roles[def.Name()]; dup && !sameRole(old, def) {
 				err = fmt.Errorf("spec: role name %q is registered twice (%T and %T); role names must be unique", def.Name(), old.Role(), def.Role())
 			}
 		}
@@ -71,6 +75,16 @@ func (r *Registry) Roles(roles ...any) error {
 		r.roles[def.Name()] = def
 	}
 	return first
+}
+
+// sameRole reports whether a and b register the same role: one Def, or
+// equal values of one comparable type.
+func sameRole(a, b *role.Def) bool {
+	if a == b {
+		return true
+	}
+	ta, tb := reflect.TypeOf(a.Role()), reflect.TypeOf(b.Role())
+	return ta == tb && ta.Comparable() && a.Role() == b.Role()
 }
 
 // Provider registers the provider a spec names in `provider "name" {}`.

@@ -111,7 +111,7 @@ var testDomain = attr.New[string]("test.domain").WithDoc("DNS domain of the node
 
 func testRegistry() *spec.Registry {
 	reg := spec.NewRegistry()
-	if err := reg.Roles(caRole, peerURLRole, memberRole, managerRole, workerRole, agentRole, pingRole, pongRole); err != nil {
+	if err := reg.Roles(role.Of(caRole), role.Of(peerURLRole), role.Of(memberRole), role.Of(managerRole), role.Of(workerRole), role.Of(agentRole), role.Of(pingRole), role.Of(pongRole)); err != nil {
 		panic(err)
 	}
 	reg.Declare(testDomain)

@@ -13,6 +13,7 @@ import (
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/examples/etcd/etcd"
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
@@ -31,11 +32,11 @@ func nodes3() []*provider.Node {
 func goRoundTrip(nodes []*provider.Node) *graph.Deployment {
 	d := graph.NewDeployment("rt")
 	members := d.Pool("members", nodes...)
-	d.Bind(nil, caRole)
-	d.Bind(members, peerURLRole)
-	d.Bind(members, memberRole)
-	d.Bind(members, managerRole)
-	d.Bind(members, workerRole)
+	d.Bind(nil, role.Of(caRole))
+	d.Bind(members, role.Of(peerURLRole))
+	d.Bind(members, role.Of(memberRole))
+	d.Bind(members, role.Of(managerRole))
+	d.Bind(members, role.Of(workerRole))
 	graph.Set(d, attr.New[string]("test.token"), "prod-7")
 	graph.Set(d, attr.New[time.Duration]("test.timeout"), 10*time.Second)
 	graph.Set(d, attr.New[[]string]("swarm.labels"), []string{"a", "b"})
@@ -65,6 +66,20 @@ func specDeployment(t *testing.T, reg *spec.Registry, path string, opts spec.Opt
 	d, err := s.Deployment(nodes)
 	require.NoError(t, err)
 	return d
+}
+
+// etcdServices are the services the etcd example's roles use (they
+// declare a role.Uses[pki.Issuer] input): a real authority on an
+// in-memory store.
+func etcdServices(t *testing.T) *role.Services {
+	t.Helper()
+	st := mem.New()
+	t.Cleanup(func() { st.Close() })
+	mgr, err := pki.NewManager(st, pki.Options{KEK: make([]byte, 32)})
+	require.NoError(t, err)
+	svcs := role.NewServices()
+	role.Provide[pki.Issuer](svcs, mgr)
+	return svcs
 }
 
 // TestRoundTrip: the same deployment in Go and in HCL plans the same, and
@@ -109,14 +124,19 @@ func TestRoundTrip(t *testing.T) {
 func TestRoundTripEtcd(t *testing.T) {
 	ctx := context.Background()
 	reg := spec.NewRegistry()
-	require.NoError(t, reg.Roles(etcd.CA{}, etcd.Operator{}, etcd.Bootstrap{}, etcd.Verify{}, etcd.PeerURL{}, etcd.MemberCert{}, etcd.Member{}))
+	require.NoError(t, reg.Roles(role.Of(etcd.CA{}), role.Of(etcd.Operator{}), role.Of(etcd.Bootstrap{}), role.Of(etcd.Verify{}), role.Of(etcd.PeerURL{}), role.Of(etcd.MemberCert{}), role.Of(etcd.Member{})))
 	reg.Declare(etcd.ClusterToken, etcd.Domain, etcd.OperatorDir, etcd.Binary)
 	nodes := nodes3()
 	st := mem.New()
 	t.Cleanup(func() { st.Close() })
-	goPlan, err := graph.NewPlan(ctx, etcd.Deployment("etcd", nodes...), st, graph.SkipChecks())
+	svcs := etcdServices(t)
+	goDep := etcd.Deployment("etcd", nodes...)
+	goDep.UseServices(svcs)
+	goPlan, err := graph.NewPlan(ctx, goDep, st, graph.SkipChecks())
 	require.NoError(t, err)
-	hclPlan, err := graph.NewPlan(ctx, specDeployment(t, reg, "testdata/good_etcd.hcl", spec.Options{}, nodes), st, graph.SkipChecks())
+	hclDep := specDeployment(t, reg, "testdata/good_etcd.hcl", spec.Options{}, nodes)
+	hclDep.UseServices(svcs)
+	hclPlan, err := graph.NewPlan(ctx, hclDep, st, graph.SkipChecks())
 	require.NoError(t, err)
 	require.Equal(t, steps(goPlan), steps(hclPlan))
 	require.Len(t, hclPlan.Steps, 4+3*3)
@@ -126,13 +146,14 @@ func TestRoundTripEtcd(t *testing.T) {
 // the etcd example's roles.
 func TestReadmeSpec(t *testing.T) {
 	reg := spec.NewRegistry()
-	require.NoError(t, reg.Roles(etcd.CA{}, etcd.Operator{}, etcd.Bootstrap{}, etcd.Verify{}, etcd.PeerURL{}, etcd.MemberCert{}, etcd.Member{}))
+	require.NoError(t, reg.Roles(role.Of(etcd.CA{}), role.Of(etcd.Operator{}), role.Of(etcd.Bootstrap{}), role.Of(etcd.Verify{}), role.Of(etcd.PeerURL{}), role.Of(etcd.MemberCert{}), role.Of(etcd.Member{})))
 	reg.Declare(etcd.ClusterToken, etcd.Domain, etcd.OperatorDir, etcd.Binary)
 	reg.Provider("lab", func(ctx context.Context, s spec.Settings) (*provider.Provider, error) {
 		return nil, fmt.Errorf("not opened in this test")
 	})
 	reg.Service("dns", func(ctx context.Context, s spec.Settings, svcs *role.Services) error { return nil })
 	d := specDeployment(t, reg, "testdata/good_readme.hcl", spec.Options{Env: []string{"MASON_VAR_members=5"}}, nil)
+	d.UseServices(etcdServices(t))
 	p, err := graph.NewPlan(context.Background(), d, mem.New(), graph.SkipChecks())
 	require.NoError(t, err)
 	require.Len(t, p.Steps, 4+3*5)

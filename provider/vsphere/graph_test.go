@@ -31,19 +31,17 @@ type ARecord struct {
 
 type indexIn struct {
 	Hosts role.All[ARecord]
+	DNS   role.Uses[netsvc.DNS]
 }
 
 type indexOut struct{ Targets int }
 
 // dnsRoles are roles that need no shell: one registers its node's A
 // record, the other publishes an SRV set naming every node.
-func dnsRoles(zone string) (any, any) {
+func dnsRoles(zone string) (*role.Def, *role.Def) {
 	a := role.Func(role.Meta{Name: "dns-a", Version: "1"},
-		func(ctx context.Context, rc *role.Context, _ struct{}) (ARecord, error) {
-			d, err := role.Service[netsvc.DNS](rc)
-			if err != nil {
-				return ARecord{}, err
-			}
+		func(ctx context.Context, rc *role.Context, in struct{ DNS role.Uses[netsvc.DNS] }) (ARecord, error) {
+			d := in.DNS.Value
 			n := rc.Node()
 			if !n.InterfaceAddr.IsValid() {
 				return ARecord{}, fmt.Errorf("node %s has no interface address", n.Name)
@@ -56,19 +54,16 @@ func dnsRoles(zone string) (any, any) {
 		})
 	index := role.Func(role.Meta{Name: "dns-srv", Version: "1", Scope: role.ScopeService},
 		func(ctx context.Context, rc *role.Context, in indexIn) (indexOut, error) {
-			d, err := role.Service[netsvc.DNS](rc)
-			if err != nil {
-				return indexOut{}, err
-			}
+			d := in.DNS.Value
 			var vals []string
 			for _, h := range in.Hosts {
 				vals = append(vals, "10 10 22 "+h.Value.FQDN)
 			}
 			sort.Strings(vals)
-			err = d.Upsert(ctx, zone, netsvc.RecordSet{Name: "_ssh._tcp", Type: netsvc.TypeSRV, Values: vals})
+			err := d.Upsert(ctx, zone, netsvc.RecordSet{Name: "_ssh._tcp", Type: netsvc.TypeSRV, Values: vals})
 			return indexOut{Targets: len(vals)}, err
 		})
-	return a, index
+	return role.Of(a), role.Of(index)
 }
 
 // A graph deployment on vSphere nodes runs end to end against the

@@ -12,6 +12,11 @@ import (
 // is a service-scope role: it talks to the pki service, not to a node.
 type CA struct{}
 
+// CAIn names the service the role uses: the application's pki.Issuer.
+type CAIn struct {
+	Issuer role.Uses[pki.Issuer]
+}
+
 // CAOut is the authority's trust bundle.
 type CAOut struct {
 	Service string
@@ -25,12 +30,8 @@ func (CA) Meta() role.Meta {
 }
 
 // Run implements role.Role.
-func (CA) Run(ctx context.Context, rc *role.Context, _ struct{}) (CAOut, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
-	if err != nil {
-		return CAOut{}, err
-	}
-	ca, err := issuer.CAPEM(ctx, Service)
+func (CA) Run(ctx context.Context, rc *role.Context, in CAIn) (CAOut, error) {
+	ca, err := in.Issuer.Value.CAPEM(ctx, Service)
 	if err != nil {
 		return CAOut{}, fmt.Errorf("etcd CA: %w", err)
 	}

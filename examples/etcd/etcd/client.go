@@ -25,7 +25,7 @@ const ControllerIdentity = "mason-controller"
 // comes from the pki store each time (Issue returns the stored one), so its
 // key is never part of any role output or journal record.
 func controllerTLS(ctx context.Context, rc *role.Context) (*tls.Config, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
+	issuer, err := role.Lookup[pki.Issuer](rc.Services())
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
 )
 
 // Deployment binds the etcd roles to nodes: the authority, the operator's
@@ -18,8 +19,8 @@ func Deployment(name string, nodes ...*provider.Node) *graph.Deployment {
 		panic(err) // the keys above are well-formed; this cannot fail
 	}
 	members := d.Pool("members", nodes...)
-	d.Bind(nil, CA{}, Operator{}, Bootstrap{}, Verify{})
-	d.Bind(members, PeerURL{}, MemberCert{}, Member{})
+	d.Bind(nil, role.Of(CA{}), role.Of(Operator{}), role.Of(Bootstrap{}), role.Of(Verify{}))
+	d.Bind(members, role.Of(PeerURL{}), role.Of(MemberCert{}), role.Of(Member{}))
 	return d
 }
 

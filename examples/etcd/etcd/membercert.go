@@ -21,6 +21,7 @@ type MemberCert struct{}
 type MemberCertIn struct {
 	CA     role.One[CAOut]
 	Domain string `attr:"etcd.domain"`
+	Issuer role.Uses[pki.Issuer]
 }
 
 // MemberCertOut describes the installed certificate. It carries no private
@@ -41,11 +42,7 @@ func (MemberCert) Meta() role.Meta {
 
 // Run implements role.Role.
 func (MemberCert) Run(ctx context.Context, rc *role.Context, in MemberCertIn) (MemberCertOut, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
-	if err != nil {
-		return MemberCertOut{}, err
-	}
-	b, err := issuer.Issue(ctx, Service, pki.Request{Kind: pki.Peer, Identity: pki.NodeIdentity(rc.Node(), in.Domain)})
+	b, err := in.Issuer.Value.Issue(ctx, Service, pki.Request{Kind: pki.Peer, Identity: pki.NodeIdentity(rc.Node(), in.Domain)})
 	if err != nil {
 		return MemberCertOut{}, fmt.Errorf("member certificate for %s: %w", rc.Node().Name, err)
 	}

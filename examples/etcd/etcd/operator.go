@@ -17,8 +17,9 @@ type Operator struct{}
 
 // OperatorIn waits for the authority.
 type OperatorIn struct {
-	CA  role.One[CAOut]
-	Dir string `attr:"etcd.operator_dir"`
+	CA     role.One[CAOut]
+	Dir    string `attr:"etcd.operator_dir"`
+	Issuer role.Uses[pki.Issuer]
 }
 
 // OperatorOut says where the files are. The key stays in its file.
@@ -40,11 +41,7 @@ func (Operator) Meta() role.Meta {
 
 // Run implements role.Role.
 func (Operator) Run(ctx context.Context, rc *role.Context, in OperatorIn) (OperatorOut, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
-	if err != nil {
-		return OperatorOut{}, err
-	}
-	b, err := issuer.Issue(ctx, Service, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: OperatorName}})
+	b, err := in.Issuer.Value.Issue(ctx, Service, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: OperatorName}})
 	if err != nil {
 		return OperatorOut{}, fmt.Errorf("operator certificate: %w", err)
 	}

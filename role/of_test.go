@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -21,8 +22,9 @@ type sumIn struct {
 
 type sumOut struct{ N int }
 
-// sumRole is sumFunc as a named type: Def.Run calls it by reflection,
-// sumFunc through FuncRole's typed adapter. Both must behave alike.
+// sumRole is a role written as a type; sumFunc is the same role made from
+// a method value with role.Func; sumPtr has pointer receivers. Of infers
+// In and Out from each and calls Run directly.
 type sumRole struct{}
 
 func (sumRole) Meta() role.Meta { return role.Meta{Name: "sum"} }
@@ -36,20 +38,31 @@ func (sumRole) Run(_ context.Context, rc *role.Context, in sumIn) (sumOut, error
 
 var sumFunc = role.Func(role.Meta{Name: "sum"}, sumRole{}.Run)
 
-// The fast paths (typed Run for FuncRole, BindInput, the cached digest of
-// an input without fields, the lazily tagged logger) give exactly what
-// the general ones give.
-func TestFastPathsMatch(t *testing.T) {
+type sumPtr struct{ sumRole }
+
+func (*sumPtr) Meta() role.Meta { return role.Meta{Name: "sum"} }
+func (p *sumPtr) Run(ctx context.Context, rc *role.Context, in sumIn) (sumOut, error) {
+	return p.sumRole.Run(ctx, rc, in)
+}
+
+// A role registered with Of — a type, a pointer, a role.Func — binds, runs
+// (errors and all), logs through its tagged logger, and is refused an
+// input of the wrong type; BindInput gives what Bind gives, and an input
+// without fields has the digest of no fields.
+func TestOfBindRunLogDigest(t *testing.T) {
 	outs := []role.Output{
 		{Role: "p", Node: "n2", Value: PeerURLOut{"n2", "u2"}},
 		{Role: "p", Node: "n1", Value: PeerURLOut{"n1", "u1"}},
 	}
 	for _, tc := range []struct {
 		name string
-		r    any
-	}{{"reflective", sumRole{}}, {"typed", sumFunc}} {
+		d    *role.Def
+	}{{"type", role.Of(sumRole{})}, {"pointer", role.Of(&sumPtr{})}, {"func of a method value", role.Of(sumFunc)}} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := role.MustDescribe(tc.r)
+			d := tc.d
+			require.NoError(t, d.Err())
+			require.Equal(t, reflect.TypeFor[sumIn](), d.In())
+			require.Equal(t, reflect.TypeFor[sumOut](), d.Out())
 			env := role.Env{Node: "n1", Outputs: outs}
 			in, bindings, err := d.Bind(env)
 			require.NoError(t, err)
@@ -78,7 +91,7 @@ func TestFastPathsMatch(t *testing.T) {
 			require.ErrorContains(t, err, "want role_test.sumIn")
 		})
 	}
-	none := role.MustDescribe(role.Func(role.Meta{Name: "none"}, func(context.Context, *role.Context, struct{}) (sumOut, error) { return sumOut{}, nil }))
+	none := role.Of(role.Func(role.Meta{Name: "none"}, func(context.Context, *role.Context, struct{}) (sumOut, error) { return sumOut{}, nil }))
 	total, fields, err := none.DigestInputs(struct{}{})
 	require.NoError(t, err)
 	want, err := attr.DigestFields(nil, nil)

@@ -1,0 +1,327 @@
+package role
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/provider"
+)
+
+// Output is a produced output the binder can wire into inputs.
+type Output struct {
+	Role  string
+	Node  string // "" for service-scope roles
+	Value any    // the producer's Out struct
+}
+
+// Env is what Bind looks in.
+type Env struct {
+	// Node is the node the role is bound to ("" for service scope).
+	Node string
+	// Attrs holds the attribute layers visible on that node.
+	Attrs *attr.Values
+	// Outputs are the outputs of other node-roles. The graph passes the
+	// outputs of the node-role's upstream dependencies; tests pass what
+	// they like.
+	Outputs []Output
+	// Services are the application's services, and Transport the node's
+	// transport: a [Uses] input takes the registered service of its type,
+	// else the transport when it implements the type.
+	Services  *Services
+	Transport provider.Transport
+	// NodePending says the node does not exist yet (the provider has not
+	// created it, so it has no Transport): a Uses input no service fills
+	// is then left empty instead of failing, since the node's transport
+	// may offer it. The graph sets it when planning, never when running.
+	NodePending bool
+}
+
+// Binding records where one input field's value came from.
+type Binding struct {
+	Field   string
+	Sources []attr.Source
+}
+
+// String prints "Field <- source, source".
+func (b Binding) String() string {
+	srcs := make([]string, len(b.Sources))
+	for i, s := range b.Sources {
+		srcs[i] = s.String()
+	}
+	if len(srcs) == 0 {
+		srcs = []string{"zero value (optional)"}
+	}
+	return b.Field + " <- " + strings.Join(srcs, ", ")
+}
+
+// BindError reports an input that could not be filled.
+type BindError struct {
+	Role  string
+	Node  string
+	Field string // Input.Describe()
+	// Looked lists every place that was searched, in order.
+	Looked []string
+	Err    error
+}
+
+// Error implements the error interface.
+func (e *BindError) Error() string {
+	where := ""
+	if e.Node != "" {
+		where = " on " + e.Node
+	}
+	return fmt.Sprintf("role %q%s: input %s: %v; looked at: %s", e.Role, where, e.Field, e.Err, strings.Join(e.Looked, ", "))
+}
+
+// Unwrap returns the underlying error, for errors.Is and errors.As.
+func (e *BindError) Unwrap() error { return e.Err }
+
+// Match returns the outputs in outs that the wiring input in accepts, in
+// node order, and which role produced each. It is exported for the graph,
+// which uses it to find a node-role's upstream dependencies.
+func (in Input) Match(node string, outs []Output) []Output {
+	return in.matchInto(nil, node, outs)
+}
+
+// matchInto is Match appending to m.
+func (in Input) matchInto(m []Output, node string, outs []Output) []Output {
+	for _, o := range outs {
+		if o.Value == nil || reflect.TypeOf(o.Value) != in.Type {
+			continue
+		}
+		if in.Role != "" && o.Role != in.Role {
+			continue
+		}
+		if in.Kind == InputSame && o.Node != node {
+			continue
+		}
+		m = append(m, o)
+	}
+	if len(m) > 1 {
+		slices.SortStableFunc(m, func(a, b Output) int {
+			if c := strings.Compare(a.Node, b.Node); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Role, b.Role)
+		})
+	}
+	return m
+}
+
+// Bind fills the role's input struct from env. It returns the input (a
+// value of type In), where each field came from, and — if any input cannot
+// be filled — every failure at once, each a *BindError.
+func (d *Def) Bind(env Env) (any, []Binding, error) {
+	bindings := make([]Binding, 0, len(d.inputs))
+	in, err := d.bind(env, &bindings)
+	if err != nil {
+		return nil, bindings, err
+	}
+	return in, bindings, nil
+}
+
+// BindInput is Bind without the record of where each field came from: what
+// an executor that binds every node-role before running it needs.
+func (d *Def) BindInput(env Env) (any, error) {
+	return d.bind(env, nil)
+}
+
+// bind fills the input; it appends to *bindings unless bindings is nil.
+func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	inV := reflect.New(d.in).Elem()
+	var errs *multierror.Error
+	var match []Output // reused from field to field: fill keeps none of it
+	for _, in := range d.inputs {
+		field := inV.Field(in.index)
+		switch in.Kind {
+		case InputAttr:
+			src, err := d.bindAttr(in, env, field)
+			if err != nil {
+				errs = d.bindFailed(errs, in, env, err)
+				continue
+			}
+			if bindings != nil {
+				b := Binding{Field: in.Field}
+				if src != nil {
+					b.Sources = []attr.Source{*src}
+				}
+				*bindings = append(*bindings, b)
+			}
+			continue
+		case InputUses:
+			src, err := d.bindUses(in, env, field)
+			if err != nil {
+				errs = multierror.Append(errs, err)
+				continue
+			}
+			if bindings != nil {
+				*bindings = append(*bindings, Binding{Field: in.Field, Sources: src})
+			}
+			continue
+		}
+		m := in.matchInto(match[:0], env.Node, env.Outputs)
+		match = m
+		switch {
+		case len(m) == 0 && in.Optional:
+			if bindings != nil {
+				*bindings = append(*bindings, Binding{Field: in.Field})
+			}
+			continue
+		case len(m) == 0:
+			errs = d.bindFailed(errs, in, env, errors.New("no role produced it"))
+			continue
+		case len(m) > 1 && in.Kind != InputAll:
+			errs = d.bindFailed(errs, in, env, fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", describeOutputs(m)))
+			continue
+		}
+		in.fill.fill(field, m)
+		if bindings != nil {
+			b := Binding{Field: in.Field, Sources: make([]attr.Source, len(m))}
+			for k, o := range m {
+				b.Sources[k] = attr.FromOutput(o.Role, o.Node)
+			}
+			*bindings = append(*bindings, b)
+		}
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		return nil, err
+	}
+	return inV.Interface(), nil
+}
+
+func (d *Def) bindFailed(errs *multierror.Error, in Input, env Env, err error) *multierror.Error {
+	return multierror.Append(errs, &BindError{Role: d.meta.Name, Node: env.Node, Field: in.Describe(), Looked: d.looked(in, env), Err: err})
+}
+
+// looked lists, for an error message, every place Bind searched for in.
+// It is built only when binding fails.
+func (d *Def) looked(in Input, env Env) []string {
+	if in.Kind != InputAttr {
+		who := fmt.Sprintf("outputs of type %v", in.Type)
+		if in.Role != "" {
+			who += fmt.Sprintf(" from role %q", in.Role)
+		}
+		if in.Kind == InputSame {
+			return []string{who + " on node " + env.Node}
+		}
+		return []string{who + " on every node of the deployment"}
+	}
+	looked := []string{"override", "role outputs"}
+	if env.Node != "" {
+		looked = append(looked, "node "+env.Node)
+	}
+	return append(looked, "deployment", "key default", "`default` tag")
+}
+
+func describeOutputs(outs []Output) string {
+	parts := make([]string, len(outs))
+	for i, o := range outs {
+		parts[i] = o.Role
+		if o.Node != "" {
+			parts[i] += "@" + o.Node
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (d *Def) bindAttr(in Input, env Env, field reflect.Value) (*attr.Source, error) {
+	if env.Attrs != nil {
+		if v, ok := env.Attrs.Lookup(in.Attr); ok {
+			got := reflect.ValueOf(v.Any())
+			switch {
+			case got.IsValid() && got.Type().AssignableTo(field.Type()):
+				field.Set(got)
+			case got.IsValid() && attr.IsSecret(field.Interface()):
+				// A plain value delivered to a Secret field: wrap it.
+				wrapped, ok := attr.ConcealAs(field.Type(), v.Any())
+				if !ok {
+					return nil, &attr.TypeError{Name: in.Attr, Have: got.Type(), Want: field.Type(), Source: v.Source}
+				}
+				field.Set(reflect.ValueOf(wrapped))
+			case got.IsValid() && attr.IsSecret(v.Any()):
+				// A secret value delivered to a plain field: unwrap it.
+				inner := got.MethodByName("Reveal").Call(nil)[0]
+				if !inner.Type().AssignableTo(field.Type()) {
+					return nil, &attr.TypeError{Name: in.Attr, Have: inner.Type(), Want: field.Type(), Source: v.Source}
+				}
+				field.Set(inner)
+			default:
+				return nil, &attr.TypeError{Name: in.Attr, Have: reflect.TypeOf(v.Any()), Want: field.Type(), Source: v.Source}
+			}
+			return &v.Source, nil
+		}
+	}
+	if in.HasDefault {
+		field.Set(in.def)
+		return &in.defSrc, nil
+	}
+	if in.Optional {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("attribute %q has no value", in.Attr)
+}
+
+// bindUses fills a Uses input: the registered service of its type, else
+// the node's transport if it implements the type. It returns where the
+// service came from (none when env.NodePending left it empty), or a
+// *BindError.
+func (d *Def) bindUses(in Input, env Env, field reflect.Value) ([]attr.Source, error) {
+	svc, fromTransport, ok := in.finder.find(env.Services, env.Transport)
+	if ok {
+		in.finder.set(field, svc)
+		if fromTransport {
+			return []attr.Source{{Service: in.Type.String(), Node: env.Node, Detail: "capability of node " + env.Node + "'s transport"}}, nil
+		}
+		return []attr.Source{{Service: in.Type.String(), Detail: "registered with role.Provide"}}, nil
+	}
+	if env.NodePending && env.Node != "" {
+		return []attr.Source{{Service: in.Type.String(), Node: env.Node, Detail: "known when node " + env.Node + " exists"}}, nil
+	}
+	looked := []string{fmt.Sprintf("services registered with role.Provide[%v]", in.Type)}
+	var err error
+	switch {
+	case env.Node == "":
+		err = fmt.Errorf("no service of type %v is registered; the application must call role.Provide[%v] on the services it gives the deployment (graph.Deployment.UseServices)", in.Type, in.Type)
+	case env.Transport == nil:
+		looked = append(looked, "node "+env.Node+"'s transport (it has none)")
+		err = fmt.Errorf("no service of type %v is registered, and node %s has no transport that could offer it; register one with role.Provide[%v], or use a provider whose nodes offer it", in.Type, env.Node, in.Type)
+	default:
+		looked = append(looked, fmt.Sprintf("node %s's transport (%T)", env.Node, env.Transport))
+		err = fmt.Errorf("no service of type %v is registered, and node %s's transport (%T) does not implement it; register one with role.Provide[%v], or use a provider whose nodes offer it", in.Type, env.Node, env.Transport, in.Type)
+	}
+	return nil, &BindError{Role: d.meta.Name, Node: env.Node, Field: in.Describe(), Looked: looked, Err: err}
+}
+
+// CheckUses checks that every [Uses] input can be filled from env, as
+// Bind would fill it, without binding anything else: the graph calls it
+// when it plans, so a missing service fails the plan before anything runs.
+// It returns every failure at once, each a *BindError.
+func (d *Def) CheckUses(env Env) error {
+	if err := d.Err(); err != nil {
+		return err
+	}
+	if !d.uses {
+		return nil
+	}
+	var errs *multierror.Error
+	for _, in := range d.inputs {
+		if in.Kind != InputUses {
+			continue
+		}
+		if _, _, ok := in.finder.find(env.Services, env.Transport); ok || (env.NodePending && env.Node != "") {
+			continue
+		}
+		_, err := d.bindUses(in, env, reflect.Value{})
+		errs = multierror.Append(errs, err)
+	}
+	return errs.ErrorOrNil()
+}
