@@ -51,7 +51,7 @@ func Example() {
 		})
 
 	d := graph.NewDeployment("etcd")
-	d.Bind(d.Pool("members", nodes...), peerURL, member)
+	d.Bind(d.Pool("members", nodes...), role.Of(peerURL), role.Of(member))
 	st := mem.New() // a bbolt file (store/bolt) keeps it across runs
 
 	plan, err := graph.NewPlan(ctx, d, st)

@@ -350,6 +350,10 @@ func (c *command) explainInput(sp *spec.Spec, p *graph.Plan, step graph.Step, rb
 		}
 		return out
 	}
+	if in.Kind == role.InputUses {
+		fmt.Fprintf(w, "    %s <- a service the application registers, or a capability of the node's transport\n", in.Describe())
+		return
+	}
 	if in.Kind != role.InputAttr {
 		ps := producers(func(def *role.Def) bool {
 			return def.Out() == in.Type && (in.Role == "" || in.Role == def.Name())

@@ -8,7 +8,7 @@
 //
 //	func main() {
 //		reg := spec.NewRegistry()
-//		reg.Roles(etcd.PeerURL{}, etcd.Member{})
+//		reg.Roles(role.Of(etcd.PeerURL{}), role.Of(etcd.Member{}))
 //		cli.Main(cli.App{Registry: reg})
 //	}
 //

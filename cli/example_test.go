@@ -28,10 +28,10 @@ type GreetOut struct{ Said string }
 // for a node-role the deployment does not have.
 func ExampleRun() {
 	reg := spec.NewRegistry()
-	err := reg.Roles(role.Func(role.Meta{Name: "greet", Version: "1", Scope: role.ScopeService},
+	err := reg.Roles(role.Of(role.Func(role.Meta{Name: "greet", Version: "1", Scope: role.ScopeService},
 		func(ctx context.Context, rc *role.Context, in GreetIn) (GreetOut, error) {
 			return GreetOut{Said: in.Greeting + ", world"}, nil
-		}))
+		})))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -46,7 +46,7 @@ type App struct {
 //
 //	func main() {
 //		reg := spec.NewRegistry()
-//		reg.Roles(etcd.PeerURL{}, etcd.Member{})
+//		reg.Roles(role.Of(etcd.PeerURL{}), role.Of(etcd.Member{}))
 //		cli.Main(cli.App{Registry: reg})
 //	}
 func Main(app App) {

@@ -62,11 +62,11 @@ type ProbeOut struct{ Seen int }
 func registry(drv provider.Driver) *spec.Registry {
 	reg := spec.NewRegistry()
 	err := reg.Roles(
-		role.Func(role.Meta{Name: "peer-url", Version: "1"},
+		role.Of(role.Func(role.Meta{Name: "peer-url", Version: "1"},
 			func(ctx context.Context, rc *role.Context, _ struct{}) (PeerURLOut, error) {
 				return PeerURLOut{URL: "https://" + rc.Node().InterfaceAddr.String() + ":2380"}, nil
-			}),
-		role.Func(role.Meta{Name: "member", Version: "3.5"},
+			})),
+		role.Of(role.Func(role.Meta{Name: "member", Version: "3.5"},
 			func(ctx context.Context, rc *role.Context, in MemberIn) (MemberOut, error) {
 				if slices.Contains(in.FailOn, rc.Node().Name) {
 					return MemberOut{}, fmt.Errorf("member on %s: disk full", rc.Node().Name)
@@ -76,19 +76,19 @@ func registry(drv provider.Driver) *spec.Registry {
 					parts = append(parts, p.Node+"="+p.Value.URL)
 				}
 				return MemberOut{InitialCluster: strings.Join(parts, ",")}, nil
-			}),
-		role.Func(role.Meta{Name: "announce", Version: "1"},
+			})),
+		role.Of(role.Func(role.Meta{Name: "announce", Version: "1"},
 			func(ctx context.Context, rc *role.Context, in AnnounceIn) (AnnounceOut, error) {
 				return AnnounceOut{Said: rc.Node().Name + " is " + in.Self}, nil
-			}),
-		role.Func(role.Meta{Name: "probe", Version: "1"},
+			})),
+		role.Of(role.Func(role.Meta{Name: "probe", Version: "1"},
 			func(ctx context.Context, rc *role.Context, in ProbeIn) (ProbeOut, error) {
 				return ProbeOut{Seen: len(in.All)}, nil
-			}),
-		role.Func(role.Meta{Name: "verify", Version: "1", Scope: role.ScopeService},
+			})),
+		role.Of(role.Func(role.Meta{Name: "verify", Version: "1", Scope: role.ScopeService},
 			func(ctx context.Context, rc *role.Context, in VerifyIn) (VerifyOut, error) {
 				return VerifyOut{Members: len(in.Members)}, nil
-			}),
+			})),
 	)
 	if err != nil {
 		panic(err)

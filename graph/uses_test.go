@@ -38,7 +38,7 @@ func (plainTransport) Run(context.Context, provider.Command) (provider.Result, e
 	return provider.Result{}, errors.New("plainTransport runs nothing")
 }
 func (plainTransport) Put(context.Context, string, io.Reader, provider.FileOptions) error { return nil }
-func (plainTransport) Get(context.Context, string) ([]byte, error)                      { return nil, nil }
+func (plainTransport) Get(context.Context, string) ([]byte, error)                        { return nil, nil }
 
 type supervisingTransport struct{ plainTransport }
 

@@ -19,7 +19,7 @@ import (
 )
 
 // Issuer is what roles use to obtain certificates mid-workflow. *Manager
-// implements it; the role registry hands it to roles (role.Service).
+// implements it; roles declare it as a role.Uses[pki.Issuer] input.
 type Issuer interface {
 	// Issue returns a certificate for req from service's authority,
 	// creating the authority with the Manager's defaults on first use. The

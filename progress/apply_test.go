@@ -34,17 +34,17 @@ func TestApplyThroughDisplay(t *testing.T) {
 	type out struct{ OK bool }
 	d := graph.NewDeployment("web")
 	d.Bind(d.Pool("web", nodes...),
-		role.Func(role.Meta{Name: "serve", Version: "1"}, func(ctx context.Context, rc *role.Context, _ struct{}) (out, error) {
+		role.Of(role.Func(role.Meta{Name: "serve", Version: "1"}, func(ctx context.Context, rc *role.Context, _ struct{}) (out, error) {
 			time.Sleep(20 * time.Millisecond)
 			if rc.Node().Name == "web-5" || rc.Node().Name == "web-6" {
 				return out{}, errors.New("port 80 in use on " + rc.Node().Name)
 			}
 			return out{OK: true}, nil
-		}))
-	d.Bind(nil, role.Func(role.Meta{Name: "check", Version: "1", Scope: role.ScopeService},
+		})))
+	d.Bind(nil, role.Of(role.Func(role.Meta{Name: "check", Version: "1", Scope: role.ScopeService},
 		func(ctx context.Context, rc *role.Context, in struct{ All role.All[out] }) (struct{}, error) {
 			return struct{}{}, nil
-		}))
+		})))
 	st := mem.New()
 	for _, mode := range []progress.Mode{progress.Lines, progress.Live} {
 		plan, err := graph.NewPlan(ctx, d, st)

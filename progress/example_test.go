@@ -25,9 +25,9 @@ func Example() {
 	ctx := context.Background()
 	d := graph.NewDeployment("hello")
 	d.Bind(d.Pool("web", &provider.Node{ID: "n1", Name: "n1"}, &provider.Node{ID: "n2", Name: "n2"}),
-		role.Func(role.Meta{Name: "hello", Version: "1"}, func(ctx context.Context, rc *role.Context, _ struct{}) (struct{}, error) {
+		role.Of(role.Func(role.Meta{Name: "hello", Version: "1"}, func(ctx context.Context, rc *role.Context, _ struct{}) (struct{}, error) {
 			return struct{}{}, nil
-		}))
+		})))
 	plan, err := graph.NewPlan(ctx, d, mem.New())
 	if err != nil {
 		fmt.Println(err)

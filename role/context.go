@@ -178,9 +178,6 @@ func lookup[T any](s *Services) (T, bool) {
 	s.mu.RLock()
 	v, ok := s.m[reflect.TypeFor[T]()]
 	s.mu.RUnlock()
-	if !ok {
-		var zero T
-		return zero, false
-	}
-	return v.(T), true
+	svc, isT := v.(T) // false for a nil service: Provide[T](s, nil) provides none
+	return svc, ok && isT
 }
