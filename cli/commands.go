@@ -3,27 +3,24 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/internal/problems"
 	"github.com/masonops/mason/progress"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
-	"github.com/masonops/mason/store"
 )
 
 func converged(p *graph.Plan) bool {
@@ -54,7 +51,14 @@ func (c *command) plan(ctx context.Context) int {
 		fmt.Fprintf(c.out, "create node %s (provider %s, id %s)\n", ns.Name, s.prov.Name(), ns.ID)
 	}
 	fmt.Fprint(c.out, p.String())
+	fmt.Fprint(c.out, c.resumeHint(p))
 	return ExitOK
+}
+
+// resumeHint says which node-roles are held and the command that resumes
+// them ("" when none is).
+func (c *command) resumeHint(p *graph.Plan) string {
+	return deploy.ResumeHint(p, c.commandLine("apply"), func(id string) string { return "-force " + shellQuote(id) })
 }
 
 func (c *command) apply(ctx context.Context) int {
@@ -67,29 +71,11 @@ func (c *command) apply(ctx context.Context) int {
 	if c.jsonOut {
 		report = c.errw
 	}
-	shared := c.sharedState()
-	if missing := s.missing(); len(missing) > 0 {
-		if shared {
-			// Several controllers may start together: only one creates nodes
-			// at a time (creation is idempotent by ID, not race-free).
-			l, err := store.Acquire(ctx, s.st, "mason/lock/nodes/"+s.spec.Name, controllerName(), 30*time.Second)
-			if err != nil {
-				return c.fail("locking node creation: %v", err)
-			}
-			defer func() { _ = l.Release(context.Background()) }()
-		}
-		made, err := parallel(ctx, missing, func(ctx context.Context, ns provider.NodeSpec) (*provider.Node, error) {
-			if _, err := s.prov.Create(ctx, ns); err != nil {
-				return nil, err
-			}
-			return s.prov.WaitReady(ctx, ns.ID)
+	if len(s.missing()) > 0 {
+		nodes, err := s.dep.CreateNodes(ctx, func(n *provider.Node) {
+			fmt.Fprintf(report, "created node %s (%s)\n", n.Name, n.ID)
 		})
-		for _, n := range made {
-			if n != nil {
-				fmt.Fprintf(report, "created node %s (%s)\n", n.Name, n.ID)
-				s.nodes = append(s.nodes, n)
-			}
-		}
+		s.nodes = nodes
 		if err != nil {
 			return c.failErr("creating nodes", err)
 		}
@@ -111,7 +97,7 @@ func (c *command) apply(ctx context.Context) int {
 		sub = show
 	}
 	opts := graph.Options{Parallelism: c.parallelism, Events: sub}
-	if shared {
+	if c.sharedState() {
 		// A shared store means other controllers may apply the same
 		// deployment: claim each node-role before running it.
 		opts.Controller = &graph.Controller{Name: controllerName()}
@@ -126,29 +112,11 @@ func (c *command) apply(ctx context.Context) int {
 			res.Count(graph.StateSkipped), res.Elapsed.Round(time.Millisecond))
 	}
 	if err != nil {
-		return c.failErr("", err)
+		code := c.failErr("", err)
+		fmt.Fprint(c.errw, c.resumeHint(p))
+		return code
 	}
 	return ExitOK
-}
-
-// parallel runs f for every spec, four at a time, and returns the nodes
-// made and every error, each a *nodeError naming its node.
-func parallel(ctx context.Context, specs []provider.NodeSpec, f func(context.Context, provider.NodeSpec) (*provider.Node, error)) ([]*provider.Node, error) {
-	out := make([]*provider.Node, len(specs))
-	errs := make([]error, len(specs))
-	var g errgroup.Group
-	g.SetLimit(4)
-	for i, ns := range specs {
-		g.Go(func() error {
-			var err error
-			if out[i], err = f(ctx, ns); err != nil {
-				errs[i] = &nodeError{Node: ns.Name, Err: err}
-			}
-			return nil
-		})
-	}
-	_ = g.Wait()
-	return out, errors.Join(errs...)
 }
 
 func (c *command) graph(ctx context.Context) int {
@@ -456,42 +424,30 @@ func (c *command) destroy(ctx context.Context) int {
 		return code
 	}
 	defer s.close()
-	prefix := "mason/graph/" + s.spec.Name + "/"
 	if !c.yes {
-		if s.prov != nil && len(s.nodes) > 0 {
+		if nodes := s.dep.Nodes(); s.prov != nil && len(nodes) > 0 {
 			var names []string
-			for _, n := range s.nodes {
+			for _, n := range nodes {
 				names = append(names, n.Name)
 			}
-			sort.Strings(names)
+			slices.SortFunc(names, problems.Compare)
 			fmt.Fprintf(c.errw, "destroy would delete %d node(s) of provider %s: %s\n", len(names), s.prov.Name(), strings.Join(names, ", "))
 		}
-		fmt.Fprintf(c.errw, "destroy would forget the state of deployment %s (everything under %s)\nrun again with -yes to do it\n", s.spec.Name, prefix)
+		fmt.Fprintf(c.errw, "destroy would forget the state of deployment %s in %s (its journal, claims and identity)\nrun it with -yes to do it: %s\n",
+			s.spec.Name, s.st.where, c.commandLine("destroy", "-yes"))
 		return ExitUsage
 	}
-	if s.prov != nil && len(s.nodes) > 0 {
-		var specs []provider.NodeSpec
-		for _, n := range s.nodes {
-			specs = append(specs, provider.NodeSpec{ID: n.ID, Name: n.Name})
-		}
-		_, err := parallel(ctx, specs, func(ctx context.Context, ns provider.NodeSpec) (*provider.Node, error) {
-			return nil, s.prov.Delete(ctx, ns.ID)
-		})
-		if err != nil {
-			return c.failErr("deleting nodes", err)
-		}
-		fmt.Fprintf(c.out, "deleted %d node(s)\n", len(specs))
+	res, err := s.dep.Destroy(ctx)
+	if len(res.Nodes) > 0 {
+		fmt.Fprintf(c.out, "deleted %d node(s): %s\n", len(res.Nodes), strings.Join(res.Nodes, ", "))
 	}
-	entries, _, err := s.st.List(ctx, prefix)
 	if err != nil {
-		return c.fail("listing the state of %s: %v", s.spec.Name, err)
+		return c.failErr("", err)
 	}
-	for _, e := range entries {
-		if err := s.st.Delete(ctx, e.Key); err != nil {
-			return c.fail("forgetting the state of %s: %v", s.spec.Name, err)
-		}
+	if res.TornDown {
+		fmt.Fprintf(c.out, "removed what provider %s made for the deployment (no node is left in it)\n", s.prov.Name())
 	}
-	fmt.Fprintf(c.out, "destroyed %s: %d state record(s) removed\n", s.spec.Name, len(entries))
+	fmt.Fprintf(c.out, "destroyed %s: %d state record(s) removed\n", s.spec.Name, res.Records)
 	return ExitOK
 }
 

@@ -9,16 +9,17 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
-	"github.com/masonops/mason/store"
 )
 
 // Exit codes of Main and Run.
@@ -253,7 +254,8 @@ func (c *command) parse(args []string) error {
 // session is a loaded spec with its state store and nodes.
 type session struct {
 	spec  *spec.Spec
-	st    store.Store
+	st    *state
+	dep   *deploy.Deployment
 	prov  *provider.Provider
 	nodes []*provider.Node // the provider's nodes of this spec
 	svcs  *role.Services
@@ -312,39 +314,78 @@ func (c *command) load(ctx context.Context) (*session, int) {
 		return nil, ExitUsage
 	}
 	s := &session{spec: sp}
+	purpose := deploy.Read
+	switch c.name {
+	case "apply":
+		purpose = deploy.Apply
+	case "destroy":
+		purpose = deploy.Destroy
+	}
 	var err error
-	if s.st, err = openState(ctx, c.state); err != nil {
-		fmt.Fprintf(c.errw, "%s %s: %v\n", c.app.Name, c.name, err)
-		return nil, ExitFailure
+	if s.st, err = openState(ctx, c.state, purpose != deploy.Read); err != nil {
+		return nil, c.failErr("", err)
 	}
 	if s.prov, err = sp.OpenProvider(ctx); err != nil {
 		s.close()
-		fmt.Fprintf(c.errw, "%s %s: %v\n", c.app.Name, c.name, err)
-		return nil, ExitFailure
+		return nil, c.failErr("", err)
 	}
-	if s.prov != nil {
-		have, err := s.prov.List(ctx)
-		if err != nil {
-			s.close()
-			fmt.Fprintf(c.errw, "%s %s: listing nodes of provider %s: %v\n", c.app.Name, c.name, s.prov.Name(), err)
-			return nil, ExitFailure
+	s.dep, err = deploy.Open(ctx, deploy.Options{Name: sp.Name, Store: s.st, Where: s.st.where, Missing: s.st.missing,
+		Provider: s.prov, Nodes: sp.NodeSpecs(), Purpose: purpose, Owner: c.app.Name + " " + c.name,
+		DestroyCommand: c.commandLine("destroy", "-yes")})
+	if err != nil {
+		s.close()
+		if s.st.missing && purpose != deploy.Read {
+			_ = os.Remove(strings.TrimPrefix(c.state, "bolt://")) // made by this command: nothing was changed
 		}
-		want := map[string]bool{}
-		for _, ns := range sp.NodeSpecs() {
-			want[ns.ID] = true
-		}
-		for _, n := range have {
-			if want[n.ID] {
-				s.nodes = append(s.nodes, n)
-			}
+		return nil, c.failErr("", err)
+	}
+	want := map[string]bool{}
+	for _, ns := range sp.NodeSpecs() {
+		want[ns.ID] = true
+	}
+	for _, n := range s.dep.Nodes() {
+		if want[n.ID] {
+			s.nodes = append(s.nodes, n)
 		}
 	}
 	if s.svcs, err = sp.OpenServices(ctx); err != nil {
 		s.close()
-		fmt.Fprintf(c.errw, "%s %s: %v\n", c.app.Name, c.name, err)
-		return nil, ExitFailure
+		return nil, c.failErr("", err)
 	}
 	return s, ExitOK
+}
+
+// commandLine is the command that runs cmd on the same deployment as this
+// one: the program, cmd, the spec, variable and state flags given here, and
+// extra, quoted for a shell.
+func (c *command) commandLine(cmd string, extra ...string) string {
+	parts := []string{c.app.Name, cmd}
+	for _, p := range c.specs {
+		parts = append(parts, "-spec", shellQuote(p))
+	}
+	for _, v := range c.varFiles {
+		parts = append(parts, "-var-file", shellQuote(v))
+	}
+	for _, v := range c.vars {
+		parts = append(parts, "-var", shellQuote(v))
+	}
+	if c.state != "mason.state" {
+		parts = append(parts, "-state", shellQuote(c.state))
+	}
+	for _, e := range extra {
+		parts = append(parts, shellQuote(e))
+	}
+	return strings.Join(parts, " ")
+}
+
+var plainWord = regexp.MustCompile(`^[A-Za-z0-9_./=@:,+%-]+$`)
+
+// shellQuote quotes s for a POSIX shell unless it needs none.
+func shellQuote(s string) string {
+	if plainWord.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (c *command) diags(sp *spec.Spec, diags hcl.Diagnostics) {
@@ -395,19 +436,4 @@ func (c *command) planFor(ctx context.Context, s *session, extra ...graph.PlanOp
 }
 
 // missing returns the spec's nodes the provider does not have yet.
-func (s *session) missing() []provider.NodeSpec {
-	if s.prov == nil {
-		return nil
-	}
-	have := map[string]bool{}
-	for _, n := range s.nodes {
-		have[n.ID] = true
-	}
-	var out []provider.NodeSpec
-	for _, ns := range s.spec.NodeSpecs() {
-		if !have[ns.ID] {
-			out = append(out, ns)
-		}
-	}
-	return out
-}
+func (s *session) missing() []provider.NodeSpec { return s.dep.Missing() }

@@ -7,25 +7,16 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/internal/problems"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
 )
 
-// nodeError is an error of the front end's own about one node (creating
-// or deleting it), so that problems group by node.
-type nodeError struct {
-	Node string
-	Err  error
-}
-
-func (e *nodeError) Error() string { return "node " + e.Node + ": " + e.Err.Error() }
-func (e *nodeError) Unwrap() error { return e.Err }
-
 // nodeOf returns the node an error is about, when it says.
 func nodeOf(err error) string {
-	var ne *nodeError
+	var ne *deploy.NodeError
 	var be *role.BindError
 	var nre *graph.NodeRoleError
 	switch {

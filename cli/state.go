@@ -4,28 +4,49 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/masonops/mason/store"
 	"github.com/masonops/mason/store/bolt"
 	etcdstore "github.com/masonops/mason/store/etcd"
+	"github.com/masonops/mason/store/mem"
 )
 
-// openState opens the store a --state value names:
+// state is the store a -state value names, with what messages need.
+type state struct {
+	store.Store
+	// where names it for people: "state file x.state", "etcd state at
+	// etcd://h:2379/p/".
+	where string
+	// missing: the bbolt file did not exist before this command.
+	missing bool
+}
+
+// openState opens the store a -state value names:
 //
 //	mason.state, bolt:///var/lib/x.state   a bbolt file (the default)
 //	etcd://h1:2379,h2:2379/prefix/         an etcd cluster, plain HTTP
 //	etcds://h1:2379/prefix/?ca=ca.pem&cert=c.pem&key=k.pem   with TLS
-func openState(ctx context.Context, state string) (store.Store, error) {
+//
+// A command that only reads (write false) does not create a missing bbolt
+// file: it gets an empty store in memory. One that writes is told first,
+// before anything is created, when the file's directory is missing or not
+// writable.
+func openState(ctx context.Context, loc string, write bool) (*state, error) {
 	switch {
-	case strings.HasPrefix(state, "etcd://"), strings.HasPrefix(state, "etcds://"):
-		u, err := url.Parse(state)
+	case strings.HasPrefix(loc, "etcd://"), strings.HasPrefix(loc, "etcds://"):
+		u, err := url.Parse(loc)
 		if err != nil {
-			return nil, fmt.Errorf("-state %q: %w; want etcd://host:2379,host2:2379/prefix/", state, err)
+			return nil, fmt.Errorf("-state %q: %w; want etcd://host:2379,host2:2379/prefix/", loc, err)
 		}
 		scheme := "http"
 		var tc *tls.Config
@@ -52,17 +73,38 @@ func openState(ctx context.Context, state string) (store.Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("opening state in etcd at %s: %w", strings.Join(eps, ","), err)
 		}
-		return st, nil
-	case strings.HasPrefix(state, "bolt://"):
-		state = strings.TrimPrefix(state, "bolt://")
-	case strings.Contains(state, "://"):
-		return nil, fmt.Errorf("-state %q: unknown scheme; use a file path, bolt://PATH or etcd://HOSTS/PREFIX", state)
+		return &state{Store: st, where: "etcd state at " + redact(u)}, nil
+	case strings.HasPrefix(loc, "bolt://"):
+		loc = strings.TrimPrefix(loc, "bolt://")
+	case strings.Contains(loc, "://"):
+		return nil, fmt.Errorf("-state %q: unknown scheme; use a file path, bolt://PATH or etcd://HOSTS/PREFIX", loc)
 	}
-	st, err := bolt.Open(state, nil)
+	where := "state file " + loc
+	_, err := os.Stat(loc)
+	missing := errors.Is(err, fs.ErrNotExist)
+	switch {
+	case err != nil && !missing:
+		return nil, fmt.Errorf("%s: %w", where, err)
+	case missing && !write:
+		return &state{Store: mem.New(), where: where, missing: true}, nil
+	case missing:
+		dir := filepath.Dir(loc)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("%s: directory %s does not exist: create it, or name another -state; nothing was changed", where, dir)
+		}
+		if err := unix.Access(dir, unix.W_OK); err != nil {
+			return nil, fmt.Errorf("%s: directory %s is not writable (%v): nothing was changed", where, dir, err)
+		}
+	case write:
+		if err := unix.Access(loc, unix.R_OK|unix.W_OK); err != nil {
+			return nil, fmt.Errorf("%s is not writable (%v): nothing was changed", where, err)
+		}
+	}
+	st, err := bolt.Open(loc, nil)
 	if err != nil {
-		return nil, fmt.Errorf("opening state file %s: %w", state, err)
+		return nil, fmt.Errorf("opening %s: %w", where, err)
 	}
-	return st, nil
+	return &state{Store: st, where: where, missing: missing}, nil
 }
 
 func redact(u *url.URL) string {

@@ -28,10 +28,10 @@ func TestOpenState(t *testing.T) {
 		{name: "unknown scheme", state: "s3://bucket/x", err: "unknown scheme"},
 		{name: "no endpoint", state: "etcd:///prefix/", err: "names no etcd endpoint"},
 		{name: "missing CA", state: "etcds://127.0.0.1:1/p/?ca=" + filepath.Join(dir, "nope.pem"), err: "reading etcd CA"},
-		{name: "bolt in a missing directory", state: filepath.Join(dir, "no", "such", "dir", "x.state"), err: "opening state file"},
+		{name: "bolt in a missing directory", state: filepath.Join(dir, "no", "such", "dir", "x.state"), err: "does not exist: create it, or name another -state; nothing was changed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := openState(ctx, tc.state)
+			st, err := openState(ctx, tc.state, true)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				require.NotContains(t, err.Error(), "ca=", "query parameters (file paths of keys) stay out of errors")
@@ -47,7 +47,7 @@ func TestOpenState(t *testing.T) {
 		})
 	}
 	// The etcd store keeps its keys under the prefix.
-	st, err := openState(ctx, "etcd://"+strings.Join(hosts, ",")+"/")
+	st, err := openState(ctx, "etcd://"+strings.Join(hosts, ",")+"/", true)
 	require.NoError(t, err)
 	defer st.Close()
 	entries, _, err := st.List(ctx, "cli-test/")

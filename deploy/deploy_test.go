@@ -1,0 +1,314 @@
+package deploy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masonops/mason/deploy"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/store"
+	"github.com/masonops/mason/store/bolt"
+)
+
+// memDriver holds nodes in a map; it has a capacity and can tear down.
+type memDriver struct {
+	mu       sync.Mutex
+	nodes    map[string]*provider.Node
+	cap      int
+	creates  int
+	tornDown int
+	failOn   string
+}
+
+func newDriver(capacity int) *memDriver {
+	return &memDriver{nodes: map[string]*provider.Node{}, cap: capacity}
+}
+
+func (d *memDriver) Name() string  { return "mem" }
+func (d *memDriver) Capacity() int { return d.cap }
+func (d *memDriver) Teardown(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tornDown++
+	return nil
+}
+
+func (d *memDriver) Create(ctx context.Context, s provider.NodeSpec) (*provider.Node, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s.Name == d.failOn {
+		return nil, errors.New("no address left in subnet")
+	}
+	if n, ok := d.nodes[s.ID]; ok {
+		return n, nil
+	}
+	d.creates++
+	n := &provider.Node{ID: s.ID, Name: s.Name, Provider: "mem", State: provider.StateRunning, Labels: s.Labels,
+		InterfaceAddr: netip.AddrFrom4([4]byte{10, 0, 0, byte(len(d.nodes) + 2)}), Transport: okTransport{}}
+	d.nodes[s.ID] = n
+	return n, nil
+}
+
+func (d *memDriver) Get(ctx context.Context, id string) (*provider.Node, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n, ok := d.nodes[id]; ok {
+		return n, nil
+	}
+	return nil, fmt.Errorf("node %s: %w", id, provider.ErrNotFound)
+}
+
+func (d *memDriver) List(ctx context.Context) ([]*provider.Node, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*provider.Node
+	for _, n := range d.nodes {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b *provider.Node) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (d *memDriver) Delete(ctx context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.nodes, id)
+	return nil
+}
+
+type okTransport struct{}
+
+func (okTransport) Run(ctx context.Context, cmd provider.Command) (provider.Result, error) {
+	return provider.Result{}, nil
+}
+func (okTransport) Put(ctx context.Context, path string, data io.Reader, opts provider.FileOptions) error {
+	return nil
+}
+func (okTransport) Get(ctx context.Context, path string) ([]byte, error) { return nil, os.ErrNotExist }
+
+func specs(n int) []provider.NodeSpec {
+	var out []provider.NodeSpec
+	for i := 1; i <= n; i++ {
+		out = append(out, provider.NodeSpec{ID: fmt.Sprintf("n%d", i), Name: fmt.Sprintf("n%d", i)})
+	}
+	return out
+}
+
+func openBolt(t *testing.T, path string) store.Store {
+	t.Helper()
+	st, err := bolt.Open(path, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestNewDeploymentIsRecordedAndStampsItsNodes(t *testing.T) {
+	ctx := context.Background()
+	drv := newDriver(10)
+	p := provider.New(drv)
+	st := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
+
+	// A plan (Read) of a new deployment writes nothing.
+	d, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: st, Provider: p, Nodes: specs(3)})
+	require.NoError(t, err)
+	_, recorded := d.Identity()
+	require.False(t, recorded)
+	ents, _, err := st.List(ctx, "")
+	require.NoError(t, err)
+	require.Empty(t, ents)
+	require.Len(t, d.Missing(), 3)
+
+	d, err = deploy.Open(ctx, deploy.Options{Name: "web", Store: st, Provider: p, Nodes: specs(3), Purpose: deploy.Apply, Owner: "test"})
+	require.NoError(t, err)
+	id, recorded := d.Identity()
+	require.True(t, recorded)
+	require.Len(t, id.ID, 16)
+	var names []string
+	nodes, err := d.CreateNodes(ctx, func(n *provider.Node) { names = append(names, n.Name) })
+	require.NoError(t, err)
+	require.Len(t, nodes, 3)
+	slices.Sort(names)
+	require.Equal(t, []string{"n1", "n2", "n3"}, names)
+	for _, n := range nodes {
+		require.Equal(t, id.ID, n.Labels[deploy.IdentityLabel])
+	}
+
+	// The next run finds the same identity and creates nothing.
+	again, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: st, Provider: p, Nodes: specs(3), Purpose: deploy.Apply})
+	require.NoError(t, err)
+	id2, _ := again.Identity()
+	require.Equal(t, id, id2)
+	require.Empty(t, again.Missing())
+	_, err = again.CreateNodes(ctx, nil)
+	require.NoError(t, err)
+	require.Equal(t, 3, drv.creates)
+}
+
+// The state is lost (removed, emptied, or another one named) while the
+// nodes live: refused, naming what was found and how to go on; nothing is
+// written or created.
+func TestLostStateIsRefused(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	drv := newDriver(10)
+	p := provider.New(drv)
+	st := openBolt(t, filepath.Join(dir, "state.db"))
+	d, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: st, Provider: p, Nodes: specs(3), Purpose: deploy.Apply})
+	require.NoError(t, err)
+	_, err = d.CreateNodes(ctx, nil)
+	require.NoError(t, err)
+
+	other := openBolt(t, filepath.Join(dir, "other.db"))
+	_, err = other.Put(ctx, "mason/deployments/db/identity", []byte(`{"name":"db","id":"0123456789abcdef"}`))
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name    string
+		st      store.Store
+		missing bool
+		want    string
+	}{
+		{"missing", openBolt(t, filepath.Join(dir, "new.db")), true, "state file new.db did not exist"},
+		{"empty", openBolt(t, filepath.Join(dir, "empty.db")), false, "state file empty.db is empty"},
+		{"another deployment's", other, false, "state file other.db holds deployment db but not web"},
+	} {
+		for _, purpose := range []deploy.Purpose{deploy.Read, deploy.Apply} {
+			t.Run(fmt.Sprintf("%s/%d", tc.name, purpose), func(t *testing.T) {
+				before, _, err := tc.st.List(ctx, "")
+				require.NoError(t, err)
+				where := "state file " + map[string]string{"missing": "new.db", "empty": "empty.db", "another deployment's": "other.db"}[tc.name]
+				_, err = deploy.Open(ctx, deploy.Options{Name: "web", Store: tc.st, Where: where, Missing: tc.missing, Provider: p, Nodes: specs(3),
+					Purpose: purpose, DestroyCommand: "prov destroy -yes"})
+				var lost *deploy.LostStateError
+				require.ErrorAs(t, err, &lost)
+				require.Equal(t, []string{"n1", "n2", "n3"}, lost.Nodes)
+				require.Contains(t, err.Error(), tc.want+", but provider mem still holds 3 nodes of deployment web (n1, n2, n3)")
+				require.Contains(t, err.Error(), "Restore the state from a backup")
+				require.Contains(t, err.Error(), "run prov destroy -yes to remove the nodes first")
+				after, _, err := tc.st.List(ctx, "")
+				require.NoError(t, err)
+				require.Equal(t, before, after, "nothing written")
+			})
+		}
+	}
+	require.Equal(t, 3, drv.creates)
+
+	// Destroy is the way out: it works with the empty state.
+	empty := openBolt(t, filepath.Join(dir, "empty2.db"))
+	dd, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: empty, Provider: p, Nodes: specs(3), Purpose: deploy.Destroy})
+	require.NoError(t, err)
+	res, err := dd.Destroy(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"n1", "n2", "n3"}, res.Nodes)
+	require.True(t, res.TornDown)
+	require.Equal(t, 1, drv.tornDown)
+}
+
+// Nodes stamped by another incarnation of the deployment than the state
+// records are refused.
+func TestNodesOfAnotherIncarnationAreRefused(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	drv := newDriver(10)
+	p := provider.New(drv)
+	old := openBolt(t, filepath.Join(dir, "old.db"))
+	_, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: old, Provider: p, Nodes: specs(2), Purpose: deploy.Apply})
+	require.NoError(t, err) // a state recorded, then the nodes destroyed and made again under a new state:
+	fresh := openBolt(t, filepath.Join(dir, "fresh.db"))
+	d, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: fresh, Provider: p, Nodes: specs(2), Purpose: deploy.Apply})
+	require.NoError(t, err)
+	_, err = d.CreateNodes(ctx, nil)
+	require.NoError(t, err)
+
+	_, err = deploy.Open(ctx, deploy.Options{Name: "web", Store: old, Where: "state file old.db", Provider: p, Nodes: specs(2)})
+	require.ErrorContains(t, err, "nodes n1, n2 of provider mem were created by another deployment web than the one state file old.db records")
+}
+
+func TestInputIsCheckedBeforeAnythingIsCreated(t *testing.T) {
+	ctx := context.Background()
+	drv := newDriver(5)
+	p := provider.New(drv)
+	st := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
+	for _, tc := range []struct {
+		name  string
+		o     deploy.Options
+		wants string
+	}{
+		{"over capacity", deploy.Options{Name: "web", Nodes: specs(6)}, "deployment web wants 6 nodes, 6 of them new, and provider mem holds 0 nodes already; it can hold at most 5: nothing was created"},
+		{"bad name", deploy.Options{Name: "we/b", Nodes: specs(1)}, `deployment name "we/b" is invalid`},
+		{"bad node", deploy.Options{Name: "web", Nodes: []provider.NodeSpec{{ID: "N_1"}}}, `node ID "N_1" is invalid`},
+		{"twice", deploy.Options{Name: "web", Nodes: append(specs(2), specs(1)...)}, `node ID "n1" is wanted twice`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Store, tc.o.Provider, tc.o.Purpose = st, p, deploy.Apply
+			_, err := deploy.Open(ctx, tc.o)
+			require.ErrorContains(t, err, tc.wants)
+			ents, _, err := st.List(ctx, "")
+			require.NoError(t, err)
+			require.Empty(t, ents, "nothing recorded")
+			require.Zero(t, drv.creates)
+		})
+	}
+}
+
+// Two processes' worth of controllers start together on one state store
+// (here: goroutines on one etcd-like shared store): each node is created
+// once.
+func TestConcurrentCreatesMakeEachNodeOnce(t *testing.T) {
+	ctx := context.Background()
+	drv := newDriver(50)
+	p := provider.New(drv)
+	st := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	ids := make([]string, 4)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: st, Provider: p, Nodes: specs(8), Purpose: deploy.Apply})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			id, _ := d.Identity()
+			ids[i] = id.ID
+			_, errs[i] = d.CreateNodes(ctx, nil)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, 8, drv.creates)
+	for _, id := range ids {
+		require.Equal(t, ids[0], id, "one identity")
+	}
+}
+
+func TestCreateErrorsNameTheNode(t *testing.T) {
+	ctx := context.Background()
+	drv := newDriver(50)
+	drv.failOn = "n2"
+	p := provider.New(drv)
+	st := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
+	d, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: st, Provider: p, Nodes: specs(3), Purpose: deploy.Apply})
+	require.NoError(t, err)
+	nodes, err := d.CreateNodes(ctx, nil)
+	var ne *deploy.NodeError
+	require.ErrorAs(t, err, &ne)
+	require.Equal(t, "n2", ne.Node)
+	require.ErrorContains(t, err, "node n2: mem: create node n2: no address left in subnet")
+	require.Len(t, nodes, 2)
+}
