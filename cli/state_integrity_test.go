@@ -41,9 +41,9 @@ func TestLostStateIsRefused(t *testing.T) {
 	otherState := other.state
 
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func()
-		found string
+		found  string
 	}{
 		{"removed", func() { require.NoError(t, os.Remove(c.state)) }, "did not exist"},
 		{"emptied", func() { require.NoError(t, os.WriteFile(c.state, nil, 0o600)) }, "is empty"},
