@@ -22,7 +22,7 @@ import (
 const holdChildEnv = "MASON_CLI_TEST_HOLD_CHILD"
 
 func TestMain(m *testing.M) {
-	childtest.Dispatch(map[string]func(childtest.T){holdChildEnv: holdChild})
+	childtest.Dispatch(map[string]func(childtest.T){holdChildEnv: holdChild, labChildEnv: labChild})
 	os.Exit(m.Run())
 }
 

@@ -5,6 +5,7 @@
 //	go run ./examples/etcd                # deploy (or converge) 3 members
 //	go run ./examples/etcd -members 5     # scale to 5: new members join with member-add
 //	go run ./examples/etcd destroy        # remove the lab and the state
+//	go run ./examples/etcd -force etcd-bootstrap   # resume a held step, as its message says
 //
 // The progress display redraws a status area in place on a terminal and
 // writes lines otherwise; -progress live|lines chooses, -log FILE also
@@ -35,6 +36,10 @@ func main() {
 	flag.StringVar(&cfg.StateDir, "state", cfg.StateDir, "directory for the state file, key-encryption key and operator certificate")
 	show := flag.String("progress", "auto", "progress display: auto (live on a terminal, lines otherwise), live or lines")
 	logFile := flag.String("log", "", "also write the progress as log lines to `file`")
+	flag.Func("force", "run this node-role (`ROLE@NODE`) or role even if converged or held (repeatable); a held step's message names it", func(s string) error {
+		cfg.Force = append(cfg.Force, s)
+		return nil
+	})
 	flag.Parse()
 	if *logFile != "" {
 		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -12,13 +12,16 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/progress"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/store"
 	"github.com/masonops/mason/store/bolt"
+	"github.com/masonops/mason/store/mem"
 )
 
 // Config says where the example keeps its lab and its state.
@@ -38,6 +41,12 @@ type Config struct {
 	// redraws a status area in place when Out is a terminal and writes
 	// lines otherwise.
 	Progress progress.Mode
+	// Force names node-roles (ROLE@NODE) or roles to run although
+	// converged or held, as the front end's -force does.
+	Force []string
+	// Command is how the user runs the example, for the commands it
+	// suggests; "" means "go run ./examples/etcd" with this Config's flags.
+	Command string
 	// Log, if set, also receives the progress as lines (one per start,
 	// finish and failure, and a periodic summary), as a log file would.
 	Log io.Writer
@@ -60,6 +69,29 @@ func DefaultConfig() Config {
 	return Config{Lab: "mason-etcd", StateDir: "/var/lib/mason/etcd-example", Members: 3, Out: os.Stdout}
 }
 
+// command is the command line that runs sub ("" for up, "destroy") on
+// this Config's lab and state.
+func (c Config) command(sub string) string {
+	cmd := c.Command
+	if cmd == "" {
+		cmd = "go run ./examples/etcd"
+		def := DefaultConfig()
+		if c.Lab != def.Lab {
+			cmd += " -lab " + c.Lab
+		}
+		if c.StateDir != def.StateDir {
+			cmd += " -state " + c.StateDir
+		}
+		if sub == "" && c.Members != def.Members {
+			cmd += fmt.Sprintf(" -members %d", c.Members)
+		}
+	}
+	if sub != "" {
+		cmd += " " + sub
+	}
+	return cmd
+}
+
 func (c Config) out() io.Writer {
 	if c.Out == nil {
 		return io.Discard
@@ -69,9 +101,15 @@ func (c Config) out() io.Writer {
 
 // Up creates the lab nodes, plans and applies the deployment, and proves
 // the cluster works with a write and a read through it.
+//
+// Everything is checked before anything is made: the flags, the tools, the
+// state directory, the lab's capacity, and that the state belongs to the
+// nodes the lab holds (see package deploy). The state file is opened (and
+// so locked: a second Up on the same state fails at once) before the first
+// node is created.
 func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	if cfg.Members < 1 {
-		return nil, fmt.Errorf("etcd example: members must be at least 1, got %d", cfg.Members)
+		return nil, fmt.Errorf("etcd example: -members must be at least 1, got %d", cfg.Members)
 	}
 	if err := lab.Check(); err != nil {
 		return nil, err
@@ -79,23 +117,53 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	if _, err := os.Stat(bin(cfg)); err != nil {
 		return nil, fmt.Errorf("etcd example: %s not found: install Debian's etcd-server (apt-get install etcd-server)", bin(cfg))
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, err
-	}
-	l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
-	if err != nil {
-		return nil, err
-	}
-	nodes, err := ensureNodes(ctx, l, cfg)
-	if err != nil {
-		return nil, err
-	}
-	st, err := bolt.Open(filepath.Join(cfg.StateDir, "state.db"), nil)
+	_, statErr := os.Stat(cfg.StateDir)
+	newDir := errors.Is(statErr, fs.ErrNotExist)
+	st, missing, err := openState(cfg, true)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	kek, err := loadKEK(filepath.Join(cfg.StateDir, "kek"))
+	undo := func() { // leave nothing this run made when it changed nothing
+		if missing {
+			st.Close()
+			_ = os.Remove(statePath(cfg))
+		}
+		if newDir {
+			_ = os.Remove(cfg.StateDir)
+		}
+	}
+	kekPath := filepath.Join(cfg.StateDir, "kek")
+	kek, err := readKEK(kekPath)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	if kek == nil && !missing {
+		undo()
+		return nil, fmt.Errorf("etcd example: key-encryption key %s is missing, but the state beside it exists and was sealed with it: restore the key file (mode 0600); a new key cannot open the state", kekPath)
+	}
+	l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	dep, err := deploy.Open(ctx, deploy.Options{Name: cfg.Lab, Store: st, Where: "state file " + statePath(cfg), Missing: missing,
+		Provider: labProvider(l), Nodes: memberSpecs(cfg.Members), Purpose: deploy.Apply, Owner: "etcd example",
+		DestroyCommand: cfg.command("destroy")})
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	if have := dep.Nodes(); len(have) > cfg.Members {
+		return nil, fmt.Errorf("etcd example: the lab has %d members and scaling down is not supported yet; run %s first", len(have), cfg.command("destroy"))
+	}
+	if kek == nil { // a new state gets a new key
+		if kek, err = newKEK(kekPath); err != nil {
+			return nil, err
+		}
+	}
+	nodes, err := dep.CreateNodes(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +178,11 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	d.UseServices(svcs)
 	graph.Set(d, OperatorDir, filepath.Join(cfg.StateDir, "operator"))
 
-	plan, err := graph.NewPlan(ctx, d, st)
+	var opts []graph.PlanOption
+	if len(cfg.Force) > 0 {
+		opts = append(opts, graph.Force(cfg.Force...))
+	}
+	plan, err := graph.NewPlan(ctx, d, st, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +194,7 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 			fmt.Fprintf(w, "  %-14s %-28s %s\n", s.Action, s.ID, s.Reason)
 		}
 	}
+	fmt.Fprint(w, deploy.ResumeHint(plan, cfg.command(""), func(id string) string { return "-force " + id }))
 	show := progress.New(w, progress.Options{Mode: cfg.Progress})
 	events := graph.Subscriber(show)
 	var logged *progress.Display
@@ -152,43 +225,68 @@ func bin(cfg Config) string {
 	return v
 }
 
-// ensureNodes creates the members n1..nN in the lab (existing ones are
-// found, not made twice) and waits until each is ready.
-func ensureNodes(ctx context.Context, l *lab.Lab, cfg Config) ([]*provider.Node, error) {
-	p := l.Provider()
-	have, err := p.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(have) > cfg.Members {
-		return nil, fmt.Errorf("etcd example: the lab has %d members and scaling down is not supported; run destroy first", len(have))
-	}
-	var nodes []*provider.Node
-	for i := 1; i <= cfg.Members; i++ {
+// memberSpecs are the nodes n1..nN of the members pool.
+func memberSpecs(n int) []provider.NodeSpec {
+	var out []provider.NodeSpec
+	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("n%d", i)
-		if _, err := p.Create(ctx, provider.NodeSpec{ID: name, Name: name, Labels: map[string]string{"pool": "members"}}); err != nil {
-			return nil, err
-		}
-		n, err := p.WaitReady(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		nodes = append(nodes, n)
+		out = append(out, provider.NodeSpec{ID: name, Name: name, Labels: map[string]string{"pool": "members"}})
 	}
-	return nodes, nil
+	return out
 }
 
-// loadKEK reads the key-encryption key, creating it on first use. It sits
-// beside the state file only because this is an example: keep a real one
-// somewhere the state file is not.
-func loadKEK(path string) ([]byte, error) {
+// labProvider is the lab as a provider that tells package deploy how many
+// nodes its subnet has room for.
+func labProvider(l *lab.Lab) *provider.Provider { return provider.New(labWithCapacity{l}) }
+
+type labWithCapacity struct{ *lab.Lab }
+
+// Capacity is the addresses of the lab's subnet less the network, the
+// gateway (the bridge) and the broadcast address.
+func (l labWithCapacity) Capacity() int {
+	bits := 32 - l.Subnet().Bits()
+	if bits >= 31 {
+		return 1 << 30
+	}
+	return 1<<bits - 3
+}
+
+// statePath is the example's state file.
+func statePath(cfg Config) string { return filepath.Join(cfg.StateDir, "state.db") }
+
+// openState opens (and so locks) the state file. It creates the state
+// directory only for a run that writes (create); a missing state gives
+// an empty store otherwise. missing says the file did not exist.
+func openState(cfg Config, create bool) (st store.Store, missing bool, err error) {
+	path := statePath(cfg)
+	if _, err := os.Stat(path); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, fmt.Errorf("etcd example: state file %s: %w", path, err)
+		}
+		missing = true
+	}
+	if missing && !create {
+		return mem.New(), true, nil
+	}
+	if missing {
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			return nil, true, fmt.Errorf("etcd example: state directory: %w", err)
+		}
+	}
+	b, err := bolt.Open(path, nil)
+	if err != nil {
+		return nil, missing, fmt.Errorf("etcd example: %w", err)
+	}
+	return b, missing, nil
+}
+
+// readKEK reads the key-encryption key; nil, nil when the file does not
+// exist. It sits beside the state file only because this is an example:
+// keep a real one somewhere the state file is not.
+func readKEK(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		b = make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		return b, writeAtomic(path, b, 0o600)
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
@@ -197,6 +295,15 @@ func loadKEK(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: key-encryption key must be 32 bytes, found %d", path, len(b))
 	}
 	return b, nil
+}
+
+// newKEK makes a key for a new state and writes it, mode 0600.
+func newKEK(path string) ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, writeAtomic(path, b, 0o600)
 }
 
 // writeRead writes a key through the cluster with the operator's
@@ -226,15 +333,42 @@ func writeRead(ctx context.Context, s *Summary) (string, error) {
 	return "mason/example/last-up=" + val, nil
 }
 
-// Destroy removes the lab (every node, process, namespace, interface and
-// firewall rule) and the state directory.
+// Destroy removes the deployment's nodes and, when no node is left in the
+// lab, the lab itself (every process, namespace, interface, firewall rule
+// and its directory), its records in the state, and then the state
+// directory (state, key and operator certificate). It works after a crash
+// and when nodes are already gone, and may be run again.
 func Destroy(ctx context.Context, cfg Config) error {
+	if err := lab.Check(); err != nil {
+		return err
+	}
+	st, missing, err := openState(cfg, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
 	if err != nil {
 		return err
 	}
-	if err := l.Teardown(ctx); err != nil {
+	// The lab holds only this deployment's members: all of them go, also
+	// those a lost state no longer knows.
+	have, err := l.Provider().List(ctx)
+	if err != nil {
 		return err
 	}
+	specs := memberSpecs(0)
+	for _, n := range have {
+		specs = append(specs, provider.NodeSpec{ID: n.ID, Name: n.Name})
+	}
+	dep, err := deploy.Open(ctx, deploy.Options{Name: cfg.Lab, Store: st, Where: "state file " + statePath(cfg), Missing: missing,
+		Provider: labProvider(l), Nodes: specs, Purpose: deploy.Destroy, Owner: "etcd example"})
+	if err != nil {
+		return err
+	}
+	if _, err := dep.Destroy(ctx); err != nil {
+		return err
+	}
+	st.Close()
 	return os.RemoveAll(cfg.StateDir)
 }
