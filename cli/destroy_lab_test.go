@@ -32,7 +32,7 @@ type HostOut struct{ Hostname string }
 // n2 writes the file block names and waits (the parent kills the process).
 func labRegistry(block string) *spec.Registry {
 	reg := spec.NewRegistry()
-	err := reg.Roles(role.Func(role.Meta{Name: "hostname", Version: "1"},
+	err := reg.Roles(role.Of(role.Func(role.Meta{Name: "hostname", Version: "1"},
 		func(ctx context.Context, rc *role.Context, _ struct{}) (HostOut, error) {
 			out, err := rc.Exec(ctx, "hostname")
 			if err != nil {
@@ -45,7 +45,7 @@ func labRegistry(block string) *spec.Registry {
 				<-ctx.Done()
 			}
 			return HostOut{Hostname: strings.TrimSpace(string(out))}, nil
-		}))
+		})))
 	if err != nil {
 		panic(err)
 	}

@@ -19,7 +19,9 @@ import (
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/spec"
+	"github.com/masonops/mason/store"
 )
 
 // Exit codes of Main and Run.
@@ -36,8 +38,25 @@ type App struct {
 	Name string
 	// Registry holds what specs may name (see package spec).
 	Registry *spec.Registry
+	// Services, if set, registers services that live in the deployment's
+	// state or need its key-encryption key (a pki.Manager) in svcs, after
+	// the spec's service blocks are configured. It runs for every command
+	// but destroy.
+	Services func(ctx context.Context, env Env, svcs *role.Services) error
+	// KeyEnv names the environment variable that may hold the
+	// key-encryption key; "" means MASON_KEK.
+	KeyEnv string
 	// Stdout and Stderr default to the process's.
 	Stdout, Stderr io.Writer
+}
+
+// Env is what App.Services gets to build services on: the deployment's
+// name, its state store and its key-encryption key (nil only for a plan
+// of a new deployment, which seals nothing).
+type Env struct {
+	Deployment string
+	Store      store.Store
+	KEK        *seal.KEK
 }
 
 // Main runs the command line of a mason-based provisioner and exits with
@@ -184,9 +203,28 @@ type command struct {
 	state                        string
 	forceAll, skipChecks         bool
 	parallelism                  int
-	jsonOut, yes                 bool
+	jsonOut, yes, newKey         bool
+	keyFile                      string
 	format                       string
 	args                         []string
+}
+
+func (c *command) keyEnv() string {
+	if c.app.KeyEnv != "" {
+		return c.app.KeyEnv
+	}
+	return "MASON_KEK"
+}
+
+// keySource is where this command looks for the key-encryption key.
+func (c *command) keySource() *deploy.KeySource {
+	ks := &deploy.KeySource{Env: c.keyEnv(), File: c.keyFile, New: c.newKey}
+	if ks.File == "" && !strings.Contains(c.state, "://") {
+		ks.File = c.state + ".kek"
+	} else if ks.File == "" && strings.HasPrefix(c.state, "bolt://") {
+		ks.File = strings.TrimPrefix(c.state, "bolt://") + ".kek"
+	}
+	return ks
 }
 
 // flags defines the command's flags on a new FlagSet bound to c.
@@ -198,6 +236,12 @@ func (c *command) flags() *flag.FlagSet {
 	fs.Var(&c.vars, "var", "set a variable: `NAME=VALUE` (repeatable; also MASON_VAR_NAME=VALUE)")
 	fs.Var(&c.varFiles, "var-file", "read variable values from `file` (repeatable)")
 	fs.StringVar(&c.state, "state", "mason.state", "state store: a bbolt file path, bolt://PATH, or etcd://HOST:2379,HOST:2379/PREFIX/ (etcds:// with ?ca=&cert=&key= for TLS)")
+	if c.name != "destroy" {
+		fs.StringVar(&c.keyFile, "key-file", "", "key-encryption key `file`, mode 0600 (default: the state file's path + .kek; made for a new deployment only); $"+c.keyEnv()+" wins when set")
+	}
+	if c.name == "apply" {
+		fs.BoolVar(&c.newKey, "new-key", false, "make a key-encryption key for a deployment whose state was written before keys were used (never for one that had a key: what it sealed would be lost)")
+	}
 	switch c.name {
 	case "plan", "apply", "graph":
 		fs.Var(&c.force, "force", "run this node-role (`ROLE@NODE`) or every node-role of a role (ROLE) even if converged or held (repeatable)")
@@ -322,16 +366,20 @@ func (c *command) load(ctx context.Context) (*session, int) {
 		purpose = deploy.Destroy
 	}
 	var err error
-	if s.st, err = openState(ctx, c.state, purpose != deploy.Read); err != nil {
+	if s.st, err = openState(ctx, c.state, purpose != deploy.Read, c.app.Name+" "+c.name); err != nil {
 		return nil, c.failErr("", err)
 	}
 	if s.prov, err = sp.OpenProvider(ctx); err != nil {
 		s.close()
 		return nil, c.failErr("", err)
 	}
-	s.dep, err = deploy.Open(ctx, deploy.Options{Name: sp.Name, Store: s.st, Where: s.st.where, Missing: s.st.missing,
+	do := deploy.Options{Name: sp.Name, Store: s.st, Where: s.st.where, Missing: s.st.missing,
 		Provider: s.prov, Nodes: sp.NodeSpecs(), Purpose: purpose, Owner: c.app.Name + " " + c.name,
-		DestroyCommand: c.commandLine("destroy", "-yes")})
+		DestroyCommand: c.commandLine("destroy", "-yes")}
+	if purpose != deploy.Destroy {
+		do.Key = c.keySource()
+	}
+	s.dep, err = deploy.Open(ctx, do)
 	if err != nil {
 		s.close()
 		if s.st.missing && purpose != deploy.Read {
@@ -351,6 +399,12 @@ func (c *command) load(ctx context.Context) (*session, int) {
 	if s.svcs, err = sp.OpenServices(ctx); err != nil {
 		s.close()
 		return nil, c.failErr("", err)
+	}
+	if c.app.Services != nil && purpose != deploy.Destroy {
+		if err := c.app.Services(ctx, Env{Deployment: sp.Name, Store: s.st, KEK: s.dep.KEK()}, s.svcs); err != nil {
+			s.close()
+			return nil, c.failErr("configuring services", err)
+		}
 	}
 	return s, ExitOK
 }

@@ -533,15 +533,22 @@ func TestStateInEtcd(t *testing.T) {
 	ec := etcdtest.Start(t, etcdtest.Options{Members: 1})
 	c := newFrontEnd(t, appSpec)
 	c.state = "etcd://" + strings.TrimPrefix(ec.Endpoints()[0], "http://") + "/mason-cli/"
+	// A shared state has no key file beside it: every controller names
+	// the same key.
 	code, _, errs := c.run("apply")
+	require.Equal(t, cli.ExitFailure, code)
+	require.Contains(t, errs, "deployment front needs a key-encryption key: set environment variable MASON_KEK")
+	require.Equal(t, 0, c.drv.count(), "nothing was created")
+	keyFile := filepath.Join(t.TempDir(), "front.kek")
+	code, _, errs = c.run("apply", "-key-file", keyFile)
 	require.Equal(t, cli.ExitOK, code, errs)
 
 	other := newFrontEnd(t, appSpec) // another controller: its own spec copy, same provider nodes and store
 	other.drv, other.reg, other.state = c.drv, c.reg, c.state
-	code, out, errs := other.run("plan")
+	code, out, errs := other.run("plan", "-key-file", keyFile)
 	require.Equal(t, cli.ExitOK, code, errs)
 	require.Equal(t, "no changes: front is converged (7 node-roles)\n", out)
-	code, out, _ = other.run("status")
+	code, out, _ = other.run("status", "-key-file", keyFile)
 	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "front: 7 succeeded")
 }

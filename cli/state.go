@@ -41,7 +41,7 @@ type state struct {
 // file: it gets an empty store in memory. One that writes is told first,
 // before anything is created, when the file's directory is missing or not
 // writable.
-func openState(ctx context.Context, loc string, write bool) (*state, error) {
+func openState(ctx context.Context, loc string, write bool, owner string) (*state, error) {
 	switch {
 	case strings.HasPrefix(loc, "etcd://"), strings.HasPrefix(loc, "etcds://"):
 		u, err := url.Parse(loc)
@@ -100,7 +100,10 @@ func openState(ctx context.Context, loc string, write bool) (*state, error) {
 			return nil, fmt.Errorf("%s is not writable (%v): nothing was changed", where, err)
 		}
 	}
-	st, err := bolt.Open(loc, nil)
+	st, err := bolt.Open(loc, &bolt.Options{Owner: owner})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, err // names the file and its holder already
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", where, err)
 	}

@@ -3,9 +3,11 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/masonops/mason/internal/childtest"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
+	"github.com/masonops/mason/store/bolt"
 )
 
 const holdChildEnv = "MASON_CLI_TEST_HOLD_CHILD"
@@ -112,7 +115,7 @@ type FounderOut struct{ Founded string }
 // the parent it runs (a file appears) and then waits to be killed.
 func holdRegistry(ready string) *spec.Registry {
 	reg := spec.NewRegistry()
-	err := reg.Roles(role.Func(role.Meta{Name: "founder", Version: "1", Scope: role.ScopeService, Destructive: true},
+	err := reg.Roles(role.Of(role.Func(role.Meta{Name: "founder", Version: "1", Scope: role.ScopeService, Destructive: true},
 		func(ctx context.Context, rc *role.Context, _ struct{}) (FounderOut, error) {
 			if ready != "" {
 				if err := os.WriteFile(ready, []byte("running"), 0o644); err != nil {
@@ -121,7 +124,7 @@ func holdRegistry(ready string) *spec.Registry {
 				<-ctx.Done() // the parent kills the process first
 			}
 			return FounderOut{Founded: "yes"}, nil
-		}))
+		})))
 	if err != nil {
 		panic(err)
 	}
@@ -156,6 +159,14 @@ func TestHeldStepPrintsTheCommandThatResumesIt(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the child never ran the founder: %s", childOut.String())
 		time.Sleep(10 * time.Millisecond)
 	}
+
+	// While the child holds the state, another run says who holds it.
+	var lockOut, lockErr bytes.Buffer
+	lockCode := cli.Run(context.Background(), cli.App{Name: "prov", Registry: holdRegistry(""), Stdout: &lockOut, Stderr: &lockErr},
+		[]string{"plan", "-spec", specFile, "-state", state}, nil)
+	require.Equal(t, cli.ExitFailure, lockCode)
+	require.Regexp(t, `^prov plan: bolt: state file `+regexp.QuoteMeta(state)+` is held by prov apply \(pid `+fmt.Sprint(child.Process.Pid)+` on [^,]+, since [^)]+\); stop that process or wait for it to finish`, lockErr.String())
+
 	require.NoError(t, child.Process.Signal(syscall.SIGKILL))
 	_ = child.Wait()
 
@@ -181,4 +192,49 @@ func TestHeldStepPrintsTheCommandThatResumesIt(t *testing.T) {
 	code, out, _ = run("plan")
 	require.Equal(t, cli.ExitOK, code)
 	require.Equal(t, "no changes: found is converged (1 node-role)\n", out)
+}
+
+// The state file held by this very process (a program embedding the
+// front end that opened it already) is named as such.
+func TestLockHeldByThisProcess(t *testing.T) {
+	c := newFrontEnd(t, appSpec)
+	code, _, errs := c.run("apply")
+	require.Equal(t, cli.ExitOK, code, errs)
+	st, err := bolt.Open(c.state, &bolt.Options{Owner: "an embedding program"})
+	require.NoError(t, err)
+	defer st.Close()
+	code, _, errs = c.run("plan")
+	require.Equal(t, cli.ExitFailure, code)
+	require.Contains(t, errs, "prov plan: bolt: state file "+c.state+" is already held by this process (an embedding program) (pid ")
+}
+
+// The key-encryption key beside the state: made by the first apply (mode
+// 0600), then required and checked by every command before anything runs.
+func TestKeyMissingOrWrongIsRefused(t *testing.T) {
+	c := newFrontEnd(t, appSpec)
+	code, _, errs := c.run("apply")
+	require.Equal(t, cli.ExitOK, code, errs)
+	keyFile := c.state + ".kek"
+	fi, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	saved, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+
+	require.NoError(t, os.Remove(keyFile))
+	for _, cmd := range []string{"plan", "apply"} {
+		code, _, errs := c.run(cmd, "-var", "token=changed")
+		require.Equal(t, cli.ExitFailure, code)
+		require.Contains(t, errs, "deployment front in state file "+c.state+" exists, but its key-encryption key is missing (looked for key file "+keyFile+" or environment variable MASON_KEK)")
+		_, err := os.Stat(keyFile)
+		require.ErrorIs(t, err, os.ErrNotExist, "no new key was made")
+	}
+	require.NoError(t, os.WriteFile(keyFile, []byte(strings.Repeat("0f", 32)+"\n"), 0o600))
+	code, _, errs = c.run("apply", "-var", "token=changed")
+	require.Equal(t, cli.ExitFailure, code)
+	require.Contains(t, errs, "is not the one deployment front in state file "+c.state+" was sealed with")
+	t.Setenv("MASON_KEK", strings.TrimSpace(string(saved))) // the environment wins over the file
+	code, out, errs := c.run("plan")
+	require.Equal(t, cli.ExitOK, code, errs)
+	require.Equal(t, "no changes: front is converged (7 node-roles)\n", out)
 }

@@ -31,7 +31,7 @@ func TestOpenState(t *testing.T) {
 		{name: "bolt in a missing directory", state: filepath.Join(dir, "no", "such", "dir", "x.state"), err: "does not exist: create it, or name another -state; nothing was changed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := openState(ctx, tc.state, true)
+			st, err := openState(ctx, tc.state, true, "test")
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				require.NotContains(t, err.Error(), "ca=", "query parameters (file paths of keys) stay out of errors")
@@ -47,7 +47,7 @@ func TestOpenState(t *testing.T) {
 		})
 	}
 	// The etcd store keeps its keys under the prefix.
-	st, err := openState(ctx, "etcd://"+strings.Join(hosts, ",")+"/", true)
+	st, err := openState(ctx, "etcd://"+strings.Join(hosts, ",")+"/", true, "test")
 	require.NoError(t, err)
 	defer st.Close()
 	entries, _, err := st.List(ctx, "cli-test/")

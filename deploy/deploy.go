@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store"
 )
 
@@ -60,6 +61,9 @@ type Options struct {
 	// Owner names this program in locks and in the identity record ("prov
 	// apply", "etcd example").
 	Owner string
+	// Key, if set, says where the deployment's key-encryption key is; Open
+	// loads it and checks it against the state (not for Destroy).
+	Key *KeySource
 	// DestroyCommand, if set, is the command that destroys the deployment,
 	// quoted in the refusal of a lost state ("prov destroy -yes -spec
 	// etcd.hcl").
@@ -100,6 +104,8 @@ type Deployment struct {
 	id       Identity
 	recorded bool             // the identity is in the state
 	nodes    []*provider.Node // the provider's nodes of the deployment
+	kek      *seal.KEK
+	madeKey  bool // Open made the key (a new deployment)
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
@@ -139,6 +145,7 @@ func Open(ctx context.Context, o Options) (*Deployment, error) {
 	if o.Purpose == Destroy {
 		return d, nil
 	}
+	newDeployment := false
 	if !d.recorded {
 		journal, err := d.hasJournal(ctx)
 		if err != nil {
@@ -147,22 +154,28 @@ func Open(ctx context.Context, o Options) (*Deployment, error) {
 		if !journal && len(d.nodes) > 0 {
 			return nil, d.lost(ctx)
 		}
-		if o.Purpose == Apply {
-			if err := d.recordIdentity(ctx); err != nil {
-				return nil, err
+		newDeployment = !journal
+	} else {
+		var strangers []string
+		for _, n := range d.nodes {
+			if id := n.Labels[IdentityLabel]; id != "" && id != d.id.ID {
+				strangers = append(strangers, n.Name)
 			}
 		}
-		return d, nil
-	}
-	var strangers []string
-	for _, n := range d.nodes {
-		if id := n.Labels[IdentityLabel]; id != "" && id != d.id.ID {
-			strangers = append(strangers, n.Name)
+		if len(strangers) > 0 {
+			return nil, fmt.Errorf("deploy: nodes %s of provider %s were created by another deployment %s than the one %s records (identity %s, created %s): the state is older or newer than the nodes; restore the state that belongs to them, or destroy them",
+				strings.Join(strangers, ", "), o.Provider.Name(), o.Name, where(o), d.id.ID, d.id.Created.UTC().Format(time.RFC3339))
 		}
 	}
-	if len(strangers) > 0 {
-		return nil, fmt.Errorf("deploy: nodes %s of provider %s were created by another deployment %s than the one %s records (identity %s, created %s): the state is older or newer than the nodes; restore the state that belongs to them, or destroy them",
-			strings.Join(strangers, ", "), o.Provider.Name(), o.Name, where(o), d.id.ID, d.id.Created.UTC().Format(time.RFC3339))
+	if o.Key != nil {
+		if err := d.loadKey(ctx, newDeployment); err != nil {
+			return nil, err
+		}
+	}
+	if !d.recorded && o.Purpose == Apply {
+		if err := d.recordIdentity(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return d, nil
 }

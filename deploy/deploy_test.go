@@ -312,3 +312,77 @@ func TestCreateErrorsNameTheNode(t *testing.T) {
 	require.ErrorContains(t, err, "node n2: mem: create node n2: no address left in subnet")
 	require.Len(t, nodes, 2)
 }
+
+// The key-encryption key: made for a new deployment only, then required
+// and checked against the state before anything runs.
+func TestKeyIsCheckedAgainstTheState(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	drv := newDriver(10)
+	p := provider.New(drv)
+	st := openBolt(t, filepath.Join(dir, "state.db"))
+	keyFile := filepath.Join(dir, "state.db.kek")
+	open := func(purpose deploy.Purpose, ks deploy.KeySource) (*deploy.Deployment, error) {
+		return deploy.Open(ctx, deploy.Options{Name: "web", Store: st, Where: "state file state.db", Provider: p, Nodes: specs(2), Purpose: purpose, Key: &ks})
+	}
+	ks := deploy.KeySource{File: keyFile, Env: "MASON_DEPLOY_TEST_KEK"}
+
+	// A plan of a new deployment needs no key and makes none.
+	d, err := open(deploy.Read, ks)
+	require.NoError(t, err)
+	require.Nil(t, d.KEK())
+	_, err = os.Stat(keyFile)
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	// Its first apply makes one, mode 0600.
+	d, err = open(deploy.Apply, ks)
+	require.NoError(t, err)
+	require.NotNil(t, d.KEK())
+	fi, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	first := d.KEK().Fingerprint()
+	_, err = d.CreateNodes(ctx, nil)
+	require.NoError(t, err)
+
+	again, err := open(deploy.Apply, ks)
+	require.NoError(t, err)
+	require.Equal(t, first, again.KEK().Fingerprint())
+
+	// The key is lost: refused, no new key made, nothing written.
+	saved, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(keyFile))
+	for _, purpose := range []deploy.Purpose{deploy.Read, deploy.Apply} {
+		_, err = open(purpose, ks)
+		require.ErrorContains(t, err, "deployment web in state file state.db exists, but its key-encryption key is missing (looked for key file "+keyFile+" or environment variable MASON_DEPLOY_TEST_KEK)")
+		_, serr := os.Stat(keyFile)
+		require.ErrorIs(t, serr, os.ErrNotExist)
+	}
+
+	// Another key (in the environment, which wins over the file) is refused.
+	require.NoError(t, os.WriteFile(keyFile, saved, 0o600))
+	t.Setenv("MASON_DEPLOY_TEST_KEK", strings.Repeat("ab", 32))
+	for _, purpose := range []deploy.Purpose{deploy.Read, deploy.Apply} {
+		_, err = open(purpose, ks)
+		require.ErrorContains(t, err, "the key-encryption key from key file "+keyFile+" or environment variable MASON_DEPLOY_TEST_KEK is not the one deployment web in state file state.db was sealed with")
+	}
+	t.Setenv("MASON_DEPLOY_TEST_KEK", "")
+
+	// A key file others can read is refused.
+	require.NoError(t, os.Chmod(keyFile, 0o644))
+	_, err = open(deploy.Apply, ks)
+	require.ErrorContains(t, err, "has mode 0644")
+	require.NoError(t, os.Chmod(keyFile, 0o600))
+
+	// An explicit request makes a new key for a state that never had one.
+	legacy := openBolt(t, filepath.Join(dir, "legacy.db"))
+	_, err = legacy.Put(ctx, "mason/graph/web/nr/x@n1", []byte("{}"))
+	require.NoError(t, err)
+	lk := filepath.Join(dir, "legacy.kek")
+	_, err = deploy.Open(ctx, deploy.Options{Name: "web", Store: legacy, Provider: provider.New(newDriver(10)), Purpose: deploy.Apply, Key: &deploy.KeySource{File: lk}})
+	require.ErrorContains(t, err, "its key-encryption key is missing")
+	d, err = deploy.Open(ctx, deploy.Options{Name: "web", Store: legacy, Provider: provider.New(newDriver(10)), Purpose: deploy.Apply, Key: &deploy.KeySource{File: lk, New: true}})
+	require.NoError(t, err)
+	require.NotNil(t, d.KEK())
+}

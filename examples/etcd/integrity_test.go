@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,8 @@ func TestStateIntegrity(t *testing.T) {
 	}
 	require.NoError(t, err1, out1.String())
 	require.Error(t, err2, out2.String())
-	require.Contains(t, out2.String(), "state file is in use by another process", out2.String())
+	require.Regexp(t, `state file `+regexp.QuoteMeta(filepath.Join(stateDir, "state.db"))+` is held by etcd example \(pid \d+ on [^,]+, since [^)]+\); stop that process or wait for it to finish`, out2.String())
+	require.NotContains(t, out2.String(), "created node", "the second controller created nothing")
 	require.Contains(t, out1.String(), "etcd ready: 3 members")
 
 	// A run after both converges: nothing drifted, nothing half-built.
@@ -122,7 +124,12 @@ func TestStateIntegrity(t *testing.T) {
 	}{
 		{"state file removed", func() { require.NoError(t, os.Remove(statePath)) }, "state file " + statePath + " did not exist, but provider lab still holds 3 nodes of deployment " + labName + " (n1, n2, n3)"},
 		{"state file emptied", func() { require.NoError(t, os.WriteFile(statePath, nil, 0o600)) }, "state file " + statePath + " is empty, but provider lab still holds 3 nodes"},
-		{"key removed", func() { require.NoError(t, os.Remove(filepath.Join(stateDir, "kek"))) }, "key-encryption key " + filepath.Join(stateDir, "kek") + " is missing, but the state beside it exists"},
+		{"key removed", func() { require.NoError(t, os.Remove(filepath.Join(stateDir, "kek"))) },
+			"deployment " + labName + " in state file " + statePath + " exists, but its key-encryption key is missing (looked for key file " + filepath.Join(stateDir, "kek") + " or environment variable MASON_ETCD_KEK)"},
+		{"another key", func() {
+			require.NoError(t, os.WriteFile(filepath.Join(stateDir, "kek"), bytes.Repeat([]byte{7}, 32), 0o600))
+		},
+			"the key-encryption key from key file " + filepath.Join(stateDir, "kek") + " or environment variable MASON_ETCD_KEK is not the one deployment " + labName + " in state file " + statePath + " was sealed with"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fault()

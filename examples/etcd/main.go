@@ -34,6 +34,7 @@ func main() {
 	flag.IntVar(&cfg.Members, "members", cfg.Members, "number of etcd members")
 	flag.StringVar(&cfg.Lab, "lab", cfg.Lab, "name of the lab the members run in")
 	flag.StringVar(&cfg.StateDir, "state", cfg.StateDir, "directory for the state file, key-encryption key and operator certificate")
+	flag.StringVar(&cfg.KeyFile, "key-file", "", "key-encryption key `file` (mode 0600; default STATE/kek, made for a new state only); "+etcd.KeyEnv+" wins when set")
 	show := flag.String("progress", "auto", "progress display: auto (live on a terminal, lines otherwise), live or lines")
 	logFile := flag.String("log", "", "also write the progress as log lines to `file`")
 	flag.Func("force", "run this node-role (`ROLE@NODE`) or role even if converged or held (repeatable); a held step's message names it", func(s string) error {

@@ -2,7 +2,6 @@ package etcd
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -33,6 +32,9 @@ type Config struct {
 	// StateDir holds the state file (bolt), the key-encryption key and the
 	// operator's certificate.
 	StateDir string
+	// KeyFile is the key-encryption key's file (mode 0600); "" means
+	// StateDir/kek. The environment variable KeyEnv, when set, wins.
+	KeyFile string
 	// Members is how many members the cluster should have.
 	Members int
 	// Out receives the plan and the progress display; nil discards them.
@@ -133,16 +135,6 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 			_ = os.Remove(cfg.StateDir)
 		}
 	}
-	kekPath := filepath.Join(cfg.StateDir, "kek")
-	kek, err := readKEK(kekPath)
-	if err != nil {
-		undo()
-		return nil, err
-	}
-	if kek == nil && !missing {
-		undo()
-		return nil, fmt.Errorf("etcd example: key-encryption key %s is missing, but the state beside it exists and was sealed with it: restore the key file (mode 0600); a new key cannot open the state", kekPath)
-	}
 	l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
 	if err != nil {
 		undo()
@@ -150,7 +142,7 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	dep, err := deploy.Open(ctx, deploy.Options{Name: cfg.Lab, Store: st, Where: "state file " + statePath(cfg), Missing: missing,
 		Provider: labProvider(l), Nodes: memberSpecs(cfg.Members), Purpose: deploy.Apply, Owner: "etcd example",
-		DestroyCommand: cfg.command("destroy")})
+		Key: &deploy.KeySource{File: cfg.keyFile(), Env: KeyEnv}, DestroyCommand: cfg.command("destroy")})
 	if err != nil {
 		undo()
 		return nil, err
@@ -158,16 +150,11 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	if have := dep.Nodes(); len(have) > cfg.Members {
 		return nil, fmt.Errorf("etcd example: the lab has %d members and scaling down is not supported yet; run %s first", len(have), cfg.command("destroy"))
 	}
-	if kek == nil { // a new state gets a new key
-		if kek, err = newKEK(kekPath); err != nil {
-			return nil, err
-		}
-	}
 	nodes, err := dep.CreateNodes(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := pki.NewManager(st, pki.Options{KEK: kek})
+	mgr, err := pki.NewManager(st, pki.Options{Key: dep.KEK()})
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +238,17 @@ func (l labWithCapacity) Capacity() int {
 	return 1<<bits - 3
 }
 
+// KeyEnv is the environment variable that may hold the key-encryption key
+// (hex or base64 of 32 bytes), instead of the key file.
+const KeyEnv = "MASON_ETCD_KEK"
+
+func (c Config) keyFile() string {
+	if c.KeyFile != "" {
+		return c.KeyFile
+	}
+	return filepath.Join(c.StateDir, "kek")
+}
+
 // statePath is the example's state file.
 func statePath(cfg Config) string { return filepath.Join(cfg.StateDir, "state.db") }
 
@@ -273,37 +271,11 @@ func openState(cfg Config, create bool) (st store.Store, missing bool, err error
 			return nil, true, fmt.Errorf("etcd example: state directory: %w", err)
 		}
 	}
-	b, err := bolt.Open(path, nil)
+	b, err := bolt.Open(path, &bolt.Options{Owner: "etcd example"})
 	if err != nil {
 		return nil, missing, fmt.Errorf("etcd example: %w", err)
 	}
 	return b, missing, nil
-}
-
-// readKEK reads the key-encryption key; nil, nil when the file does not
-// exist. It sits beside the state file only because this is an example:
-// keep a real one somewhere the state file is not.
-func readKEK(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("%s: key-encryption key must be 32 bytes, found %d", path, len(b))
-	}
-	return b, nil
-}
-
-// newKEK makes a key for a new state and writes it, mode 0600.
-func newKEK(path string) ([]byte, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	return b, writeAtomic(path, b, 0o600)
 }
 
 // writeRead writes a key through the cluster with the operator's
