@@ -32,16 +32,27 @@ func (c *command) fail(format string, args ...any) int {
 	return ExitFailure
 }
 
-func (c *command) plan(ctx context.Context) int {
+// planned loads the spec, the state and the nodes and plans the
+// deployment; the caller closes the session when the code is ExitOK.
+func (c *command) planned(ctx context.Context) (*session, *graph.Deployment, *graph.Plan, int) {
 	s, code := c.load(ctx)
+	if code != ExitOK {
+		return nil, nil, nil, code
+	}
+	d, p, code := c.planFor(ctx, s)
+	if code != ExitOK {
+		s.close()
+		return nil, nil, nil, code
+	}
+	return s, d, p, ExitOK
+}
+
+func (c *command) plan(ctx context.Context) int {
+	s, _, p, code := c.planned(ctx)
 	if code != ExitOK {
 		return code
 	}
 	defer s.close()
-	_, p, code := c.planFor(ctx, s)
-	if code != ExitOK {
-		return code
-	}
 	missing := s.missing()
 	if len(missing) == 0 && converged(p) {
 		fmt.Fprintf(c.out, "no changes: %s is converged (%s)\n", p.Deployment, nodeRoles(len(p.Steps)))
@@ -120,15 +131,11 @@ func (c *command) apply(ctx context.Context) int {
 }
 
 func (c *command) graph(ctx context.Context) int {
-	s, code := c.load(ctx)
+	s, _, p, code := c.planned(ctx)
 	if code != ExitOK {
 		return code
 	}
 	defer s.close()
-	_, p, code := c.planFor(ctx, s)
-	if code != ExitOK {
-		return code
-	}
 	var dot bytes.Buffer
 	if err := graph.WriteDOT(&dot, p, nil); err != nil {
 		return c.fail("%v", err)
@@ -225,15 +232,11 @@ func nodeRoles(n int) string {
 }
 
 func (c *command) why(ctx context.Context) int {
-	s, code := c.load(ctx)
+	s, d, p, code := c.planned(ctx)
 	if code != ExitOK {
 		return code
 	}
 	defer s.close()
-	d, p, code := c.planFor(ctx, s)
-	if code != ExitOK {
-		return code
-	}
 	id := c.args[0]
 	step, ok := p.Step(id)
 	if !ok {

@@ -5,19 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/masonops/mason/cli"
+	"github.com/masonops/mason/internal/memprovider"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
@@ -139,74 +137,10 @@ role "verify" {
 }
 `
 
-// memDriver is a tiny in-test provider: nodes are records in a map with
-// a transport that answers every command with success.
-type memDriver struct {
-	mu    sync.Mutex
-	nodes map[string]*provider.Node
-}
-
-func (d *memDriver) Name() string { return "mem" }
-
-func (d *memDriver) Create(ctx context.Context, s provider.NodeSpec) (*provider.Node, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if n, ok := d.nodes[s.ID]; ok {
-		return n, nil
-	}
-	n := &provider.Node{ID: s.ID, Name: s.Name, Provider: "mem", State: provider.StateRunning, Labels: s.Labels,
-		InterfaceAddr: netip.AddrFrom4([4]byte{10, 78, 0, byte(11 + len(d.nodes))}), Transport: okTransport{}}
-	d.nodes[s.ID] = n
-	return n, nil
-}
-
-func (d *memDriver) Get(ctx context.Context, id string) (*provider.Node, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if n, ok := d.nodes[id]; ok {
-		return n, nil
-	}
-	return nil, fmt.Errorf("node %s: %w", id, provider.ErrNotFound)
-}
-
-func (d *memDriver) List(ctx context.Context) ([]*provider.Node, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []*provider.Node
-	for _, n := range d.nodes {
-		out = append(out, n)
-	}
-	slices.SortFunc(out, func(a, b *provider.Node) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
-}
-
-func (d *memDriver) Delete(ctx context.Context, id string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.nodes, id)
-	return nil
-}
-
-func (d *memDriver) count() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.nodes)
-}
-
-type okTransport struct{}
-
-func (okTransport) Run(ctx context.Context, cmd provider.Command) (provider.Result, error) {
-	return provider.Result{}, nil
-}
-func (okTransport) Put(ctx context.Context, path string, data io.Reader, opts provider.FileOptions) error {
-	return nil
-}
-func (okTransport) Get(ctx context.Context, path string) ([]byte, error) { return nil, os.ErrNotExist }
-
 // frontEnd runs the front end against one spec file and one bbolt state file.
 type frontEnd struct {
 	t     *testing.T
-	drv   *memDriver
+	drv   *memprovider.Driver
 	reg   *spec.Registry
 	spec  string
 	state string
@@ -216,7 +150,7 @@ func newFrontEnd(t *testing.T, src string) *frontEnd {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "spec.hcl")
 	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
-	drv := &memDriver{nodes: map[string]*provider.Node{}}
+	drv := memprovider.New(1000)
 	return &frontEnd{t: t, drv: drv, reg: registry(drv), spec: path, state: filepath.Join(dir, "mason.state")}
 }
 
@@ -237,7 +171,7 @@ func TestApplyThenPlanSaysNoChanges(t *testing.T) {
 
 	code, out, errs = c.run("apply", "-parallelism", "2")
 	require.Equal(t, cli.ExitOK, code, errs+out)
-	require.Equal(t, 3, c.drv.count())
+	require.Equal(t, 3, c.drv.Count())
 	require.Contains(t, out, "created node n1")
 	require.Contains(t, out, "7 of 7 done (7 succeeded)")
 	require.NotContains(t, out, "pending")
@@ -380,7 +314,7 @@ role "announce" {
 	require.Equal(t, 1, strings.Count(errs, "error: "), errs)
 	require.Contains(t, errs, c.spec+`:40:1: error: Input cannot be wired: role "announce" on members-1 … members-100 (100 nodes): input Self (string, attr "app.self_url"): attribute "app.self_url" has no value; looked at: override, role outputs, node, deployment, key default, `+"`default`"+` tag.`)
 	require.Contains(t, errs, "1 error(s) in the spec; nothing was changed")
-	require.Equal(t, 0, c.drv.count(), "nothing was created")
+	require.Equal(t, 0, c.drv.Count(), "nothing was created")
 }
 
 // help works both ways round, for every command, and prints that
@@ -475,12 +409,12 @@ func TestDestroy(t *testing.T) {
 	code, _, errs = c.run("destroy")
 	require.Equal(t, cli.ExitUsage, code)
 	require.Contains(t, errs, "destroy would delete 3 node(s) of provider mem: n1, n2, n3")
-	require.Equal(t, 3, c.drv.count())
+	require.Equal(t, 3, c.drv.Count())
 
 	code, out, errs := c.run("destroy", "-yes")
 	require.Equal(t, cli.ExitOK, code, errs)
 	require.Contains(t, out, "deleted 3 node(s)")
-	require.Equal(t, 0, c.drv.count())
+	require.Equal(t, 0, c.drv.Count())
 
 	code, out, _ = c.run("status")
 	require.Equal(t, cli.ExitOK, code)
@@ -538,7 +472,7 @@ func TestStateInEtcd(t *testing.T) {
 	code, _, errs := c.run("apply")
 	require.Equal(t, cli.ExitFailure, code)
 	require.Contains(t, errs, "deployment front needs a key-encryption key: set environment variable MASON_KEK")
-	require.Equal(t, 0, c.drv.count(), "nothing was created")
+	require.Equal(t, 0, c.drv.Count(), "nothing was created")
 	keyFile := filepath.Join(t.TempDir(), "front.kek")
 	code, _, errs = c.run("apply", "-key-file", keyFile)
 	require.Equal(t, cli.ExitOK, code, errs)

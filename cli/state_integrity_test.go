@@ -60,7 +60,7 @@ func TestLostStateIsRefused(t *testing.T) {
 			saved, err := os.ReadFile(c.state)
 			require.NoError(t, err)
 			tc.break_()
-			nodes := c.drv.count()
+			nodes := c.drv.Count()
 			for _, cmd := range []string{"plan", "apply", "status", "why"} {
 				args := []string{cmd}
 				if cmd == "why" {
@@ -70,7 +70,7 @@ func TestLostStateIsRefused(t *testing.T) {
 				require.Equal(t, cli.ExitFailure, code, "%s: %s%s", cmd, out, errs)
 				require.Contains(t, errs, "state file "+c.state+" "+tc.found+", but provider mem still holds 3 nodes of deployment front (n1, n2, n3)", cmd)
 				require.Contains(t, errs, "nothing was changed. Restore the state from a backup (or name the right one) and run again; or, to start over, run prov destroy -spec "+c.spec+" -state "+c.state+" -yes to remove the nodes first", cmd)
-				require.Equal(t, nodes, c.drv.count())
+				require.Equal(t, nodes, c.drv.Count())
 			}
 			if tc.name == "removed" {
 				_, err := os.Stat(c.state)
@@ -91,13 +91,13 @@ func TestBadInputCreatesNothing(t *testing.T) {
 	code, _, errs := c.run("apply")
 	require.Equal(t, cli.ExitFailure, code)
 	require.Contains(t, errs, "does not exist: create it, or name another -state; nothing was changed")
-	require.Equal(t, 0, c.drv.count())
+	require.Equal(t, 0, c.drv.Count())
 
 	c = newFrontEnd(t, appSpec)
 	code, _, errs = c.run("apply", "-parallelism", "0")
 	require.Equal(t, cli.ExitUsage, code)
 	require.Contains(t, errs, "-parallelism 0: want at least 1")
-	require.Equal(t, 0, c.drv.count())
+	require.Equal(t, 0, c.drv.Count())
 	_, err := os.Stat(c.state)
 	require.ErrorIs(t, err, os.ErrNotExist)
 

@@ -2,10 +2,7 @@ package deploy_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,86 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masonops/mason/deploy"
+	"github.com/masonops/mason/internal/memprovider"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/store"
 	"github.com/masonops/mason/store/bolt"
 )
-
-// memDriver holds nodes in a map; it has a capacity and can tear down.
-type memDriver struct {
-	mu       sync.Mutex
-	nodes    map[string]*provider.Node
-	cap      int
-	creates  int
-	tornDown int
-	failOn   string
-}
-
-func newDriver(capacity int) *memDriver {
-	return &memDriver{nodes: map[string]*provider.Node{}, cap: capacity}
-}
-
-func (d *memDriver) Name() string  { return "mem" }
-func (d *memDriver) Capacity() int { return d.cap }
-func (d *memDriver) Teardown(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.tornDown++
-	return nil
-}
-
-func (d *memDriver) Create(ctx context.Context, s provider.NodeSpec) (*provider.Node, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if s.Name == d.failOn {
-		return nil, errors.New("no address left in subnet")
-	}
-	if n, ok := d.nodes[s.ID]; ok {
-		return n, nil
-	}
-	d.creates++
-	n := &provider.Node{ID: s.ID, Name: s.Name, Provider: "mem", State: provider.StateRunning, Labels: s.Labels,
-		InterfaceAddr: netip.AddrFrom4([4]byte{10, 0, 0, byte(len(d.nodes) + 2)}), Transport: okTransport{}}
-	d.nodes[s.ID] = n
-	return n, nil
-}
-
-func (d *memDriver) Get(ctx context.Context, id string) (*provider.Node, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if n, ok := d.nodes[id]; ok {
-		return n, nil
-	}
-	return nil, fmt.Errorf("node %s: %w", id, provider.ErrNotFound)
-}
-
-func (d *memDriver) List(ctx context.Context) ([]*provider.Node, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []*provider.Node
-	for _, n := range d.nodes {
-		out = append(out, n)
-	}
-	slices.SortFunc(out, func(a, b *provider.Node) int { return strings.Compare(a.ID, b.ID) })
-	return out, nil
-}
-
-func (d *memDriver) Delete(ctx context.Context, id string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.nodes, id)
-	return nil
-}
-
-type okTransport struct{}
-
-func (okTransport) Run(ctx context.Context, cmd provider.Command) (provider.Result, error) {
-	return provider.Result{}, nil
-}
-func (okTransport) Put(ctx context.Context, path string, data io.Reader, opts provider.FileOptions) error {
-	return nil
-}
-func (okTransport) Get(ctx context.Context, path string) ([]byte, error) { return nil, os.ErrNotExist }
 
 func specs(n int) []provider.NodeSpec {
 	var out []provider.NodeSpec
@@ -115,7 +37,7 @@ func openBolt(t *testing.T, path string) store.Store {
 
 func TestNewDeploymentIsRecordedAndStampsItsNodes(t *testing.T) {
 	ctx := context.Background()
-	drv := newDriver(10)
+	drv := memprovider.New(10)
 	p := provider.New(drv)
 	st := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
 
@@ -152,7 +74,7 @@ func TestNewDeploymentIsRecordedAndStampsItsNodes(t *testing.T) {
 	require.Empty(t, again.Missing())
 	_, err = again.CreateNodes(ctx, nil)
 	require.NoError(t, err)
-	require.Equal(t, 3, drv.creates)
+	require.Equal(t, 3, drv.Creates())
 }
 
 // The state is lost (removed, emptied, or another one named) while the
@@ -161,7 +83,7 @@ func TestNewDeploymentIsRecordedAndStampsItsNodes(t *testing.T) {
 func TestLostStateIsRefused(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	drv := newDriver(10)
+	drv := memprovider.New(10)
 	p := provider.New(drv)
 	st := openBolt(t, filepath.Join(dir, "state.db"))
 	d, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: st, Provider: p, Nodes: specs(3), Purpose: deploy.Apply})
@@ -202,7 +124,7 @@ func TestLostStateIsRefused(t *testing.T) {
 			})
 		}
 	}
-	require.Equal(t, 3, drv.creates)
+	require.Equal(t, 3, drv.Creates())
 
 	// Destroy is the way out: it works with the empty state.
 	empty := openBolt(t, filepath.Join(dir, "empty2.db"))
@@ -212,7 +134,7 @@ func TestLostStateIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"n1", "n2", "n3"}, res.Nodes)
 	require.True(t, res.TornDown)
-	require.Equal(t, 1, drv.tornDown)
+	require.Equal(t, 1, drv.Teardowns())
 }
 
 // Nodes stamped by another incarnation of the deployment than the state
@@ -220,7 +142,7 @@ func TestLostStateIsRefused(t *testing.T) {
 func TestNodesOfAnotherIncarnationAreRefused(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	drv := newDriver(10)
+	drv := memprovider.New(10)
 	p := provider.New(drv)
 	old := openBolt(t, filepath.Join(dir, "old.db"))
 	_, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: old, Provider: p, Nodes: specs(2), Purpose: deploy.Apply})
@@ -237,7 +159,7 @@ func TestNodesOfAnotherIncarnationAreRefused(t *testing.T) {
 
 func TestInputIsCheckedBeforeAnythingIsCreated(t *testing.T) {
 	ctx := context.Background()
-	drv := newDriver(5)
+	drv := memprovider.New(5)
 	p := provider.New(drv)
 	st := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
 	for _, tc := range []struct {
@@ -257,7 +179,7 @@ func TestInputIsCheckedBeforeAnythingIsCreated(t *testing.T) {
 			ents, _, err := st.List(ctx, "")
 			require.NoError(t, err)
 			require.Empty(t, ents, "nothing recorded")
-			require.Zero(t, drv.creates)
+			require.Zero(t, drv.Creates())
 		})
 	}
 }
@@ -267,7 +189,7 @@ func TestInputIsCheckedBeforeAnythingIsCreated(t *testing.T) {
 // once.
 func TestConcurrentCreatesMakeEachNodeOnce(t *testing.T) {
 	ctx := context.Background()
-	drv := newDriver(50)
+	drv := memprovider.New(50)
 	p := provider.New(drv)
 	st := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
 	var wg sync.WaitGroup
@@ -291,7 +213,7 @@ func TestConcurrentCreatesMakeEachNodeOnce(t *testing.T) {
 	for _, err := range errs {
 		require.NoError(t, err)
 	}
-	require.Equal(t, 8, drv.creates)
+	require.Equal(t, 8, drv.Creates())
 	for _, id := range ids {
 		require.Equal(t, ids[0], id, "one identity")
 	}
@@ -299,8 +221,8 @@ func TestConcurrentCreatesMakeEachNodeOnce(t *testing.T) {
 
 func TestCreateErrorsNameTheNode(t *testing.T) {
 	ctx := context.Background()
-	drv := newDriver(50)
-	drv.failOn = "n2"
+	drv := memprovider.New(50)
+	drv.FailOn = "n2"
 	p := provider.New(drv)
 	st := openBolt(t, filepath.Join(t.TempDir(), "state.db"))
 	d, err := deploy.Open(ctx, deploy.Options{Name: "web", Store: st, Provider: p, Nodes: specs(3), Purpose: deploy.Apply})
@@ -318,7 +240,7 @@ func TestCreateErrorsNameTheNode(t *testing.T) {
 func TestKeyIsCheckedAgainstTheState(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	drv := newDriver(10)
+	drv := memprovider.New(10)
 	p := provider.New(drv)
 	st := openBolt(t, filepath.Join(dir, "state.db"))
 	keyFile := filepath.Join(dir, "state.db.kek")
@@ -380,9 +302,9 @@ func TestKeyIsCheckedAgainstTheState(t *testing.T) {
 	_, err = legacy.Put(ctx, "mason/graph/web/nr/x@n1", []byte("{}"))
 	require.NoError(t, err)
 	lk := filepath.Join(dir, "legacy.kek")
-	_, err = deploy.Open(ctx, deploy.Options{Name: "web", Store: legacy, Provider: provider.New(newDriver(10)), Purpose: deploy.Apply, Key: &deploy.KeySource{File: lk}})
+	_, err = deploy.Open(ctx, deploy.Options{Name: "web", Store: legacy, Provider: provider.New(memprovider.New(10)), Purpose: deploy.Apply, Key: &deploy.KeySource{File: lk}})
 	require.ErrorContains(t, err, "its key-encryption key is missing")
-	d, err = deploy.Open(ctx, deploy.Options{Name: "web", Store: legacy, Provider: provider.New(newDriver(10)), Purpose: deploy.Apply, Key: &deploy.KeySource{File: lk, New: true}})
+	d, err = deploy.Open(ctx, deploy.Options{Name: "web", Store: legacy, Provider: provider.New(memprovider.New(10)), Purpose: deploy.Apply, Key: &deploy.KeySource{File: lk, New: true}})
 	require.NoError(t, err)
 	require.NotNil(t, d.KEK())
 }
