@@ -169,7 +169,11 @@ role "hostname" {
 					if _, err := os.Stat(block); err == nil {
 						break
 					}
-					require.NoError(t, ctx.Err(), "the child never reached the blocking role: %s", childOut.String())
+					if ctx.Err() != nil {
+						_ = child.Process.Kill()
+						_ = child.Wait() // childOut is the child's until then
+						t.Fatalf("the child never reached the blocking role: %s", childOut.String())
+					}
 					time.Sleep(20 * time.Millisecond)
 				}
 				require.NoError(t, child.Process.Signal(syscall.SIGKILL))

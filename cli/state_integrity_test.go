@@ -156,7 +156,11 @@ func TestHeldStepPrintsTheCommandThatResumesIt(t *testing.T) {
 		if _, err := os.Stat(ready); err == nil {
 			break
 		}
-		require.True(t, time.Now().Before(deadline), "the child never ran the founder: %s", childOut.String())
+		if time.Now().After(deadline) {
+			_ = child.Process.Kill()
+			_ = child.Wait() // childOut is the child's until then
+			t.Fatalf("the child never ran the founder: %s", childOut.String())
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 
