@@ -54,7 +54,8 @@ func (c *command) plan(ctx context.Context) int {
 	}
 	defer s.close()
 	missing := s.missing()
-	if len(missing) == 0 && converged(p) {
+	left := c.left(s, p)
+	if len(missing) == 0 && converged(p) && len(left) == 0 {
 		fmt.Fprintf(c.out, "no changes: %s is converged (%s)\n", p.Deployment, nodeRoles(len(p.Steps)))
 		return ExitOK
 	}
@@ -62,8 +63,57 @@ func (c *command) plan(ctx context.Context) int {
 		fmt.Fprintf(c.out, "create node %s (provider %s, id %s)\n", ns.Name, s.prov.Name(), ns.ID)
 	}
 	fmt.Fprint(c.out, p.String())
+	for _, l := range left {
+		fmt.Fprintln(c.out, l)
+	}
 	fmt.Fprint(c.out, c.resumeHint(p))
 	return ExitOK
+}
+
+// left says which nodes left the deployment (the spec no longer names
+// them, but the provider still has them or the journal still knows their
+// node-roles). Nothing removes them yet: the graph's removal of nodes is
+// still to come, so plan says so rather than "converged".
+func (c *command) left(s *session, p *graph.Plan) []string {
+	want := map[string]bool{}
+	for _, ns := range s.spec.NodeSpecs() {
+		want[ns.ID] = true
+	}
+	byNode := map[string][]string{}
+	var names []string
+	note := func(node string) {
+		if _, ok := byNode[node]; !ok {
+			byNode[node] = nil
+			names = append(names, node)
+		}
+	}
+	for _, n := range s.dep.Nodes() {
+		if !want[n.ID] {
+			note(n.Name)
+		}
+	}
+	for _, id := range p.Orphans {
+		if _, node, ok := strings.Cut(id, "@"); ok {
+			note(node)
+			byNode[node] = append(byNode[node], id)
+		} else {
+			note("")
+			byNode[""] = append(byNode[""], id)
+		}
+	}
+	slices.SortFunc(names, problems.Compare)
+	var out []string
+	for _, node := range names {
+		what := "node " + node + " left the deployment"
+		if node == "" {
+			what = "service roles left the deployment"
+		}
+		if ids := byNode[node]; len(ids) > 0 {
+			what += "; the journal still has " + strings.Join(ids, ", ")
+		}
+		out = append(out, "  left           "+what+": not removed (removing nodes from a deployment is not supported yet; "+c.app.Name+" destroy removes all of it)")
+	}
+	return out
 }
 
 // resumeHint says which node-roles are held and the command that resumes

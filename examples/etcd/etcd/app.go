@@ -119,8 +119,7 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	if _, err := os.Stat(bin(cfg)); err != nil {
 		return nil, fmt.Errorf("etcd example: %s not found: install Debian's etcd-server (apt-get install etcd-server)", bin(cfg))
 	}
-	_, statErr := os.Stat(cfg.StateDir)
-	newDir := errors.Is(statErr, fs.ErrNotExist)
+	made := missingDirs(cfg.StateDir) // what openState will create
 	st, missing, err := openState(cfg, true)
 	if err != nil {
 		return nil, err
@@ -131,8 +130,8 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 			st.Close()
 			_ = os.Remove(statePath(cfg))
 		}
-		if newDir {
-			_ = os.Remove(cfg.StateDir)
+		for _, d := range made { // deepest first; only if empty
+			_ = os.Remove(d)
 		}
 	}
 	l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
@@ -247,6 +246,18 @@ func (c Config) keyFile() string {
 		return c.KeyFile
 	}
 	return filepath.Join(c.StateDir, "kek")
+}
+
+// missingDirs lists dir and those of its parents that do not exist,
+// deepest first.
+func missingDirs(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) || d == filepath.Dir(d) {
+			return out
+		}
+		out = append(out, d)
+	}
 }
 
 // statePath is the example's state file.
