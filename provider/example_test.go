@@ -1,8 +1,11 @@
 package provider_test
 
 import (
+	"errors"
 	"fmt"
+	"log"
 	"net/netip"
+	"time"
 
 	"github.com/masonops/mason/provider"
 )
@@ -39,4 +42,48 @@ func ExampleNode_As() {
 		fmt.Println(vm.MoRef)
 	}
 	// Output: vm-42
+}
+
+// A unit is what a role starts on a node. On a machine with systemd it is
+// installed as this file, the one an operator would write by hand; in a
+// lab node the lab's supervisor runs the same definition.
+func ExampleUnit_SystemdFile() {
+	u := provider.Unit{
+		Name:         "etcd",
+		Description:  "etcd member",
+		Command:      []string{"/usr/bin/etcd", "--config-file", "/etc/etcd/etcd.yml"},
+		Restart:      provider.RestartOnFailure,
+		RestartDelay: 5 * time.Second,
+		LimitNOFILE:  40000,
+	}
+	if err := u.Validate(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(string(u.SystemdFile()))
+	// Output:
+	// # Installed by mason; changes here are overwritten.
+	// [Unit]
+	// Description=etcd member
+	//
+	// [Service]
+	// ExecStart=/usr/bin/etcd --config-file /etc/etcd/etcd.yml
+	// Restart=on-failure
+	// RestartSec=5
+	// TimeoutStopSec=90
+	// LimitNOFILE=40000
+	//
+	// [Install]
+	// WantedBy=multi-user.target
+}
+
+// A node whose transport cannot run units is a clear error, found before
+// anything is installed.
+func ExampleUnitsOf() {
+	n := &provider.Node{Name: "n2", Provider: "custom"}
+	_, err := provider.UnitsOf(n)
+	fmt.Println(errors.Is(err, provider.ErrNoCapability))
+	fmt.Println(err)
+	// Output:
+	// true
+	// node n2 (provider custom) does not offer provider.Units: its transport (no transport) does not implement it; use a provider whose nodes do, or a role that does not need it
 }

@@ -48,3 +48,32 @@ func BenchmarkLabCreate(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N*n), "ms/node")
 }
+
+// BenchmarkExecBackground runs a command that leaves a daemon holding its
+// output (`sleep 60 &`, no redirection) and reports its time as a ratio
+// to running `true`, measured in the same run: about 1 when Run returns as
+// the command exits, far above when it waits for the daemon's output to
+// close.
+func BenchmarkExecBackground(b *testing.B) {
+	l := openLab(b, Options{})
+	ctx := context.Background()
+	n, err := l.Provider().Create(ctx, provider.NodeSpec{ID: "bg"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	timeOf := func(args ...string) time.Duration {
+		began := time.Now()
+		res, err := n.Transport.Run(ctx, provider.Command{Args: args})
+		if err != nil || res.ExitCode != 0 {
+			b.Fatal(err, res.ExitCode)
+		}
+		return time.Since(began)
+	}
+	var plain, background time.Duration
+	for b.Loop() {
+		plain += timeOf("sh", "-c", "true")
+		background += timeOf("sh", "-c", "sleep 60 &")
+	}
+	b.ReportMetric(float64(background)/float64(plain), "background/plain")
+	b.ReportMetric(float64(background.Milliseconds())/float64(b.N), "ms/background-exec")
+}

@@ -73,6 +73,27 @@ func helperProcess(childtest.T) {
 		// Crash here: the parent sends SIGKILL while we wait.
 		time.Sleep(time.Minute)
 		os.Exit(3)
+	case "unit":
+		// Start a unit and end normally: the unit must outlive us.
+		n, err := p.Create(ctx, provider.NodeSpec{ID: "u0"})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		units, err := provider.UnitsOf(n)
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		_, err = units.InstallUnit(ctx, provider.Unit{Name: "marked", Command: []string{"/bin/sleep", os.Getenv("MASON_LAB_MARK")}, RestartDelay: 100 * time.Millisecond})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		var info *NodeInfo
+		n.As(&info)
+		_ = enc.Encode(info)
+		os.Exit(0)
 	case "teardown":
 		nodes, err := p.List(ctx)
 		if err != nil {

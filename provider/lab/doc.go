@@ -24,9 +24,24 @@
 //   - UTS: the node's name is its hostname (and /etc/hostname).
 //
 // [Transport] enters all of a node's namespaces with nsenter; files go
-// through the node's own shell. To start a long-running daemon with only
-// the node's network (as the Swarm facts in DESIGN.md require), use
-// `nsenter --net=NodeInfo.NetNS`, never `ip netns exec`.
+// through the node's own shell. Run returns as soon as the command exits,
+// even when it left a background process holding its output. Start
+// long-running programs as units (below); a daemon that must run in the
+// host's file system with only the node's network (as the Swarm facts in
+// DESIGN.md require) is started with `nsenter --net=NodeInfo.NetNS`,
+// never `ip netns exec`.
+//
+// Nodes offer [provider.Units]: long-running programs installed from a
+// [provider.Unit] and supervised inside the node by the lab's supervisor
+// (a small POSIX shell program kept in UnitDir), since lab nodes have no
+// systemd. It honours the unit's restart policy, delay and start limit,
+// runs the program in its own process group with only PATH and the unit's
+// environment, appends its output to UnitLogDir/NAME.log, and keeps its
+// status under /run/mason/units. The supervisor is a process of the node,
+// so units keep running after the controller exits; deleting the node or
+// tearing down the lab ends them with everything else in it. The unit's
+// systemd file is also installed as /etc/systemd/system/NAME.service, so
+// a lab node shows what a real machine would run.
 //
 // Nodes outlive the controller: the lab keeps its subnet, its bridge name
 // and every node (address, PID and start time) in a JSON state file in its

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/internal/shfile"
@@ -50,16 +53,14 @@ func (t *Transport) Run(ctx context.Context, cmd provider.Command) (provider.Res
 	c := exec.CommandContext(ctx, "nsenter", append(args, cmd.Args...)...)
 	c.Env = append(nodeEnv(), cmd.Env...)
 	c.Stdin = cmd.Stdin
-	var stdout, stderr bytes.Buffer
-	c.Stdout, c.Stderr = &stdout, &stderr
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
-	// A command that leaves a daemon holding its output must not hang Run.
+	// Only a stdin copy can outlast the command now (see output).
 	c.WaitDelay = 2 * time.Second
 
 	began := time.Now()
-	err := c.Run()
-	res := provider.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(began)}
+	stdout, stderr, err := runCollect(c)
+	res := provider.Result{Stdout: stdout, Stderr: stderr, Duration: time.Since(began)}
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("lab: run %q in node (pid %d): %w", cmd.Args, t.pid, ctx.Err())
 	}
@@ -109,4 +110,77 @@ func (t *Transport) Get(ctx context.Context, path string) ([]byte, error) {
 func (t *Transport) same() bool {
 	st, err := procStartTime(t.pid)
 	return err == nil && st == t.start
+}
+
+// runCollect runs c with its standard output and error on pipes of our
+// own and returns what the command wrote once it has exited. A daemon the
+// command started in the background may still hold the pipes; Run must
+// not wait for it (exec.Cmd would, until WaitDelay), so after the exit we
+// take what is buffered and close our ends.
+func runCollect(c *exec.Cmd) (stdout, stderr []byte, err error) {
+	var outs [2]pipeOutput
+	for i := range outs {
+		if outs[i].r, outs[i].w, err = os.Pipe(); err != nil {
+			for j := range i {
+				outs[j].r.Close()
+				outs[j].w.Close()
+			}
+			return nil, nil, err
+		}
+	}
+	c.Stdout, c.Stderr = outs[0].w, outs[1].w
+	err = c.Start()
+	for i := range outs {
+		outs[i].w.Close()
+	}
+	if err != nil {
+		for i := range outs {
+			outs[i].r.Close()
+		}
+		return nil, nil, err
+	}
+	for i := range outs {
+		outs[i].start()
+	}
+	err = c.Wait()
+	for i := range outs {
+		outs[i].finish()
+	}
+	return outs[0].buf.Bytes(), outs[1].buf.Bytes(), err
+}
+
+// pipeOutput collects one pipe.
+type pipeOutput struct {
+	r, w *os.File
+	buf  bytes.Buffer
+	done chan struct{}
+}
+
+func (o *pipeOutput) start() {
+	o.done = make(chan struct{})
+	go func() {
+		defer close(o.done)
+		_, _ = io.Copy(&o.buf, o.r)
+	}()
+}
+
+// finish stops the reader (the command has exited), then reads whatever
+// is still buffered without waiting for writers that remain.
+func (o *pipeOutput) finish() {
+	_ = o.r.SetReadDeadline(time.Now())
+	<-o.done
+	_ = o.r.SetReadDeadline(time.Time{})
+	if rc, err := o.r.SyscallConn(); err == nil {
+		p := make([]byte, 32<<10)
+		_ = rc.Read(func(fd uintptr) bool {
+			for {
+				n, _ := unix.Read(int(fd), p)
+				if n <= 0 {
+					return true // drained (EAGAIN), end of file, or an error
+				}
+				o.buf.Write(p[:n])
+			}
+		})
+	}
+	o.r.Close()
 }
