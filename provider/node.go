@@ -57,6 +57,15 @@ type Node struct {
 	Extra any
 }
 
+// Deployment returns the deployment the node was stamped with at creation
+// (its LabelDeployment label), or "".
+func (n *Node) Deployment() string {
+	if n == nil {
+		return ""
+	}
+	return n.Labels[LabelDeployment]
+}
+
 // As is the escape hatch to driver-specific details, in the style of the
 // Go CDK: target must be a non-nil pointer; if the node's Extra value (or
 // the value Extra itself offers through an As method) can be stored in

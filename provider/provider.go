@@ -32,7 +32,16 @@ type NodeSpec struct {
 	Image  Image
 	// Login overrides the driver's default login users, where it has any.
 	Login Login
+	// Deployment, when set, stamps the node with the deployment it belongs
+	// to (as the label LabelDeployment), so that a controller whose state
+	// is lost can still tell which nodes are its deployment's ([Node.Deployment],
+	// [Provider.DeploymentNodes]). Creating an existing node of another
+	// deployment is refused.
+	Deployment string
 }
+
+// LabelDeployment is the label that carries a node's deployment.
+const LabelDeployment = "mason.deployment"
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -43,6 +52,12 @@ func (s NodeSpec) Validate() error {
 	}
 	if s.Name != "" && !idPattern.MatchString(s.Name) {
 		return fmt.Errorf("provider: node name %q is invalid: use 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit", s.Name)
+	}
+	if len(s.Deployment) > 128 || hasControl(s.Deployment) {
+		return fmt.Errorf("provider: node %s: deployment %q is invalid: use at most 128 printable characters", s.ID, s.Deployment)
+	}
+	if d, ok := s.Labels[LabelDeployment]; ok && s.Deployment != "" && d != s.Deployment {
+		return fmt.Errorf("provider: node %s: label %s=%q contradicts Deployment %q", s.ID, LabelDeployment, d, s.Deployment)
 	}
 	return nil
 }
@@ -100,11 +115,103 @@ func (p *Provider) Create(ctx context.Context, spec NodeSpec) (*Node, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	if spec.Deployment != "" {
+		labels := make(map[string]string, len(spec.Labels)+1)
+		for k, v := range spec.Labels {
+			labels[k] = v
+		}
+		labels[LabelDeployment] = spec.Deployment
+		spec.Labels = labels
+	}
 	n, err := p.d.Create(ctx, spec)
 	if err != nil {
 		return nil, fmt.Errorf("%s: create node %s: %w", p.d.Name(), spec.ID, err)
 	}
+	if d := n.Deployment(); spec.Deployment != "" && d != "" && d != spec.Deployment {
+		return nil, fmt.Errorf("%s: create node %s: it exists and belongs to deployment %q, not %q: choose other node IDs or destroy that deployment", p.d.Name(), spec.ID, d, spec.Deployment)
+	}
 	return n, nil
+}
+
+// DeploymentNodes returns the nodes stamped with deployment (see
+// NodeSpec.Deployment), sorted by ID.
+func (p *Provider) DeploymentNodes(ctx context.Context, deployment string) ([]*Node, error) {
+	all, err := p.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Node
+	for _, n := range all {
+		if n.Deployment() == deployment {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// ErrNoCapacity is wrapped by errors for requests beyond what a provider
+// can hold.
+var ErrNoCapacity = errors.New("not enough capacity")
+
+// Capacity is how many more nodes a provider can make.
+type Capacity struct {
+	// Free is how many more nodes fit.
+	Free int
+	// Limit says what bounds it ("subnet 10.200.7.0/24: 253 addresses, 3 in use").
+	Limit string
+}
+
+// CapacityReporter is the optional Driver capability of knowing how many
+// more nodes fit, so that impossible requests are refused before the
+// first node is made.
+type CapacityReporter interface {
+	Capacity(ctx context.Context) (Capacity, error)
+}
+
+// Capacity returns how many more nodes the provider can make; ok is false
+// when its driver cannot tell.
+func (p *Provider) Capacity(ctx context.Context) (c Capacity, ok bool, err error) {
+	cr, ok := p.d.(CapacityReporter)
+	if !ok {
+		return Capacity{}, false, nil
+	}
+	c, err = cr.Capacity(ctx)
+	if err != nil {
+		return Capacity{}, true, fmt.Errorf("%s: capacity: %w", p.d.Name(), err)
+	}
+	return c, true, nil
+}
+
+// CheckCapacity reports, before anything is created, whether the nodes
+// with the given IDs fit: those that exist already need no room; the
+// others must not exceed [Provider.Capacity]. The error wraps
+// [ErrNoCapacity]. A driver that cannot tell its capacity passes.
+func (p *Provider) CheckCapacity(ctx context.Context, ids []string) error {
+	c, ok, err := p.Capacity(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	have, err := p.List(ctx)
+	if err != nil {
+		return err
+	}
+	exists := make(map[string]bool, len(have))
+	for _, n := range have {
+		exists[n.ID] = true
+	}
+	need := 0
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if !exists[id] && !seen[id] {
+			need++
+		}
+		seen[id] = true
+	}
+	if need > c.Free {
+		return fmt.Errorf("%s: %d new nodes requested but only %d fit (%s): ask for fewer or give the provider more room: %w",
+			p.d.Name(), need, c.Free, c.Limit, ErrNoCapacity)
+	}
+	return nil
 }
 
 // Get returns the node with the given ID, or an error wrapping

@@ -413,8 +413,8 @@ type UnitStatus struct {
 	// does not run.
 	MainPID int
 	// Exited reports whether a main process of this unit has ended since
-	// the node started; ExitCode is then how it ended: its exit status, or
-	// 128+N when signal N ended it (as in [Result]).
+	// the node started and none runs now; ExitCode is then how it ended:
+	// its exit status, or 128+N when signal N ended it (as in [Result]).
 	Exited   bool
 	ExitCode int
 	// Restarts counts automatic restarts since the unit was last started
@@ -436,7 +436,7 @@ func (s UnitStatus) String() string {
 		parts = append(parts, fmt.Sprintf("pid %d", s.MainPID))
 	}
 	if s.Exited && s.State != UnitRunning && s.State != UnitNotInstalled {
-		if s.ExitCode > 128 {
+		if s.ExitCode > 128 && s.ExitCode <= 128+64 {
 			parts = append(parts, fmt.Sprintf("last ended by signal %d", s.ExitCode-128))
 		} else {
 			parts = append(parts, fmt.Sprintf("last exit status %d", s.ExitCode))

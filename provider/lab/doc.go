@@ -43,6 +43,12 @@
 // systemd file is also installed as /etc/systemd/system/NAME.service, so
 // a lab node shows what a real machine would run.
 //
+// A node made with Image ID [ImageSystemd] boots the host's systemd as its
+// PID 1 instead (in its own cgroup and cgroup namespace, with a minimal
+// /dev and a read-only /sys, the host's enabled units hidden): its units
+// are real systemd units, exactly as on an ssh or vSphere machine, which
+// is how the units code is tested against a real systemd on one machine.
+//
 // Nodes outlive the controller: the lab keeps its subnet, its bridge name
 // and every node (address, PID and start time) in a JSON state file in its
 // directory, changed under a file lock. A node's address stays reserved

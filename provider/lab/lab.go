@@ -305,9 +305,12 @@ func (l *Lab) Teardown(ctx context.Context) error {
 	}
 	// Nodes whose records were lost still carry the lab's marker.
 	for _, pid := range findInits(l.dir, "") {
-		if err := stopInit(ctx, pid); err != nil {
+		if err := stopInit(ctx, pid, unix.SIGTERM); err != nil {
 			errs = multierror.Append(errs, err)
 		}
+	}
+	if err := l.removeLabCgroup(ctx); err != nil {
+		errs = multierror.Append(errs, err)
 	}
 	for run(ctx, nil, "iptables", l.forwardRule("-C")...) == nil {
 		if err := run(ctx, nil, "iptables", l.forwardRule("-D")...); err != nil {

@@ -79,6 +79,20 @@ while :; do sleep 3600 & wait $! || true; done
 // free address. An existing running node is returned as it is; a node left
 // half-made by a crash is removed and made again with the same address.
 func (l *Lab) Create(ctx context.Context, spec provider.NodeSpec) (*provider.Node, error) {
+	image := spec.Image.ID
+	switch image {
+	case "", ImageHost:
+		image = ImageHost
+	case ImageSystemd:
+		if _, err := os.Stat(systemdBinary); err != nil {
+			return nil, fmt.Errorf("lab: image %q needs the host's systemd at %s (Debian package systemd): %w", ImageSystemd, systemdBinary, err)
+		}
+		if _, err := cgroup2Root(); err != nil {
+			return nil, fmt.Errorf("lab: image %q: %w", ImageSystemd, err)
+		}
+	default:
+		return nil, fmt.Errorf("lab: image %q is unknown: use %q (the default) or %q", spec.Image.ID, ImageHost, ImageSystemd)
+	}
 	unlock := l.lockNode(spec.ID)
 	defer unlock()
 
@@ -86,6 +100,9 @@ func (l *Lab) Create(ctx context.Context, spec provider.NodeSpec) (*provider.Nod
 	var existing bool
 	err := l.withState(true, func(st *labState) error {
 		if r, ok := st.Nodes[spec.ID]; ok {
+			if r.image() != image {
+				return fmt.Errorf("node %s exists with image %q, not %q: delete it first", spec.ID, r.image(), image)
+			}
 			rec, existing = r, true
 			return nil
 		}
@@ -96,6 +113,7 @@ func (l *Lab) Create(ctx context.Context, spec provider.NodeSpec) (*provider.Nod
 		rec = &nodeRecord{
 			ID: spec.ID, Name: spec.Name, Addr: addr, MAC: nodeMAC(l.dir, spec.ID).String(),
 			HostVeth: "mv" + shortHash(l.dir+"\x00"+spec.ID), State: string(provider.StatePending), Labels: spec.Labels,
+			Image: image,
 		}
 		st.Nodes[spec.ID] = rec
 		return nil
@@ -119,6 +137,9 @@ func (l *Lab) Create(ctx context.Context, spec provider.NodeSpec) (*provider.Nod
 	if err == nil {
 		rec.PID, rec.StartTime = pid, start
 		err = l.plug(ctx, rec)
+	}
+	if err == nil && rec.systemd() {
+		err = waitBooted(ctx, l.transport(rec))
 	}
 	if err != nil {
 		cerr := l.cleanupNode(context.WithoutCancel(ctx), rec)
@@ -154,6 +175,20 @@ func (l *Lab) start(ctx context.Context, rec *nodeRecord) (int, uint64, error) {
 	if err := os.Chmod(filepath.Join(nd, "tmp"), 0o1777); err != nil {
 		return 0, 0, fmt.Errorf("create node /tmp: %w", err)
 	}
+	script, env := initScript, append(nodeEnv(), "MASON_HOSTNAME="+rec.Name)
+	if rec.systemd() {
+		if err := prepareSystemdEtc(nd); err != nil {
+			return 0, 0, fmt.Errorf("prepare the node's /etc for systemd: %w", err)
+		}
+		cg, err := l.nodeCgroup(rec.ID)
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := os.MkdirAll(cg, 0o755); err != nil {
+			return 0, 0, fmt.Errorf("create the node's cgroup: %w", err)
+		}
+		script, env = systemdInitScript, append(env, "MASON_CGROUP="+cg)
+	}
 	logf, err := os.OpenFile(filepath.Join(nd, "init.log"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return 0, 0, fmt.Errorf("create node log: %w", err)
@@ -172,9 +207,9 @@ func (l *Lab) start(ctx context.Context, rec *nodeRecord) (int, uint64, error) {
 	}
 	cmd := &exec.Cmd{
 		Path:       sh,
-		Args:       []string{"sh", "-c", initScript, initMarker, l.dir, rec.ID},
+		Args:       []string{"sh", "-c", script, initMarker, l.dir, rec.ID},
 		Dir:        nd,
-		Env:        append(nodeEnv(), "MASON_HOSTNAME="+rec.Name),
+		Env:        env,
 		Stdout:     logf,
 		Stderr:     logf,
 		ExtraFiles: []*os.File{pw},
@@ -201,14 +236,14 @@ func (l *Lab) start(ctx context.Context, rec *nodeRecord) (int, uint64, error) {
 	select {
 	case b := <-got:
 		if strings.TrimSpace(string(b)) != "ok" {
-			_ = stopInit(context.WithoutCancel(ctx), pid)
+			_ = stopInit(context.WithoutCancel(ctx), pid, unix.SIGKILL)
 			log, _ := os.ReadFile(filepath.Join(nd, "init.log"))
 			return 0, 0, fmt.Errorf("node init failed to set up the node: %s", strings.TrimSpace(string(log)))
 		}
 	case <-ctx.Done():
 		pr.Close() // unblocks the reader
 		<-got
-		_ = stopInit(context.Background(), pid)
+		_ = stopInit(context.Background(), pid, unix.SIGKILL)
 		return 0, 0, fmt.Errorf("waiting for node init: %w", ctx.Err())
 	}
 	start, err := procStartTime(pid)
@@ -297,9 +332,24 @@ func (l *Lab) cleanupNode(ctx context.Context, rec *nodeRecord) error {
 	if rec.PID != 0 && l.alive(rec) {
 		pids = append(pids, rec.PID)
 	}
+	sig := unix.SIGTERM
+	if rec.systemd() {
+		sig = sigPoweroff
+	}
 	for _, pid := range pids {
-		if err := stopInit(ctx, pid); err != nil {
+		if err := stopInit(ctx, pid, sig); err != nil {
 			return err
+		}
+	}
+	if rec.systemd() {
+		// Whatever the node's systemd left (or all of it, when its PID is
+		// lost) is in the node's cgroup.
+		cg, err := l.nodeCgroup(rec.ID)
+		if err == nil {
+			err = killCgroup(ctx, cg)
+		}
+		if err != nil {
+			return fmt.Errorf("node %s: %w", rec.ID, err)
 		}
 	}
 	if linkExists(rec.HostVeth) {
@@ -330,15 +380,29 @@ func (l *Lab) node(rec *nodeRecord) *provider.Node {
 		InterfaceAddr: rec.Addr, PrivateAddrs: []netip.Addr{rec.Addr}, MACs: []net.HardwareAddr{mac},
 		Login:  provider.Login{User: "root"},
 		Flavor: provider.Flavor{VCPUs: runtime.NumCPU()},
-		Image:  provider.Image{ID: "host", Name: "host root file system"},
 		Labels: labels,
 		Facts:  map[string]string{"lab.pid": strconv.Itoa(rec.PID), "lab.netns": info.NetNS, "lab.bridge": l.bridge},
 		Extra:  info,
 	}
 	if state == provider.StateRunning {
-		n.Transport = &Transport{pid: rec.PID, start: rec.StartTime}
+		n.Transport = l.transport(rec)
+	}
+	n.Image = provider.Image{ID: ImageHost, Name: "host root file system"}
+	if rec.systemd() {
+		n.Image = provider.Image{ID: ImageSystemd, Name: "host root file system booted with systemd"}
 	}
 	return n
+}
+
+func (l *Lab) transport(rec *nodeRecord) *Transport {
+	return &Transport{pid: rec.PID, start: rec.StartTime, systemd: rec.systemd()}
+}
+
+func (r *nodeRecord) image() string {
+	if r.Image == "" {
+		return ImageHost
+	}
+	return r.Image
 }
 
 func (l *Lab) nodeDir(id string) string { return filepath.Join(l.dir, "nodes", id) }
@@ -429,10 +493,11 @@ func findInits(labDir, id string) []int {
 	return pids
 }
 
-// stopInit sends SIGTERM to a node's init, escalates to SIGKILL after five
-// seconds, and waits until it is gone (reaping it if it is our child).
-func stopInit(ctx context.Context, pid int) error {
-	_ = unix.Kill(pid, unix.SIGTERM)
+// stopInit sends sig (SIGTERM, or systemd's poweroff signal) to a node's
+// init, escalates to SIGKILL after five seconds, and waits until it is
+// gone (reaping it if it is our child).
+func stopInit(ctx context.Context, pid int, sig unix.Signal) error {
+	_ = unix.Kill(pid, sig)
 	deadline := time.Now().Add(5 * time.Second)
 	killed := false
 	for {

@@ -37,7 +37,13 @@ type nodeRecord struct {
 	StartTime uint64            `json:"start_time,omitempty"`
 	State     string            `json:"state"`
 	Labels    map[string]string `json:"labels,omitempty"`
+	// Image is ImageHost or ImageSystemd; empty in older state files
+	// means ImageHost.
+	Image string `json:"image,omitempty"`
 }
+
+// systemd reports whether the node boots systemd as its init.
+func (r *nodeRecord) systemd() bool { return r.Image == ImageSystemd }
 
 const (
 	stateFile = "state.json"

@@ -149,14 +149,18 @@ status_unit() {
 		echo state=stopped
 		return 0
 	fi
-	cat "$state/$n/status"
+	# Liveness first: a supervisor writes its last status before it exits,
+	# so a status read after it was seen dead is its last word.
 	if sup_alive "$n"; then
+		cat "$state/$n/status"
 		echo supervised=1
 	else
+		cat "$state/$n/status"
 		echo supervised=0
 		pid=$(field "$n" pid)
 		[ -n "$pid" ] && [ "$pid" != 0 ] && kill -0 "$pid" 2>/dev/null && echo alive=1
 	fi
+	return 0
 }
 
 # commit NAME DIR replaces the unit's definition by the files in DIR if

@@ -25,8 +25,9 @@ import (
 // land in the node's view of the file system (its /etc overlay, its
 // /var/lib).
 type Transport struct {
-	pid   int
-	start uint64 // the init's start time, so a reused PID is never entered
+	pid     int
+	start   uint64 // the init's start time, so a reused PID is never entered
+	systemd bool   // the node boots systemd (ImageSystemd)
 }
 
 var _ provider.Transport = (*Transport)(nil)
@@ -50,6 +51,9 @@ func (t *Transport) Run(ctx context.Context, cmd provider.Command) (provider.Res
 		wd = "/"
 	}
 	args := []string{"-t", strconv.Itoa(t.pid), "-m", "-u", "-i", "-n", "-p", "--wdns=" + wd, "--"}
+	if t.systemd {
+		args = append([]string{"-C"}, args...) // the node's cgroup namespace too
+	}
 	c := exec.CommandContext(ctx, "nsenter", append(args, cmd.Args...)...)
 	c.Env = append(nodeEnv(), cmd.Env...)
 	c.Stdin = cmd.Stdin

@@ -11,6 +11,7 @@ import (
 
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/internal/shfile"
+	"github.com/masonops/mason/provider/systemd"
 )
 
 // supervisorScript is the lab's supervisor of units, run by the node's
@@ -41,13 +42,17 @@ const (
 
 var _ provider.Units = (*Transport)(nil)
 
-// InstallUnit implements [provider.Units]. In a node without systemd the
-// lab's supervisor runs the unit: a process of the node (it lives as long
+// InstallUnit implements [provider.Units]. In an ImageSystemd node the
+// node's systemd runs the unit (see package systemd). In other nodes the
+// lab's supervisor runs it: a process of the node (it lives as long
 // as the node, whatever happens to the controller) that starts the
 // program in its own process group with its output appended to
 // UnitLogDir/NAME.log, restarts it per the unit's policy, and on stop
 // sends SIGTERM to the group, then SIGKILL after the stop timeout.
 func (t *Transport) InstallUnit(ctx context.Context, u provider.Unit) (provider.UnitChange, error) {
+	if t.systemd {
+		return systemd.New(t).InstallUnit(ctx, u)
+	}
 	if err := u.Validate(); err != nil {
 		return "", fmt.Errorf("lab: %w", err)
 	}
@@ -71,35 +76,53 @@ func (t *Transport) InstallUnit(ctx context.Context, u provider.Unit) (provider.
 
 // StartUnit implements [provider.Units].
 func (t *Transport) StartUnit(ctx context.Context, name string) error {
+	if t.systemd {
+		return systemd.New(t).StartUnit(ctx, name)
+	}
 	_, err := t.supervisorOp(ctx, "start", name)
 	return err
 }
 
 // StopUnit implements [provider.Units].
 func (t *Transport) StopUnit(ctx context.Context, name string) error {
+	if t.systemd {
+		return systemd.New(t).StopUnit(ctx, name)
+	}
 	_, err := t.supervisorOp(ctx, "stop", name)
 	return err
 }
 
 // RestartUnit implements [provider.Units].
 func (t *Transport) RestartUnit(ctx context.Context, name string) error {
+	if t.systemd {
+		return systemd.New(t).RestartUnit(ctx, name)
+	}
 	_, err := t.supervisorOp(ctx, "restart", name)
 	return err
 }
 
 // RemoveUnit implements [provider.Units].
 func (t *Transport) RemoveUnit(ctx context.Context, name string) error {
+	if t.systemd {
+		return systemd.New(t).RemoveUnit(ctx, name)
+	}
 	_, err := t.supervisorOp(ctx, "remove", name)
 	return err
 }
 
 // UnitLogs implements [provider.Units]: the end of UnitLogDir/NAME.log.
 func (t *Transport) UnitLogs(ctx context.Context, name string, lines int) (string, error) {
+	if t.systemd {
+		return systemd.New(t).UnitLogs(ctx, name, lines)
+	}
 	return t.supervisorOp(ctx, "logs", name, strconv.Itoa(max(lines, 0)))
 }
 
 // UnitStatus implements [provider.Units].
 func (t *Transport) UnitStatus(ctx context.Context, name string) (provider.UnitStatus, error) {
+	if t.systemd {
+		return systemd.New(t).UnitStatus(ctx, name)
+	}
 	out, err := t.supervisorOp(ctx, "status", name)
 	if err != nil {
 		return provider.UnitStatus{}, err
@@ -224,7 +247,10 @@ func runScript(u provider.Unit) string {
 	}
 	fmt.Fprintf(&b, "cd %s || exit 200\n", shfile.Quote(dir))
 	if u.LimitNOFILE > 0 {
-		fmt.Fprintf(&b, "ulimit -n %d || exit 201\n", u.LimitNOFILE)
+		// Raising the hard limit needs CAP_SYS_RESOURCE, which some hosts
+		// (containers, microVMs) do not give: then the node's hard limit
+		// is the most the program gets, and its log says so.
+		fmt.Fprintf(&b, "ulimit -n %[1]d 2>/dev/null || { hard=$(ulimit -H -n); echo \"mason-unit: LimitNOFILE=%[1]d is above this node's hard limit $hard (raising it needs CAP_SYS_RESOURCE); using $hard\" >&2; ulimit -S -n \"$hard\" || exit 201; }\n", u.LimitNOFILE)
 	}
 	b.WriteString("exec env -i " + shfile.Quote(defaultPath))
 	for _, e := range u.Env {

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -97,4 +98,71 @@ func TestExecReturnsWhileBackgroundHoldsOutput(t *testing.T) {
 	require.Equal(t, strings.Repeat("x", 1<<20)+"\n", string(res.Stdout))
 	require.Equal(t, "err\n", string(res.Stderr))
 	require.Len(t, hostProcsWithArg(mark), 1, "the background process still runs (and held the output) when Run returned")
+}
+
+// needSystemd skips (outside CI) or fails (in CI) when systemd lab nodes
+// cannot run here.
+func needSystemd(t *testing.T) {
+	t.Helper()
+	needLab(t)
+	_, err := os.Stat(systemdBinary)
+	if err == nil {
+		_, err = cgroup2Root()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("systemd lab nodes need %s (Debian package systemd) and a cgroup2 hierarchy: %v", systemdBinary, err)
+		}
+		t.Fatal(err)
+	}
+}
+
+// The same contract, against a real systemd: a lab node booted with the
+// host's systemd as PID 1.
+func TestUnitsContractSystemd(t *testing.T) {
+	needSystemd(t)
+	l := openLab(t, Options{})
+	ctx := ctxT(t, 5*time.Minute)
+	n, err := l.Provider().Create(ctx, provider.NodeSpec{ID: "sd", Image: provider.Image{ID: ImageSystemd}})
+	require.NoError(t, err)
+	require.Equal(t, ImageSystemd, n.Image.ID)
+	res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", "cat /proc/1/comm; systemctl is-system-running"}})
+	require.NoError(t, err)
+	require.Equal(t, "systemd\nrunning\n", string(res.Stdout), "%s", res.Stderr)
+	providertest.RunUnits(t, n)
+}
+
+// A systemd node and its units are gone after teardown: no process, no
+// cgroup, nothing of the lab.
+func TestSystemdNodeTeardown(t *testing.T) {
+	needSystemd(t)
+	ctx := ctxT(t, 3*time.Minute)
+	l, err := Open(ctx, Options{Name: uniqueName("sdtear"), Dir: t.TempDir()})
+	require.NoError(t, err)
+	torn := false
+	t.Cleanup(func() {
+		if !torn {
+			_ = l.Teardown(context.Background())
+		}
+	})
+	n, err := l.Provider().Create(ctx, provider.NodeSpec{ID: "sd", Image: provider.Image{ID: ImageSystemd}})
+	require.NoError(t, err)
+	mark := fmt.Sprintf("%d.%06d", 9000+os.Getpid()%1000, time.Now().UnixNano()%1e6)
+	units, err := provider.UnitsOf(n)
+	require.NoError(t, err)
+	_, err = units.InstallUnit(ctx, provider.Unit{Name: "marked", Command: []string{"/bin/sleep", mark}})
+	require.NoError(t, err)
+	require.Len(t, hostProcsWithArg(mark), 1)
+	cg, err := l.nodeCgroup("sd")
+	require.NoError(t, err)
+	require.DirExists(t, cg)
+
+	fp := footprintOf(t, l, []*provider.Node{n})
+	require.NoError(t, l.Teardown(ctx))
+	torn = true
+	require.Empty(t, hostProcsWithArg(mark))
+	fp.requireGone(t)
+	lc, err := l.labCgroup()
+	require.NoError(t, err)
+	require.NoDirExists(t, lc, "the lab's cgroups are removed")
 }

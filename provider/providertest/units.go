@@ -33,6 +33,7 @@ func RunUnits(t *testing.T, node *provider.Node) {
 		{"FailuresAndPolicies", testUnitFailures},
 		{"StartLimit", testUnitStartLimit},
 		{"Requires", testUnitRequires},
+		{"ArgumentsAndEnvironmentArriveUnchanged", testUnitArguments},
 		{"BadDefinitions", testUnitBadDefinitions},
 	}
 	for _, tc := range tests {
@@ -93,6 +94,13 @@ func (h *unitHarness) eventually(t *testing.T, ctx context.Context, name, what s
 // and then checks there are not more.
 func (h *unitHarness) starts(t *testing.T, ctx context.Context, name, version string, want int) {
 	t.Helper()
+	logs, re := h.startsAtLeast(t, ctx, name, version, want)
+	require.Len(t, re.FindAllString(logs, -1), want, "unit %s: exactly %d starts of %s; logs:\n%s", name, want, version, logs)
+}
+
+// startsAtLeast waits until the unit's logs show want starts of version.
+func (h *unitHarness) startsAtLeast(t *testing.T, ctx context.Context, name, version string, want int) (string, *regexp.Regexp) {
+	t.Helper()
 	re := regexp.MustCompile(`(?m)^started ` + regexp.QuoteMeta(version) + ` in /tmp$`)
 	var logs string
 	var err error
@@ -100,7 +108,7 @@ func (h *unitHarness) starts(t *testing.T, ctx context.Context, name, version st
 		logs, err = h.units.UnitLogs(ctx, name, 0)
 		return err == nil && len(re.FindAllString(logs, -1)) >= want
 	}, 30*time.Second, 50*time.Millisecond, "unit %s: want %d starts of %s in the logs (%v):\n%s", name, want, version, err, logs)
-	require.Len(t, re.FindAllString(logs, -1), want, "unit %s: exactly %d starts of %s; logs:\n%s", name, want, version, logs)
+	return logs, re
 }
 
 func (h *unitHarness) run(t *testing.T, ctx context.Context, script string, args ...string) provider.Result {
@@ -255,7 +263,7 @@ func testUnitFailures(t *testing.T, h *unitHarness) {
 	always.Command = []string{"/bin/sh", "-c", `echo "started $MASON_VERSION in $(pwd)"; sleep 0.5; exit 0`}
 	_, err = h.units.InstallUnit(ctx, always)
 	require.NoError(t, err)
-	h.starts(t, ctx, always.Name, "v1", 2)
+	h.startsAtLeast(t, ctx, always.Name, "v1", 2)
 	require.NoError(t, h.units.StopUnit(ctx, always.Name))
 
 	// A program that is not on the node is refused at install.
@@ -321,4 +329,29 @@ func testUnitBadDefinitions(t *testing.T, h *unitHarness) {
 	}
 	_, err := h.units.UnitStatus(ctx, "../x")
 	require.Error(t, err)
+}
+
+func testUnitArguments(t *testing.T, h *unitHarness) {
+	ctx := ctxT(t)
+	odd := []string{"a b", "$HOME", "${PATH}", "50%", "%n", `"q"`, "it's", `back\slash`, ";", "", "x;y"}
+	u := h.unit(t, "args", "v1")
+	u.Restart = provider.RestartNever
+	u.Command = append([]string{"/bin/sh", "-c", `printf '[%s]\n' "$@"; printf '<%s>\n' "$ODD"; echo "nofile=$(ulimit -n)"`, "sh"}, odd...)
+	u.LimitNOFILE = 1000
+	u.Env = []string{"ODD=" + `a b $HOME %n "q" it's back\slash ;`}
+	_, err := h.units.InstallUnit(ctx, u)
+	require.NoError(t, err)
+	h.eventually(t, ctx, u.Name, "stopped", func(s provider.UnitStatus) bool { return s.State == provider.UnitStopped })
+	var want strings.Builder
+	for _, a := range u.Command[4:] {
+		want.WriteString("[" + a + "]\n")
+	}
+	want.WriteString("<" + strings.TrimPrefix(u.Env[0], "ODD=") + ">\n")
+	want.WriteString("nofile=1000\n")
+	var logs string
+	require.Eventually(t, func() bool {
+		logs, err = h.units.UnitLogs(ctx, u.Name, 0)
+		return err == nil && strings.Count(logs, "\n") >= len(u.Command)-2
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, want.String(), logs)
 }

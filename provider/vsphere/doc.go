@@ -38,5 +38,8 @@
 // Nodes reach their guests over SSH: Config.Transport builds a node's
 // transport from its interface address and login (for example with the
 // provider/ssh package). Without it a node has no Transport, and
-// provider.Ready, which needs one, does not report it ready.
+// provider.Ready, which needs one, does not report it ready. A transport
+// from [SSHTransport] offers provider.Units through the VM's systemd
+// (package provider/systemd), so roles start daemons on VMs as they do
+// everywhere else.
 package vsphere

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,10 +70,8 @@ func (Member) Run(ctx context.Context, rc *role.Context, in MemberIn) (MemberOut
 		return MemberOut{}, err
 	}
 	if bootstrapped {
-		if running(ctx, node) {
-			return out, nil
-		}
-		rc.Log().Info("etcd is not running; starting it with its existing data")
+		// Installing the unit again starts a member that
+		// stopped and leaves a running one alone.
 		return out, start(ctx, rc, in.Binary, self)
 	}
 
@@ -98,9 +97,18 @@ func (Member) Run(ctx context.Context, rc *role.Context, in MemberIn) (MemberOut
 	return out, start(ctx, rc, in.Binary, self)
 }
 
-// Check reports drift when the member's process is gone.
+// Check reports drift when the member's unit does not run.
 func (Member) Check(ctx context.Context, rc *role.Context, _ MemberIn, _ MemberOut) (string, error) {
-	if !running(ctx, rc.Node()) {
+	units, err := provider.UnitsOf(rc.Node())
+	if err != nil {
+		return "", err
+	}
+	st, err := units.UnitStatus(ctx, UnitName)
+	if err != nil {
+		return "", err
+	}
+	if !st.Running() {
+		rc.Log().Info("etcd unit is not running", "status", st.String())
 		return "etcd is not running on " + rc.Node().Name, nil
 	}
 	return "", nil
@@ -217,33 +225,65 @@ client-transport-security:
 %s`, self.Name, DataDir, self.PeerURL, self.ClientURL, self.PeerURL, self.ClientURL, cluster, state, token, tls, tls)
 }
 
-// start launches etcd in its own session on the node (so it outlives the
-// command that started it) and waits until it accepts connections.
+// UnitName is the unit that runs a member on its node.
+const UnitName = "etcd"
+
+// memberUnit is the member's unit: the file an operator would install as
+// /etc/systemd/system/etcd.service. Everything else is in ConfigFile.
+//
+// It is not restarted by its supervisor: a member whose process died is
+// repaired by the next plan, whose drift check (Check) reports it and
+// re-runs the role (the end-to-end test kills one to show it). A
+// deployment that wants the supervisor to restart it sets
+// RestartOnFailure instead; the drift check then only sees members that
+// failed for good.
+func memberUnit(binary string) provider.Unit {
+	return provider.Unit{
+		Name:          UnitName,
+		Description:   "etcd member (deployed by mason's etcd example)",
+		Documentation: "https://etcd.io/docs/",
+		Command:       []string{binary, "--config-file", ConfigFile},
+		Restart:       provider.RestartNever,
+	}
+}
+
+// start installs and starts the member's unit (a running member with an
+// unchanged unit is left alone) and waits until it accepts connections.
 func start(ctx context.Context, rc *role.Context, binary string, self PeerURLOut) error {
-	script := fmt.Sprintf(`mkdir -p %s $(dirname %s) && echo $$ > %s && exec %s --config-file %s >>%s 2>&1`,
-		DataDir, LogFile, PIDFile, binary, ConfigFile, LogFile)
-	if _, err := rc.Exec(ctx, "setsid", "-f", "sh", "-c", script); err != nil {
+	units, err := provider.UnitsOf(rc.Node())
+	if err != nil {
+		return err
+	}
+	if _, err := rc.Exec(ctx, "mkdir", "-p", DataDir); err != nil {
+		return err
+	}
+	change, err := units.InstallUnit(ctx, memberUnit(binary))
+	if err != nil {
 		return fmt.Errorf("starting etcd: %w", err)
+	}
+	if change != provider.UnitUnchanged {
+		rc.Log().Info("etcd unit "+string(change), "unit", UnitName)
 	}
 	host := strings.TrimPrefix(self.ClientURL, "https://")
 	wait := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
 		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(30*time.Second)), ctx)
-	return backoff.Retry(func() error {
-		if !running(ctx, rc.Node()) {
-			log, _ := rc.Node().Transport.Get(ctx, LogFile)
-			return backoff.Permanent(fmt.Errorf("etcd exited at start; last lines of %s:\n%s", LogFile, tail(log, 8)))
+	err = backoff.Retry(func() error {
+		st, err := units.UnitStatus(ctx, UnitName)
+		if err != nil {
+			return err
+		}
+		if !st.Running() {
+			logs, _ := units.UnitLogs(ctx, UnitName, 8)
+			return backoff.Permanent(fmt.Errorf("etcd exited at start (%s); its last lines:\n%s", st, strings.TrimSpace(logs)))
 		}
 		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", host)
 		if err != nil {
 			return fmt.Errorf("etcd on %s does not accept connections yet: %w", host, err)
 		}
-		return c.Close()
+		// For scripts and operators that look for a PID file.
+		return errors.Join(c.Close(), rc.WriteFile(ctx, PIDFile, []byte(strconv.Itoa(st.MainPID)+"\n"), 0o644))
 	}, wait)
-}
-
-func running(ctx context.Context, n *provider.Node) bool {
-	res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", `test -f ` + PIDFile + ` && kill -0 "$(cat ` + PIDFile + `)"`}})
-	return err == nil && res.ExitCode == 0
+	return err
 }
 
 func exists(ctx context.Context, n *provider.Node, path string) (bool, error) {
@@ -252,14 +292,6 @@ func exists(ctx context.Context, n *provider.Node, path string) (bool, error) {
 		return false, err
 	}
 	return res.ExitCode == 0, nil
-}
-
-func tail(b []byte, lines int) string {
-	parts := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
 }
 
 var errNotHealthy = errors.New("etcd cluster is not healthy yet")
