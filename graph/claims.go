@@ -199,35 +199,23 @@ func (c *controlled) acquire(e *executor, i int32, dg string, r *runResult) bool
 		r.err = fmt.Errorf("graph: %s: reading its journal record after claiming it: %w", nr.id, err)
 		return true
 	}
-	if planned := e.p.recs[i]; planned != nil && sameRecord(planned, &rec) {
+	v := decide(&facts{stage: stageClaimed, g: e.p.g, nr: nr, rec: &rec, planned: e.p.recs[i], digest: dg})
+	if v.action == 0 {
+		if planned := e.p.recs[i]; planned == nil || !sameRecord(planned, &rec) {
+			e.last[i] = rec.Last // run here, against what the other controller left
+		}
 		return false
 	}
-	switch {
-	case rec.State == StateSucceeded && rec.Last != nil && rec.Last.Digest == dg && rec.Last.Version == nr.meta.Version:
-		out, err := decodeOutput(rec.Last.Output, nr.def.Out())
-		if err != nil {
-			break // run it here
-		}
-		_ = cl.Release(context.WithoutCancel(c.runCx))
+	_ = cl.Release(context.WithoutCancel(c.runCx))
+	r.reason, r.why = v.why.String(), v.why.kind
+	switch v.action {
+	case ActionSkip:
 		e.last[i] = rec.Last
-		r.skipped, r.out, r.reason = true, out, "run by another controller since the plan"
-		return true
-	case rec.State == StateFailed:
-		_ = cl.Release(context.WithoutCancel(c.runCx))
-		r.err = fmt.Errorf("failed in another controller since the plan: %s", rec.Error)
-		r.reason = rec.Reason
-		return true
-	case (rec.State == StateRunning || rec.State == StateRetrying) && nr.meta.Destructive:
-		_ = cl.Release(context.WithoutCancel(c.runCx))
-		r.err = fmt.Errorf("held: destructive role was interrupted in another controller (attempt %d at %s); force it to run again",
-			rec.Attempt, rec.At.Format(time.RFC3339))
-		return true
+		r.skipped, r.out = true, v.out
+	case ActionHold:
+		r.err = fmt.Errorf("held: %s", r.reason)
+	default: // actionFail
+		r.err = v.err
 	}
-	e.last[i] = rec.Last
-	return false
-}
-
-// sameRecord reports whether b is still the record a was read as.
-func sameRecord(a, b *record) bool {
-	return a.State == b.State && a.Attempt == b.Attempt && a.At.Equal(b.At)
+	return true
 }

@@ -150,8 +150,13 @@ func TestControllersShareWork(t *testing.T) {
 				require.NoError(t, r.err)
 				require.Equal(t, 4*nodes, r.res.Count(graph.StateSucceeded)+r.res.Count(graph.StateSkipped), "every controller sees the deployment converge")
 				for _, o := range r.res.Outcomes {
-					if o.State == graph.StateSucceeded {
+					switch o.State {
+					case graph.StateSucceeded:
 						ran[o.ID]++
+					case graph.StateSkipped:
+						// Adopted from the controller that ran it, or found
+						// unchanged once what it waits for had run.
+						require.Contains(t, []graph.ReasonKind{graph.ReasonRanElsewhere, graph.ReasonConverged}, o.Why, "%s: %s", o.ID, o.Reason)
 					}
 				}
 			}
@@ -214,12 +219,18 @@ func TestControllerAdoptsFailure(t *testing.T) {
 	}
 	wg.Wait()
 	require.Equal(t, 1, runs["s2@n000"], "the failing node-role ran once")
+	adopted := 0
 	for _, res := range results {
 		require.Equal(t, graph.StateFailed, state(t, res, "s2@n000").State)
+		if o := state(t, res, "s2@n000"); o.Why == graph.ReasonFailedElsewhere {
+			adopted++
+			require.ErrorContains(t, o.Err, "failed in another controller since the plan: disk full")
+		}
 		require.Equal(t, graph.StateBlocked, state(t, res, "s3@n000").State)
 		require.Equal(t, graph.StateBlocked, state(t, res, "s4@n000").State)
 		require.Contains(t, []graph.State{graph.StateSucceeded, graph.StateSkipped}, state(t, res, "s4@n001").State, "the other node goes on")
 	}
+	require.Equal(t, 1, adopted, "one controller ran it and failed, the other adopted the failure")
 }
 
 // TestControllerFencedAfterLoss: a controller that cannot renew its lease

@@ -25,7 +25,9 @@ type Event struct {
 	Err error
 	// BlockedBy is the node-role whose failure blocked this one.
 	BlockedBy string
-	// Reason is the plan's or the executor's reason in words.
+	// Why is the kind of the plan's or the executor's reason, Reason the
+	// reason in words (for StateRetrying: when the next attempt starts).
+	Why    ReasonKind
 	Reason string
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +50,9 @@ type Outcome struct {
 	Err error
 	// BlockedBy names the node-role whose failure blocked this one.
 	BlockedBy string
-	// Reason is why it ran, was skipped or was blocked.
+	// Why is the kind of reason it ran, was skipped, held or blocked;
+	// Reason says it in words.
+	Why    ReasonKind
 	Reason string
 	// Duration is the time spent running, retries included.
 	Duration time.Duration
@@ -132,6 +133,7 @@ type runResult struct {
 	attempts int
 	dur      time.Duration
 	reason   string
+	why      ReasonKind // of reason
 	last     *success
 	lastErr  error // of the last attempt
 	held     bool  // another controller holds its claim: park it (Options.Controller)
@@ -275,7 +277,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 			e.last[i] = r.Last
 		}
 		st := p.Steps[i]
-		e.outc[i] = Outcome{ID: st.ID, Role: st.Role, Node: st.Node, State: StatePending, Reason: st.Reason}
+		e.outc[i] = Outcome{ID: st.ID, Role: st.Role, Node: st.Node, State: StatePending, Why: st.Why, Reason: st.Reason}
 	}
 	e.s = newSched(kids, deps, nodeOf, len(nodeIdx), estimates(p), o.PerNode, o.fifo)
 
@@ -307,13 +309,13 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 			e.outc[i].State = StateSkipped
 			first[i] = record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i]}
 			j.append(&first[i])
-			e.emit(int32(i), Event{State: StateSkipped, Reason: st.Reason})
+			e.emit(int32(i), Event{State: StateSkipped, Why: st.Why, Reason: st.Reason})
 		case ActionHold:
 			holds = append(holds, int32(i))
 		default:
 			first[i] = record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i]}
 			j.append(&first[i])
-			e.emit(int32(i), Event{State: StatePending, Reason: st.Reason})
+			e.emit(int32(i), Event{State: StatePending, Why: st.Why, Reason: st.Reason})
 		}
 	}
 	e.s.start()
@@ -321,7 +323,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 		err := fmt.Errorf("held: %s", p.Steps[i].Reason)
 		e.outc[i].State, e.outc[i].Err = StateFailed, err
 		errs = multierror.Append(errs, &NodeRoleError{ID: p.Steps[i].ID, Err: err})
-		e.emit(i, Event{State: StateFailed, Err: err, Reason: p.Steps[i].Reason})
+		e.emit(i, Event{State: StateFailed, Err: err, Why: p.Steps[i].Why, Reason: p.Steps[i].Reason})
 		// No record: the journal keeps saying "running", so the hold
 		// stays until someone forces the node-role.
 		e.failed(i, &errs)
@@ -343,7 +345,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 			if p.Steps[i].Action != ActionRunIfChanged {
 				// Announced here, in scheduling order, so that events show
 				// exactly what started before and after a breaker tripped.
-				e.emit(i, Event{State: StateRunning, Attempt: 1, Reason: p.Steps[i].Reason})
+				e.emit(i, Event{State: StateRunning, Attempt: 1, Why: p.Steps[i].Why, Reason: p.Steps[i].Reason})
 			}
 			e.jobs <- i
 		}
@@ -360,19 +362,19 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 			}
 			e.outc[r.i].Attempts, e.outc[r.i].Duration = r.attempts, r.dur
 			if r.reason != "" {
-				e.outc[r.i].Reason = r.reason
+				e.outc[r.i].Why, e.outc[r.i].Reason = r.why, r.reason
 			}
 			switch {
 			case r.err != nil:
 				e.outc[r.i].State, e.outc[r.i].Err = StateFailed, r.err
 				errs = multierror.Append(errs, &NodeRoleError{ID: g.nrs[r.i].id, Attempts: r.attempts, Err: r.err})
-				e.emit(r.i, Event{State: StateFailed, Attempt: r.attempts, Duration: r.dur, Err: r.err, Reason: e.outc[r.i].Reason})
+				e.emit(r.i, Event{State: StateFailed, Attempt: r.attempts, Duration: r.dur, Err: r.err, Why: e.outc[r.i].Why, Reason: e.outc[r.i].Reason})
 				e.failed(r.i, &errs)
 			case r.skipped:
 				e.outs[r.i] = r.out
 				e.outc[r.i].State = StateSkipped
 				e.s.succeed(r.i, true)
-				e.emit(r.i, Event{State: StateSkipped, Reason: r.reason})
+				e.emit(r.i, Event{State: StateSkipped, Why: r.why, Reason: r.reason})
 			default:
 				// Dependents start only once the output is durable, so no
 				// later step can consume an output a crash would lose.
@@ -398,7 +400,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 				oc := &e.outc[a.i]
 				oc.State = StateSucceeded
 				e.s.succeed(a.i, false)
-				e.emit(a.i, Event{State: StateSucceeded, Attempt: oc.Attempts, Duration: oc.Duration, Reason: oc.Reason})
+				e.emit(a.i, Event{State: StateSucceeded, Attempt: oc.Attempts, Duration: oc.Duration, Why: oc.Why, Reason: oc.Reason})
 			}
 			if j.err() != nil && running == 0 {
 				// These ran, but their records will never be durable.
@@ -465,9 +467,9 @@ func (e *executor) failed(i int32, errs **multierror.Error) {
 			}
 			why = msg
 		}
-		e.outc[k].State, e.outc[k].BlockedBy, e.outc[k].Reason = StateBlocked, by, why
+		e.outc[k].State, e.outc[k].BlockedBy, e.outc[k].Why, e.outc[k].Reason = StateBlocked, by, ReasonBlocked, why
 		e.j.append(&record{ID: g.nrs[k].id, State: StateBlocked, BlockedBy: by, Reason: why, At: time.Now(), Last: e.last[k]})
-		e.emit(k, Event{State: StateBlocked, BlockedBy: by, Reason: why})
+		e.emit(k, Event{State: StateBlocked, BlockedBy: by, Why: ReasonBlocked, Reason: why})
 	}
 	if rs != nil {
 		// Counts are completed when Apply ends: in-flight node-roles of the
@@ -541,32 +543,17 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 		return // another controller ran it, or it could not be claimed
 	}
 	last := e.last[i]
-	if step.Action == ActionRunIfChanged && last != nil {
-		if last.Digest == dg {
-			out, err := decodeOutput(last.Output, nr.def.Out())
-			if err == nil {
-				r.skipped, r.out, r.reason = true, out, "converged: inputs unchanged after upstream ran"
-				e.j.append(&record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
-				return
-			}
-			r.reason = "journaled output unreadable (" + err.Error() + ")"
-		} else {
-			ch := changedFields(fields, last.Fields)
-			r.reason = "input " + strings.Join(ch, ", ") + " changed"
-		}
-	}
 	reason := step.Reason
-	if r.reason != "" {
-		reason = r.reason
-	}
-	if nr.meta.Destructive && last != nil && step.Action == ActionRunIfChanged {
-		// Changed inputs alone never re-run a destructive role.
-		out, err := decodeOutput(last.Output, nr.def.Out())
-		if err == nil {
-			r.skipped, r.out, r.reason = true, out, "destructive role already succeeded; not re-run although "+reason+"; force it to run again"
+	r.why = step.Why
+	if step.Action == ActionRunIfChanged {
+		v := decide(&facts{stage: stageInputsKnown, g: p.g, nr: nr, last: last, digest: dg, fields: fields})
+		r.reason, r.why = v.why.String(), v.why.kind
+		if v.action == ActionSkip {
+			r.skipped, r.out = true, v.out
 			e.j.append(&record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
 			return
 		}
+		reason = r.reason
 	}
 
 	started := time.Now()
@@ -576,7 +563,7 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 	if nr.meta.Retry.MaxAttempts > 1 {
 		op := func() (any, error) { return e.attempt(i, in, reason, last, &r) }
 		notify := func(err error, wait time.Duration) {
-			e.emit(i, Event{State: StateRetrying, Attempt: r.attempts, Err: err, Reason: fmt.Sprintf("attempt %d failed; next in %v", r.attempts, wait.Round(time.Millisecond))})
+			e.emit(i, Event{State: StateRetrying, Attempt: r.attempts, Err: err, Why: r.why, Reason: fmt.Sprintf("attempt %d failed; next in %v", r.attempts, wait.Round(time.Millisecond))})
 		}
 		out, err = backoff.RetryNotifyWithData(op, retryPolicy(e.ctx, nr.meta.Retry), notify)
 	} else {
@@ -641,7 +628,7 @@ func (e *executor) attempt(i int32, in any, reason string, last *success, r *run
 		}
 	}
 	if r.attempts > 1 || p.Steps[i].Action == ActionRunIfChanged {
-		e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Reason: reason})
+		e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Why: r.why, Reason: reason})
 	}
 	rc := role.NewContext(role.ContextOptions{Deployment: p.Deployment, Role: nr.meta.Name, Node: nr.node,
 		Logger: e.logger, Services: e.services, Attempt: r.attempts})

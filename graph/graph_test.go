@@ -393,6 +393,7 @@ func TestConvergedRunsNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, len(p.Steps), p.Count(graph.ActionSkip), p.String())
 	for _, s := range p.Steps {
+		require.Equal(t, graph.ReasonConverged, s.Why, s.ID)
 		require.Equal(t, "converged", s.Reason)
 	}
 	require.Equal(t, 10, res.Count(graph.StateSkipped))
@@ -427,6 +428,7 @@ func TestAddNodeRerunsOnlyAffectedPeers(t *testing.T) {
 	p.Add(nodes("n4")...)
 	plan, err := graph.NewPlan(context.Background(), d, st)
 	require.NoError(t, err)
+	kinds := map[string]graph.ReasonKind{"a@n4": graph.ReasonNew, "member@n1": graph.ReasonInputChanged, "post@n1": graph.ReasonInputsAfterRun}
 	want := map[string]string{
 		"a@n4": "new", "b@n4": "new", "member@n4": "new", "post@n4": "new",
 		"member@n1": "input Peers changed: +n4", "member@n2": "input Peers changed: +n4", "member@n3": "input Peers changed: +n4",
@@ -435,6 +437,9 @@ func TestAddNodeRerunsOnlyAffectedPeers(t *testing.T) {
 		"post@n3": "inputs known after run (waits for member@n3)",
 	}
 	for _, s := range plan.Steps {
+		if k, ok := kinds[s.ID]; ok {
+			require.Equal(t, k, s.Why, s.ID)
+		}
 		if r, ok := want[s.ID]; ok {
 			require.Equal(t, r, s.Reason, s.ID)
 			require.NotEqual(t, graph.ActionSkip, s.Action, s.ID)
@@ -453,6 +458,8 @@ func TestAddNodeRerunsOnlyAffectedPeers(t *testing.T) {
 	require.Equal(t, map[string]int{"a@n4": 1, "b@n4": 1, "member@n4": 1, "post@n4": 1,
 		"member@n1": 1, "member@n2": 1, "member@n3": 1}, ran)
 	require.Equal(t, "converged: inputs unchanged after upstream ran", state(t, res, "post@n1").Reason)
+	require.Equal(t, graph.ReasonConverged, state(t, res, "post@n1").Why)
+	require.Equal(t, graph.ReasonInputChanged, state(t, res, "member@n1").Why)
 }
 
 // checked is a role whose Check reports drift on the nodes listed.
@@ -492,6 +499,7 @@ func TestDriftCheckPlansOnlyThatNodeRole(t *testing.T) {
 	s, _ := p.Step("svc@n2")
 	require.Equal(t, graph.ActionRun, s.Action)
 	require.Equal(t, "drifted: svc.service is not running", s.Reason)
+	require.Equal(t, graph.ReasonDrifted, s.Why)
 	s, _ = p.Step("b@n2")
 	require.Equal(t, graph.ActionRunIfChanged, s.Action)
 	_, err = graph.Apply(context.Background(), p, graph.Options{})
@@ -542,6 +550,8 @@ func TestRemovedNodeIsOrphanedAndForgotten(t *testing.T) {
 	require.Equal(t, []string{"a@n2", "b@n2", "c@n2"}, p.Orphans)
 	s, _ := p.Step("agg@n1")
 	require.Equal(t, "input Peers changed: -n2", s.Reason)
+	require.Equal(t, graph.ReasonInputChanged, s.Why)
+	require.Equal(t, []string{"Peers"}, s.Changed)
 	_, err = graph.Apply(context.Background(), p, graph.Options{})
 	require.NoError(t, err)
 	_, err = graph.Apply(context.Background(), p, graph.Options{})
@@ -557,6 +567,7 @@ func TestRemovedNodeIsOrphanedAndForgotten(t *testing.T) {
 	for _, id := range []string{"a@n2", "b@n2", "c@n2"} {
 		s, _ := p.Step(id)
 		require.Equal(t, "new", s.Reason, id)
+		require.Equal(t, graph.ReasonNew, s.Why, id)
 	}
 }
 

@@ -6,10 +6,10 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-multierror"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/role"
@@ -53,6 +53,8 @@ type Step struct {
 	// Node is the node it runs on; "" for service scope.
 	Node   string
 	Action Action
+	// Why is the kind of reason: branch on it.
+	Why ReasonKind
 	// Reason says why, in words: "new", "input Peers changed: +n4",
 	// "role version changed: 3.4 → 3.5", "drifted: etcd is not running",
 	// "converged", "inputs known after run (waits for a@n1)".
@@ -121,8 +123,9 @@ func SkipChecks() PlanOption { return func(c *planConfig) { c.skipCheck = true }
 // NewPlan expands d into node-roles, reads the journal of the deployment from
 // st, and decides for every node-role whether it runs, and why. Wiring
 // mistakes (a missing or ambiguous input, an unknown required role, a
-// cycle) fail here, before anything runs. Converged node-roles whose role
-// has a Check are checked for drift, in parallel.
+// service no one provides, a cycle) fail here, before anything runs.
+// Converged node-roles whose role has a Check are checked for drift, in
+// parallel.
 func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOption) (*Plan, error) {
 	cfg := planConfig{force: map[string]bool{}, checkPar: 8}
 	for _, o := range opts {
@@ -142,10 +145,31 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 	for name := range d.nodeAttrs {
 		d.attrsFor(name, p.nodeVals)
 	}
+	checks, ins, err := p.decideAll(recMap, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	for id := range recMap {
+		if _, ok := g.index[id]; !ok {
+			p.Orphans = append(p.Orphans, id)
+		}
+	}
+	sort.Strings(p.Orphans)
+	if len(checks) > 0 {
+		if err := p.runChecks(ctx, checks, ins, cfg.checkPar); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// decideAll fills every step, in topological order, with what decide
+// says from the journal records. It returns the converged node-roles to
+// check for drift, with their inputs.
+func (p *Plan) decideAll(recMap map[string]*record, cfg *planConfig) (checks []int, ins []any, err error) {
+	g := p.g
 	zeros := map[reflect.Type]any{}
 	var errs *multierror.Error
-	ins := make([]any, n)
-	var checks []int
 	nwaits := 0
 	for _, nr := range g.nrs {
 		nwaits += len(nr.deps)
@@ -168,16 +192,16 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 		if rec != nil {
 			s.Last = rec.State
 		}
+		f := facts{stage: stagePlan, g: g, nr: nr, rec: rec, forced: cfg.forceAll || cfg.force[nr.id] || cfg.force[nr.meta.Name]}
 		// Are all inputs known now?
-		var unknown string
 		for _, dep := range nr.deps {
 			if p.Steps[dep].Action != ActionSkip {
-				unknown = g.nrs[dep].id
+				f.waitsFor = g.nrs[dep].id
 				break
 			}
 		}
 		outputs := func(i int32) any {
-			if unknown == "" {
+			if f.waitsFor == "" {
 				return p.outs[i]
 			}
 			t := g.nrs[i].def.Out()
@@ -190,129 +214,39 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 		}
 		// Bind now when the inputs are known (for the digest), or when
 		// attributes must be checked; wiring was checked by build.
-		var in any
-		if unknown == "" || nr.hasAttr {
-			if in, err = p.bind(i, outputs, nil, true); err != nil {
+		if f.waitsFor == "" || nr.hasAttr {
+			in, err := p.bind(i, outputs, nil, true)
+			if err != nil {
 				errs = multierror.Append(errs, err)
 				continue
 			}
+			f.in = in
 		}
-		forced := cfg.forceAll || cfg.force[nr.id] || cfg.force[nr.meta.Name]
-		var last *success
-		if rec != nil {
-			last = rec.Last
-		}
-		run := func(reason string) { s.Action, s.Reason = ActionRun, reason }
-		switch {
-		case forced:
-			run("forced")
-			continue
-		case rec != nil && interrupted(rec.State) && nr.meta.Destructive:
-			s.Action = ActionHold
-			s.Reason = fmt.Sprintf("destructive role was interrupted while running (attempt %d); inspect %s and force it to run again", rec.Attempt, orDeployment(nr.name))
-			continue
-		case last == nil && rec != nil && interrupted(rec.State):
-			run("interrupted while running; runs again")
-			continue
-		case last == nil && rec != nil && rec.State == StateFailed:
-			run("last run failed: " + rec.Error)
-			continue
-		case last == nil:
-			run("new")
+		v := decide(&f)
+		if v.err != nil {
+			errs = multierror.Append(errs, v.err)
 			continue
 		}
-		// It succeeded before. Why would it run again?
-		var why string
-		var changed []string
-		switch {
-		case interrupted(rec.State):
-			why = "interrupted while running; runs again"
-		case rec.State == StateFailed:
-			why = "last run failed: " + rec.Error
-		case last.Version != nr.meta.Version:
-			why = fmt.Sprintf("role version changed: %s → %s", versionText(last.Version), versionText(nr.meta.Version))
-		default:
-			changed, why = peersChanged(g, nr, last)
-		}
-		if why == "" && unknown != "" {
-			s.Action, s.Reason = ActionRunIfChanged, "inputs known after run (waits for "+unknown+")"
-			continue
-		}
-		if why == "" {
-			dg, fields, err := nr.def.DigestInputs(in)
-			if err != nil {
-				errs = multierror.Append(errs, fmt.Errorf("graph: %s: %w", nr.id, err))
-				continue
+		p.setStep(i, v)
+		if v.action == ActionSkip && nr.def.HasCheck() && !cfg.skipCheck {
+			if ins == nil {
+				ins = make([]any, len(g.nrs))
 			}
-			if dg != last.Digest {
-				changed = changedFields(fields, last.Fields)
-				why = "input " + strings.Join(changed, ", ") + " changed"
-			}
-		}
-		if why != "" {
-			if nr.meta.Destructive {
-				s.Action, s.Reason = ActionSkip, "destructive role already succeeded; not re-run although "+why+"; force it to run again"
-			} else {
-				run(why)
-				s.Changed = changed
-				continue
-			}
-		}
-		out, err := decodeOutput(last.Output, nr.def.Out())
-		if err != nil {
-			run("journaled output unreadable (" + err.Error() + ")")
-			continue
-		}
-		p.outs[i] = out
-		if s.Action == 0 {
-			s.Action, s.Reason = ActionSkip, "converged"
-		}
-		if nr.def.HasCheck() && !cfg.skipCheck {
-			ins[i] = in
+			ins[i] = f.in
 			checks = append(checks, i)
 		}
 	}
-	if err := errs.ErrorOrNil(); err != nil {
-		return nil, err
-	}
-	for id := range recMap {
-		if _, ok := g.index[id]; !ok {
-			p.Orphans = append(p.Orphans, id)
-		}
-	}
-	sort.Strings(p.Orphans)
-	if len(checks) > 0 {
-		if err := p.runChecks(ctx, checks, ins, cfg.checkPar); err != nil {
-			return nil, err
-		}
-		// A drifted node-role re-runs; what waits for it learns its inputs
-		// only after that.
-		for i, nr := range g.nrs {
-			s := &p.Steps[i]
-			if s.Action != ActionSkip {
-				continue
-			}
-			for _, dep := range nr.deps {
-				if p.Steps[dep].Action != ActionSkip {
-					s.Action, s.Reason = ActionRunIfChanged, "inputs known after run (waits for "+g.nrs[dep].id+")"
-					p.outs[i] = nil
-					break
-				}
-			}
-		}
-	}
-	return p, nil
+	return checks, ins, errs.ErrorOrNil()
 }
 
-// interrupted reports whether a journaled state means the process died
-// while the node-role was running or waiting to retry.
-func interrupted(s State) bool { return s == StateRunning || s == StateRetrying }
-
-func versionText(v string) string {
-	if v == "" {
-		return `""`
+// setStep records verdict v in step i.
+func (p *Plan) setStep(i int, v verdict) {
+	s := &p.Steps[i]
+	s.Action, s.Why, s.Reason, s.Changed = v.action, v.why.kind, v.why.String(), nil
+	if v.action == ActionRun {
+		s.Changed = v.why.changed
 	}
-	return v
+	p.outs[i] = v.out
 }
 
 // bind fills node-role i's input from the outputs given by out. scratch,
@@ -385,30 +319,6 @@ func (p *Plan) attrsFor(node string) *attr.Values {
 	return p.d.attrs
 }
 
-// peersChanged compares the producers of every All input with the ones
-// recorded at the last successful run.
-func peersChanged(g *dag, nr *nodeRole, last *success) ([]string, string) {
-	var changed, parts []string
-	for _, pi := range nr.peers {
-		now := peerLabels(g, pi.producers)
-		was := last.Peers[pi.field]
-		add, del := diffSorted(now, was)
-		if len(add) == 0 && len(del) == 0 {
-			continue
-		}
-		var d []string
-		for _, a := range add {
-			d = append(d, "+"+a)
-		}
-		for _, r := range del {
-			d = append(d, "-"+r)
-		}
-		changed = append(changed, pi.field)
-		parts = append(parts, "input "+pi.field+" changed: "+strings.Join(d, " "))
-	}
-	return changed, strings.Join(parts, "; ")
-}
-
 // peerLabels names producers by node, or by role for service scope.
 func peerLabels(g *dag, is []int32) []string {
 	out := make([]string, len(is))
@@ -455,41 +365,53 @@ func changedFields(now, was map[string]string) []string {
 	return out
 }
 
+// runChecks runs the drift checks of the converged node-roles idx, at
+// most par at once, and re-decides those that drifted — and what waits
+// for them, whose inputs are then known only after they run.
 func (p *Plan) runChecks(ctx context.Context, idx []int, ins []any, par int) error {
-	if par < 1 {
-		par = 1
+	type result struct {
+		drift string
+		err   error
 	}
-	sem := make(chan struct{}, par)
-	var wg sync.WaitGroup
-	drift := make([]string, len(idx))
+	res := make([]result, len(idx))
+	var eg errgroup.Group
+	eg.SetLimit(max(1, par))
 	for k, i := range idx {
 		if ctx.Err() != nil {
 			break
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		eg.Go(func() error {
 			nr := p.g.nrs[i]
 			rc := role.NewContext(role.ContextOptions{Deployment: p.d.name, Role: nr.meta.Name, Node: nr.node,
 				Logger: p.d.logger, Services: p.d.services, Attempt: 1})
-			d, err := nr.def.Check(ctx, rc, ins[i], p.outs[i])
-			switch {
-			case err != nil:
-				drift[k] = "check failed: " + err.Error()
-			case d != "":
-				drift[k] = "drifted: " + d
-			}
-		}()
+			res[k].drift, res[k].err = nr.def.Check(ctx, rc, ins[i], p.outs[i])
+			return nil // a failed check is a reason to run, not a planning error
+		})
 	}
-	wg.Wait()
+	_ = eg.Wait()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("graph: drift checks of %s: %w", p.d.name, err)
 	}
 	for k, i := range idx {
-		if drift[k] != "" {
-			p.Steps[i].Action, p.Steps[i].Reason = ActionRun, drift[k]
-			p.outs[i] = nil
+		f := facts{stage: stageChecked, g: p.g, nr: p.g.nrs[i], prev: verdict{action: ActionSkip}, drift: res[k].drift, checkErr: res[k].err}
+		if v := decide(&f); v.action != ActionSkip {
+			p.setStep(i, v)
+		}
+	}
+	// Whatever waits for a node-role that runs learns its inputs only
+	// after that. (Only plans with checks take this pass, so a skipped
+	// destructive role whose upstream runs shows as run-if-changed here
+	// and as destructive-done without checks; the executor skips it
+	// either way.)
+	for i, nr := range p.g.nrs {
+		if p.Steps[i].Action != ActionSkip {
+			continue
+		}
+		for _, dep := range nr.deps {
+			if p.Steps[dep].Action != ActionSkip {
+				p.setStep(i, decide(&facts{stage: stageUpstreamRuns, g: p.g, nr: nr, waitsFor: p.g.nrs[dep].id}))
+				break
+			}
 		}
 	}
 	return nil

@@ -102,9 +102,11 @@ func TestResumeAfterCrash(t *testing.T) {
 		switch {
 		case s.ID == "wipe@n1":
 			require.Equal(t, graph.ActionHold, s.Action)
+			require.Equal(t, graph.ReasonHeldDestructive, s.Why)
 			require.Contains(t, s.Reason, "destructive role was interrupted while running")
 		case s.Role == "c":
 			require.Equal(t, graph.ActionRun, s.Action, s.ID)
+			require.Equal(t, graph.ReasonInterrupted, s.Why, s.ID)
 			require.Equal(t, "interrupted while running; runs again", s.Reason)
 		default:
 			require.Equal(t, graph.ActionSkip, s.Action, "%s: %s", s.ID, s.Reason)
