@@ -1,10 +1,8 @@
 package role
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
@@ -82,38 +80,6 @@ func (e *BindError) Error() string {
 // Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *BindError) Unwrap() error { return e.Err }
 
-// Match returns the outputs in outs that the wiring input in accepts, in
-// node order, and which role produced each. It is exported for the graph,
-// which uses it to find a node-role's upstream dependencies.
-func (in Input) Match(node string, outs []Output) []Output {
-	return in.matchInto(nil, node, outs)
-}
-
-// matchInto is Match appending to m.
-func (in Input) matchInto(m []Output, node string, outs []Output) []Output {
-	for _, o := range outs {
-		if o.Value == nil || reflect.TypeOf(o.Value) != in.Type {
-			continue
-		}
-		if in.Role != "" && o.Role != in.Role {
-			continue
-		}
-		if in.Kind == InputSame && o.Node != node {
-			continue
-		}
-		m = append(m, o)
-	}
-	if len(m) > 1 {
-		slices.SortStableFunc(m, func(a, b Output) int {
-			if c := strings.Compare(a.Node, b.Node); c != 0 {
-				return c
-			}
-			return strings.Compare(a.Role, b.Role)
-		})
-	}
-	return m
-}
-
 // Bind fills the role's input struct from env. It returns the input (a
 // value of type In), where each field came from, and — if any input cannot
 // be filled — every failure at once, each a *BindError.
@@ -139,7 +105,11 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 	}
 	inV := reflect.New(d.in).Elem()
 	var errs *multierror.Error
-	var match []Output // reused from field to field: fill keeps none of it
+	// Wiring inputs are resolved against env.Outputs as producers; idx
+	// and sel are reused from field to field (fill keeps none of them).
+	var prods []Producer
+	var idx []int
+	var sel []Output
 	for _, in := range d.inputs {
 		field := inV.Field(in.index)
 		switch in.Kind {
@@ -168,25 +138,32 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 			}
 			continue
 		}
-		m := in.matchInto(match[:0], env.Node, env.Outputs)
-		match = m
-		switch {
-		case len(m) == 0 && in.Optional:
+		if prods == nil {
+			prods = make([]Producer, len(env.Outputs))
+			for k, o := range env.Outputs {
+				prods[k] = Producer{Role: o.Role, Node: o.Node, Out: reflect.TypeOf(o.Value)}
+			}
+		}
+		m, err := in.Resolve(d.meta.Name, env.Node, prods, idx[:0])
+		idx = m
+		if err != nil {
+			errs = multierror.Append(errs, err)
+			continue
+		}
+		if len(m) == 0 { // optional, and nothing produced it
 			if bindings != nil {
 				*bindings = append(*bindings, Binding{Field: in.Field})
 			}
 			continue
-		case len(m) == 0:
-			errs = d.bindFailed(errs, in, env, errors.New("no role produced it"))
-			continue
-		case len(m) > 1 && in.Kind != InputAll:
-			errs = d.bindFailed(errs, in, env, fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", describeOutputs(m)))
-			continue
 		}
-		in.fill.fill(field, m)
+		sel = sel[:0]
+		for _, k := range m {
+			sel = append(sel, env.Outputs[k])
+		}
+		in.fill.fill(field, sel)
 		if bindings != nil {
-			b := Binding{Field: in.Field, Sources: make([]attr.Source, len(m))}
-			for k, o := range m {
+			b := Binding{Field: in.Field, Sources: make([]attr.Source, len(sel))}
+			for k, o := range sel {
 				b.Sources[k] = attr.FromOutput(o.Role, o.Node)
 			}
 			*bindings = append(*bindings, b)
@@ -202,35 +179,14 @@ func (d *Def) bindFailed(errs *multierror.Error, in Input, env Env, err error) *
 	return multierror.Append(errs, &BindError{Role: d.meta.Name, Node: env.Node, Field: in.Describe(), Looked: d.looked(in, env), Err: err})
 }
 
-// looked lists, for an error message, every place Bind searched for in.
-// It is built only when binding fails.
+// looked lists, for an error message, every place Bind searched for the
+// attribute input in. It is built only when binding fails.
 func (d *Def) looked(in Input, env Env) []string {
-	if in.Kind != InputAttr {
-		who := fmt.Sprintf("outputs of type %v", in.Type)
-		if in.Role != "" {
-			who += fmt.Sprintf(" from role %q", in.Role)
-		}
-		if in.Kind == InputSame {
-			return []string{who + " on node " + env.Node}
-		}
-		return []string{who + " on every node of the deployment"}
-	}
 	looked := []string{"override", "role outputs"}
 	if env.Node != "" {
 		looked = append(looked, "node "+env.Node)
 	}
 	return append(looked, "deployment", "key default", "`default` tag")
-}
-
-func describeOutputs(outs []Output) string {
-	parts := make([]string, len(outs))
-	for i, o := range outs {
-		parts[i] = o.Role
-		if o.Node != "" {
-			parts[i] += "@" + o.Node
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 func (d *Def) bindAttr(in Input, env Env, field reflect.Value) (*attr.Source, error) {

@@ -229,8 +229,13 @@ func Load(reg *Registry, files []File, opts Options) (s *Spec, diags hcl.Diagnos
 		l.pool(b, &diags)
 	}
 	l.poolObjs()
+	// Every role block's pools are read before any reference is checked,
+	// so a reference does not depend on the order of blocks or files.
 	for _, b := range content.Blocks.OfType("role") {
 		l.roleHeader(b, &diags)
+	}
+	for _, rb := range s.Roles {
+		l.roleOn(rb, &diags)
 	}
 	for _, rb := range s.Roles {
 		l.roleBody(rb, &diags)
@@ -277,8 +282,11 @@ type loader struct {
 	vars   cty.Value
 	pools  map[string]*Pool
 	roles  map[string]*RoleBlock
-	bodies map[*RoleBlock]hcl.Body
-	pobj   cty.Value
+	bodies map[*RoleBlock]*hcl.BodyContent
+	// nodes are the node-roles each role block makes, as producers and
+	// consumers for role.Input.Resolve (see wiring.go).
+	nodes map[*RoleBlock]*blockNodes
+	pobj  cty.Value
 	// sensitive says whether the last value eval returned came from a
 	// sensitive variable.
 	sensitive bool
@@ -520,16 +528,18 @@ func (l *loader) roleHeader(b *hcl.Block, diags *hcl.Diagnostics) {
 	}
 	rb := &RoleBlock{Name: name, Def: def, Range: b.DefRange}
 	l.roles[name] = rb
+	content, d := contentOf(b.Body, roleSchema, "a role block")
+	*diags = append(*diags, d...)
 	if l.bodies == nil {
-		l.bodies = map[*RoleBlock]hcl.Body{}
+		l.bodies = map[*RoleBlock]*hcl.BodyContent{}
 	}
-	l.bodies[rb] = b.Body
+	l.bodies[rb] = content
 	l.s.Roles = append(l.s.Roles, rb)
 }
 
-func (l *loader) roleBody(rb *RoleBlock, diags *hcl.Diagnostics) {
-	content, d := contentOf(l.bodies[rb], roleSchema, "a role block")
-	*diags = append(*diags, d...)
+// roleOn reads a role block's pools (`on`).
+func (l *loader) roleOn(rb *RoleBlock, diags *hcl.Diagnostics) {
+	content := l.bodies[rb]
 	scope := rb.Def.Meta().Scope
 	if a, ok := content.Attributes["on"]; ok {
 		if scope == role.ScopeService {
@@ -558,6 +568,12 @@ func (l *loader) roleBody(rb *RoleBlock, diags *hcl.Diagnostics) {
 		*diags = append(*diags, errDiag(rb.Range, "Missing pools",
 			fmt.Sprintf("Role %q has %s scope and needs nodes: add `on = [pool.NAME]`.", rb.Name, scope)))
 	}
+}
+
+// roleBody reads the rest of a role block: attribute values, references
+// and its rollout. Every block's pools are known by then.
+func (l *loader) roleBody(rb *RoleBlock, diags *hcl.Diagnostics) {
+	content := l.bodies[rb]
 	if a, ok := content.Attributes["attrs"]; ok {
 		l.s.values = append(l.s.values, l.attrs(a.Expr, rb, diags)...)
 	}
@@ -908,7 +924,7 @@ func (l *loader) attrRef(expr hcl.Expression, rb *RoleBlock, key string, want re
 			fmt.Sprintf("Output %s of role %q is a Go %v, but attribute %q of role %q is a %v.", f.Name, prod.Name, f.Type, key, rb.Name, want)))
 		return
 	}
-	l.checkVisible(rb, prod, rng, diags)
+	l.checkVisible(rb, prod, nil, rng, diags)
 	rb.Refs = append(rb.Refs, Ref{Consumer: rb.Name, Input: inputFieldFor(rb, key), Producer: prod.Name, Output: f.Name, Attr: key, Range: rng})
 }
 
@@ -987,32 +1003,6 @@ func (l *loader) checkPublishers(diags *hcl.Diagnostics) {
 	}
 }
 
-// overlap reports whether some consumer could see the attributes both a
-// and b publish: unless both are node roles on different nodes.
-func (l *loader) overlap(a, b *RoleBlock) bool {
-	if a == b || a.Def.Meta().Scope != role.ScopeNode || b.Def.Meta().Scope != role.ScopeNode {
-		return true
-	}
-	nodes := map[string]bool{}
-	for _, pn := range a.On {
-		if p := l.pools[pn]; p != nil {
-			for _, n := range p.Nodes {
-				nodes[n] = true
-			}
-		}
-	}
-	for _, pn := range b.On {
-		if p := l.pools[pn]; p != nil {
-			for _, n := range p.Nodes {
-				if nodes[n] {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
 func inputFieldFor(rb *RoleBlock, key string) string {
 	for _, in := range rb.Def.Inputs() {
 		if in.Kind == role.InputAttr && in.Attr == key {
@@ -1034,40 +1024,6 @@ func assignable(have, want reflect.Type) bool {
 		return t
 	}
 	return unwrap(have).AssignableTo(unwrap(want))
-}
-
-// checkVisible checks that the graph would wire prod's output into rb on
-// every node: a node-scope producer feeds only roles on its own nodes.
-func (l *loader) checkVisible(rb, prod *RoleBlock, rng hcl.Range, diags *hcl.Diagnostics) {
-	if prod.Def.Meta().Scope != role.ScopeNode {
-		return
-	}
-	if rb.Def.Meta().Scope == role.ScopeService {
-		*diags = append(*diags, errDiag(rng, "Output not visible to the consumer",
-			fmt.Sprintf("Role %q runs on every node of its pools, and service role %q runs on none, so there is no one output to take. Reference a cluster or service role, or use a role.All input.", prod.Name, rb.Name)))
-		return
-	}
-	have := map[string]bool{}
-	for _, pn := range prod.On {
-		if p := l.pools[pn]; p != nil {
-			for _, n := range p.Nodes {
-				have[n] = true
-			}
-		}
-	}
-	for _, pn := range rb.On {
-		p := l.pools[pn]
-		if p == nil {
-			continue
-		}
-		for _, n := range p.Nodes {
-			if !have[n] {
-				*diags = append(*diags, errDiag(rng, "Output not visible to the consumer",
-					fmt.Sprintf("Role %q runs on node %s (pool %q), where role %q does not run; a node role's output is wired only to roles on the same node. Bind %q to pool %q too, or reference a cluster or service role.", rb.Name, n, pn, prod.Name, prod.Name, pn)))
-				return
-			}
-		}
-	}
 }
 
 // inputs reads `inputs = { Field = role.R.outputs }` for role.Same, One
@@ -1133,21 +1089,13 @@ func (l *loader) inputs(expr hcl.Expression, rb *RoleBlock, diags *hcl.Diagnosti
 				fmt.Sprintf("Input %s is tagged role:%q in Go, so it is wired from that role, not %q.", in.Describe(), in.Role, prod.Name)))
 			continue
 		}
-		if in.Role == "" {
-			var others []string
-			for _, o := range l.s.Roles {
-				if o != prod && o != rb && o.Def.Out() == in.Type {
-					others = append(others, o.Name)
-				}
-			}
-			if len(others) > 0 {
-				*diags = append(*diags, errDiag(rng, "Ambiguous wiring",
-					fmt.Sprintf("The graph wires %s by type, and role %s also produces %v. Tag the field role:%q in Go, or bind only one producer.", in.Describe(), listNames(others), in.Type, prod.Name)))
-				continue
-			}
+		n := len(*diags)
+		l.checkWiredTo(rb, prod, in, rng, diags)
+		if len(*diags) > n {
+			continue
 		}
 		if in.Kind == role.InputSame {
-			l.checkVisible(rb, prod, rng, diags)
+			l.checkVisible(rb, prod, in, rng, diags)
 		}
 		rb.Refs = append(rb.Refs, Ref{Consumer: rb.Name, Input: in.Field, Producer: prod.Name, Range: rng})
 	}

@@ -2,6 +2,7 @@ package spec_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -180,4 +181,69 @@ role "joiner" {
 	_, diags := spec.Load(reg, []spec.File{{Name: "bad.hcl", Src: src}}, spec.Options{})
 	require.True(t, diags.HasErrors())
 	require.Equal(t, "bad.hcl:18:28: error: Type mismatch: Output Port of role \"mgr\" is a Go int, but attribute \"node.label\" of role \"joiner\" is a string.\n", spec.Format(diags))
+}
+
+type (
+	wireCert   struct{ PEM string }
+	wireSameIn struct {
+		Cert role.Same[wireCert]
+	}
+	wireOneIn struct {
+		Cert role.One[wireCert]
+	}
+)
+
+// TestWiringReferencesFollowTheGraph: the loader checks role.Same and
+// role.One references with the graph's own wiring rule, so what it
+// accepts the graph plans, and what the graph would refuse is a
+// diagnostic at the reference.
+func TestWiringReferencesFollowTheGraph(t *testing.T) {
+	mk := func(name string, scope role.Scope) *role.Def {
+		return role.Of(role.Func(role.Meta{Name: name, Scope: scope}, func(ctx context.Context, rc *role.Context, _ struct{}) (wireCert, error) {
+			return wireCert{PEM: name}, nil
+		}))
+	}
+	same := role.Of(role.Func(role.Meta{Name: "same"}, func(ctx context.Context, rc *role.Context, in wireSameIn) (struct{}, error) { return struct{}{}, nil }))
+	one := role.Of(role.Func(role.Meta{Name: "one"}, func(ctx context.Context, rc *role.Context, in wireOneIn) (struct{}, error) { return struct{}{}, nil }))
+	reg := spec.NewRegistry()
+	require.NoError(t, reg.Roles(mk("node-cert", role.ScopeNode), mk("cluster-cert", role.ScopeCluster), same, one))
+	load := func(producer, consumer, ref string) (*spec.Spec, string) {
+		src := fmt.Sprintf(`
+deployment = "wiring"
+pool "all" {
+  nodes = ["n1", "n2"]
+}
+role %q {
+  on = [pool.all]
+}
+role %q {
+  on     = [pool.all]
+  inputs = { Cert = %s }
+}
+`, producer, consumer, ref)
+		s, diags := spec.Load(reg, []spec.File{{Name: "w.hcl", Src: []byte(src)}}, spec.Options{})
+		return s, spec.Format(diags)
+	}
+	plans := func(s *spec.Spec) error {
+		d, err := s.Deployment(nil)
+		require.NoError(t, err)
+		_, err = graph.NewPlan(context.Background(), d, mem.New())
+		return err
+	}
+
+	// A node role's output on every node fills Same: loads and plans.
+	s, diags := load("node-cert", "same", "role.node-cert.output")
+	require.Empty(t, diags)
+	require.NoError(t, plans(s))
+	// A cluster role runs on n1 only: Same on n2 gets nothing.
+	_, diags = load("cluster-cert", "same", "role.cluster-cert.output")
+	require.Equal(t, `w.hcl:11:21: error: Output not visible to the consumer: Input Cert (role.Same[spec_test.wireCert]) takes the output of a role on the same node, but cluster role "cluster-cert" runs on node n1 only, not on node n2 (pool "all") where role "same" runs. Make the field a role.One to take its single output on every node.`+"\n", diags)
+	// One takes the cluster role's single output everywhere.
+	s, diags = load("cluster-cert", "one", "role.cluster-cert.output")
+	require.Empty(t, diags)
+	require.NoError(t, plans(s))
+	// A node role on two nodes gives One two outputs: the graph refuses
+	// it, and the loader says so at the reference.
+	_, diags = load("node-cert", "one", "role.node-cert.output")
+	require.Equal(t, `w.hcl:11:21: error: Several outputs for a single input: Input Cert (role.One[spec_test.wireCert]) takes the one output of its type in the deployment, but role "node-cert" runs on 2 nodes. Make the field a role.All, or reference a cluster or service role.`+"\n", diags)
 }

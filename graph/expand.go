@@ -1,0 +1,167 @@
+package graph
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
+)
+
+// expand makes the node-roles: every role bound once per node of its
+// pool (node scope), on the pool's first node (cluster scope), or once
+// for the deployment (service scope).
+func (b *builder) expand() error {
+	d := b.d
+	var errs *multierror.Error
+	size := 0
+	for _, bd := range d.binds {
+		n := 1
+		if bd.pool != nil {
+			n = max(1, len(bd.pool.Nodes()))
+		}
+		size += n * len(bd.defs)
+	}
+	b.g = &dag{d: d, index: make(map[string]int32, size)}
+	b.nrs = make([]*nodeRole, 0, size)
+	b.infoOf = make([]*defInfo, 0, size)
+	b.prods = make([]role.Producer, 0, size)
+	b.typeSlots, b.roleSlots = map[reflect.Type]int{}, map[string]int{}
+	all := make([]nodeRole, 0, size) // one allocation for every node-role
+	infos := map[*role.Def]*defInfo{}
+	add := func(def *role.Def, node *provider.Node, bd binding) {
+		name := ""
+		if node != nil {
+			name = node.Name
+		}
+		id := nodeRoleID(def.Name(), name)
+		if _, dup := b.g.index[id]; dup {
+			errs = multierror.Append(errs, fmt.Errorf("graph: role %q is bound twice to %s (again at %s:%d); bind each role once per node", def.Name(), orDeployment(name), bd.file, bd.line))
+			return
+		}
+		b.g.index[id] = int32(len(b.nrs))
+		if len(all) == cap(all) {
+			all = make([]nodeRole, 0, 64)
+		}
+		info := infos[def]
+		if info == nil {
+			var err error
+			if info, err = b.infoFor(def); err != nil {
+				errs = multierror.Append(errs, err)
+			}
+			infos[def] = info
+		}
+		all = append(all, nodeRole{id: id, def: def, meta: info.meta, node: node, name: name, aliases: info.schema.aliases})
+		b.nrs = append(b.nrs, &all[len(all)-1])
+		b.infoOf = append(b.infoOf, info)
+		b.prods = append(b.prods, role.Producer{Role: info.meta.Name, Node: name, Scope: info.meta.Scope, Out: def.Out()})
+	}
+	for _, bd := range d.binds {
+		var nodes []string
+		if bd.pool != nil {
+			nodes = bd.pool.Nodes()
+		}
+		for _, def := range bd.defs {
+			switch def.Meta().Scope {
+			case role.ScopeService:
+				add(def, nil, bd)
+			case role.ScopeCluster:
+				if len(nodes) == 0 {
+					errs = multierror.Append(errs, fmt.Errorf("graph: cluster role %q is bound to pool %q, which has no nodes", def.Name(), bd.pool.name))
+					continue
+				}
+				first := nodes[0]
+				for _, n := range nodes[1:] {
+					if n < first {
+						first = n
+					}
+				}
+				add(def, d.nodes[first], bd)
+			default:
+				for _, n := range nodes {
+					add(def, d.nodes[n], bd)
+				}
+			}
+		}
+	}
+	for _, op := range d.outPubs {
+		if _, ok := b.roleSlots[op.role]; !ok {
+			errs = multierror.Append(errs, fmt.Errorf("graph: PublishOutput at %s:%d: role %q is not bound, so it has no output %s to publish as %q; bind it, or fix the name", op.file, op.line, op.role, op.field, op.attr))
+		}
+	}
+	return errs.ErrorOrNil()
+}
+
+// infoFor reads what build needs of def's role, once.
+func (b *builder) infoFor(def *role.Def) (*defInfo, error) {
+	m := def.Meta()
+	info := &defInfo{meta: &m, schema: &defSchema{inputs: def.Inputs(), pubs: def.Publishes()}}
+	var err error
+	if len(b.d.outPubs) > 0 {
+		info.schema.aliases, err = b.d.aliasesOf(def, info.schema.pubs)
+	}
+	var ok bool
+	if info.typeSlot, ok = b.typeSlots[def.Out()]; !ok {
+		info.typeSlot = len(b.typeSlots)
+		b.typeSlots[def.Out()] = info.typeSlot
+	}
+	if info.roleSlot, ok = b.roleSlots[m.Name]; !ok {
+		info.roleSlot = len(b.roleSlots)
+		b.roleSlots[m.Name] = info.roleSlot
+	}
+	return info, err
+}
+
+// aliasesOf resolves the PublishOutput calls for def's role against its
+// output type.
+func (d *Deployment) aliasesOf(def *role.Def, tagged []role.Published) ([]outputAlias, error) {
+	var out []outputAlias
+	var errs *multierror.Error
+	t := def.Out()
+next:
+	for _, op := range d.outPubs {
+		if op.role != def.Name() {
+			continue
+		}
+		where := fmt.Sprintf("graph: PublishOutput at %s:%d: output %s of role %q", op.file, op.line, op.field, op.role)
+		var f reflect.StructField
+		ok := t.Kind() == reflect.Struct
+		if ok {
+			f, ok = t.FieldByName(op.field)
+			ok = ok && len(f.Index) == 1 && f.IsExported()
+		}
+		if !ok {
+			var names []string
+			for i := 0; t.Kind() == reflect.Struct && i < t.NumField(); i++ {
+				if t.Field(i).IsExported() {
+					names = append(names, t.Field(i).Name)
+				}
+			}
+			errs = multierror.Append(errs, fmt.Errorf("%s: %v has no such exported field (it has: %s); name a field of the role's output by its Go name", where, t, strings.Join(names, ", ")))
+			continue
+		}
+		for _, p := range tagged {
+			if p.Attr != op.attr {
+				continue
+			}
+			if p.Field != op.field {
+				errs = multierror.Append(errs, fmt.Errorf("%s: the role already publishes attribute %q from output %s (its tag); publish another name, or change the tag", where, op.attr, p.Field))
+			}
+			continue next // already published under this name by its tag
+		}
+		for _, a := range out {
+			if a.attr != op.attr {
+				continue
+			}
+			if a.field != op.field {
+				errs = multierror.Append(errs, fmt.Errorf("%s: attribute %q is already published from output %s of the same role; publish each attribute from one field", where, op.attr, a.field))
+			}
+			continue next
+		}
+		out = append(out, outputAlias{field: f.Name, attr: op.attr, index: f.Index[0], typ: f.Type})
+	}
+	return out, errs.ErrorOrNil()
+}

@@ -1,0 +1,183 @@
+package graph
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/role"
+)
+
+// wire finds what every node-role waits for: the producers of its inputs,
+// chosen by role.Input.Resolve (the one wiring rule, which role.Def.Bind
+// and the spec loader use too), and the roles its Meta.Requires names. It
+// also checks, when it can, that the services its Uses inputs need exist.
+func (b *builder) wire() error {
+	d, nrs := b.d, b.nrs
+	// Candidate producers in (node, role) order, as Resolve returns them:
+	// grouped by node (cheaper than comparing node names all along the
+	// sort), each node's list sorted by role.
+	byNode := make(map[string][]int32, len(d.nodes)+1)
+	for i, nr := range nrs {
+		byNode[nr.name] = append(byNode[nr.name], int32(i))
+	}
+	nodeNames := make([]string, 0, len(byNode))
+	for n := range byNode {
+		nodeNames = append(nodeNames, n)
+	}
+	slices.Sort(nodeNames)
+	order := make([]int32, 0, len(nrs))
+	for _, n := range nodeNames {
+		l := byNode[n]
+		slices.SortFunc(l, func(a, b int32) int { return strings.Compare(nrs[a].meta.Name, nrs[b].meta.Name) })
+		order = append(order, l...)
+	}
+	byType := make([][]int32, len(b.typeSlots)) // by type slot
+	byRole := make([][]int32, len(b.roleSlots)) // by role slot
+	publishers := map[string][]int32{}
+	for _, i := range order {
+		info := b.infoOf[i]
+		byType[info.typeSlot] = append(byType[info.typeSlot], i)
+		byRole[info.roleSlot] = append(byRole[info.roleSlot], i)
+		for _, p := range info.schema.pubs {
+			publishers[p.Attr] = append(publishers[p.Attr], i)
+		}
+		for _, a := range info.schema.aliases {
+			publishers[a.attr] = append(publishers[a.attr], i)
+		}
+	}
+
+	var errs *multierror.Error
+	var ps []role.Producer // candidates of one input, for Resolve
+	var m []int            // what Resolve chose among them
+	for i, nr := range nrs {
+		var deps []int32
+		for _, in := range b.infoOf[i].schema.inputs {
+			var cands []int32
+			switch in.Kind {
+			case role.InputUses:
+				continue // services: checked below
+			case role.InputAttr:
+				nr.hasAttr = true
+				cands = publishers[in.Attr]
+			case role.InputSame:
+				cands = byNode[nr.name]
+			default:
+				if slot, ok := b.typeSlots[in.Type]; ok {
+					cands = byType[slot]
+				}
+			}
+			ps = ps[:0]
+			for _, c := range cands {
+				ps = append(ps, b.prods[c])
+			}
+			var err error
+			m, err = in.Resolve(nr.meta.Name, nr.name, ps, m[:0])
+			if err != nil {
+				errs = multierror.Append(errs, err)
+				continue
+			}
+			if in.Kind == role.InputAttr {
+				if len(m) == 1 {
+					p := cands[m[0]]
+					if err := aliasFits(nrs, p, nr, in); err != nil {
+						errs = multierror.Append(errs, err)
+					}
+					nr.pubs = append(nr.pubs, p)
+					deps = append(deps, p)
+				}
+				continue
+			}
+			start := len(nr.wired)
+			for _, k := range m {
+				nr.wired = append(nr.wired, cands[k])
+			}
+			if in.Kind == role.InputAll {
+				nr.peers = append(nr.peers, peerInput{field: in.Field, producers: slices.Clone(nr.wired[start:])})
+			}
+			deps = append(deps, nr.wired[start:]...)
+		}
+		deps, err := b.requires(i, byRole, deps)
+		if err != nil {
+			errs = multierror.Append(errs, err)
+		}
+		if nr.def.UsesServices() {
+			if err := nr.def.CheckUses(nr.usesEnv(d.services, true)); err != nil {
+				errs = multierror.Append(errs, err)
+			}
+		}
+		nr.wired = uniqueKeepOrder(nr.wired)
+		nr.deps = uniqueSorted(deps)
+	}
+	return errs.ErrorOrNil()
+}
+
+// requires appends to deps the node-roles that node-role i's
+// Meta.Requires names: on its own node, or bound to the deployment (every
+// bound instance, for cluster and service roles).
+func (b *builder) requires(i int, byRole [][]int32, deps []int32) ([]int32, error) {
+	nr := b.nrs[i]
+	var errs *multierror.Error
+	for _, req := range nr.meta.Requires {
+		var found, bound []int32
+		if slot, ok := b.roleSlots[req]; ok {
+			bound = byRole[slot]
+		}
+		for _, p := range bound {
+			q := b.nrs[p]
+			switch {
+			case p == int32(i):
+			case nr.meta.Scope != role.ScopeNode: // cluster or service: every bound instance
+				found = append(found, p)
+			case q.name == nr.name || q.meta.Scope != role.ScopeNode:
+				found = append(found, p)
+			}
+		}
+		if len(found) == 0 {
+			where := "to the deployment"
+			if nr.meta.Scope == role.ScopeNode {
+				where = "on node " + nr.name + " or to the deployment"
+			}
+			errs = multierror.Append(errs, fmt.Errorf("graph: role %q on %s requires role %q, which is not bound %s; bind it, or fix the name in Meta.Requires", nr.meta.Name, orDeployment(nr.name), req, where))
+		}
+		deps = append(deps, found...)
+	}
+	return deps, errs.ErrorOrNil()
+}
+
+// aliasFits checks, at plan time, that an output published by
+// PublishOutput fits the attribute input in of consumer nr.
+func aliasFits(nrs []*nodeRole, producer int32, nr *nodeRole, in role.Input) error {
+	for _, a := range nrs[producer].aliases {
+		if a.attr != in.Attr || attrFits(a.typ, in.Type) {
+			continue
+		}
+		return &role.BindError{Role: nr.meta.Name, Node: nr.name, Field: in.Describe(),
+			Looked: []string{"outputs published as attribute " + in.Attr},
+			Err: fmt.Errorf("output %s of %s, published as %q, is a %v, which does not fit the field; publish an output of type %v",
+				a.field, nrs[producer].id, a.attr, a.typ, in.Type)}
+	}
+	return nil
+}
+
+// attrFits reports whether a value of type have can fill an attribute
+// input of type want, as role.Def.BindInput delivers it: assignable,
+// or wrapped in or unwrapped from attr.Secret.
+func attrFits(have, want reflect.Type) bool {
+	if have.AssignableTo(want) {
+		return true
+	}
+	if _, ok := attr.ConcealAs(want, reflect.Zero(have).Interface()); ok {
+		return true
+	}
+	if attr.IsSecret(reflect.Zero(have).Interface()) {
+		if m, ok := have.MethodByName("Reveal"); ok && m.Type.NumOut() == 1 {
+			return m.Type.Out(0).AssignableTo(want)
+		}
+	}
+	return false
+}
