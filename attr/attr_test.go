@@ -84,7 +84,7 @@ func TestValidationAndTypeErrors(t *testing.T) {
 
 	bad := attr.New[int]("NoDots")
 	require.Error(t, bad.Err())
-	require.ErrorContains(t, attr.Set(vs, bad, 1, attr.Default), "invalid key name")
+	require.ErrorContains(t, attr.Set(vs, bad, 1, attr.Source{Layer: attr.LayerDefault}), "invalid key name")
 
 	require.Error(t, other.Declare(attr.New[string]("etcd.client_port")), "same name, different type")
 }

@@ -46,9 +46,6 @@ type Source struct {
 	Detail string
 }
 
-// Default is the Source of default values.
-var Default = Source{Layer: LayerDefault}
-
 // FromOutput is the Source of a value produced by role on node.
 func FromOutput(role, node string) Source {
 	return Source{Layer: LayerOutput, Role: role, Node: node}
@@ -237,7 +234,7 @@ func (vs *Values) Lookup(name string) (Value, bool) {
 	}
 	if d, ok := vs.decls[name]; ok {
 		if def, ok := d.DefaultValue(); ok {
-			return Value{Name: name, Source: Default, v: def, secret: d.Secret()}, true
+			return Value{Name: name, Source: Source{Layer: LayerDefault}, v: def, secret: d.Secret()}, true
 		}
 	}
 	return Value{}, false
@@ -264,7 +261,7 @@ func GetValue[T any](vs *Values, k Key[T]) (Value, error) {
 	v, ok := vs.Lookup(k.name)
 	if !ok {
 		if def, has := k.Default(); has {
-			return Value{Name: k.name, Source: Default, v: def, secret: k.secret}, nil
+			return Value{Name: k.name, Source: Source{Layer: LayerDefault}, v: def, secret: k.secret}, nil
 		}
 		return Value{}, &MissingError{Name: k.name}
 	}
@@ -297,7 +294,7 @@ func (vs *Values) Explain(name string) []Value {
 	}
 	if d, ok := vs.decls[name]; ok {
 		if def, ok := d.DefaultValue(); ok && (len(out) == 0 || out[len(out)-1].Source.Layer != LayerDefault) {
-			out = append(out, Value{Name: name, Source: Default, v: def, secret: d.Secret()})
+			out = append(out, Value{Name: name, Source: Source{Layer: LayerDefault}, v: def, secret: d.Secret()})
 		}
 	}
 	return out

@@ -41,8 +41,9 @@
 // while independent branches go on. A role's [Rollout] policy adds a
 // breaker (stop the rollout after too many failures, with a
 // [BreakerError]) and batches (each must pass before the next starts).
-// Package graph/breaker holds the classic closed/open/half-open breaker
-// for calls to flaky APIs, for providers and services.
+// (Package breaker, beside graph, holds the classic
+// closed/open/half-open breaker for calls to flaky APIs, for providers
+// and services.)
 //
 // # Journal and crashes
 //

@@ -8,24 +8,41 @@ import (
 	"strings"
 )
 
-// Colours of node-roles in DOT pictures, by plan action and by state.
-var (
-	actionColour = map[Action]string{
-		ActionRun:          "#ffd27f", // orange: will run
-		ActionRunIfChanged: "#fff1b8", // pale yellow: runs if its inputs change
-		ActionSkip:         "#e0e0e0", // grey: converged
-		ActionHold:         "#d7b8f3", // violet: held until forced
+// actionColour is the colour of a node-role in DOT pictures by its
+// planned action.
+func actionColour(a Action) string {
+	switch a {
+	case ActionRun:
+		return "#ffd27f" // orange: will run
+	case ActionRunIfChanged:
+		return "#fff1b8" // pale yellow: runs if its inputs change
+	case ActionSkip:
+		return "#e0e0e0" // grey: converged
+	case ActionHold:
+		return "#d7b8f3" // violet: held until forced
 	}
-	stateColour = map[State]string{
-		StatePending:   "#ffffff",
-		StateRunning:   "#9ecbff",
-		StateRetrying:  "#9ecbff",
-		StateSucceeded: "#9be59b",
-		StateFailed:    "#f28b82",
-		StateBlocked:   "#f9c89b",
-		StateSkipped:   "#e0e0e0",
+	return ""
+}
+
+// stateColour is the colour of a node-role in DOT pictures by the state
+// it ended an Apply in.
+func stateColour(s State) string {
+	switch s {
+	case StatePending:
+		return "#ffffff"
+	case StateRunning, StateRetrying:
+		return "#9ecbff"
+	case StateSucceeded:
+		return "#9be59b"
+	case StateFailed:
+		return "#f28b82"
+	case StateBlocked:
+		return "#f9c89b"
+	case StateSkipped:
+		return "#e0e0e0"
 	}
-)
+	return ""
+}
 
 // WriteDOT draws the plan as a Graphviz graph: one box per node-role,
 // grouped by node, an arrow from each node-role to those that wait for it.
@@ -47,11 +64,11 @@ func WriteDOT(w io.Writer, p *Plan, res *Result) error {
 	sort.Strings(names)
 	box := func(indent string, i int) {
 		s := p.Steps[i]
-		label, colour, tip := s.Role, actionColour[s.Action], s.Action.String()+": "+s.Reason
+		label, colour, tip := s.Role, actionColour(s.Action), s.Action.String()+": "+s.Reason
 		if res != nil {
 			o := res.Outcomes[i]
 			label += "\\n" + o.State.String()
-			colour, tip = stateColour[o.State], o.State.String()+": "+o.Reason
+			colour, tip = stateColour(o.State), o.State.String()+": "+o.Reason
 			if o.Err != nil {
 				tip += ": " + o.Err.Error()
 			}

@@ -2,14 +2,12 @@ package graph
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/masonops/mason/role"
@@ -132,6 +130,7 @@ type runResult struct {
 	seq      uint64 // of the succeeded record
 	attempts int
 	dur      time.Duration
+	ended    time.Time // of the last attempt
 	reason   string
 	why      ReasonKind // of reason
 	last     *success
@@ -172,6 +171,10 @@ type executor struct {
 	services *role.Services
 	// outOf returns the output of node-role k, for binding.
 	outOf func(k int32) any
+	// awaiting are successes waiting for their record to be durable; errs
+	// collects the Apply's errors. Both belong to the loop's goroutine.
+	awaiting minHeap[pendingDurable]
+	errs     *multierror.Error
 }
 
 // runMem is what one run of a node-role allocates for the journal, in one
@@ -219,17 +222,52 @@ func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	return apply(ctx, p, o, j)
 }
 
+// apply runs p on journal j: the workers, the scheduler and the loop that
+// feeds one from the other, each in a function of its own below.
 func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) {
 	began := time.Now()
-	g := p.g
-	n := len(g.nrs)
+	e := newExecutor(ctx, p, o, j)
+	defer e.startWorkers()()
+	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer runCancel()
+	e.runCtx = runCtx
+	if o.ctl != nil {
+		defer context.AfterFunc(o.ctl.lost, runCancel)() // roles stop at once when the claims may be gone
+	}
+	e.schedule()
+	e.announce(began)
+	e.loop(runCancel)
+	return e.finish(began)
+}
+
+func newExecutor(ctx context.Context, p *Plan, o Options, j journal) *executor {
+	n := len(p.g.nrs)
 	e := &executor{p: p, o: o, j: j, em: &emitter{sub: o.Events, ctx: ctx},
 		outs: append([]any(nil), p.outs...), last: make([]*success, n), outc: make([]Outcome, n),
 		ctx: ctx, res: make(chan runResult, o.Parallelism), jobs: make(chan int32, o.Parallelism)}
-	// A fixed pool of workers: their stacks, grown once by the reflective
-	// calls into roles, are reused.
+	e.logger, e.services = p.d.logger, p.d.services
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	if e.services == nil {
+		e.services = role.NewServices()
+	}
+	e.outOf = func(k int32) any { return e.outs[k] }
+	for i, st := range p.Steps {
+		if r := p.recs[i]; r != nil {
+			e.last[i] = r.Last
+		}
+		e.outc[i] = Outcome{ID: st.ID, Role: st.Role, Node: st.Node, State: StatePending, Why: st.Why, Reason: st.Reason}
+	}
+	return e
+}
+
+// startWorkers starts a fixed pool of workers (their stacks, grown once by
+// the calls into roles, are reused) and returns the function that stops
+// them and waits for them.
+func (e *executor) startWorkers() (stop func()) {
 	var workers sync.WaitGroup
-	for range o.Parallelism {
+	for range e.o.Parallelism {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
@@ -239,25 +277,18 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 			}
 		}()
 	}
-	defer func() {
+	return func() {
 		close(e.jobs)
 		workers.Wait()
-	}()
-	e.logger, e.services = p.d.logger, p.d.services
-	if e.logger == nil {
-		e.logger = slog.New(slog.DiscardHandler)
 	}
-	if e.services == nil {
-		e.services = role.NewServices()
-	}
-	e.outOf = func(k int32) any { return e.outs[k] }
-	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer runCancel()
-	e.runCtx = runCtx
-	if o.ctl != nil {
-		defer context.AfterFunc(o.ctl.lost, runCancel)() // roles stop at once when the claims may be gone
-	}
+}
 
+// schedule sets up the scheduler: what waits for what, which node each
+// node-role runs on, the critical-path estimates and the rollout policies
+// over the node-roles of each role that will run.
+func (e *executor) schedule() {
+	p, g := e.p, e.p.g
+	n := len(g.nrs)
 	kids := make([][]int32, n)
 	deps := make([]int32, n)
 	nodeOf := make([]int32, n)
@@ -273,15 +304,8 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 			}
 			nodeOf[i] = ix
 		}
-		if r := p.recs[i]; r != nil {
-			e.last[i] = r.Last
-		}
-		st := p.Steps[i]
-		e.outc[i] = Outcome{ID: st.ID, Role: st.Role, Node: st.Node, State: StatePending, Why: st.Why, Reason: st.Reason}
 	}
-	e.s = newSched(kids, deps, nodeOf, len(nodeIdx), estimates(p), o.PerNode, o.fifo)
-
-	// Rollout policies, over the node-roles of each role that will run.
+	e.s = newSched(kids, deps, nodeOf, len(nodeIdx), estimates(p), e.o.PerNode, e.o.fifo)
 	members := map[string][]int32{}
 	for i, st := range p.Steps {
 		if _, ok := p.d.rollouts[st.Role]; ok && st.Action != ActionSkip {
@@ -298,23 +322,27 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 		sort.Slice(m, func(a, b int) bool { return g.nrs[m[a]].name < g.nrs[m[b]].name })
 		e.s.addRollout(r, p.d.rollouts[r], m)
 	}
+}
 
-	var errs *multierror.Error
+// announce journals and announces every node-role's first state —
+// skipped, or pending — starts the scheduler, and fails the held ones.
+func (e *executor) announce(began time.Time) {
+	p := e.p
 	var holds []int32
-	first := make([]record, n) // the first record of every node-role, in one allocation
+	first := make([]record, len(p.Steps)) // the first record of every node-role, in one allocation
 	for i, st := range p.Steps {
 		switch st.Action {
 		case ActionSkip:
 			e.s.skip(int32(i))
 			e.outc[i].State = StateSkipped
 			first[i] = record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i]}
-			j.append(&first[i])
+			e.j.append(&first[i])
 			e.emit(int32(i), Event{State: StateSkipped, Why: st.Why, Reason: st.Reason})
 		case ActionHold:
 			holds = append(holds, int32(i))
 		default:
 			first[i] = record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i]}
-			j.append(&first[i])
+			e.j.append(&first[i])
 			e.emit(int32(i), Event{State: StatePending, Why: st.Why, Reason: st.Reason})
 		}
 	}
@@ -322,65 +350,38 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	for _, i := range holds {
 		err := fmt.Errorf("held: %s", p.Steps[i].Reason)
 		e.outc[i].State, e.outc[i].Err = StateFailed, err
-		errs = multierror.Append(errs, &NodeRoleError{ID: p.Steps[i].ID, Err: err})
+		e.errs = multierror.Append(e.errs, &NodeRoleError{ID: p.Steps[i].ID, Err: err})
 		e.emit(i, Event{State: StateFailed, Err: err, Why: p.Steps[i].Why, Reason: p.Steps[i].Reason})
 		// No record: the journal keeps saying "running", so the hold
 		// stays until someone forces the node-role.
-		e.failed(i, &errs)
+		e.failed(i)
 	}
+}
 
+// loop hands ready node-roles to the workers and takes their results
+// until nothing runs or waits any more, or ctx is cancelled (then the
+// running ones finish, cancelled with runCancel after Options.StopTimeout).
+func (e *executor) loop(runCancel context.CancelFunc) {
+	o, j := e.o, e.j
 	running := 0
-	var awaiting minHeap[pendingDurable]
 	stopping := false
-	done := ctx.Done()
+	done := e.ctx.Done()
 	var stopTimer *time.Timer
+	defer func() {
+		if stopTimer != nil {
+			stopTimer.Stop()
+		}
+	}()
 	freed := o.ctl.freedC() // parked node-roles whose claim was freed
 	for {
-		for !stopping && running < o.Parallelism {
-			i := e.s.next()
-			if i < 0 {
-				break
-			}
-			running++
-			if p.Steps[i].Action != ActionRunIfChanged {
-				// Announced here, in scheduling order, so that events show
-				// exactly what started before and after a breaker tripped.
-				e.emit(i, Event{State: StateRunning, Attempt: 1, Why: p.Steps[i].Why, Reason: p.Steps[i].Reason})
-			}
-			e.jobs <- i
-		}
-		if running == 0 && awaiting.len() == 0 && (stopping || o.ctl.parkedN() == 0) {
-			break
+		running += e.dispatch(stopping, running)
+		if running == 0 && e.awaiting.len() == 0 && (stopping || o.ctl.parkedN() == 0) {
+			return
 		}
 		select {
 		case r := <-e.res:
 			running--
-			e.s.release(r.i)
-			if r.held {
-				o.ctl.park(e.s, r.i, g.nrs[r.i].id)
-				break
-			}
-			e.outc[r.i].Attempts, e.outc[r.i].Duration = r.attempts, r.dur
-			if r.reason != "" {
-				e.outc[r.i].Why, e.outc[r.i].Reason = r.why, r.reason
-			}
-			switch {
-			case r.err != nil:
-				e.outc[r.i].State, e.outc[r.i].Err = StateFailed, r.err
-				errs = multierror.Append(errs, &NodeRoleError{ID: g.nrs[r.i].id, Attempts: r.attempts, Err: r.err})
-				e.emit(r.i, Event{State: StateFailed, Attempt: r.attempts, Duration: r.dur, Err: r.err, Why: e.outc[r.i].Why, Reason: e.outc[r.i].Reason})
-				e.failed(r.i, &errs)
-			case r.skipped:
-				e.outs[r.i] = r.out
-				e.outc[r.i].State = StateSkipped
-				e.s.succeed(r.i, true)
-				e.emit(r.i, Event{State: StateSkipped, Why: r.why, Reason: r.reason})
-			default:
-				// Dependents start only once the output is durable, so no
-				// later step can consume an output a crash would lose.
-				e.outs[r.i], e.last[r.i] = r.out, r.last
-				awaiting.push(pendingDurable{r.seq, r.i})
-			}
+			e.result(r)
 		case i := <-freed:
 			o.ctl.unpark(e.s, i)
 		case <-j.notify():
@@ -393,39 +394,100 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 		if err := j.err(); err != nil && !stopping {
 			stopping = true
 		}
-		if awaiting.len() > 0 {
-			dur := j.durable()
-			for awaiting.len() > 0 && awaiting.peek().seq <= dur {
-				a := awaiting.pop()
-				oc := &e.outc[a.i]
-				oc.State = StateSucceeded
-				e.s.succeed(a.i, false)
-				e.emit(a.i, Event{State: StateSucceeded, Attempt: oc.Attempts, Duration: oc.Duration, Why: oc.Why, Reason: oc.Reason})
-			}
-			if j.err() != nil && running == 0 {
-				// These ran, but their records will never be durable.
-				for awaiting.len() > 0 {
-					a := awaiting.pop()
-					e.outc[a.i].State = StateFailed
-					e.outc[a.i].Err = fmt.Errorf("ran, but its output could not be journaled: %w", j.err())
-				}
-			}
+		e.settleDurable(running)
+	}
+}
+
+// dispatch starts ready node-roles while fewer than Parallelism run, and
+// returns how many it started.
+func (e *executor) dispatch(stopping bool, running int) int {
+	started := 0
+	for !stopping && running+started < e.o.Parallelism {
+		i := e.s.next()
+		if i < 0 {
+			break
+		}
+		started++
+		if st := &e.p.Steps[i]; st.Action != ActionRunIfChanged {
+			// Announced here, in scheduling order, so that events show
+			// exactly what started before and after a breaker tripped.
+			e.emit(i, Event{State: StateRunning, Attempt: 1, Why: st.Why, Reason: st.Reason})
+		}
+		e.jobs <- i
+	}
+	return started
+}
+
+// result takes a worker's result.
+func (e *executor) result(r runResult) {
+	e.s.release(r.i)
+	if r.held {
+		e.o.ctl.park(e.s, r.i, e.p.g.nrs[r.i].id)
+		return
+	}
+	oc := &e.outc[r.i]
+	oc.Attempts, oc.Duration = r.attempts, r.dur
+	if r.reason != "" {
+		oc.Why, oc.Reason = r.why, r.reason
+	}
+	switch {
+	case r.err != nil:
+		oc.State, oc.Err = StateFailed, r.err
+		e.errs = multierror.Append(e.errs, &NodeRoleError{ID: e.p.g.nrs[r.i].id, Attempts: r.attempts, Err: r.err})
+		e.emit(r.i, Event{State: StateFailed, Attempt: r.attempts, Duration: r.dur, Err: r.err, Why: oc.Why, Reason: oc.Reason})
+		e.failed(r.i)
+	case r.skipped:
+		e.outs[r.i] = r.out
+		oc.State = StateSkipped
+		e.s.succeed(r.i, true)
+		e.emit(r.i, Event{State: StateSkipped, Why: r.why, Reason: r.reason})
+	default:
+		// Dependents start only once the output is durable, so no later
+		// step can consume an output a crash would lose.
+		e.outs[r.i], e.last[r.i] = r.out, r.last
+		e.awaiting.push(pendingDurable{r.seq, r.i})
+	}
+}
+
+// settleDurable announces the successes whose records are now durable,
+// releasing what waits for them; if the journal failed, the rest never
+// will be.
+func (e *executor) settleDurable(running int) {
+	if e.awaiting.len() == 0 {
+		return
+	}
+	dur := e.j.durable()
+	for e.awaiting.len() > 0 && e.awaiting.peek().seq <= dur {
+		a := e.awaiting.pop()
+		oc := &e.outc[a.i]
+		oc.State = StateSucceeded
+		e.s.succeed(a.i, false)
+		e.emit(a.i, Event{State: StateSucceeded, Attempt: oc.Attempts, Duration: oc.Duration, Why: oc.Why, Reason: oc.Reason})
+	}
+	if err := e.j.err(); err != nil && running == 0 {
+		// These ran, but their records will never be durable.
+		for e.awaiting.len() > 0 {
+			a := e.awaiting.pop()
+			e.outc[a.i].State = StateFailed
+			e.outc[a.i].Err = fmt.Errorf("ran, but its output could not be journaled: %w", err)
 		}
 	}
-	if stopTimer != nil {
-		stopTimer.Stop()
-	}
+}
+
+// finish completes the breakers' counts, closes the journal and returns
+// the result.
+func (e *executor) finish(began time.Time) (*Result, error) {
 	for _, t := range e.trips {
 		t.err.Failed = t.rs.failed
 	}
-	if err := j.close(); err != nil {
-		errs = multierror.Append(errs, err)
+	if err := e.j.close(); err != nil {
+		e.errs = multierror.Append(e.errs, err)
 	}
-	if err := ctx.Err(); err != nil {
-		errs = multierror.Append(errs, fmt.Errorf("graph: apply of %s stopped: %w; %d node-roles not started (apply again to continue)", p.Deployment, err, e.count(StatePending)))
+	if err := e.ctx.Err(); err != nil {
+		e.errs = multierror.Append(e.errs, fmt.Errorf("graph: apply of %s stopped: %w; %d node-roles not started (apply again to continue)", e.p.Deployment, err, e.count(StatePending)))
 	}
-	res := &Result{Deployment: p.Deployment, Outcomes: e.outc, Elapsed: time.Since(began), index: g.index}
-	return res, errs.ErrorOrNil()
+	res := &Result{Deployment: e.p.Deployment, Outcomes: e.outc, Elapsed: time.Since(began), index: e.p.g.index}
+	return res, e.errs.ErrorOrNil()
 }
 
 func (e *executor) count(st State) int {
@@ -449,7 +511,7 @@ func (e *executor) emit(i int32, ev Event) {
 
 // failed blocks what is below i (and, if the breaker trips, the rest of
 // the rollout), journaling and announcing each.
-func (e *executor) failed(i int32, errs **multierror.Error) {
+func (e *executor) failed(i int32) {
 	rs := e.s.fail(i)
 	blocked := e.s.takeBlocked()
 	g := e.p.g
@@ -483,7 +545,7 @@ func (e *executor) failed(i int32, errs **multierror.Error) {
 		be := &BreakerError{Role: rs.name, Total: rs.total, MaxFailed: rs.policy.MaxFailed,
 			MaxFailedFraction: rs.policy.MaxFailedFraction, NotStarted: stopped}
 		e.trips = append(e.trips, trip{be, rs})
-		*errs = multierror.Append(*errs, be)
+		e.errs = multierror.Append(e.errs, be)
 	}
 }
 
@@ -518,158 +580,4 @@ func estimates(p *Plan) []int64 {
 		}
 	}
 	return est
-}
-
-// work runs node-role i: binds its inputs, decides (for run-if-changed)
-// whether it must run, and runs it with retries.
-func (e *executor) work(i int32, scratch *[]role.Output) {
-	r := runResult{i: i}
-	defer func() { e.res <- r }()
-	p, nr := e.p, e.p.g.nrs[i]
-	step := &p.Steps[i]
-	in, err := p.bind(int(i), e.outOf, scratch, false)
-	if err != nil {
-		r.err = err
-		e.j.append(&record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})
-		return
-	}
-	dg, fields, err := nr.def.DigestInputs(in)
-	if err != nil {
-		r.err = fmt.Errorf("graph: %s: %w", nr.id, err)
-		e.j.append(&record{ID: nr.id, State: StateFailed, Error: r.err.Error(), At: time.Now(), Last: e.last[i]})
-		return
-	}
-	if e.o.ctl != nil && e.o.ctl.acquire(e, i, dg, &r) {
-		return // another controller ran it, or it could not be claimed
-	}
-	last := e.last[i]
-	reason := step.Reason
-	r.why = step.Why
-	if step.Action == ActionRunIfChanged {
-		v := decide(&facts{stage: stageInputsKnown, g: p.g, nr: nr, last: last, digest: dg, fields: fields})
-		r.reason, r.why = v.why.String(), v.why.kind
-		if v.action == ActionSkip {
-			r.skipped, r.out = true, v.out
-			e.j.append(&record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
-			return
-		}
-		reason = r.reason
-	}
-
-	started := time.Now()
-	mem := &runMem{started: started}
-	r.mem = mem
-	var out any
-	if nr.meta.Retry.MaxAttempts > 1 {
-		op := func() (any, error) { return e.attempt(i, in, reason, last, &r) }
-		notify := func(err error, wait time.Duration) {
-			e.emit(i, Event{State: StateRetrying, Attempt: r.attempts, Err: err, Why: r.why, Reason: fmt.Sprintf("attempt %d failed; next in %v", r.attempts, wait.Round(time.Millisecond))})
-		}
-		out, err = backoff.RetryNotifyWithData(op, retryPolicy(e.ctx, nr.meta.Retry), notify)
-	} else {
-		out, err = e.attempt(i, in, reason, last, &r)
-		if err != nil {
-			var perm *backoff.PermanentError
-			if errors.As(err, &perm) {
-				err = perm.Err
-			}
-		}
-	}
-	ended := time.Now()
-	r.dur = ended.Sub(started)
-	if err != nil {
-		if r.lastErr != nil && !errors.Is(r.lastErr, err) && errors.Is(err, e.ctx.Err()) {
-			err = fmt.Errorf("%w (retries stopped: %v)", r.lastErr, err)
-		}
-		r.err = err
-		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: err.Error(), Reason: reason, At: time.Now(), Duration: r.dur, Last: last})
-		return
-	}
-	enc, err := e.codecs.encode(out)
-	if err != nil {
-		r.err = fmt.Errorf("graph: %s: %w", nr.id, err)
-		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: last})
-		return
-	}
-	succ := &mem.succ
-	*succ = success{Version: nr.meta.Version, Digest: dg, Fields: fields, Output: enc, Duration: r.dur, At: ended}
-	if len(nr.peers) > 0 {
-		succ.Peers = make(map[string][]string, len(nr.peers))
-		for _, pi := range nr.peers {
-			succ.Peers[pi.field] = peerLabels(p.g, pi.producers)
-		}
-	}
-	r.out, r.last, r.reason = out, succ, reason
-	mem.done = record{ID: nr.id, State: StateSucceeded, Attempt: r.attempts, Reason: reason, At: succ.At, Duration: r.dur, Last: succ}
-	r.seq = e.j.append(&mem.done)
-}
-
-// attempt runs node-role i once, journaling the attempt.
-func (e *executor) attempt(i int32, in any, reason string, last *success, r *runResult) (any, error) {
-	p, nr := e.p, e.p.g.nrs[i]
-	r.attempts++
-	at := r.mem.started // one clock reading for the run's start and its first attempt's
-	if r.attempts > 1 {
-		at = time.Now()
-	}
-	var rec *record
-	if r.attempts == 1 {
-		rec = &r.mem.running
-	} else {
-		rec = new(record)
-	}
-	*rec = record{ID: nr.id, State: StateRunning, Attempt: r.attempts, Reason: reason, At: at, Last: last}
-	seq := e.j.append(rec)
-	if nr.meta.Destructive {
-		// A destructive role must never run without the journal knowing,
-		// or a crash would let it run again unforced.
-		if err := e.waitDurable(seq); err != nil {
-			return nil, backoff.Permanent(err)
-		}
-	}
-	if r.attempts > 1 || p.Steps[i].Action == ActionRunIfChanged {
-		e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Why: r.why, Reason: reason})
-	}
-	rc := role.NewContext(role.ContextOptions{Deployment: p.Deployment, Role: nr.meta.Name, Node: nr.node,
-		Logger: e.logger, Services: e.services, Attempt: r.attempts})
-	out, err := nr.def.Run(e.runCtx, rc, in)
-	if err != nil {
-		r.lastErr = err
-		var perm *backoff.PermanentError
-		if !errors.As(err, &perm) {
-			e.j.append(&record{ID: nr.id, State: StateRetrying, Attempt: r.attempts, Error: err.Error(), At: time.Now(), Duration: time.Since(at), Last: last})
-		}
-	}
-	return out, err
-}
-
-// waitDurable waits until the journal has persisted sequence number seq.
-func (e *executor) waitDurable(seq uint64) error {
-	for e.j.durable() < seq {
-		if err := e.j.err(); err != nil {
-			return err
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return nil
-}
-
-// retryPolicy turns a role's Retry into a backoff policy.
-func retryPolicy(ctx context.Context, r role.Retry) backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 500 * time.Millisecond
-	if r.Initial > 0 {
-		b.InitialInterval = r.Initial
-	}
-	b.MaxInterval = 30 * time.Second
-	if r.Max > 0 {
-		b.MaxInterval = r.Max
-	}
-	b.MaxElapsedTime = r.MaxElapsed // 0: no limit
-	b.Reset()
-	retries := 0
-	if r.MaxAttempts > 1 {
-		retries = r.MaxAttempts - 1
-	}
-	return backoff.WithContext(backoff.WithMaxRetries(b, uint64(retries)), ctx)
 }

@@ -42,15 +42,12 @@ type ContextOptions struct {
 	Attempt int
 }
 
-// discard is the logger of contexts made without one.
-var discard = slog.New(slog.DiscardHandler)
-
 // NewContext builds a Context. The graph calls it for every run; tests call
 // it to run a role directly.
 func NewContext(o ContextOptions) *Context {
 	log := o.Logger
 	if log == nil {
-		log = discard
+		log = slog.New(slog.DiscardHandler)
 	}
 	svcs := o.Services
 	if svcs == nil {

@@ -14,17 +14,9 @@ import (
 	"github.com/masonops/mason/role"
 )
 
-type peerURL struct{}
-
 type PeerURLOut struct {
 	Name string
 	URL  string
-}
-
-func (peerURL) Meta() role.Meta { return role.Meta{Name: "etcd-peer-url"} }
-func (peerURL) Run(_ context.Context, rc *role.Context, _ struct{}) (PeerURLOut, error) {
-	n := rc.Node()
-	return PeerURLOut{Name: n.Name, URL: "https://" + n.InterfaceAddr.String() + ":2380"}, nil
 }
 
 type CertOut struct{ PEM string }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
-	"sort"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -246,10 +245,4 @@ func ctyStringMap(v cty.Value) (map[string]string, error) {
 		return nil, err
 	}
 	return g.Interface().(map[string]string), nil
-}
-
-func sortedStrings(in []string) []string {
-	out := append([]string(nil), in...)
-	sort.Strings(out)
-	return out
 }

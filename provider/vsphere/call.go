@@ -15,7 +15,7 @@ import (
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/masonops/mason/graph/breaker"
+	"github.com/masonops/mason/breaker"
 )
 
 // guard sends every SOAP call through the circuit breaker. A call that

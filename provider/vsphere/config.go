@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/masonops/mason/graph/breaker"
+	"github.com/masonops/mason/breaker"
 	"github.com/masonops/mason/provider"
 )
 

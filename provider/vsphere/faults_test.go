@@ -13,7 +13,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/masonops/mason/graph/breaker"
+	"github.com/masonops/mason/breaker"
 	"github.com/masonops/mason/provider"
 )
 

@@ -22,7 +22,7 @@ import (
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/masonops/mason/graph/breaker"
+	"github.com/masonops/mason/breaker"
 	"github.com/masonops/mason/provider"
 )
 

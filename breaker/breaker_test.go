@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/masonops/mason/graph/breaker"
+	"github.com/masonops/mason/breaker"
 )
 
 type clock struct {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/masonops/mason/graph/breaker"
+	"github.com/masonops/mason/breaker"
 )
 
 // Wrap every call to a flaky API; after three consecutive failures the
