@@ -31,7 +31,17 @@
 // skipped. Inputs that depend on outputs produced during the run are known
 // only then; such node-roles run only if their inputs turn out to have
 // changed, so adding a node re-runs exactly the peers whose aggregate
-// input changed.
+// input changed. One function makes that decision — when planning, when
+// a run-if-changed node-role's inputs become known, and when a controller
+// claims a node-role another may have run — and says why with a
+// [ReasonKind] ([Step.Why], [Outcome.Why], [Event.Why]): branch on the
+// kind; the Reason text is rendered from it for people.
+//
+// Wiring follows one rule, [role.Input.Resolve], which the plan, the
+// binding of inputs and the spec loader share. A service a role declares
+// as a [role.Uses] input is looked up when the plan is made, in the
+// services of [Deployment.UseServices] and then in the node's Transport;
+// a missing one fails the plan.
 //
 // [Apply] runs a plan: bounded parallelism, one node-role per node at a
 // time by default, ready node-roles ordered by their longest remaining

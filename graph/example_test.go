@@ -64,7 +64,10 @@ func Example() {
 	members.Add(node("n4", 14))
 	plan, _ = graph.NewPlan(ctx, d, st)
 	for _, s := range plan.Steps {
-		if s.Action != graph.ActionSkip {
+		switch s.Why { // branch on the kind; print the words
+		case graph.ReasonInputChanged:
+			fmt.Println(s.Action, s.ID+":", s.Reason, s.Changed)
+		case graph.ReasonNew:
 			fmt.Println(s.Action, s.ID+":", s.Reason)
 		}
 	}
@@ -73,9 +76,9 @@ func Example() {
 	// Output:
 	// first run: 6 succeeded <nil>
 	// run peer-url@n4: new
-	// run etcd-member@n1: input Peers changed: +n4
-	// run etcd-member@n2: input Peers changed: +n4
-	// run etcd-member@n3: input Peers changed: +n4
+	// run etcd-member@n1: input Peers changed: +n4 [Peers]
+	// run etcd-member@n2: input Peers changed: +n4 [Peers]
+	// run etcd-member@n3: input Peers changed: +n4 [Peers]
 	// run etcd-member@n4: new
 	// second run: 5 succeeded, 3 skipped
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 
 	"github.com/masonops/mason/attr"
@@ -60,4 +61,72 @@ func Example() {
 	// Output:
 	// n1=https://10.78.0.11:2380,n2=https://10.78.0.12:2380,n3=https://10.78.0.13:2380
 	// Token <- deployment (deploy.hcl:4)
+}
+
+// A role declares the services it uses as Uses fields of its input: the
+// binder fills them from the application's services (or from the node's
+// transport, when it implements the type), and a missing one is an error
+// naming the role, the node and the field before anything runs.
+func ExampleUses() {
+	type Registry interface{ Register(name string) string }
+	type RegisterIn struct {
+		DNS  role.Uses[Registry]
+		Name string `attr:"dns.name" default:"n1.lab"`
+	}
+	register := role.Of(role.Func(role.Meta{Name: "register"},
+		func(ctx context.Context, rc *role.Context, in RegisterIn) (struct{ FQDN string }, error) {
+			return struct{ FQDN string }{in.DNS.Value.Register(in.Name)}, nil
+		}))
+
+	_, err := register.BindInput(role.Env{Node: "n1", Services: role.NewServices()})
+	fmt.Println(strings.Contains(err.Error(), `role "register" on n1: input DNS (role.Uses[role_test.Registry]): no service of type role_test.Registry is registered`))
+
+	svcs := role.NewServices()
+	role.Provide[Registry](svcs, zone("lab."))
+	in, bindings, err := register.Bind(role.Env{Node: "n1", Services: svcs})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	out, _ := register.Run(context.Background(), role.NewContext(role.ContextOptions{Role: "register"}), in)
+	fmt.Println(out)
+	fmt.Println(bindings[0])
+	// Output:
+	// true
+	// {n1.lab.}
+	// DNS <- service role_test.Registry (registered with role.Provide)
+}
+
+// zone is a stand-in DNS registry for ExampleUses.
+type zone string
+
+func (z zone) Register(name string) string { return name + "." }
+
+// Resolve is the one wiring rule: here, which outputs fill an All input
+// and a Same input of a member on n2.
+func ExampleInput_Resolve() {
+	type PeerURL struct{ URL string }
+	member := role.Of(role.Func(role.Meta{Name: "member"},
+		func(ctx context.Context, rc *role.Context, in struct {
+			Peers role.All[PeerURL]
+			Own   role.Same[PeerURL]
+		}) (struct{}, error) {
+			return struct{}{}, nil
+		}))
+	producers := []role.Producer{
+		{Role: "peer-url", Node: "n3", Out: reflect.TypeFor[PeerURL]()},
+		{Role: "peer-url", Node: "n1", Out: reflect.TypeFor[PeerURL]()},
+		{Role: "peer-url", Node: "n2", Out: reflect.TypeFor[PeerURL]()},
+	}
+	for _, in := range member.Inputs() {
+		m, err := in.Resolve("member", "n2", producers, nil)
+		var ids []string
+		for _, i := range m {
+			ids = append(ids, producers[i].ID())
+		}
+		fmt.Println(in.Describe(), ids, err)
+	}
+	// Output:
+	// Peers (role.All[role_test.PeerURL]) [peer-url@n1 peer-url@n2 peer-url@n3] <nil>
+	// Own (role.Same[role_test.PeerURL]) [peer-url@n2] <nil>
 }
