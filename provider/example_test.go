@@ -1,6 +1,7 @@
 package provider_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -86,4 +87,57 @@ func ExampleUnitsOf() {
 	// Output:
 	// true
 	// node n2 (provider custom) does not offer provider.Units: its transport (no transport) does not implement it; use a provider whose nodes do, or a role that does not need it
+}
+
+// rack is a driver for a rack with a fixed number of slots: it knows its
+// capacity, so impossible requests are refused before anything is made.
+type rack struct {
+	slots int
+	nodes map[string]*provider.Node
+}
+
+func (r *rack) Name() string { return "rack" }
+func (r *rack) Create(_ context.Context, s provider.NodeSpec) (*provider.Node, error) {
+	n := &provider.Node{ID: s.ID, Name: s.Name, Provider: "rack", State: provider.StateRunning, Labels: s.Labels}
+	r.nodes[s.ID] = n
+	return n, nil
+}
+func (r *rack) Get(_ context.Context, id string) (*provider.Node, error) {
+	if n, ok := r.nodes[id]; ok {
+		return n, nil
+	}
+	return nil, provider.ErrNotFound
+}
+func (r *rack) List(context.Context) ([]*provider.Node, error) {
+	var out []*provider.Node
+	for _, n := range r.nodes {
+		out = append(out, n)
+	}
+	return out, nil
+}
+func (r *rack) Delete(_ context.Context, id string) error { delete(r.nodes, id); return nil }
+
+// Capacity implements provider.CapacityReporter.
+func (r *rack) Capacity(context.Context) (provider.Capacity, error) {
+	return provider.Capacity{Free: r.slots - len(r.nodes), Limit: fmt.Sprintf("%d slots", r.slots)}, nil
+}
+
+// A front end checks the whole request against the provider's capacity
+// before it creates the first node; nodes are stamped with their
+// deployment, so they can be found again without any state.
+func ExampleProvider_CheckCapacity() {
+	ctx := context.Background()
+	p := provider.New(&rack{slots: 3, nodes: map[string]*provider.Node{}})
+	_, _ = p.Create(ctx, provider.NodeSpec{ID: "n1", Deployment: "etcd"})
+
+	err := p.CheckCapacity(ctx, []string{"n1", "n2", "n3", "n4"})
+	fmt.Println(errors.Is(err, provider.ErrNoCapacity), err)
+	fmt.Println(p.CheckCapacity(ctx, []string{"n1", "n2", "n3"}))
+
+	mine, _ := p.DeploymentNodes(ctx, "etcd")
+	fmt.Println(len(mine), mine[0].Deployment())
+	// Output:
+	// true rack: 3 new nodes requested but only 2 fit (3 slots): ask for fewer or give the provider more room: not enough capacity
+	// <nil>
+	// 1 etcd
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -73,6 +74,26 @@ func helperProcess(childtest.T) {
 		// Crash here: the parent sends SIGKILL while we wait.
 		time.Sleep(time.Minute)
 		os.Exit(3)
+	case "create-same":
+		// Two of these run at once against the same lab.
+		type made struct {
+			ID   string
+			Addr netip.Addr
+			PID  int
+		}
+		var out []made
+		for i := range 4 {
+			n, err := p.Create(ctx, provider.NodeSpec{ID: fmt.Sprintf("x%d", i)})
+			if err != nil {
+				fmt.Println("error", err)
+				os.Exit(1)
+			}
+			var info *NodeInfo
+			n.As(&info)
+			out = append(out, made{n.ID, n.InterfaceAddr, info.PID})
+		}
+		_ = enc.Encode(out)
+		os.Exit(0)
 	case "unit":
 		// Start a unit and end normally: the unit must outlive us.
 		n, err := p.Create(ctx, provider.NodeSpec{ID: "u0"})

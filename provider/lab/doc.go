@@ -50,14 +50,27 @@
 // is how the units code is tested against a real systemd on one machine.
 //
 // Nodes outlive the controller: the lab keeps its subnet, its bridge name
-// and every node (address, PID and start time) in a JSON state file in its
-// directory, changed under a file lock. A node's address stays reserved
-// from before its resources exist until after they are gone, so a
-// restarted controller never hands out an address in use. [Lab.Teardown]
-// (or Delete) removes processes, namespaces, veths, bridge, firewall rule
-// and directories, also from a new process after a crash; node inits carry
-// their lab directory and node ID in their argv, so even a node the state
-// file lost is found.
+// and every node (address, PID and start time, network namespace inode) in
+// a JSON state file in its directory, changed under a file lock. A node's
+// address stays reserved from before its resources exist until after they
+// are gone, so a restarted controller never hands out an address in use.
+// Creating or deleting a node holds a lock on that node that holds across
+// processes (flock), taken before anything of it exists: two controllers
+// creating the same nodes at once share them, and neither takes the
+// other's half-made node for crash leftovers.
+//
+// Delete and [Lab.Teardown] end every process in any of a node's
+// namespaces — found by namespace inode, so a daemon started with only
+// `nsenter --net` goes too — and remove namespaces, veths, bridge,
+// firewall rule and directories, also from a new process after a crash,
+// when nodes are already gone or the state file is corrupt; node inits
+// carry their lab directory and node ID in their argv, so even a node the
+// state file lost is found. [Remove] does the same without opening (and
+// so creating) the lab first: what a destroy command calls.
+//
+// The lab reports its capacity (provider.CapacityReporter: one node per
+// free address of its subnet), so provider.Provider.CheckCapacity refuses
+// a request that cannot fit before the first node is made.
 //
 // On hosts whose PID 1 does not reap orphans (some containers and
 // microVMs), the init of a node whose controller died stays a zombie after

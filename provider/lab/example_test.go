@@ -36,3 +36,11 @@ func Example() {
 	n.As(&info)
 	fmt.Printf("%s at %s (init pid %d): %s", n.Name, n.InterfaceAddr, info.PID, res.Stdout)
 }
+
+// A destroy command removes a lab by name, whatever is left of it, without
+// creating anything first. (Needs root; not run as a test here.)
+func ExampleRemove() {
+	if err := lab.Remove(context.Background(), lab.Options{Name: "demo"}); err != nil {
+		log.Fatal(err)
+	}
+}

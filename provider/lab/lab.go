@@ -14,8 +14,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sys/unix"
@@ -56,12 +56,12 @@ type Lab struct {
 	bridge  string
 	subnet  netip.Prefix
 	gateway netip.Addr
-
-	mu     sync.Mutex
-	nodeMu map[string]*sync.Mutex
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+var (
+	namePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+	nodeIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`) // provider.NodeSpec's rule
+)
 
 // requiredTools are the host programs a lab runs.
 var requiredTools = []string{"ip", "nsenter", "iptables", "mount", "sh"}
@@ -110,7 +110,7 @@ func Open(ctx context.Context, opts Options) (*Lab, error) {
 			return nil, fmt.Errorf("lab %s: subnet %s must be IPv4, /16 to /29", opts.Name, opts.Subnet)
 		}
 	}
-	l := &Lab{name: opts.Name, dir: dir, bridge: "mb" + shortHash(dir), nodeMu: map[string]*sync.Mutex{}}
+	l := &Lab{name: opts.Name, dir: dir, bridge: "mb" + shortHash(dir)}
 
 	err = l.withState(true, func(st *labState) error {
 		if st.Name == "" {
@@ -129,6 +129,34 @@ func Open(ctx context.Context, opts Options) (*Lab, error) {
 		return nil, fmt.Errorf("lab %s: open: %w", opts.Name, err)
 	}
 	return l, nil
+}
+
+var _ provider.CapacityReporter = (*Lab)(nil)
+
+// Remove tears down the lab named in opts, if anything of it is left,
+// without creating anything first (Open would make its directory, bridge
+// and firewall rule): what a destroy command should call. It works when
+// the lab's directory is gone, its state file is corrupt, or nodes died.
+func Remove(ctx context.Context, opts Options) error {
+	if err := Check(); err != nil {
+		return err
+	}
+	if !namePattern.MatchString(opts.Name) {
+		return fmt.Errorf("lab: name %q is invalid: use 1-40 characters of a-z, 0-9 and '-'", opts.Name)
+	}
+	dir := opts.Dir
+	if dir == "" {
+		dir = filepath.Join(DefaultRoot, opts.Name)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("lab %s: directory: %w", opts.Name, err)
+	}
+	if st, err := readState(dir); err == nil && st.Name != "" && st.Name != opts.Name {
+		return fmt.Errorf("lab %s: directory %s belongs to lab %q: nothing removed", opts.Name, dir, st.Name)
+	}
+	l := &Lab{name: opts.Name, dir: dir, bridge: "mb" + shortHash(dir)}
+	return l.Teardown(ctx)
 }
 
 // Provider returns the portable handle for this lab.
@@ -286,24 +314,59 @@ func hostPrefixes(ctx context.Context) ([]netip.Prefix, error) {
 	return ps, nil
 }
 
-// Teardown deletes every node of the lab, the FORWARD rule, the bridge and
-// the lab's directory. It works from any process, also after the process
-// that created the nodes was killed. The Lab must not be used afterwards.
+// Teardown deletes every node of the lab (each with every process in its
+// namespaces), the FORWARD rule, the bridge and the lab's directory. It
+// works from any process, also after the process that created the nodes
+// was killed, when nodes are already gone, and when the state file is
+// lost or corrupt (nodes are found by their directories and their inits'
+// markers too). It waits for Creates and Deletes in flight, in any
+// process, and later ones fail. The Lab must not be used afterwards.
 func (l *Lab) Teardown(ctx context.Context) error {
-	var ids []string
-	if err := l.withState(false, func(st *labState) error {
-		ids = st.sortedIDs()
-		return nil
-	}); err != nil {
+	var errs *multierror.Error
+	unlock, err := flockCtx(ctx, filepath.Join(l.dir, useLock), unix.LOCK_EX)
+	if errors.Is(err, errTornDown) {
+		unlock, err = func() {}, nil
+	}
+	if err != nil {
 		return fmt.Errorf("lab %s: teardown: %w", l.name, err)
 	}
-	var errs *multierror.Error
-	for _, id := range ids {
-		if err := l.Delete(ctx, id); err != nil {
+	defer unlock()
+
+	ids := map[string]bool{}
+	err = l.withState(false, func(st *labState) error {
+		for _, id := range st.sortedIDs() {
+			ids[id] = true
+		}
+		return nil
+	})
+	var corrupt *corruptStateError
+	if errors.As(err, &corrupt) {
+		// What it held is found below from the nodes' directories; the
+		// file goes aside so that deletes can record their progress.
+		err = os.Rename(corrupt.path, corrupt.path+".corrupt")
+	}
+	if err != nil && !errors.Is(err, errTornDown) {
+		errs = multierror.Append(errs, err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(l.dir, "nodes")); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && nodeIDPattern.MatchString(e.Name()) {
+				ids[e.Name()] = true
+			}
+		}
+	}
+	sorted := make([]string, 0, len(ids))
+	for id := range ids {
+		sorted = append(sorted, id)
+	}
+	sort.Strings(sorted)
+	for _, id := range sorted {
+		if err := l.deleteNode(ctx, id); err != nil && !errors.Is(err, errTornDown) {
 			errs = multierror.Append(errs, err)
 		}
 	}
-	// Nodes whose records were lost still carry the lab's marker.
+	// Nodes whose records and directories were lost still carry the
+	// lab's marker (or, booted with systemd, sit in the lab's cgroup).
 	for _, pid := range findInits(l.dir, "") {
 		if err := stopInit(ctx, pid, unix.SIGTERM); err != nil {
 			errs = multierror.Append(errs, err)
@@ -332,6 +395,19 @@ func (l *Lab) Teardown(ctx context.Context) error {
 		return fmt.Errorf("lab %s: teardown (run it again to retry): %w", l.name, err)
 	}
 	return nil
+}
+
+// Capacity implements [provider.CapacityReporter]: a lab holds one node
+// per free address of its subnet.
+func (l *Lab) Capacity(ctx context.Context) (provider.Capacity, error) {
+	var c provider.Capacity
+	err := l.withState(false, func(st *labState) error {
+		total := st.hostAddrs()
+		c.Free = max(total-len(st.Nodes), 0)
+		c.Limit = fmt.Sprintf("lab %s: subnet %s has %d node addresses, %d in use", l.name, st.Subnet, total, len(st.Nodes))
+		return nil
+	})
+	return c, err
 }
 
 // shortHash is 10 hex digits of s's SHA-256, for interface names (at most

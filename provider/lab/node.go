@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -54,8 +53,16 @@ const initMarker = "mason-lab-init"
 // reaps children until SIGTERM. Paths of the node's directory are relative
 // to its working directory (the node's directory), which stays reachable
 // after /var/lib or /tmp are mounted over it.
-const initScript = `set -eu
-mount --make-rprivate /
+const initScript = "set -eu\n" + nodeSetup + `cd /
+echo ok >&3
+exec 3>&-
+trap 'kill -TERM -1 2>/dev/null || true; exit 0' TERM INT
+while :; do sleep 3600 & wait $! || true; done
+`
+
+// nodeSetup gives a node its private file systems and hostname; every
+// kind of init starts with it.
+const nodeSetup = `mount --make-rprivate /
 mount -t proc -o nosuid,nodev,noexec proc /proc
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$PWD/etc-upper,workdir=$PWD/etc-work" /etc
 mount -c --bind var-lib /var/lib
@@ -67,11 +74,6 @@ hostname "$MASON_HOSTNAME"
 echo "$MASON_HOSTNAME" >/etc/hostname
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$MASON_HOSTNAME" >/etc/hosts
 ip link set lo up
-cd /
-echo ok >&3
-exec 3>&-
-trap 'kill -TERM -1 2>/dev/null || true; exit 0' TERM INT
-while :; do sleep 3600 & wait $! || true; done
 `
 
 // Create makes the node spec.ID: a PID, mount, UTS, IPC and network
@@ -93,12 +95,23 @@ func (l *Lab) Create(ctx context.Context, spec provider.NodeSpec) (*provider.Nod
 	default:
 		return nil, fmt.Errorf("lab: image %q is unknown: use %q (the default) or %q", spec.Image.ID, ImageHost, ImageSystemd)
 	}
-	unlock := l.lockNode(spec.ID)
+	// Both locks hold across processes and are taken before anything of
+	// the node exists: another process creating the same node waits here,
+	// then finds it made.
+	release, err := l.useShared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	unlock, err := l.lockNode(ctx, spec.ID)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 
 	var rec *nodeRecord
 	var existing bool
-	err := l.withState(true, func(st *labState) error {
+	err = l.withState(true, func(st *labState) error {
 		if r, ok := st.Nodes[spec.ID]; ok {
 			if r.image() != image {
 				return fmt.Errorf("node %s exists with image %q, not %q: delete it first", spec.ID, r.image(), image)
@@ -112,7 +125,7 @@ func (l *Lab) Create(ctx context.Context, spec provider.NodeSpec) (*provider.Nod
 		}
 		rec = &nodeRecord{
 			ID: spec.ID, Name: spec.Name, Addr: addr, MAC: nodeMAC(l.dir, spec.ID).String(),
-			HostVeth: "mv" + shortHash(l.dir+"\x00"+spec.ID), State: string(provider.StatePending), Labels: spec.Labels,
+			HostVeth: l.hostVeth(spec.ID), State: string(provider.StatePending), Labels: spec.Labels,
 			Image: image,
 		}
 		st.Nodes[spec.ID] = rec
@@ -123,7 +136,7 @@ func (l *Lab) Create(ctx context.Context, spec provider.NodeSpec) (*provider.Nod
 	}
 	if existing {
 		if rec.State == string(provider.StateRunning) && l.alive(rec) {
-			return l.node(rec), nil
+			return l.stamp(rec, spec)
 		}
 		// Half-made or dead: clear its leftovers, keep the record (and
 		// its address) and build it again.
@@ -136,6 +149,7 @@ func (l *Lab) Create(ctx context.Context, spec provider.NodeSpec) (*provider.Nod
 	pid, start, err := l.start(ctx, rec)
 	if err == nil {
 		rec.PID, rec.StartTime = pid, start
+		rec.NetNS = nsInodes(pid)["net"]
 		err = l.plug(ctx, rec)
 	}
 	if err == nil && rec.systemd() {
@@ -158,6 +172,29 @@ func (l *Lab) Create(ctx context.Context, spec provider.NodeSpec) (*provider.Nod
 		st.Nodes[rec.ID] = rec
 		return nil
 	}); err != nil {
+		return nil, err
+	}
+	return l.node(rec), nil
+}
+
+// stamp returns an existing node, adding the deployment label of spec if
+// the node was made without one (before nodes were stamped).
+func (l *Lab) stamp(rec *nodeRecord, spec provider.NodeSpec) (*provider.Node, error) {
+	d, ok := spec.Labels[provider.LabelDeployment]
+	if !ok || rec.Labels[provider.LabelDeployment] != "" {
+		return l.node(rec), nil
+	}
+	err := l.withState(true, func(st *labState) error {
+		if r := st.Nodes[rec.ID]; r != nil {
+			if r.Labels == nil {
+				r.Labels = map[string]string{}
+			}
+			r.Labels[provider.LabelDeployment] = d
+			rec = r
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return l.node(rec), nil
@@ -236,9 +273,14 @@ func (l *Lab) start(ctx context.Context, rec *nodeRecord) (int, uint64, error) {
 	select {
 	case b := <-got:
 		if strings.TrimSpace(string(b)) != "ok" {
+			fate := initFate(pid)
 			_ = stopInit(context.WithoutCancel(ctx), pid, unix.SIGKILL)
 			log, _ := os.ReadFile(filepath.Join(nd, "init.log"))
-			return 0, 0, fmt.Errorf("node init failed to set up the node: %s", strings.TrimSpace(string(log)))
+			why := strings.TrimSpace(string(log))
+			if why == "" {
+				why = fmt.Sprintf("its init (pid %d) %s before it was ready, without a message (was it killed by another process?)", pid, fate)
+			}
+			return 0, 0, fmt.Errorf("node init failed to set up the node: %s", why)
 		}
 	case <-ctx.Done():
 		pr.Close() // unblocks the reader
@@ -299,22 +341,49 @@ func (l *Lab) List(ctx context.Context) ([]*provider.Node, error) {
 	return out, err
 }
 
-// Delete stops the node's init (which ends every process in the node and
-// its namespaces), removes its veth and directory, then releases its
-// address. Deleting a missing node succeeds.
+// Delete stops the node's init and every other process in any of its
+// namespaces (also those that joined only its network namespace, like a
+// daemon started with nsenter --net), removes its veth and directory,
+// then releases its address. Deleting a missing node succeeds.
 func (l *Lab) Delete(ctx context.Context, id string) error {
-	unlock := l.lockNode(id)
+	release, err := l.useShared(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return l.deleteNode(ctx, id)
+}
+
+// deleteNode is Delete without the lab's use lock (Teardown holds it).
+func (l *Lab) deleteNode(ctx context.Context, id string) error {
+	unlock, err := l.lockNode(ctx, id)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	var rec *nodeRecord
-	err := l.withState(true, func(st *labState) error {
+	err = l.withState(true, func(st *labState) error {
 		rec = st.Nodes[id]
 		if rec != nil {
 			rec.State = string(provider.StateDeleting)
 		}
 		return nil
 	})
-	if err != nil || rec == nil {
+	if err != nil {
 		return err
+	}
+	if rec == nil {
+		// No record, but maybe leftovers (a state file that lost it): the
+		// node's directory, veth and init marker are found by its ID.
+		if _, err := os.Stat(l.nodeDir(id)); err != nil {
+			return nil
+		}
+		rec = &nodeRecord{ID: id, HostVeth: l.hostVeth(id), Image: ImageHost}
+		if cg, err := l.nodeCgroup(id); err == nil {
+			if _, err := os.Stat(cg); err == nil {
+				rec.Image = ImageSystemd
+			}
+		}
 	}
 	if err := l.cleanupNode(ctx, rec); err != nil {
 		return err
@@ -325,6 +394,8 @@ func (l *Lab) Delete(ctx context.Context, id string) error {
 	})
 }
 
+func (l *Lab) hostVeth(id string) string { return "mv" + shortHash(l.dir+"\x00"+id) }
+
 // cleanupNode removes everything a node may hold, whatever state it was
 // left in.
 func (l *Lab) cleanupNode(ctx context.Context, rec *nodeRecord) error {
@@ -332,6 +403,15 @@ func (l *Lab) cleanupNode(ctx context.Context, rec *nodeRecord) error {
 	if rec.PID != 0 && l.alive(rec) {
 		pids = append(pids, rec.PID)
 	}
+	// While an init lives its namespaces do, and their inodes name them
+	// unambiguously: note every process in them before the init goes.
+	inodes := map[string]uint64{}
+	for _, pid := range pids {
+		for k, ino := range nsInodes(pid) {
+			inodes[k] = ino
+		}
+	}
+	stragglers := procsIn(inodes, 0, netip.Addr{})
 	sig := unix.SIGTERM
 	if rec.systemd() {
 		sig = sigPoweroff
@@ -351,6 +431,13 @@ func (l *Lab) cleanupNode(ctx context.Context, rec *nodeRecord) error {
 		if err != nil {
 			return fmt.Errorf("node %s: %w", rec.ID, err)
 		}
+	}
+	// Processes that joined only the node's network namespace (nsenter
+	// --net) outlive its init and keep the namespace, its eth0 and its
+	// address alive; those, and any that joined since, go now.
+	stragglers = append(stragglers, procsIn(nil, rec.NetNS, rec.Addr)...)
+	if err := killProcs(ctx, stragglers, 5*time.Second); err != nil {
+		return fmt.Errorf("node %s: %w", rec.ID, err)
 	}
 	if linkExists(rec.HostVeth) {
 		if err := run(ctx, nil, "ip", "link", "del", rec.HostVeth); err != nil && linkExists(rec.HostVeth) {
@@ -407,17 +494,16 @@ func (r *nodeRecord) image() string {
 
 func (l *Lab) nodeDir(id string) string { return filepath.Join(l.dir, "nodes", id) }
 
-// lockNode serializes Create and Delete of one ID within this process.
-func (l *Lab) lockNode(id string) func() {
-	l.mu.Lock()
-	m := l.nodeMu[id]
-	if m == nil {
-		m = &sync.Mutex{}
-		l.nodeMu[id] = m
+// initFate says what became of a node init that did not report ready.
+func initFate(pid int) string {
+	f, err := procStat(pid)
+	switch {
+	case err != nil:
+		return "was gone"
+	case len(f) > 0 && f[0] == "Z":
+		return "exited"
 	}
-	l.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	return "closed its readiness pipe"
 }
 
 // alive reports whether the record's init still runs (same PID and start

@@ -40,6 +40,9 @@ type nodeRecord struct {
 	// Image is ImageHost or ImageSystemd; empty in older state files
 	// means ImageHost.
 	Image string `json:"image,omitempty"`
+	// NetNS is the inode of the node's network namespace, to find the
+	// processes in it once its init is gone.
+	NetNS uint64 `json:"netns,omitempty"`
 }
 
 // systemd reports whether the node boots systemd as its init.
@@ -55,6 +58,9 @@ const (
 // save is true, the state is written back atomically.
 func (l *Lab) withState(save bool, fn func(st *labState) error) error {
 	lf, err := os.OpenFile(filepath.Join(l.dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errTornDown
+	}
 	if err != nil {
 		return fmt.Errorf("open lab lock: %w", err)
 	}
@@ -87,13 +93,25 @@ func readState(dir string) (*labState, error) {
 	}
 	st := &labState{}
 	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("lab state %s is corrupt (fix or remove it after tearing down by hand): %w", filepath.Join(dir, stateFile), err)
+		return nil, &corruptStateError{path: filepath.Join(dir, stateFile), err: err}
 	}
 	if st.Nodes == nil {
 		st.Nodes = map[string]*nodeRecord{}
 	}
 	return st, nil
 }
+
+// corruptStateError reports a state file that does not parse.
+type corruptStateError struct {
+	path string
+	err  error
+}
+
+func (e *corruptStateError) Error() string {
+	return fmt.Sprintf("lab state %s is corrupt (Teardown still removes the lab; or fix the file): %v", e.path, e.err)
+}
+
+func (e *corruptStateError) Unwrap() error { return e.err }
 
 func writeState(dir string, st *labState) error {
 	b, err := json.MarshalIndent(st, "", "  ")
@@ -137,6 +155,12 @@ func (st *labState) allocAddr() (netip.Addr, error) {
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("lab subnet %s is full (%d nodes): delete nodes or use a larger subnet", p, len(st.Nodes))
+}
+
+// hostAddrs is how many node addresses the subnet has: all but the
+// network, broadcast and gateway addresses.
+func (st *labState) hostAddrs() int {
+	return 1<<(32-st.Subnet.Bits()) - 3
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

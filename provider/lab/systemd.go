@@ -43,21 +43,7 @@ const sigPoweroff = syscall.Signal(38)
 // file systems as initScript, then a minimal /dev, a read-only /sys (so
 // the node's systemd leaves the host's devices alone) and its own cgroup
 // namespace and cgroup2 mount, then systemd itself as PID 1.
-const systemdInitScript = `set -eu
-echo 0 >"$MASON_CGROUP/cgroup.procs"
-mount --make-rprivate /
-mount -t proc -o nosuid,nodev,noexec proc /proc
-mount -t overlay overlay -o "lowerdir=/etc,upperdir=$PWD/etc-upper,workdir=$PWD/etc-work" /etc
-mount -c --bind var-lib /var/lib
-mount -c --bind var-log /var/log
-mount -c --bind tmp /tmp
-mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
-mkdir -p /run/lock
-hostname "$MASON_HOSTNAME"
-echo "$MASON_HOSTNAME" >/etc/hostname
-printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$MASON_HOSTNAME" >/etc/hosts
-ip link set lo up
-mount -t tmpfs -o mode=0755,nosuid dev /dev
+const systemdInitScript = "set -eu\necho 0 >\"$MASON_CGROUP/cgroup.procs\"\n" + nodeSetup + `mount -t tmpfs -o mode=0755,nosuid dev /dev
 mknod -m 666 /dev/null c 1 3
 mknod -m 666 /dev/zero c 1 5
 mknod -m 666 /dev/full c 1 7

@@ -11,6 +11,7 @@ import (
 
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/internal/shfile"
+	"github.com/masonops/mason/provider/internal/unitop"
 	"github.com/masonops/mason/provider/systemd"
 )
 
@@ -32,12 +33,6 @@ const (
 	UnitLogDir = "/var/log/units"
 	// unitStateDir holds each unit's status and its supervisor's lock.
 	unitStateDir = "/run/mason/units"
-)
-
-// Exit statuses of the supervisor's operations.
-const (
-	exitNotInstalled  = 44
-	exitNotExecutable = 45
 )
 
 var _ provider.Units = (*Transport)(nil)
@@ -184,20 +179,7 @@ func (t *Transport) supervisorOp(ctx context.Context, op, name string, args ...s
 // unitOp runs cmd and turns the supervisor's exit statuses into errors.
 func (t *Transport) unitOp(ctx context.Context, op, name string, cmd provider.Command) (string, error) {
 	res, err := t.Run(ctx, cmd)
-	if err != nil {
-		return "", fmt.Errorf("lab: %s unit %s: %w", op, name, err)
-	}
-	msg := strings.TrimSpace(string(res.Stderr))
-	switch res.ExitCode {
-	case 0:
-		return string(res.Stdout), nil
-	case exitNotInstalled:
-		return "", fmt.Errorf("lab: %s unit %s: %w", op, name, provider.ErrUnitNotFound)
-	}
-	if msg == "" {
-		msg = fmt.Sprintf("exit status %d", res.ExitCode)
-	}
-	return "", fmt.Errorf("lab: %s unit %s: %s", op, name, msg)
+	return unitop.Outcome("lab", op, name, res, err)
 }
 
 // installScript is the shell script InstallUnit feeds to the node's shell:
@@ -216,9 +198,7 @@ func installScript(u provider.Unit) string {
 	file("run", []byte(runScript(u)))
 	file("conf", []byte(unitConf(u)))
 	fmt.Fprintf(&b, "chmod 0700 \"$tmp/run\"\n")
-	prog := shfile.Quote(u.Command[0])
-	fmt.Fprintf(&b, "if [ ! -f %[1]s ] || [ ! -x %[1]s ]; then echo \"unit %[2]s: %[3]s is not an executable file on this node\" >&2; exit %[4]d; fi\n",
-		prog, u.Name, strings.ReplaceAll(u.Command[0], `"`, ``), exitNotExecutable)
+	b.WriteString(unitop.CheckProgram(u))
 	fmt.Fprintf(&b, "trap - EXIT\nexec sh %s/mason-unit commit %s \"$tmp\"\n", UnitDir, shfile.Quote(u.Name))
 	return b.String()
 }

@@ -1,5 +1,6 @@
 // Package providertest is the contract suite every provider driver must
-// pass: create, get, list and delete with idempotency, readiness, and the
+// pass: create, get, list and delete with idempotency, readiness, the
+// deployment stamp, and the
 // transport's exec (stdout, stderr, exit codes, stdin, env, working
 // directory, timeouts) and file put/get.
 //
@@ -74,6 +75,9 @@ func create(t *testing.T, h Harness, i int) *provider.Node {
 	t.Helper()
 	ctx := ctxT(t)
 	spec := h.Spec(i)
+	if spec.Deployment == "" {
+		spec.Deployment = "mason-contract"
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -100,6 +104,7 @@ func testLifecycle(t *testing.T, h Harness) {
 	ctx := ctxT(t)
 	spec := h.Spec(0)
 	n := create(t, h, 0)
+	require.Equal(t, "mason-contract", n.Deployment(), "the node carries the deployment it was created for")
 	require.Equal(t, spec.ID, n.ID)
 	require.Equal(t, h.Provider.Name(), n.Provider)
 	require.Equal(t, provider.StateRunning, n.State)
@@ -115,6 +120,10 @@ func testLifecycle(t *testing.T, h Harness) {
 	require.NoError(t, err)
 	require.Equal(t, n.ID, got.ID)
 	require.Equal(t, n.InterfaceAddr, got.InterfaceAddr)
+	require.Equal(t, "mason-contract", got.Deployment())
+	mine, err := h.Provider.DeploymentNodes(ctx, "mason-contract")
+	require.NoError(t, err)
+	require.Contains(t, ids(mine), spec.ID)
 	require.NoError(t, provider.Ready(ctx, got))
 
 	list, err := h.Provider.List(ctx)
@@ -141,8 +150,13 @@ func toAny[T any](xs []T) []any {
 func testCreateIdempotent(t *testing.T, h Harness) {
 	ctx := ctxT(t)
 	a := create(t, h, 0)
-	b, err := h.Provider.Create(ctx, h.Spec(0))
+	spec := h.Spec(0)
+	spec.Deployment = "mason-contract"
+	b, err := h.Provider.Create(ctx, spec)
 	require.NoError(t, err)
+	spec.Deployment = "mason-other"
+	_, err = h.Provider.Create(ctx, spec)
+	require.ErrorContains(t, err, "belongs to deployment", "a node of another deployment is not handed out")
 	require.Equal(t, a.ID, b.ID)
 	require.Equal(t, a.InterfaceAddr, b.InterfaceAddr, "a second Create returns the same node")
 	c := create(t, h, 1)

@@ -24,18 +24,11 @@ import (
 	"time"
 
 	"github.com/masonops/mason/provider"
-	"github.com/masonops/mason/provider/internal/shfile"
+	"github.com/masonops/mason/provider/internal/unitop"
 )
 
 // Dir is where unit files are installed.
 const Dir = "/etc/systemd/system"
-
-// Exit statuses of the scripts.
-const (
-	exitNotInstalled  = 44
-	exitNotExecutable = 45
-	exitNoSystemd     = 46
-)
 
 // Units implements [provider.Units] with the systemd of the machine behind
 // a transport. It is safe for concurrent use.
@@ -141,11 +134,8 @@ func (s *Units) InstallUnit(ctx context.Context, u provider.Unit) (provider.Unit
 	if err := u.Validate(); err != nil {
 		return "", fmt.Errorf("systemd: %w", err)
 	}
-	prog := shfile.Quote(u.Command[0])
-	check := fmt.Sprintf("if [ ! -f %[1]s ] || [ ! -x %[1]s ]; then echo \"unit %[2]s: %[3]s is not an executable file on this machine\" >&2; exit 45; fi\n",
-		prog, u.Name, strings.ReplaceAll(u.Command[0], `"`, ``))
 	file := base64.StdEncoding.EncodeToString(u.SystemdFile())
-	script := preamble + check + strings.Replace(installScript, "\nFILE\n", "\n"+file+"\n", 1)
+	script := preamble + unitop.CheckProgram(u) + strings.Replace(installScript, "\nFILE\n", "\n"+file+"\n", 1)
 	out, err := s.op(ctx, "install", u.Name, script)
 	if err != nil {
 		return "", err
@@ -282,18 +272,5 @@ exec sudo -n sh -s -- "$@"`
 func (s *Units) op(ctx context.Context, op, name, script string, args ...string) (string, error) {
 	argv := append([]string{"sh", "-c", asRoot, "mason-unit", name}, args...)
 	res, err := s.t.Run(ctx, provider.Command{Args: argv, Stdin: strings.NewReader(script)})
-	if err != nil {
-		return "", fmt.Errorf("systemd: %s unit %s: %w", op, name, err)
-	}
-	msg := strings.TrimSpace(string(res.Stderr))
-	switch res.ExitCode {
-	case 0:
-		return string(res.Stdout), nil
-	case exitNotInstalled:
-		return "", fmt.Errorf("systemd: %s unit %s: %w", op, name, provider.ErrUnitNotFound)
-	}
-	if msg == "" {
-		msg = fmt.Sprintf("exit status %d", res.ExitCode)
-	}
-	return "", fmt.Errorf("systemd: %s unit %s: %s", op, name, msg)
+	return unitop.Outcome("systemd", op, name, res, err)
 }
