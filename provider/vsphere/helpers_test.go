@@ -131,7 +131,7 @@ func (v *vcsim) config(t *testing.T, plan ips, logs *logBuf) Config {
 		IPTimeout:         10 * time.Second,
 		PollInterval:      5 * time.Millisecond,
 		MaxPollInterval:   50 * time.Millisecond,
-		RetryFor:          5 * time.Second,
+		RetryFor:          30 * time.Second, // room for slow simulated calls on a loaded machine
 		Breaker:           breaker.Options{Failures: 3, OpenFor: 300 * time.Millisecond},
 		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
