@@ -46,7 +46,6 @@ const (
 	ConfigFile = "/etc/etcd/etcd.yml"
 	PKIDir     = "/etc/etcd/pki"
 	DataDir    = "/var/lib/etcd/data"
-	LogFile    = "/var/log/etcd/etcd.log"
 	PIDFile    = "/run/etcd.pid"
 	PeerPort   = 2380
 	ClientPort = 2379
