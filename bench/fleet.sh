@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# bench/fleet.sh — mason's ssh provider against Ansible (Debian's
+# ansible-core, best settings: forks >= N, pipelining, ControlPersist) and
+# Ansible with Mitogen (Debian's ansible-mitogen, strategy mitogen_linear)
+# doing the same work on the same N lab nodes, each running a real sshd:
+#
+#   gather facts; render a config from the node's facts and every peer's
+#   address; copy a 1 MiB file; ensure a directory tree with modes; run a
+#   command only when the config changed.
+#
+# Phases, per tool and round: cold apply (nothing on the nodes, no
+# connection open, mason's state empty), converged re-run, re-run after
+# fleet_version changed (touches every node's config), drift (one node's
+# config tampered with). After every run the end state is checked on every
+# node through the lab's own transport (fleetbench verify: config, payload,
+# modes, how often the command ran); a wrong end state stops the bench
+# with an error. The tools alternate: each round starts with the one that
+# went last in the round before.
+#
+# Knobs: FLEET_NODES (node counts, default "10 30 60"), FLEET_ROUNDS
+# (default 3), FLEET_MITOGEN (1 measures the Mitogen column, 0 skips it;
+# default 1), FLEET_BUDGET (seconds for the whole run, default 7200), GO.
+#
+# Installs ansible-core, ansible-mitogen and openssh-server/-client from
+# Debian when missing (a policy-rc.d that returns 101 keeps apt from
+# starting sshd), talks only to its own lab's addresses, and removes the
+# lab, its sshds, Ansible's SSH masters and its files on exit, also on
+# error or interrupt. Prints the table on stderr-free stdout; the last
+# lines are "PHASE ansible/mason RATIO" (the median over every round of
+# every node count) for cold, converged, changed and drift.
+set -euo pipefail
+
+NODES=${FLEET_NODES:-10 30 60}
+ROUNDS=${FLEET_ROUNDS:-3}
+MITOGEN=${FLEET_MITOGEN:-1}
+BUDGET=${FLEET_BUDGET:-7200}
+GO=${GO:-go}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/fleet-bench.XXXXXX)
+BIN="$WORK/fleetbench"
+TIMES="$WORK/times.tsv"
+LAB_UP=""
+
+log() { echo "# $*" >&2; }
+
+stop_masters() { # stop Ansible's ControlPersist masters under $WORK
+	local s
+	for s in "$WORK"/cp*/*; do
+		[ -S "$s" ] && ssh -o ControlPath="$s" -O exit x >/dev/null 2>&1 || true
+	done
+}
+
+stop_watchdog() {
+	pkill -P "$WATCHDOG" 2>/dev/null || true
+	kill "$WATCHDOG" 2>/dev/null || true
+	wait "$WATCHDOG" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	stop_watchdog
+	stop_masters
+	if [ -n "$LAB_UP" ]; then
+		"$BIN" down -dir "$LAB_UP" >&2 || rc=1
+	fi
+	if [ -n "${POLICY_BACKUP:-}" ]; then
+		if [ "$POLICY_BACKUP" = none ]; then rm -f /usr/sbin/policy-rc.d; else mv -f "$POLICY_BACKUP" /usr/sbin/policy-rc.d; fi
+	fi
+	rm -rf "$WORK"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "fleet.sh: over the budget of ${BUDGET}s, stopping" >&2; exit 124' USR1
+trap 'exit 130' INT TERM
+
+( sleep "$BUDGET"; kill -USR1 $$ 2>/dev/null ) >/dev/null 2>&1 &
+WATCHDOG=$!
+
+# --- tools -----------------------------------------------------------------
+need=()
+command -v ansible-playbook >/dev/null || need+=(ansible-core)
+[ "$MITOGEN" = 1 ] && ! dpkg-query -W -f='${Status}' ansible-mitogen 2>/dev/null | grep -q 'install ok installed' && need+=(ansible-mitogen)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null || need+=(openssh-client)
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "fleet.sh: missing ${need[*]} and not root to install them" >&2
+		exit 1
+	fi
+	log "installing ${need[*]}"
+	if [ -e /usr/sbin/policy-rc.d ]; then
+		POLICY_BACKUP="$WORK/policy-rc.d.orig"
+		cp -p /usr/sbin/policy-rc.d "$POLICY_BACKUP"
+	else
+		POLICY_BACKUP=none
+	fi
+	printf '#!/bin/sh\n# fleet.sh: never start services during install\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+log "building fleetbench"
+(cd "$ROOT" && "$GO" build -o "$BIN" ./bench/fleetbench)
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# ansible_cfg DIR N CPDIR: Ansible's best settings for N hosts.
+ansible_cfg() {
+	local forks=$2
+	[ "$forks" -lt 5 ] && forks=5
+	cat >"$1/ansible.cfg" <<CFG
+[defaults]
+inventory = $1/hosts.ini
+forks = $forks
+interpreter_python = /usr/bin/python3
+host_key_checking = True
+retry_files_enabled = False
+local_tmp = $1/ansible-local
+deprecation_warnings = False
+[ssh_connection]
+pipelining = True
+ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile=$1/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
+control_path = $3/%%h
+CFG
+}
+
+# run_tool TOOL DIR N ROUND PHASE VERSION: one timed run, then verify.
+run_tool() {
+	local tool=$1 dir=$2 n=$3 round=$4 phase=$5 version=$6 t0 t1 out
+	out="$dir/$tool-$n-$round-$phase.log"
+	t0=$(now)
+	case $tool in
+	mason)
+		"$BIN" mason -dir "$dir" -version "$version" >"$out" 2>&1 || { cat "$out" >&2; return 1; }
+		;;
+	ansible | mitogen)
+		local strategy=linear
+		[ "$tool" = mitogen ] && strategy=mitogen_linear
+		ANSIBLE_CONFIG="$dir/ansible.cfg" ANSIBLE_STRATEGY=$strategy \
+			ansible-playbook "$ROOT/bench/fleet/site.yml" \
+			-e fleet_version="$version" -e fleet_blob="$dir/blob.bin" >"$out" 2>&1 || { tail -40 "$out" >&2; return 1; }
+		;;
+	esac
+	t1=$(now)
+	printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$round" "$phase" "$tool" "$(elapsed "$t0" "$t1")" >>"$TIMES"
+	log "$n nodes, round $round, $phase, $tool: $(elapsed "$t0" "$t1")s ($(tail -1 "$out" | cut -c1-120))"
+}
+
+# cycle TOOL DIR N ROUND: the four phases for one tool, each verified.
+cycle() {
+	local tool=$1 dir=$2 n=$3 round=$4
+	local tampered
+	tampered=$(printf 'n%02d' $(((round % n) + 1)))
+	"$BIN" reset -dir "$dir" >&2
+	rm -f "$dir/mason.state"
+	stop_masters
+	mkdir -p "$dir/cp-$tool-$round"
+	ansible_cfg "$dir" "$n" "$dir/cp-$tool-$round"
+	run_tool "$tool" "$dir" "$n" "$round" cold 1
+	"$BIN" verify -dir "$dir" -version 1 -reloads 1 >&2
+	run_tool "$tool" "$dir" "$n" "$round" converged 1
+	"$BIN" verify -dir "$dir" -version 1 -reloads 1 >&2
+	run_tool "$tool" "$dir" "$n" "$round" changed 2
+	"$BIN" verify -dir "$dir" -version 2 -reloads 2 >&2
+	"$BIN" tamper -dir "$dir" -node "$tampered" >&2
+	run_tool "$tool" "$dir" "$n" "$round" drift 2
+	"$BIN" verify -dir "$dir" -version 2 -reloads 2 -tampered "$tampered" >&2
+}
+
+tools=(ansible mason)
+[ "$MITOGEN" = 1 ] && tools=(ansible mitogen mason)
+: >"$TIMES"
+for n in $NODES; do
+	dir="$WORK/n$n"
+	mkdir -p "$dir"
+	log "$n lab nodes with sshd (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+	LAB_UP="$dir"
+	"$BIN" up -dir "$dir" -name "fleet-$$-$n" -n "$n" >&2
+	{
+		echo "[fleet]"
+		"$BIN" hosts -dir "$dir"
+		echo "[fleet:vars]"
+		echo "ansible_user=root"
+		echo "ansible_ssh_private_key_file=$dir/id_ed25519"
+	} >"$dir/hosts.ini"
+	mkdir -p "$dir/ansible-local"
+	order=("${tools[@]}")
+	for round in $(seq 1 "$ROUNDS"); do
+		for tool in "${order[@]}"; do
+			cycle "$tool" "$dir" "$n" "$round"
+		done
+		# Rotate: the tool that went last goes first next round.
+		order=("${order[@]: -1}" "${order[@]:0:${#order[@]}-1}")
+	done
+	log "$n nodes done (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+	stop_masters
+	"$BIN" down -dir "$dir" >&2
+	LAB_UP=""
+done
+"$BIN" report -times "$TIMES"

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/masonops/mason/attr"
+	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/provider/ssh"
+	"github.com/masonops/mason/store/bolt"
+)
+
+var (
+	fleetVersion = attr.New[string]("fleet.version")
+	fleetBlob    = attr.New[string]("fleet.blob")
+)
+
+// applyMason is one mason run, as a provisioner would do it from a cold
+// process: claim every machine over SSH (connect, facts), plan against the
+// journal (drift checks included), apply.
+func applyMason(ctx context.Context, dir, version, state string) error {
+	began := time.Now()
+	f, err := loadFleet(dir)
+	if err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(filepath.Join(dir, clientKey))
+	if err != nil {
+		return err
+	}
+	key, err := gossh.ParsePrivateKey(pem)
+	if err != nil {
+		return err
+	}
+	opts := ssh.Options{Signers: []gossh.Signer{key}, KnownHosts: filepath.Join(dir, knownHosts), Users: []string{"root"}}
+	for _, n := range f.Nodes {
+		opts.Hosts = append(opts.Hosts, ssh.Host{Name: n.Name, Addr: n.Addr.String()})
+	}
+	inv, err := ssh.Open(opts)
+	if err != nil {
+		return err
+	}
+	p := inv.Provider()
+	defer p.Close()
+
+	nodes := make([]*provider.Node, len(f.Nodes))
+	var g errgroup.Group
+	for i, fn := range f.Nodes {
+		g.Go(func() error {
+			n, err := p.Create(ctx, provider.NodeSpec{ID: fn.Name, Name: fn.Name})
+			nodes[i] = n
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	connected := time.Now()
+
+	st, err := bolt.Open(state, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	d := graph.NewDeployment("fleet")
+	d.Bind(d.Pool("fleet", nodes...), factsRole{}, treeRole{}, blobRole{}, configRole{})
+	graph.Set(d, fleetVersion, version)
+	graph.Set(d, fleetBlob, filepath.Join(dir, blobFile))
+	par := 2 * len(nodes)
+	plan, err := graph.NewPlan(ctx, d, st, graph.CheckParallelism(par))
+	if err != nil {
+		return err
+	}
+	planned := time.Now()
+	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: par})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("mason: %d nodes: %d node-roles ran, %d converged; connect %s, plan %s, apply %s, total %s\n",
+		len(nodes), res.Count(graph.StateSucceeded), res.Count(graph.StateSkipped),
+		ms(connected.Sub(began)), ms(planned.Sub(connected)), ms(time.Since(planned)), ms(time.Since(began)))
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0fms", float64(d.Microseconds())/1000) }
