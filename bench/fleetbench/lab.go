@@ -144,6 +144,13 @@ func startSSHD(ctx context.Context, n *provider.Node, client gossh.PublicKey) (g
 	if err := put("/etc/ssh/fleet_authorized_keys/root", gossh.MarshalAuthorizedKey(client), 0o644); err != nil {
 		return nil, err
 	}
+	// root's login shell becomes /bin/sh in the node (its /etc is its
+	// own): this host's /root/.bashrc runs "pyenv init", about 0.9 s, and
+	// Debian's bash reads it for every command sshd starts — a cost of this
+	// machine, not of either tool, that would drown both.
+	if err := shell(ctx, n, "usermod -s /bin/sh root"); err != nil {
+		return nil, err
+	}
 	if err := shell(ctx, n, "mkdir -p /run/sshd && chmod 0755 /run/sshd && /usr/sbin/sshd -f /etc/ssh/fleet_sshd_config"); err != nil {
 		return nil, err
 	}

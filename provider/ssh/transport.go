@@ -16,77 +16,6 @@ import (
 	"github.com/masonops/mason/provider/internal/shfile"
 )
 
-// conn is the one SSH connection kept per claimed host. A broken
-// connection is replaced on the next command.
-type conn struct {
-	inv  *Inventory
-	host Host
-	user string
-	sem  chan struct{}
-
-	mu     sync.Mutex
-	client *gossh.Client
-	closed bool
-}
-
-func newConn(inv *Inventory, host Host, user string, c *gossh.Client) *conn {
-	return &conn{inv: inv, host: host, user: user, client: c, sem: make(chan struct{}, inv.opts.MaxSessions)}
-}
-
-// session opens a session, reconnecting once if the connection broke.
-func (c *conn) session(ctx context.Context) (*gossh.Session, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, errors.New("connection closed: the node was deleted")
-	}
-	if c.client != nil {
-		s, err := newSession(c.client, c.inv.opts.ConnectTimeout)
-		if err == nil {
-			return s, nil
-		}
-		c.client.Close()
-		c.client = nil
-	}
-	nc, user, err := c.inv.connect(ctx, c.host, []string{c.user})
-	if err != nil {
-		return nil, err
-	}
-	c.client, c.user = nc.client, user
-	return newSession(c.client, c.inv.opts.ConnectTimeout)
-}
-
-// newSession opens a session, giving up (and closing the connection) when
-// the server does not answer within timeout.
-func newSession(c *gossh.Client, timeout time.Duration) (*gossh.Session, error) {
-	type result struct {
-		s   *gossh.Session
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		s, err := c.NewSession()
-		got <- result{s, err}
-	}()
-	select {
-	case r := <-got:
-		return r.s, r.err
-	case <-time.After(timeout):
-		c.Close() // makes the pending NewSession return
-		return nil, fmt.Errorf("opening a session took longer than %s", timeout)
-	}
-}
-
-func (c *conn) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	if c.client != nil {
-		c.client.Close()
-		c.client = nil
-	}
-}
-
 // Transport runs commands on an SSH node over its shared connection.
 type Transport struct {
 	conn *conn
@@ -96,7 +25,8 @@ var _ provider.Transport = (*Transport)(nil)
 
 // Run executes cmd through the login user's shell, arguments quoted. On
 // timeout or cancellation the remote command is sent SIGKILL and the
-// session closed.
+// session closed. A command that leaves a background process holding its
+// output returns [WaitDelay] after it exited.
 func (t *Transport) Run(ctx context.Context, cmd provider.Command) (provider.Result, error) {
 	if len(cmd.Args) == 0 {
 		return provider.Result{}, errors.New("ssh: run: empty command")
@@ -113,49 +43,29 @@ func (t *Transport) Run(ctx context.Context, cmd provider.Command) (provider.Res
 	case <-ctx.Done():
 		return provider.Result{}, fmt.Errorf("ssh: run %q on %s: waiting for a session: %w", cmd.Args, where, ctx.Err())
 	}
-	s, err := t.conn.session(ctx)
-	if err != nil {
-		return provider.Result{}, fmt.Errorf("ssh: run %q on %s: %w", cmd.Args, where, err)
-	}
-	defer s.Close()
-	var stdout bytes.Buffer
+	stdout := &lockedBuffer{}
 	stderr := &pidWriter{}
-	s.Stdout, s.Stderr = &stdout, stderr
-	if cmd.Stdin != nil {
-		s.Stdin = cmd.Stdin
-	}
 	began := time.Now()
 	// The remote shell first reports its PID on stderr (stripped from the
 	// result), so a timed-out command can be killed even where sshd refuses
 	// signal requests (it does for root sessions).
-	if err := s.Start(`printf '%s\n' "$$" >&2; ` + shfile.CommandLine(cmd)); err != nil {
+	s, err := t.conn.startSession(ctx, `printf '%s\n' "$$" >&2; `+shfile.CommandLine(cmd), cmd.Stdin, stdout, stderr)
+	if err != nil {
 		return provider.Result{}, fmt.Errorf("ssh: run %q on %s: %w", cmd.Args, where, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.Wait() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		t.kill(s, stderr.PID())
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			// The session ends when the remote side notices; don't wait.
-		}
+	exit, err := s.wait(ctx)
+	if err != nil && ctx.Err() != nil {
+		t.kill(ctx, s, stderr.PID())
 		return provider.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(began)},
 			fmt.Errorf("ssh: run %q on %s: %w", cmd.Args, where, ctx.Err())
 	}
 	res := provider.Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Duration: time.Since(began)}
-	var ee *gossh.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.ExitCode = ee.ExitStatus()
-		if ee.Signal() != "" {
-			res.ExitCode = 128 + signalNumber(ee.Signal())
-		}
-	default:
+	if err != nil {
 		return res, fmt.Errorf("ssh: run %q on %s: %w", cmd.Args, where, err)
+	}
+	res.ExitCode = exit.status
+	if exit.signal != "" {
+		res.ExitCode = 128 + signalNumber(exit.signal)
 	}
 	return res, nil
 }
@@ -163,15 +73,39 @@ func (t *Transport) Run(ctx context.Context, cmd provider.Command) (provider.Res
 // kill ends a remote command: a KILL signal request, then, through a
 // second session, SIGKILL to its process group (sshd makes each command a
 // session leader), and finally closing its session.
-func (t *Transport) kill(s *gossh.Session, pid int) {
-	_ = s.Signal(gossh.SIGKILL)
+func (t *Transport) kill(ctx context.Context, s *session, pid int) {
+	s.sendSignal(gossh.SIGKILL)
 	if pid > 0 {
-		if ks, err := t.conn.session(context.Background()); err == nil {
-			_ = ks.Run(fmt.Sprintf("kill -KILL -- -%d 2>/dev/null || kill -KILL %d 2>/dev/null", pid, pid))
-			ks.Close()
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		line := fmt.Sprintf("kill -KILL -- -%d 2>/dev/null || kill -KILL %d 2>/dev/null", pid, pid)
+		if ks, err := t.conn.startSession(kctx, line, nil, io.Discard, io.Discard); err == nil {
+			_, _ = ks.wait(kctx)
+			ks.close()
 		}
 	}
-	s.Close()
+	s.close()
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once:
+// a background process may still write to a command's output while Run
+// returns what it has.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Bytes returns a copy of what was written so far.
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf.Bytes()...)
 }
 
 // pidWriter collects stderr, taking the first line as the remote PID.
