@@ -101,6 +101,7 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+log "work directory $WORK"
 log "building fleetbench"
 (cd "$ROOT" && "$GO" build -o "$BIN" ./bench/fleetbench)
 

@@ -23,7 +23,7 @@ var probeKey, _ = gossh.NewPublicKey(ed25519.NewKeyFromSeed(make([]byte, ed25519
 func (inv *Inventory) knownAlgorithms(addr string, remote net.Addr) []string {
 	inv.khMu.Lock()
 	defer inv.khMu.Unlock()
-	cb, err := knownhosts.New(inv.opts.KnownHosts)
+	cb, err := inv.knownHosts()
 	if err != nil {
 		return nil
 	}
@@ -68,12 +68,12 @@ func (e *HostKeyError) Error() string {
 	return fmt.Sprintf("host key of %s (%s) is not in known_hosts: refusing to connect; verify the fingerprint and add it (ssh-keyscan), or enable TrustOnFirstUse", e.Host, e.Fingerprint)
 }
 
-// checkHostKey verifies key against KnownHosts, re-reading the file each
-// time so keys added by TOFU or by the user are seen.
+// checkHostKey verifies key against KnownHosts, re-reading the file
+// whenever it changed, so keys added by TOFU or by the user are seen.
 func (inv *Inventory) checkHostKey(hostname string, remote net.Addr, key gossh.PublicKey) error {
 	inv.khMu.Lock()
 	defer inv.khMu.Unlock()
-	cb, err := knownhosts.New(inv.opts.KnownHosts)
+	cb, err := inv.knownHosts()
 	if err != nil {
 		return fmt.Errorf("read known_hosts %s: %w", inv.opts.KnownHosts, err)
 	}
@@ -96,4 +96,24 @@ func (inv *Inventory) checkHostKey(hostname string, remote net.Addr, key gossh.P
 		return fmt.Errorf("trust on first use: %w", err)
 	}
 	return nil
+}
+
+// knownHosts returns the checker for the KnownHosts file, parsed again
+// only when the file changed (size, modification time or inode): parsing
+// it for every dial, under khMu, serialized connecting to many machines.
+// The caller holds khMu.
+func (inv *Inventory) knownHosts() (gossh.HostKeyCallback, error) {
+	st, err := os.Stat(inv.opts.KnownHosts)
+	if err != nil {
+		return nil, err
+	}
+	if inv.kh != nil && os.SameFile(st, inv.khStat) && st.Size() == inv.khStat.Size() && st.ModTime().Equal(inv.khStat.ModTime()) {
+		return inv.kh, nil
+	}
+	cb, err := knownhosts.New(inv.opts.KnownHosts)
+	if err != nil {
+		return nil, err
+	}
+	inv.kh, inv.khStat = cb, st
+	return cb, nil
 }

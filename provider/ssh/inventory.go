@@ -75,7 +75,9 @@ type Inventory struct {
 	opts  Options
 	hosts map[string]Host
 
-	khMu sync.Mutex // serializes known_hosts reads and TOFU appends
+	khMu   sync.Mutex // serializes known_hosts reads and TOFU appends
+	kh     gossh.HostKeyCallback
+	khStat os.FileInfo // of the file kh was parsed from
 
 	mu     sync.Mutex
 	claims map[string]*claim // by node ID
