@@ -19,7 +19,10 @@
 #
 # Knobs: FLEET_NODES (node counts, default "10 30 60"), FLEET_ROUNDS
 # (default 3), FLEET_MITOGEN (1 measures the Mitogen column, 0 skips it;
-# default 1), FLEET_BUDGET (seconds for the whole run, default 7200), GO.
+# default 1), FLEET_BUDGET (seconds for the whole run, default 7200; when it
+# runs out, the table of what was measured is printed before stopping),
+# FLEET_KEEP (a directory to copy the timings and every run's output to),
+# GO.
 #
 # Installs ansible-core, ansible-mitogen and openssh-server/-client from
 # Debian when missing (a policy-rc.d that returns 101 keeps apt from
@@ -59,6 +62,11 @@ stop_watchdog() {
 cleanup() {
 	local rc=$?
 	stop_watchdog
+	if [ -n "${FLEET_KEEP:-}" ] && [ -s "$TIMES" ]; then
+		mkdir -p "$FLEET_KEEP"
+		cp "$TIMES" "$FLEET_KEEP/" 2>/dev/null || true
+		cp "$WORK"/n*/*.log "$FLEET_KEEP/" 2>/dev/null || true
+	fi
 	stop_masters
 	if [ -n "$LAB_UP" ]; then
 		"$BIN" down -dir "$LAB_UP" >&2 || rc=1
@@ -70,7 +78,12 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'echo "fleet.sh: over the budget of ${BUDGET}s, stopping" >&2; exit 124' USR1
+over_budget() {
+	echo "fleet.sh: over the budget of ${BUDGET}s, stopping; what was measured:" >&2
+	[ -s "$TIMES" ] && "$BIN" report -times "$TIMES" >&2
+	exit 124
+}
+trap over_budget USR1
 trap 'exit 130' INT TERM
 
 ( sleep "$BUDGET"; kill -USR1 $$ 2>/dev/null ) >/dev/null 2>&1 &

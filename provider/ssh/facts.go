@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,11 @@ func (inv *Inventory) describe(ctx context.Context, c *claim, user string, users
 	if err != nil {
 		return nil, fmt.Errorf("read facts of %s: %w", c.host.Name, err)
 	}
+	type indexedMAC struct {
+		index int
+		mac   net.HardwareAddr
+	}
+	var macs []indexedMAC
 	for _, line := range strings.Split(string(res.Stdout), "\n") {
 		k, v, ok := strings.Cut(line, "=")
 		if !ok || v == "" {
@@ -59,8 +65,11 @@ func (inv *Inventory) describe(ctx context.Context, c *claim, user string, users
 		}
 		switch k {
 		case "mac":
-			if mac, err := net.ParseMAC(v); err == nil {
-				n.MACs = append(n.MACs, mac)
+			idx, addr, _ := strings.Cut(v, " ")
+			i, err1 := strconv.Atoi(idx)
+			mac, err2 := net.ParseMAC(addr)
+			if err1 == nil && err2 == nil {
+				macs = append(macs, indexedMAC{i, mac})
 			}
 		case "nproc":
 			n.Flavor.VCPUs, _ = strconv.Atoi(v)
@@ -74,6 +83,10 @@ func (inv *Inventory) describe(ctx context.Context, c *claim, user string, users
 			n.Facts[k] = v
 		}
 	}
+	sort.Slice(macs, func(i, j int) bool { return macs[i].index < macs[j].index })
+	for _, m := range macs {
+		n.MACs = append(n.MACs, m.mac)
+	}
 	if n.Facts["os_id"] != "" {
 		n.Image.ID = n.Facts["os_id"] + "-" + n.Facts["os_version"]
 	}
@@ -81,13 +94,31 @@ func (inv *Inventory) describe(ctx context.Context, c *claim, user string, users
 }
 
 // factsScript prints key=value lines about the machine; every probe is
-// optional.
-const factsScript = `echo "nproc=$(nproc 2>/dev/null)"
-echo "memkb=$(awk '/^MemTotal:/{print $2}' /proc/meminfo 2>/dev/null)"
+// optional. Apart from ip(8) for the MACs (/sys may belong to another
+// network namespace) it uses only shell builtins and reads of /proc: on a
+// busy machine every fork and exec counts, and this runs once per node on
+// every connect. nproc counts the CPUs this process may run on (as
+// nproc(1) does); MACs are the Ethernet interfaces' addresses, tagged with
+// their interface index.
+const factsScript = `set -f
+cpus=0 list=
+while IFS=': 	' read -r k v; do [ "$k" = Cpus_allowed_list ] && list=$v; done </proc/self/status
+IFS=,
+for r in $list; do
+	case $r in
+	*-*) cpus=$((cpus + ${r#*-} - ${r%-*} + 1)) ;;
+	?*) cpus=$((cpus + 1)) ;;
+	esac
+done
+unset IFS
+[ "$cpus" -gt 0 ] && echo "nproc=$cpus"
+while read -r k v _; do [ "$k" = MemTotal: ] && echo "memkb=$v" && break; done </proc/meminfo
 if [ -r /etc/os-release ]; then . /etc/os-release; echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_name=$PRETTY_NAME"; fi
-echo "hostname=$(hostname 2>/dev/null || uname -n)"
-echo "kernel=$(uname -r)"
-ip -o link 2>/dev/null | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/mac=\1/p'
+read -r h </proc/sys/kernel/hostname && echo "hostname=$h"
+read -r k </proc/sys/kernel/osrelease && echo "kernel=$k"
+ip -o link 2>/dev/null | while read -r i _ rest; do
+	case $rest in *link/ether\ *) m=${rest#*link/ether }; echo "mac=${i%:} ${m%% *}" ;; esac
+done
 exit 0`
 
 func resolve(ctx context.Context, host string) (netip.Addr, error) {
