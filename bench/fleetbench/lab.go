@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,11 +14,11 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
+	"github.com/masonops/mason/provider/ssh/sshtest"
 )
 
 // fleet is what "up" leaves in the work directory for the other commands
@@ -42,19 +41,6 @@ const (
 	blobFile   = "blob.bin"
 )
 
-const sshdConfig = `Port 22
-ListenAddress %s
-HostKey /etc/ssh/fleet_host_ed25519_key
-AuthorizedKeysFile /etc/ssh/fleet_authorized_keys/%%u
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-MaxSessions 20
-PidFile /run/fleet-sshd.pid
-LogLevel ERROR
-`
 
 // up creates the lab: n nodes, each running its own sshd that accepts
 // one client key (written to dir for Ansible) for root, a known_hosts file
@@ -102,12 +88,16 @@ func up(ctx context.Context, dir, name string, n int) error {
 			if err != nil {
 				return err
 			}
-			hostPub, err := startSSHD(ctx, node, clientPub)
+			// root's login shell becomes /bin/sh in the node: this host's
+			// /root/.bashrc runs "pyenv init", about 0.9 s, and Debian's
+			// bash reads it for every command sshd starts — a cost of this
+			// machine, not of either tool, that would drown both.
+			m, err := sshtest.Start(ctx, node, sshtest.Options{Client: clientPub, ShellRoot: true})
 			if err != nil {
 				return fmt.Errorf("%s: %w", id, err)
 			}
 			f.Nodes[i] = fleetNode{Name: id, Addr: node.InterfaceAddr}
-			hostLines[i] = knownhosts.Line([]string{knownhosts.Normalize(net.JoinHostPort(node.InterfaceAddr.String(), "22"))}, hostPub)
+			hostLines[i] = m.KnownHostsLine()
 			return nil
 		})
 	}
@@ -119,54 +109,6 @@ func up(ctx context.Context, dir, name string, n int) error {
 	}
 	b, _ := json.MarshalIndent(f, "", "  ")
 	return os.WriteFile(filepath.Join(dir, fleetFile), b, 0o600)
-}
-
-// startSSHD configures and starts a node's sshd and waits until it accepts
-// TCP connections. It returns the host key.
-func startSSHD(ctx context.Context, n *provider.Node, client gossh.PublicKey) (gossh.PublicKey, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	block, err := gossh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return nil, err
-	}
-	put := func(path string, data []byte, mode os.FileMode) error {
-		return n.Transport.Put(ctx, path, strings.NewReader(string(data)), provider.FileOptions{Mode: mode})
-	}
-	if err := put("/etc/ssh/fleet_host_ed25519_key", pem.EncodeToMemory(block), 0o600); err != nil {
-		return nil, err
-	}
-	if err := put("/etc/ssh/fleet_sshd_config", fmt.Appendf(nil, sshdConfig, n.InterfaceAddr), 0o644); err != nil {
-		return nil, err
-	}
-	if err := put("/etc/ssh/fleet_authorized_keys/root", gossh.MarshalAuthorizedKey(client), 0o644); err != nil {
-		return nil, err
-	}
-	// root's login shell becomes /bin/sh in the node (its /etc is its
-	// own): this host's /root/.bashrc runs "pyenv init", about 0.9 s, and
-	// Debian's bash reads it for every command sshd starts — a cost of this
-	// machine, not of either tool, that would drown both.
-	if err := shell(ctx, n, "usermod -s /bin/sh root"); err != nil {
-		return nil, err
-	}
-	if err := shell(ctx, n, "mkdir -p /run/sshd && chmod 0755 /run/sshd && /usr/sbin/sshd -f /etc/ssh/fleet_sshd_config"); err != nil {
-		return nil, err
-	}
-	addr := net.JoinHostPort(n.InterfaceAddr.String(), "22")
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("sshd on %s does not listen: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return gossh.NewPublicKey(priv.Public())
 }
 
 // down removes the lab and everything in it (sshd included: it runs in

@@ -20,5 +20,14 @@
 //
 // Commands run through the login user's shell with the arguments quoted,
 // so Command.Args arrive unchanged; they run as the login user (use
-// "sudo" yourself where a non-root user needs it).
+// "sudo" yourself where a non-root user needs it). Each command is a
+// session multiplexed over the machine's one connection, its stdin
+// streamed over the channel (Put is one session, whatever the file's
+// size). A command that starts a daemon with "&" returns once it exits:
+// at once if the daemon's output is redirected, [WaitDelay] later if the
+// daemon still holds the session's stdout or stderr.
+//
+// The machine's facts (CPUs, memory, OS release, hostname, kernel, MACs)
+// are read once, when the node is created, with one command that runs no
+// other program but ip(8).
 package ssh
