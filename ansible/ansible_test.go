@@ -66,7 +66,9 @@ func labNode(t *testing.T, names ...string) []*provider.Node {
 }
 
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Generous: each ansible-playbook run costs seconds of CPU, and a
+	// shared 2-core machine can make that minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -329,4 +331,16 @@ func TestPlaybookEditRerunsItAndNothingElse(t *testing.T) {
 		require.Equal(t, graph.StateSkipped, o.State, "probe@%s: its input (the URL) did not change", n)
 	}
 	require.Contains(t, nodeFile(t, nodes[0], "/var/lib/greet/greeting.txt"), "edited=yes\n")
+}
+
+// testLogger sends a role's logs, debug lines included, to the test log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -82,7 +83,7 @@ func (p Playbook[In, Out]) play(ctx context.Context, rc *role.Context, in In, ch
 		return nil, fmt.Errorf("ansible: %s: %w", name, err)
 	}
 	sock := filepath.Join(tmp, "node.sock")
-	srv, err := serveNode(ctx, sock, n.Transport)
+	srv, err := serveNode(ctx, sock, n.Transport, rc.Log())
 	if err != nil {
 		return nil, fmt.Errorf("ansible: %s: %w", name, err)
 	}
@@ -373,7 +374,7 @@ func handle(ctx context.Context, t provider.Transport, req request) response {
 	return response{Error: fmt.Sprintf("unknown operation %q", req.Op)}
 }
 
-func serveConn(ctx context.Context, c io.ReadWriteCloser, t provider.Transport) {
+func serveConn(ctx context.Context, c io.ReadWriteCloser, t provider.Transport, log *slog.Logger) {
 	defer c.Close()
 	dec := json.NewDecoder(bufio.NewReaderSize(c, 1<<16))
 	enc := json.NewEncoder(c)
@@ -382,7 +383,10 @@ func serveConn(ctx context.Context, c io.ReadWriteCloser, t provider.Transport) 
 		if err := dec.Decode(&req); err != nil {
 			return
 		}
-		if err := enc.Encode(handle(ctx, t, req)); err != nil {
+		began := time.Now()
+		resp := handle(ctx, t, req)
+		log.Debug("ansible connection", "op", req.Op, "path", req.Path, "rc", resp.RC, "error", resp.Error, "took", time.Since(began))
+		if err := enc.Encode(resp); err != nil {
 			return
 		}
 	}
@@ -390,7 +394,7 @@ func serveConn(ctx context.Context, c io.ReadWriteCloser, t provider.Transport) 
 
 // serveNode listens on the Unix socket path and serves the connection
 // plugin until close.
-func serveNode(ctx context.Context, path string, t provider.Transport) (*nodeServer, error) {
+func serveNode(ctx context.Context, path string, t provider.Transport, log *slog.Logger) (*nodeServer, error) {
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
@@ -418,7 +422,7 @@ func serveNode(ctx context.Context, path string, t provider.Transport) (*nodeSer
 				// them when the run ends.
 				stopped := context.AfterFunc(ctx, func() { c.Close() })
 				defer stopped()
-				serveConn(ctx, c, t)
+				serveConn(ctx, c, t, log)
 			}()
 		}
 	}()

@@ -50,7 +50,7 @@ func TestPlaybookOverSSH(t *testing.T) {
 	require.Equal(t, ssh.DriverName, n.Provider)
 
 	pb := Playbook[greetIn, greetOut]{Dir: "testdata/greet"}
-	rc := role.NewContext(role.ContextOptions{Role: pb.Meta().Name, Node: n})
+	rc := role.NewContext(role.ContextOptions{Role: pb.Meta().Name, Node: n, Logger: testLogger(t)})
 	out, err := pb.Run(ctx, rc, greetInput())
 	require.NoError(t, err)
 	require.Equal(t, "http://"+labNode.InterfaceAddr.String()+":8080/", out.URL)

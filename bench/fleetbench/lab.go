@@ -137,23 +137,27 @@ func loadFleet(dir string) (*fleet, error) {
 	return &f, nil
 }
 
-// labNodes returns the lab's nodes by name, reached through the lab's own
-// transport (not SSH): how verify, reset and tamper see the nodes without
-// going through either tool under test.
-func labNodes(ctx context.Context, f *fleet) (map[string]*provider.Node, error) {
+// openFleet loads the fleet made by up and its nodes by name, reached
+// through the lab's own transport (not SSH): how verify, reset and tamper
+// see the nodes without going through either tool under test.
+func openFleet(ctx context.Context, dir string) (*fleet, map[string]*provider.Node, error) {
+	f, err := loadFleet(dir)
+	if err != nil {
+		return nil, nil, err
+	}
 	l, err := lab.Open(ctx, lab.Options{Name: f.Lab, Dir: f.LabDir})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := map[string]*provider.Node{}
 	for _, fn := range f.Nodes {
 		n, err := l.Provider().Get(ctx, fn.Name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out[fn.Name] = n
 	}
-	return out, nil
+	return f, out, nil
 }
 
 func shell(ctx context.Context, n *provider.Node, script string) error {

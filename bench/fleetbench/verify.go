@@ -28,11 +28,7 @@ exit 0`
 // exactly reloads times (once more on the tampered node), the last time
 // for the config as it is now.
 func verify(ctx context.Context, dir, version string, reloads int, tampered string) error {
-	f, err := loadFleet(dir)
-	if err != nil {
-		return err
-	}
-	nodes, err := labNodes(ctx, f)
+	f, nodes, err := openFleet(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -122,11 +118,7 @@ func verify(ctx context.Context, dir, version string, reloads int, tampered stri
 
 // tamper changes one node's config behind both tools' backs.
 func tamper(ctx context.Context, dir, node string) error {
-	f, err := loadFleet(dir)
-	if err != nil {
-		return err
-	}
-	nodes, err := labNodes(ctx, f)
+	_, nodes, err := openFleet(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -139,11 +131,7 @@ func tamper(ctx context.Context, dir, node string) error {
 
 // reset removes the work from every node, for the next cold apply.
 func reset(ctx context.Context, dir string) error {
-	f, err := loadFleet(dir)
-	if err != nil {
-		return err
-	}
-	nodes, err := labNodes(ctx, f)
+	_, nodes, err := openFleet(ctx, dir)
 	if err != nil {
 		return err
 	}
