@@ -211,7 +211,7 @@ func TestSecretsStayHidden(t *testing.T) {
 	d := graph.NewDeployment("vault")
 	d.UseLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	pool := d.Pool("db", n)
-	d.Bind(pool, Playbook[greetIn, greetOut]{Dir: "testdata/greet", Command: wrapper})
+	d.Bind(pool, role.Of(Playbook[greetIn, greetOut]{Dir: "testdata/greet", Command: wrapper}))
 	graph.Set(d, attr.New[string]("greet.greeting"), "hi")
 	graph.Set(d, attr.New[[]string]("greet.peers"), []string{"x"})
 	graph.Set(d, attr.New[map[string]int]("greet.limits"), map[string]int{"cpu": 1, "memory_mib": 64})
@@ -283,7 +283,7 @@ func TestPlaybookEditRerunsItAndNothingElse(t *testing.T) {
 	})
 	deployment := func() *graph.Deployment {
 		d := graph.NewDeployment("app")
-		d.Bind(d.Pool("app", nodes...), source, Playbook[greetIn, greetOut]{Dir: dir}, probe)
+		d.Bind(d.Pool("app", nodes...), role.Of(source), role.Of(Playbook[greetIn, greetOut]{Dir: dir}), role.Of(probe))
 		graph.Set(d, attr.New[[]string]("greet.peers"), []string{"x", "y"})
 		graph.Set(d, attr.New[map[string]int]("greet.limits"), map[string]int{"cpu": 1, "memory_mib": 64})
 		graph.Set(d, attr.New[string]("greet.literal"), "plain")

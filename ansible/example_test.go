@@ -46,7 +46,7 @@ func ExamplePlaybook() {
 
 	var nodes []*provider.Node // from a provider: lab, ssh or vsphere
 	d := graph.NewDeployment("web")
-	d.Bind(d.Pool("web", nodes...), web, health)
+	d.Bind(d.Pool("web", nodes...), role.Of(web), role.Of(health))
 	graph.Set(d, attr.New[[]string]("web.backends"), []string{"10.0.0.21:9000", "10.0.0.22:9000"})
 	graph.Set(d, attr.New[attr.Secret[string]]("web.token"), attr.Conceal("from your secret store"))
 

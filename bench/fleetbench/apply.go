@@ -14,6 +14,7 @@ import (
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/ssh"
+	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/store/bolt"
 )
 
@@ -70,7 +71,7 @@ func applyMason(ctx context.Context, dir, version, state string) error {
 	}
 	defer st.Close()
 	d := graph.NewDeployment("fleet")
-	d.Bind(d.Pool("fleet", nodes...), factsRole{}, treeRole{}, blobRole{}, configRole{})
+	d.Bind(d.Pool("fleet", nodes...), role.Of(factsRole{}), role.Of(treeRole{}), role.Of(blobRole{}), role.Of(configRole{}))
 	graph.Set(d, fleetVersion, version)
 	graph.Set(d, fleetBlob, filepath.Join(dir, blobFile))
 	par := 2 * len(nodes)

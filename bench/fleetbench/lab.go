@@ -41,7 +41,6 @@ const (
 	blobFile   = "blob.bin"
 )
 
-
 // up creates the lab: n nodes, each running its own sshd that accepts
 // one client key (written to dir for Ansible) for root, a known_hosts file
 // with every node's host key, and the 1 MiB payload both tools copy.
