@@ -14,7 +14,7 @@
 //		ansible.Stats
 //	}
 //	web := ansible.Playbook[WebIn, WebOut]{Dir: "playbooks/web"}
-//	d.Bind(pool, web, healthCheck) // healthCheck's input: role.Same[WebOut]
+//	d.Bind(pool, role.Of(web), role.Of(healthCheck)) // healthCheck's input: role.Same[WebOut]
 //
 // # Variables in
 //
