@@ -18,9 +18,10 @@ import (
 // DriverName is the value of [provider.Node.Provider] for SSH nodes.
 const DriverName = "ssh"
 
-// DefaultUsers are the login users probed, in order, when neither the host
-// nor the node spec names any.
-var DefaultUsers = []string{"ubuntu", "ec2-user", "root"}
+// DefaultUsers returns the login users probed, in order, when neither the
+// host, the node spec nor Options.Users names any: "ubuntu", "ec2-user",
+// "root". (A function, not a variable: no package state to change.)
+func DefaultUsers() []string { return []string{"ubuntu", "ec2-user", "root"} }
 
 // Host is one machine of the inventory.
 type Host struct {
@@ -185,7 +186,7 @@ func (inv *Inventory) Create(ctx context.Context, spec provider.NodeSpec) (*prov
 		users = inv.opts.Users
 	}
 	if len(users) == 0 {
-		users = DefaultUsers
+		users = DefaultUsers()
 	}
 	c, user, err := inv.connect(ctx, host, users)
 	if err != nil {
@@ -289,7 +290,7 @@ func (inv *Inventory) Dial(ctx context.Context, host Host) (*Transport, string, 
 		users = inv.opts.Users
 	}
 	if len(users) == 0 {
-		users = DefaultUsers
+		users = DefaultUsers()
 	}
 	c, user, err := inv.connect(ctx, host, users)
 	if err != nil {
