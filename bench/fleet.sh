@@ -47,9 +47,15 @@ LAB_UP=""
 log() { echo "# $*" >&2; }
 
 stop_masters() { # stop Ansible's ControlPersist masters under $WORK
-	local s
+	local s p
 	for s in "$WORK"/cp*/*; do
 		[ -S "$s" ] && ssh -o ControlPath="$s" -O exit x >/dev/null 2>&1 || true
+	done
+	# A master still connecting when ansible-playbook was interrupted has
+	# no socket yet: find it by its control path, which names this run's
+	# own work directory, and end it by PID.
+	for p in $(pgrep -f -- "$WORK/cp" 2>/dev/null); do
+		kill "$p" 2>/dev/null || true
 	done
 }
 
