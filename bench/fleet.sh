@@ -22,7 +22,7 @@
 # default 1), FLEET_BUDGET (seconds for the whole run, default 7200; when it
 # runs out, the table of what was measured is printed before stopping),
 # FLEET_KEEP (a directory to copy the timings and every run's output to),
-# GO.
+# FLEET_TOOLS (default "ansible mitogen mason"), GO.
 #
 # Installs ansible-core, ansible-mitogen and openssh-server/-client from
 # Debian when missing (a policy-rc.d that returns 101 keeps apt from
@@ -192,6 +192,9 @@ cycle() {
 
 tools=(ansible mason)
 [ "$MITOGEN" = 1 ] && tools=(ansible mitogen mason)
+# FLEET_TOOLS picks tools by hand (for re-measuring one side; the ratios
+# then pair runs of different invocations).
+[ -n "${FLEET_TOOLS:-}" ] && read -r -a tools <<<"$FLEET_TOOLS"
 : >"$TIMES"
 for n in $NODES; do
 	dir="$WORK/n$n"
