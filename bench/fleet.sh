@@ -65,8 +65,29 @@ stop_watchdog() {
 	wait "$WATCHDOG" 2>/dev/null || true
 }
 
+# stop_child ends the tool run in progress with all its processes
+# (ansible-playbook's forks). Tools run in the background, each in a
+# process group of its own (setsid), and the script waits for them with
+# wait, which a signal interrupts (a foreground child would hold off the
+# traps until it finished).
+CHILD=""
+stop_child() {
+	local i
+	if [ -n "$CHILD" ]; then
+		kill -TERM -- "-$CHILD" 2>/dev/null || true
+		for i in $(seq 1 50); do
+			kill -0 -- "-$CHILD" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL -- "-$CHILD" 2>/dev/null || true
+		wait "$CHILD" 2>/dev/null || true
+		CHILD=""
+	fi
+}
+
 cleanup() {
 	local rc=$?
+	stop_child
 	stop_watchdog
 	if [ -n "${FLEET_KEEP:-}" ] && [ -s "$TIMES" ]; then
 		mkdir -p "$FLEET_KEEP"
@@ -86,6 +107,7 @@ cleanup() {
 trap cleanup EXIT
 over_budget() {
 	echo "fleet.sh: over the budget of ${BUDGET}s, stopping; what was measured:" >&2
+	stop_child
 	[ -s "$TIMES" ] && "$BIN" report -times "$TIMES" >&2
 	exit 124
 }
@@ -154,16 +176,21 @@ run_tool() {
 	t0=$(now)
 	case $tool in
 	mason)
-		"$BIN" mason -dir "$dir" -version "$version" >"$out" 2>&1 || { cat "$out" >&2; return 1; }
+		setsid "$BIN" mason -dir "$dir" -version "$version" >"$out" 2>&1 &
+		CHILD=$!
+		wait "$CHILD" || { CHILD=""; cat "$out" >&2; return 1; }
 		;;
 	ansible | mitogen)
 		local strategy=linear
 		[ "$tool" = mitogen ] && strategy=mitogen_linear
 		ANSIBLE_CONFIG="$dir/ansible.cfg" ANSIBLE_STRATEGY=$strategy \
-			ansible-playbook "$ROOT/bench/fleet/site.yml" \
-			-e fleet_version="$version" -e fleet_blob="$dir/blob.bin" >"$out" 2>&1 || { tail -40 "$out" >&2; return 1; }
+			setsid ansible-playbook "$ROOT/bench/fleet/site.yml" \
+			-e fleet_version="$version" -e fleet_blob="$dir/blob.bin" >"$out" 2>&1 &
+		CHILD=$!
+		wait "$CHILD" || { CHILD=""; tail -40 "$out" >&2; return 1; }
 		;;
 	esac
+	CHILD=""
 	t1=$(now)
 	printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$round" "$phase" "$tool" "$(elapsed "$t0" "$t1")" >>"$TIMES"
 	log "$n nodes, round $round, $phase, $tool: $(elapsed "$t0" "$t1")s ($(tail -1 "$out" | cut -c1-120))"
