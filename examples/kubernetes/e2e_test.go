@@ -1,0 +1,701 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	etcd "github.com/masonops/mason/examples/etcd/etcd"
+	"github.com/masonops/mason/examples/kubernetes/kube"
+	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/provider/lab"
+	"github.com/masonops/mason/store/mem"
+)
+
+func TestMain(m *testing.M) {
+	kube.ServeNetsvcIfChild()
+	os.Exit(m.Run())
+}
+
+// needs skips outside CI when this machine cannot run the example, and
+// fails in CI, where make test has installed everything.
+func needs(t *testing.T) {
+	t.Helper()
+	var why []string
+	if os.Geteuid() != 0 {
+		why = append(why, "lab nodes need root")
+	}
+	if err := lab.Check(); err != nil {
+		why = append(why, err.Error())
+	}
+	for _, p := range []string{"/usr/bin/etcd", "/usr/bin/containerd", "/usr/sbin/runc", "/usr/lib/cni/bridge", "/bin/busybox"} {
+		if _, err := os.Stat(p); err != nil {
+			why = append(why, p+" missing (apt-get install etcd-server containerd runc containernetworking-plugins busybox-static)")
+		}
+	}
+	if len(why) == 0 {
+		return
+	}
+	if os.Getenv("CI") == "" {
+		t.Skip("cannot run the kubernetes example here: " + strings.Join(why, "; "))
+	}
+	t.Fatal("CI must be able to run the kubernetes example: " + strings.Join(why, "; "))
+}
+
+// testConfig makes a config with a lab and state of the test's own.
+func testConfig(t *testing.T, name string, cps, workers int, log io.Writer) kube.Config {
+	return kube.Config{
+		Lab:           fmt.Sprintf("%s-%d", name, os.Getpid()),
+		LabDir:        filepath.Join(t.TempDir(), "lab"),
+		StateDir:      filepath.Join(t.TempDir(), "state"),
+		ControlPlanes: cps,
+		Workers:       workers,
+		Out:           log,
+	}
+}
+
+// TestEndToEnd deploys 3 control-plane nodes and 2 workers and walks the
+// cluster's life: smoke test, independent checks of what the roles wrote,
+// re-run, a killed API server, scale out and in, a serving-certificate
+// rotation under load, destroy.
+func TestEndToEnd(t *testing.T) {
+	needs(t)
+	// The first run builds the binaries from the module proxy (minutes).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	var log syncBuffer
+	cfg := testConfig(t, "e2e-kube", 3, 2, &log)
+	destroyed := false
+	t.Cleanup(func() {
+		if !destroyed {
+			_ = kube.Destroy(context.Background(), cfg)
+		}
+		if t.Failed() {
+			t.Logf("example output:\n%s", log.String())
+		}
+	})
+	// The binaries first, timed on their own.
+	start := time.Now()
+	a, err := kube.GoBuild{}.Fetch(ctx, "v1.34.4", &log)
+	require.NoError(t, err)
+	t.Logf("binaries ready in %v (%s)", time.Since(start).Round(time.Millisecond), a.Dir)
+
+	peak := watchMemory(t, cfg)
+	start = time.Now()
+	s, err := kube.Up(ctx, cfg)
+	require.NoError(t, err)
+	t.Logf("from nothing to a passed smoke test with cached binaries: %v", time.Since(start).Round(time.Millisecond))
+	logTimings(t, s.Result)
+	t.Logf("cluster memory so far (RSS of every process in the lab and the network daemon): %d MiB", peak()>>20)
+	require.Equal(t, 0, s.Result.Count(graph.StateFailed))
+
+	admin := adminClient(t, s)
+
+	t.Run("SmokeTest", func(t *testing.T) {
+		out := kubectlHost(t, s, "get", "nodes", "--no-headers")
+		for _, w := range []string{"w1", "w2"} {
+			require.Regexp(t, `(?m)^`+w+`\s+Ready\s`, out)
+		}
+		smoke := smokeOut(t, s)
+		require.Len(t, smoke.Pods, 2)
+		var nodes []string
+		for _, n := range smoke.Pods {
+			nodes = append(nodes, n)
+		}
+		slices.Sort(nodes)
+		require.Equal(t, []string{"w1", "w2"}, nodes, "the two busybox pods are spread over both workers")
+		require.Contains(t, smoke.Pods, smoke.PodToPod, "pod-to-pod across nodes reached the other pod")
+		require.Contains(t, smoke.Pods, smoke.ClusterIP)
+		require.Contains(t, smoke.Pods, smoke.NodePort)
+		require.Contains(t, smoke.Logs, "serving ")
+		require.Contains(t, smoke.Pods, smoke.Exec)
+		// kubectl from the controller through the load balancer, too.
+		pods := kubectlHost(t, s, "get", "pods", "-l", "app=smoke", "-o", "wide", "--no-headers")
+		require.Equal(t, 2, strings.Count(pods, "Running"), pods)
+	})
+
+	t.Run("SecretIsEncryptedInEtcd", func(t *testing.T) {
+		raw := etcdRead(t, ctx, s, cfg, "/registry/secrets/default/kubernetes-the-hard-way")
+		require.True(t, bytes.HasPrefix(raw, []byte("k8s:enc:aescbc:v1:")), "stored as %q", raw[:min(len(raw), 32)])
+		require.NotContains(t, string(raw), "mydata")
+	})
+
+	t.Run("EveryCertificateChainsToMasonAndNamesOnlyItsNode", func(t *testing.T) {
+		checkCertificates(t, ctx, s)
+	})
+
+	t.Run("ForeignCertificateIsRefused", func(t *testing.T) {
+		// Another deployment's "kubernetes" authority: same names, other root.
+		other, err := pki.NewManager(mem.New(), pki.Options{KEK: bytes.Repeat([]byte{7}, 32)})
+		require.NoError(t, err)
+		b, err := other.Issue(ctx, kube.ClusterCA, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: "admin", Groups: []string{"system:masters"}}})
+		require.NoError(t, err)
+		foreign, err := b.TLSCertificate()
+		require.NoError(t, err)
+		c := lbClient(t, s, &foreign)
+		code, err := get(ctx, c, s, "/api/v1/namespaces/default/secrets")
+		if err == nil {
+			require.Equal(t, http.StatusUnauthorized, code, "a certificate from another authority is not a user")
+		} else {
+			t.Logf("refused at the handshake: %v", err)
+		}
+		code, err = get(ctx, admin, s, "/api/v1/namespaces/default/secrets")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code)
+	})
+
+	t.Run("ConvergedRerunRunsNothing", func(t *testing.T) {
+		again, err := kube.Up(ctx, cfg)
+		require.NoError(t, err)
+		require.Equal(t, 0, again.Result.Count(graph.StateSucceeded), "nothing ran")
+		require.Equal(t, len(again.Plan.Steps), again.Plan.Count(graph.ActionSkip))
+	})
+
+	t.Run("KilledAPIServerIsTheOnlyOneRepaired", func(t *testing.T) {
+		victim := s.ControlPlane[1]
+		res, err := victim.Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", "kill -9 $(cat /run/kube-apiserver.pid)"}})
+		require.NoError(t, err)
+		require.Equal(t, 0, res.ExitCode, string(res.Stderr))
+		// kubectl keeps working through the load balancer.
+		for range 10 {
+			kubectlHost(t, s, "get", "nodes")
+		}
+		again, err := kube.Up(ctx, cfg)
+		require.NoError(t, err)
+		require.Equal(t, []string{"kube-apiserver@" + victim.Name}, ran(again.Result))
+		st, _ := again.Plan.Step("kube-apiserver@" + victim.Name)
+		require.Equal(t, "drifted: kube-apiserver is not running on "+victim.Name, st.Reason)
+	})
+
+	t.Run("ScaleOutRunsOnlyTheNewWorkerAndTheAggregates", func(t *testing.T) {
+		cfg3 := cfg
+		cfg3.Workers = 3
+		s3, err := kube.Up(ctx, cfg3)
+		require.NoError(t, err)
+		got := map[string]string{}
+		for _, st := range s3.Plan.Steps {
+			if st.Action != graph.ActionSkip {
+				got[st.ID] = st.Reason
+			}
+		}
+		want := map[string]string{"kube-smoke-test": "input Kubelets changed: +w3; input Proxies changed: +w3"}
+		for _, r := range []string{"kube-resolver", "kube-pod-routes", "kube-binaries-worker", "kube-pod-subnet", "kube-cni", "kube-containerd", "kube-kubeconfigs-worker", "kube-kubelet", "kube-proxy"} {
+			want[r+"@w3"] = "new"
+		}
+		for _, n := range []string{"cp1", "cp2", "cp3", "w1", "w2"} {
+			want["kube-pod-routes@"+n] = "inputs known after run (waits for kube-pod-subnet@w3)"
+		}
+		t.Logf("plan for the new worker:\n%s", s3.Plan)
+		require.Equal(t, keys(want), keys(got))
+		for _, n := range []string{"cp1", "w1", "w2"} {
+			o, _ := s3.Result.Outcome("kube-pod-routes@" + n)
+			require.Equal(t, graph.StateSucceeded, o.State, "routes on %s re-ran: their aggregate gained w3's subnet", n)
+		}
+		out := kubectlHost(t, s3, "get", "nodes", "--no-headers")
+		require.Regexp(t, `(?m)^w3\s+Ready\s`, out)
+		s = s3
+	})
+
+	t.Run("ScaleInDrainsDeletesAndReleases", func(t *testing.T) {
+		cfg3 := cfg
+		cfg3.Workers = 3
+		s2, gone, err := kube.RemoveWorker(ctx, cfg3)
+		require.NoError(t, err)
+		require.Equal(t, "w3", gone)
+		out := kubectlHost(t, s2, "get", "nodes", "--no-headers")
+		require.NotContains(t, out, "w3")
+		for _, n := range append(s2.ControlPlane, s2.Workers...) {
+			routes := nodeRun(t, ctx, n, "ip", "-4", "route")
+			require.NotRegexp(t, `via `+regexpQuote(addrOf(s.Workers, "w3")), routes, "no route via the removed worker on %s", n.Name)
+		}
+		lb, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
+		require.NoError(t, err)
+		_, err = lb.Provider().Get(ctx, "w3")
+		require.ErrorIs(t, err, provider.ErrNotFound)
+		s = s2
+	})
+
+	t.Run("ServingCertificateRotationFailsNoRequest", func(t *testing.T) {
+		var ok, failed atomic.Int64
+		var firstErr atomic.Value
+		pctx, stopPoll := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for range 2 { // two pollers: one keeps its connection, one dials anew every time
+			wg.Add(1)
+			go func(fresh bool) {
+				defer wg.Done()
+				c := adminClient(t, s)
+				if fresh {
+					c.Transport.(*http.Transport).DisableKeepAlives = true
+				}
+				for i := 0; i < 20000 && pctx.Err() == nil; i++ {
+					code, err := get(pctx, c, s, "/api/v1/namespaces/default")
+					switch {
+					case pctx.Err() != nil:
+					case err == nil && code == http.StatusOK:
+						ok.Add(1)
+					default:
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, fmt.Sprint(code, err))
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}(len(s.ControlPlane)%2 == 0)
+		}
+		rot, err := kube.RotateServing(ctx, cfg)
+		time.Sleep(time.Second)
+		stopPoll()
+		wg.Wait()
+		require.NoError(t, err)
+		for n, serial := range rot.New {
+			require.NotEqual(t, rot.Old[n], serial, n)
+		}
+		t.Logf("rotation: %d requests through the load balancer succeeded, %d failed", ok.Load(), failed.Load())
+		require.Greater(t, ok.Load(), int64(50))
+		require.Zero(t, failed.Load(), "first failure: %v", firstErr.Load())
+	})
+
+	t.Logf("peak cluster memory (RSS of every process in the lab and the network daemon): %d MiB", peak()>>20)
+
+	t.Run("DestroyLeavesNothingBehind", func(t *testing.T) {
+		l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
+		require.NoError(t, err)
+		bridge := l.Bridge()
+		var infos []*lab.NodeInfo
+		for _, n := range append(s.ControlPlane, s.Workers...) {
+			fresh, err := l.Provider().Get(ctx, n.ID)
+			require.NoError(t, err)
+			var info *lab.NodeInfo
+			require.True(t, fresh.As(&info))
+			infos = append(infos, info)
+		}
+		require.NoError(t, kube.Destroy(ctx, cfg))
+		destroyed = true
+		require.Error(t, exec.Command("ip", "link", "show", bridge).Run(), "bridge %s is gone", bridge)
+		for _, info := range infos {
+			_, err := os.Stat(info.NetNS)
+			require.True(t, os.IsNotExist(err), "netns %s is gone", info.NetNS)
+			require.ErrorIs(t, syscall.Kill(info.PID, 0), syscall.ESRCH, "node init %d is gone", info.PID)
+		}
+		out, _ := exec.Command("ps", "-eo", "args").Output()
+		require.NotContains(t, string(out), cfg.LabDir, "no process of the lab")
+		require.NotContains(t, string(out), cfg.StateDir, "no network services daemon")
+		cg, _ := filepath.Glob("/sys/fs/cgroup/*/mason-" + cfg.Lab)
+		require.Empty(t, cg, "no cgroup left")
+		_, err = os.Stat(cfg.StateDir)
+		require.True(t, os.IsNotExist(err))
+	})
+}
+
+// TestSmallCluster is the mode for small machines: 1 control-plane node
+// (one etcd member, one API server, still behind the load balancer) and 2
+// workers, up to the smoke test, then destroy.
+func TestSmallCluster(t *testing.T) {
+	needs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	var log syncBuffer
+	cfg := testConfig(t, "e2e-kube1", 1, 2, &log)
+	t.Cleanup(func() {
+		require.NoError(t, kube.Destroy(context.Background(), cfg))
+		if t.Failed() {
+			t.Logf("example output:\n%s", log.String())
+		}
+	})
+	start := time.Now()
+	s, err := kube.Up(ctx, cfg)
+	require.NoError(t, err)
+	t.Logf("1 + 2: smoke test passed %v after start", time.Since(start).Round(time.Millisecond))
+	smoke := smokeOut(t, s)
+	require.Len(t, smoke.Pods, 2)
+	out := kubectlHost(t, s, "get", "nodes", "--no-headers")
+	require.Regexp(t, `(?m)^w1\s+Ready\s`, out)
+	require.Regexp(t, `(?m)^w2\s+Ready\s`, out)
+}
+
+func ran(r *graph.Result) []string {
+	var out []string
+	for _, o := range r.Outcomes {
+		if o.State == graph.StateSucceeded {
+			out = append(out, o.ID)
+		}
+	}
+	return out
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func logTimings(t *testing.T, r *graph.Result) {
+	var b strings.Builder
+	for _, o := range r.Outcomes {
+		if o.State == graph.StateSucceeded {
+			fmt.Fprintf(&b, "  %-40s %v\n", o.ID, o.Duration.Round(time.Millisecond))
+		}
+	}
+	t.Logf("per-role timings:\n%s", b.String())
+}
+
+func smokeOut(t *testing.T, s *kube.Summary) kube.SmokeOut {
+	t.Helper()
+	require.NotNil(t, s.Smoke.Pods, "the smoke test's output is in the summary")
+	return s.Smoke
+}
+
+func kubectlHost(t *testing.T, s *kube.Summary, args ...string) string {
+	t.Helper()
+	argv := s.KubectlCommand(args...)
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	require.NoError(t, err, "%s: %s", strings.Join(argv, " "), out)
+	return string(out)
+}
+
+func nodeRun(t *testing.T, ctx context.Context, n *provider.Node, args ...string) string {
+	t.Helper()
+	res, err := n.Transport.Run(ctx, provider.Command{Args: args})
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode, "%v on %s: %s", args, n.Name, res.Stderr)
+	return string(res.Stdout)
+}
+
+func addrOf(nodes []*provider.Node, name string) string {
+	for _, n := range nodes {
+		if n.Name == name {
+			return n.InterfaceAddr.String()
+		}
+	}
+	return "no-such-node"
+}
+
+func regexpQuote(s string) string { return strings.ReplaceAll(s, ".", `\.`) }
+
+// adminClient talks to the API through the load balancer with the admin
+// kubeconfig's certificate, read from the file the role wrote.
+func adminClient(t *testing.T, s *kube.Summary) *http.Client {
+	t.Helper()
+	cfg := readKubeconfig(t, s.Kubeconfig)
+	cert, err := tls.X509KeyPair(cfg.cert, cfg.key)
+	require.NoError(t, err)
+	return lbClient(t, s, &cert)
+}
+
+func lbClient(t *testing.T, s *kube.Summary, cert *tls.Certificate) *http.Client {
+	cfg := readKubeconfig(t, s.Kubeconfig)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(cfg.ca))
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(cfg.server, "https://"))
+	tlsCfg := &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		tlsCfg.Certificates = []tls.Certificate{*cert}
+	}
+	// The kubeconfig names the balancer's DNS name; this host's resolver
+	// does not serve it, so dial the balancer's address (the name is still
+	// the one the certificate must carry).
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, network, s.LB)
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, DialContext: dial}}
+}
+
+func get(ctx context.Context, c *http.Client, s *kube.Summary, path string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.APIURL+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+type kubeconfigFile struct {
+	server        string
+	ca, cert, key []byte
+}
+
+func readKubeconfig(t *testing.T, path string) kubeconfigFile {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var k kubeconfigFile
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(strings.TrimSpace(line), ": ", 2)
+		if len(f) != 2 {
+			continue
+		}
+		switch f[0] {
+		case "server":
+			k.server = f[1]
+		case "certificate-authority-data":
+			k.ca = decode(t, f[1])
+		case "client-certificate-data":
+			k.cert = decode(t, f[1])
+		case "client-key-data":
+			k.key = decode(t, f[1])
+		}
+	}
+	require.NotEmpty(t, k.server)
+	return k
+}
+
+func decode(t *testing.T, s string) []byte {
+	b, err := base64Decode(s)
+	require.NoError(t, err)
+	return b
+}
+
+// etcdRead reads a key straight from etcd with a client certificate from
+// the deployment's etcd authority.
+func etcdRead(t *testing.T, ctx context.Context, s *kube.Summary, cfg kube.Config, key string) []byte {
+	t.Helper()
+	caPEM := nodeFileBytes(t, ctx, s.ControlPlane[0], "/var/lib/kubernetes/etcd-ca.crt")
+	certPEM := nodeFileBytes(t, ctx, s.ControlPlane[0], "/var/lib/kubernetes/etcd-client.crt")
+	keyPEM := nodeFileBytes(t, ctx, s.ControlPlane[0], "/var/lib/kubernetes/etcd-client.key")
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	require.NoError(t, err)
+	tlsCfg, err := etcd.ClientTLS(cert, caPEM)
+	require.NoError(t, err)
+	var eps []string
+	for _, n := range s.ControlPlane {
+		eps = append(eps, "https://"+n.InterfaceAddr.String()+":2379")
+	}
+	cli, err := etcd.Dial(eps, tlsCfg)
+	require.NoError(t, err)
+	defer cli.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(cctx, key)
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	return resp.Kvs[0].Value
+}
+
+func nodeFileBytes(t *testing.T, ctx context.Context, n *provider.Node, path string) []byte {
+	t.Helper()
+	b, err := n.Transport.Get(ctx, path)
+	require.NoError(t, err, "%s on %s", path, n.Name)
+	return b
+}
+
+// checkCertificates reads every certificate file on every node and checks
+// that it chains to one of the deployment's authorities (whose roots are
+// read from the CA files on the nodes, and must be the ones the
+// controller's pki holds) and names nothing but its own node, the load
+// balancer and the kubernetes service.
+func checkCertificates(t *testing.T, ctx context.Context, s *kube.Summary) {
+	lbIP, _, _ := net.SplitHostPort(s.LB)
+	lbName := strings.TrimPrefix(strings.Split(s.APIURL, ":")[1], "//")
+	serviceIP := "10.32.0.1"
+	service := []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster", "kubernetes.default.svc.cluster.local"}
+	roots := x509.NewCertPool()
+	nRoots := 0
+	checked := 0
+	for _, n := range append(s.ControlPlane, s.Workers...) {
+		// CA bundles first: every *ca.crt file.
+		list := nodeRun(t, ctx, n, "sh", "-c", "find /var/lib/kubernetes /var/lib/kubelet /etc/etcd/pki -name '*.crt' 2>/dev/null | sort")
+		files := strings.Fields(list)
+		require.NotEmpty(t, files, n.Name)
+		for _, f := range files {
+			if strings.HasSuffix(f, "ca.crt") {
+				b := nodeFileBytes(t, ctx, n, f)
+				for _, c := range parseCerts(t, b) {
+					require.True(t, c.IsCA, "%s on %s holds CA certificates only", f, n.Name)
+					require.Equal(t, []string{"mason"}, c.Subject.Organization, "%s on %s: a mason authority", f, n.Name)
+					roots.AddCert(c)
+					nRoots++
+				}
+			}
+		}
+	}
+	for _, n := range append(s.ControlPlane, s.Workers...) {
+		list := nodeRun(t, ctx, n, "sh", "-c", "find /var/lib/kubernetes /var/lib/kubelet /etc/etcd/pki -name '*.crt' ! -name '*ca.crt' 2>/dev/null | sort")
+		for _, f := range strings.Fields(list) {
+			chain := parseCerts(t, nodeFileBytes(t, ctx, n, f))
+			leaf := chain[0]
+			inter := x509.NewCertPool()
+			for _, c := range chain[1:] {
+				inter.AddCert(c)
+			}
+			_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+			require.NoError(t, err, "%s on %s chains to a mason authority", f, n.Name)
+			okNames := append([]string{n.Name, n.Name + ".etcd.mason.lab", lbName}, service...)
+			for _, d := range leaf.DNSNames {
+				require.Contains(t, okNames, d, "%s on %s names only its own node (and the API's names)", f, n.Name)
+			}
+			for _, ip := range leaf.IPAddresses {
+				a, _ := netip.AddrFromSlice(ip)
+				require.Contains(t, []string{n.InterfaceAddr.String(), lbIP, serviceIP}, a.Unmap().String(), "%s on %s names only its own address", f, n.Name)
+			}
+			if strings.HasSuffix(f, "/kubernetes.crt") {
+				got := slices.Clone(leaf.DNSNames)
+				slices.Sort(got)
+				want := append(slices.Clone(service), n.Name, lbName)
+				slices.Sort(want)
+				require.Equal(t, want, got, "the API server's serving names on %s", n.Name)
+				require.Len(t, leaf.IPAddresses, 3)
+			}
+			if strings.HasSuffix(f, "/kubelet.crt") {
+				require.Equal(t, "system:node:"+n.Name, leaf.Subject.CommonName)
+				require.Equal(t, []string{"system:nodes"}, leaf.Subject.Organization)
+				require.Equal(t, []string{n.Name}, leaf.DNSNames)
+			}
+			checked++
+		}
+	}
+	// Kubeconfigs embed certificates too.
+	for _, n := range s.ControlPlane {
+		for _, f := range []string{"admin", "kube-controller-manager", "kube-scheduler"} {
+			checked += checkKubeconfigCert(t, ctx, n, "/var/lib/kubernetes/"+f+".kubeconfig", roots)
+		}
+	}
+	for _, n := range s.Workers {
+		checked += checkKubeconfigCert(t, ctx, n, "/var/lib/kubelet/kubeconfig", roots)
+		checked += checkKubeconfigCert(t, ctx, n, "/var/lib/kube-proxy/kubeconfig", roots)
+	}
+	t.Logf("checked %d certificates against %d mason roots", checked, nRoots)
+}
+
+func checkKubeconfigCert(t *testing.T, ctx context.Context, n *provider.Node, path string, roots *x509.CertPool) int {
+	b := nodeFileBytes(t, ctx, n, path)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "kc")
+	require.NoError(t, os.WriteFile(p, b, 0o600))
+	k := readKubeconfig(t, p)
+	require.Equal(t, "https://api.kube.mason.lab:6443", k.server, "%s on %s points at the load balancer's name", path, n.Name)
+	leaf := parseCerts(t, k.cert)[0]
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	require.NoError(t, err, "%s on %s", path, n.Name)
+	if strings.Contains(path, "kubelet") {
+		require.Equal(t, "system:node:"+n.Name, leaf.Subject.CommonName)
+	}
+	return 1
+}
+
+func parseCerts(t *testing.T, b []byte) []*x509.Certificate {
+	t.Helper()
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		require.NoError(t, err)
+		out = append(out, c)
+	}
+	require.NotEmpty(t, out)
+	return out
+}
+
+// watchMemory samples, every second, the resident memory of every process
+// in the lab's nodes and of the network services daemon, and returns a
+// function that reports the peak so far.
+func watchMemory(t *testing.T, cfg kube.Config) func() int64 {
+	var peak atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if v := clusterRSS(cfg); v > peak.Load() {
+				peak.Store(v)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return peak.Load
+}
+
+// clusterRSS sums VmRSS of every process whose command line or whose
+// ancestors' name the lab's directory or the state directory (node inits
+// carry the lab directory in their argv).
+func clusterRSS(cfg kube.Config) int64 {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	parent := map[int]int{}
+	mine := map[int]bool{}
+	rss := map[int]int64{}
+	for _, p := range procs {
+		pid, _ := strconv.Atoi(filepath.Base(p))
+		cmd, _ := os.ReadFile(p + "/cmdline")
+		if bytes.Contains(cmd, []byte(cfg.LabDir)) || bytes.Contains(cmd, []byte(cfg.StateDir)) {
+			mine[pid] = true
+		}
+		status, _ := os.ReadFile(p + "/status")
+		for _, line := range strings.Split(string(status), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 2 && f[0] == "PPid:" {
+				parent[pid], _ = strconv.Atoi(f[1])
+			}
+			if len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				rss[pid] = kb << 10
+			}
+		}
+	}
+	var total int64
+	for pid, v := range rss {
+		for p, depth := pid, 0; p > 1 && depth < 64; p, depth = parent[p], depth+1 {
+			if mine[p] {
+				total += v
+				break
+			}
+		}
+	}
+	return total
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func base64Decode(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }

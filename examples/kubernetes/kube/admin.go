@@ -1,0 +1,83 @@
+package kube
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/role"
+)
+
+// Admin writes the admin kubeconfig on the controller
+// (kubernetes.admin_dir/admin.kubeconfig), for the operator's kubectl.
+type Admin struct{}
+
+// AdminIn is the API's address, the CA and where to write.
+type AdminIn struct {
+	Endpoint role.One[APIEndpointOut]
+	CAs      role.One[CAsOut]
+	Dir      string `attr:"kubernetes.admin_dir"`
+}
+
+// AdminOut says where the kubeconfig is.
+type AdminOut struct {
+	Kubeconfig string
+	Serial     string
+	Sum        string
+}
+
+// Meta implements role.Role.
+func (Admin) Meta() role.Meta {
+	return role.Meta{Name: "kube-admin-kubeconfig", Version: "1", Scope: role.ScopeService,
+		Doc: "writes the admin kubeconfig on the controller"}
+}
+
+// Run implements role.Role.
+func (Admin) Run(ctx context.Context, rc *role.Context, in AdminIn) (AdminOut, error) {
+	b, err := issue(ctx, rc, ClusterCA, pki.Request{Kind: pki.Client, Identity: adminID})
+	if err != nil {
+		return AdminOut{}, err
+	}
+	data := kubeconfig(in.Endpoint.Value.URL, adminID.Name, in.CAs.Value.ClusterCA, b)
+	path := filepath.Join(in.Dir, "admin.kubeconfig")
+	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
+		return AdminOut{}, err
+	}
+	if err := writeAtomic(path, data, 0o600); err != nil {
+		return AdminOut{}, err
+	}
+	return AdminOut{Kubeconfig: path, Serial: b.Serial, Sum: digest(string(data))}, nil
+}
+
+// Check reports drift when the file is gone or changed.
+func (Admin) Check(_ context.Context, _ *role.Context, _ AdminIn, last AdminOut) (string, error) {
+	b, err := os.ReadFile(last.Kubeconfig)
+	if err != nil {
+		return last.Kubeconfig + " is missing", nil
+	}
+	if digest(string(b)) != last.Sum {
+		return last.Kubeconfig + " was changed", nil
+	}
+	return "", nil
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
