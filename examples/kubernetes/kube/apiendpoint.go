@@ -47,11 +47,11 @@ func (APIEndpoint) Run(ctx context.Context, rc *role.Context, in APIEndpointIn) 
 	if err != nil {
 		return APIEndpointOut{}, fmt.Errorf("kubernetes.lb_addr %q: %w", in.Addr, err)
 	}
-	lb, err := role.Service[netsvc.LoadBalancer](rc)
+	lb, err := role.Lookup[netsvc.LoadBalancer](rc.Services())
 	if err != nil {
 		return APIEndpointOut{}, err
 	}
-	dns, err := role.Service[netsvc.DNS](rc)
+	dns, err := role.Lookup[netsvc.DNS](rc.Services())
 	if err != nil {
 		return APIEndpointOut{}, err
 	}
@@ -73,7 +73,7 @@ func (APIEndpoint) Run(ctx context.Context, rc *role.Context, in APIEndpointIn) 
 // Check reports drift when the frontend is gone (a daemon that lost its
 // state) or the name no longer resolves to it.
 func (APIEndpoint) Check(ctx context.Context, rc *role.Context, _ APIEndpointIn, last APIEndpointOut) (string, error) {
-	lb, err := role.Service[netsvc.LoadBalancer](rc)
+	lb, err := role.Lookup[netsvc.LoadBalancer](rc.Services())
 	if err != nil {
 		return "", err
 	}

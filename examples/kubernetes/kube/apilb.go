@@ -34,7 +34,7 @@ func (APILoadBalancer) Meta() role.Meta {
 
 // Run implements role.Role.
 func (APILoadBalancer) Run(ctx context.Context, rc *role.Context, in APILoadBalancerIn) (APILoadBalancerOut, error) {
-	lb, err := role.Service[netsvc.LoadBalancer](rc)
+	lb, err := role.Lookup[netsvc.LoadBalancer](rc.Services())
 	if err != nil {
 		return APILoadBalancerOut{}, err
 	}
@@ -52,7 +52,7 @@ func (APILoadBalancer) Run(ctx context.Context, rc *role.Context, in APILoadBala
 
 // Check reports drift when the frontend's backends differ.
 func (APILoadBalancer) Check(ctx context.Context, rc *role.Context, _ APILoadBalancerIn, last APILoadBalancerOut) (string, error) {
-	lb, err := role.Service[netsvc.LoadBalancer](rc)
+	lb, err := role.Lookup[netsvc.LoadBalancer](rc.Services())
 	if err != nil {
 		return "", err
 	}

@@ -30,7 +30,7 @@ func (CAs) Meta() role.Meta {
 
 // Run implements role.Role.
 func (CAs) Run(ctx context.Context, rc *role.Context, _ struct{}) (CAsOut, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
+	issuer, err := role.Lookup[pki.Issuer](rc.Services())
 	if err != nil {
 		return CAsOut{}, err
 	}

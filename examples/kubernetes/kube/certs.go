@@ -25,7 +25,7 @@ var (
 // the same certificate until it is due for renewal, so a re-run changes
 // nothing; the key never leaves the pki store except onto the node.
 func issue(ctx context.Context, rc *role.Context, service string, req pki.Request) (pki.Bundle, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
+	issuer, err := role.Lookup[pki.Issuer](rc.Services())
 	if err != nil {
 		return pki.Bundle{}, err
 	}

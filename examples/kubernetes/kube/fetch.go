@@ -24,7 +24,7 @@ func (Fetch) Meta() role.Meta {
 
 // Run implements role.Role.
 func (Fetch) Run(ctx context.Context, rc *role.Context, in FetchIn) (Artifacts, error) {
-	src, err := role.Service[Source](rc)
+	src, err := role.Lookup[Source](rc.Services())
 	if err != nil {
 		return Artifacts{}, err
 	}

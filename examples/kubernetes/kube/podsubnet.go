@@ -46,7 +46,7 @@ func (PodSubnet) Run(ctx context.Context, rc *role.Context, in PodSubnetIn) (Pod
 		return PodSubnetOut{}, fmt.Errorf("kubernetes.cluster_cidr %q: want an IPv4 prefix of /23 or larger", in.ClusterCIDR)
 	}
 	cidr = cidr.Masked()
-	ipam, err := role.Service[netsvc.IPAM](rc)
+	ipam, err := role.Lookup[netsvc.IPAM](rc.Services())
 	if err != nil {
 		return PodSubnetOut{}, err
 	}
