@@ -215,6 +215,7 @@ func (e *env) deployment(cfg Config) *graph.Deployment {
 	// the node's own /var/lib, kubelets get cgroup roots of their own.
 	graph.Set(d, BinDir, KubernetesDir+"/bin")
 	graph.Set(d, CgroupPrefix, "/mason-"+cfg.Lab)
+	graph.Set(d, SharedKernel, true)
 	return d
 }
 

@@ -32,6 +32,8 @@ var (
 			WithDoc("resolver the nodes use for the load balancer's name (host:port, port 53)")
 	AdminDir = attr.New[string]("kubernetes.admin_dir").
 			WithDoc("directory on the controller for the admin kubeconfig").WithDefault("/var/lib/mason/kubernetes")
+	SharedKernel = attr.New[bool]("kubernetes.shared_kernel").
+			WithDoc("nodes share one kernel (lab nodes): the kubelet is shown its wanted kernel settings in the node's own mount namespace instead of changing the host's").WithDefault(false)
 	CgroupPrefix = attr.New[string]("kubernetes.cgroup_prefix").
 			WithDoc("parent cgroup of each kubelet's cgroup root (kubelets sharing one kernel need separate roots)").WithDefault("")
 )

@@ -20,7 +20,7 @@ const (
 // once, on the first control-plane node.
 func Deployment(name string, controlPlane, workers []*provider.Node) *graph.Deployment {
 	d := graph.NewDeployment(name)
-	if err := d.Attrs().Declare(Version, Domain, ServiceCIDR, ClusterCIDR, BinDir, APIPort, LBAddr, DNSServer, AdminDir, CgroupPrefix,
+	if err := d.Attrs().Declare(Version, Domain, ServiceCIDR, ClusterCIDR, BinDir, APIPort, LBAddr, DNSServer, AdminDir, CgroupPrefix, SharedKernel,
 		etcd.ClusterToken, etcd.Domain, etcd.Binary); err != nil {
 		panic(err) // the keys above are well-formed; this cannot fail
 	}

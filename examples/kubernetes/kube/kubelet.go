@@ -3,6 +3,8 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"path"
 	"strings"
 	"time"
@@ -23,6 +25,7 @@ type KubeletIn struct {
 	Bins         role.Same[WorkerBinariesOut]
 	ServiceCIDR  string `attr:"kubernetes.service_cidr"`
 	CgroupPrefix string `attr:"kubernetes.cgroup_prefix"`
+	SharedKernel bool   `attr:"kubernetes.shared_kernel"`
 }
 
 // KubeletOut is a running kubelet.
@@ -56,6 +59,11 @@ func (Kubelet) Run(ctx context.Context, rc *role.Context, in KubeletIn) (Kubelet
 		script := `for d in /sys/fs/cgroup/*/; do [ -L "${d%/}" ] || mkdir -p "$d` + strings.TrimPrefix(cgroupRoot, "/") + `"; done`
 		if _, err := rc.Exec(ctx, "sh", "-c", script); err != nil {
 			return KubeletOut{}, fmt.Errorf("making cgroup root %s: %w", cgroupRoot, err)
+		}
+	}
+	if in.SharedKernel {
+		if err := pinKernelTunables(ctx, rc); err != nil {
+			return KubeletOut{}, err
 		}
 	}
 	k := in.Kubeconfigs.Value
@@ -114,4 +122,29 @@ evictionHard:
 // Check reports drift when the kubelet is not running.
 func (Kubelet) Check(ctx context.Context, rc *role.Context, _ KubeletIn, _ KubeletOut) (string, error) {
 	return driftIfStopped(ctx, rc, service{Name: "kubelet"}), nil
+}
+
+// kubeletTunables are the kernel settings the kubelet sets on start
+// (vm.overcommit_memory=1, kernel.panic=10, kernel.panic_on_oops=1, ...).
+var kubeletTunables = map[string]string{
+	"vm/overcommit_memory": "1", "vm/panic_on_oom": "0", "kernel/panic": "10", "kernel/panic_on_oops": "1",
+	"kernel/keys/root_maxkeys": "1000000", "kernel/keys/root_maxbytes": "25000000",
+}
+
+// pinKernelTunables shows the kubelet the kernel settings it wants, in the
+// node's own mount namespace, so that a kubelet in a lab node does not
+// change the kernel every lab node and the host share (a host where an oops
+// panics the machine is not the lab's to make). Each differing file under
+// /proc/sys is covered by a bind mount of a file with the wanted value.
+func pinKernelTunables(ctx context.Context, rc *role.Context) error {
+	var script strings.Builder
+	script.WriteString("set -e; d=" + KubeletDir + "/pinned-sysctl; mkdir -p $d\n")
+	for _, k := range slices.Sorted(maps.Keys(kubeletTunables)) {
+		f := strings.ReplaceAll(k, "/", ".")
+		fmt.Fprintf(&script, "if [ \"$(cat /proc/sys/%[1]s)\" != %[2]s ]; then echo %[2]s > $d/%[3]s; mount --bind $d/%[3]s /proc/sys/%[1]s; fi\n", k, kubeletTunables[k], f)
+	}
+	if _, err := rc.Exec(ctx, "sh", "-c", script.String()); err != nil {
+		return fmt.Errorf("pinning the kubelet's kernel settings in %s's mount namespace: %w", rc.Node().Name, err)
+	}
+	return nil
 }
