@@ -56,7 +56,7 @@ func (Kubelet) Run(ctx context.Context, rc *role.Context, in KubeletIn) (Kubelet
 		// Kubelets sharing one kernel (lab nodes) need cgroup roots of
 		// their own; the kubelet wants its root to exist.
 		cgroupRoot = path.Join(in.CgroupPrefix, n.Name)
-		script := `for d in /sys/fs/cgroup/*/; do [ -L "${d%/}" ] || mkdir -p "$d` + strings.TrimPrefix(cgroupRoot, "/") + `"; done`
+		script := `for d in /sys/fs/cgroup/*/; do [ -L "${d%/}" ] || mkdir -p "${d}` + strings.TrimPrefix(cgroupRoot, "/") + `"; done`
 		if _, err := rc.Exec(ctx, "sh", "-c", script); err != nil {
 			return KubeletOut{}, fmt.Errorf("making cgroup root %s: %w", cgroupRoot, err)
 		}

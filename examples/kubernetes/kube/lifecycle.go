@@ -39,14 +39,9 @@ func RemoveWorker(ctx context.Context, cfg Config) (*Summary, string, error) {
 	if len(e.nodes.w) < 2 {
 		return nil, "", fmt.Errorf("kubernetes example: %s is the last worker; destroy the cluster instead", victim.Name)
 	}
-	a, err := e.artifacts(ctx, cfg)
-	if err != nil {
-		return nil, "", err
-	}
 	if err := DrainAndDelete(ctx, e.nodes.cp[0], KubernetesDir+"/bin", victim.Name); err != nil {
 		return nil, "", err
 	}
-	_ = a
 	if err := ReleasePodSubnet(ctx, e.net, victim.Name); err != nil {
 		return nil, "", err
 	}

@@ -176,8 +176,8 @@ func (Smoke) Run(ctx context.Context, rc *role.Context, in SmokeIn) (SmokeOut, e
 		return SmokeOut{}, fmt.Errorf("both smoke pods run on %s", a.Spec.NodeName)
 	}
 
-	// Pod to pod, across nodes.
-	got, err := k(30*time.Second, "", "exec", "-n", "default", a.Metadata.Name, "--", "wget", "-qO-", "-T", "5", "http://"+b.Status.PodIP+":8080/")
+	// Pod to pod, across nodes. (No wget -T: Debian's static busybox crashes with it.)
+	got, err := k(30*time.Second, "", "exec", "-n", "default", a.Metadata.Name, "--", "wget", "-qO-", "http://"+b.Status.PodIP+":8080/")
 	if err != nil {
 		return SmokeOut{}, fmt.Errorf("pod %s on %s reaching pod %s on %s: %w", a.Metadata.Name, a.Spec.NodeName, b.Metadata.Name, b.Spec.NodeName, err)
 	}
@@ -195,7 +195,7 @@ func (Smoke) Run(ctx context.Context, rc *role.Context, in SmokeIn) (SmokeOut, e
 	if len(f) != 2 {
 		return SmokeOut{}, fmt.Errorf("service smoke: got %q", svc)
 	}
-	if got, err = k(30*time.Second, "", "exec", "-n", "default", a.Metadata.Name, "--", "wget", "-qO-", "-T", "5", "http://"+f[0]+"/"); err != nil {
+	if got, err = k(30*time.Second, "", "exec", "-n", "default", a.Metadata.Name, "--", "wget", "-qO-", "http://"+f[0]+"/"); err != nil {
 		return SmokeOut{}, fmt.Errorf("ClusterIP %s: %w", f[0], err)
 	}
 	out.ClusterIP = strings.TrimSpace(got)
