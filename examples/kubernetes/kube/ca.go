@@ -58,5 +58,5 @@ func installServiceAccount(ctx context.Context, rc *role.Context) (Cert, error) 
 	if err != nil {
 		return Cert{}, err
 	}
-	return install(ctx, rc.Node().Transport, sa, KubernetesDir, "service-account", "")
+	return install(ctx, rc.Node().Transport, sa, KubernetesDir, "service-account", "service-account-ca.crt")
 }
