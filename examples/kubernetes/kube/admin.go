@@ -18,6 +18,7 @@ type AdminIn struct {
 	Endpoint role.One[APIEndpointOut]
 	CAs      role.One[CAsOut]
 	Dir      string `attr:"kubernetes.admin_dir"`
+	Issuer   role.Uses[pki.Issuer]
 }
 
 // AdminOut says where the kubeconfig is.
@@ -35,7 +36,7 @@ func (Admin) Meta() role.Meta {
 
 // Run implements role.Role.
 func (Admin) Run(ctx context.Context, rc *role.Context, in AdminIn) (AdminOut, error) {
-	b, err := issue(ctx, rc, ClusterCA, pki.Request{Kind: pki.Client, Identity: adminID})
+	b, err := issue(ctx, rc, in.Issuer.Value, ClusterCA, pki.Request{Kind: pki.Client, Identity: adminID})
 	if err != nil {
 		return AdminOut{}, err
 	}

@@ -25,6 +25,8 @@ type APIEndpointIn struct {
 	Addr   string `attr:"kubernetes.lb_addr"`
 	Port   int    `attr:"kubernetes.api_port"`
 	Domain string `attr:"kubernetes.domain"`
+	LB     role.Uses[netsvc.LoadBalancer]
+	DNS    role.Uses[netsvc.DNS]
 }
 
 // APIEndpointOut is the API's address as clients use it.
@@ -47,14 +49,7 @@ func (APIEndpoint) Run(ctx context.Context, rc *role.Context, in APIEndpointIn) 
 	if err != nil {
 		return APIEndpointOut{}, fmt.Errorf("kubernetes.lb_addr %q: %w", in.Addr, err)
 	}
-	lb, err := role.Lookup[netsvc.LoadBalancer](rc.Services())
-	if err != nil {
-		return APIEndpointOut{}, err
-	}
-	dns, err := role.Lookup[netsvc.DNS](rc.Services())
-	if err != nil {
-		return APIEndpointOut{}, err
-	}
+	lb, dns := in.LB.Value, in.DNS.Value
 	listen := net.JoinHostPort(addr.String(), strconv.Itoa(in.Port))
 	// Health: a TCP connect every half second, one failure takes a backend
 	// out (dials that fail go on to the next backend anyway), two
@@ -72,12 +67,8 @@ func (APIEndpoint) Run(ctx context.Context, rc *role.Context, in APIEndpointIn) 
 
 // Check reports drift when the frontend is gone (a daemon that lost its
 // state) or the name no longer resolves to it.
-func (APIEndpoint) Check(ctx context.Context, rc *role.Context, _ APIEndpointIn, last APIEndpointOut) (string, error) {
-	lb, err := role.Lookup[netsvc.LoadBalancer](rc.Services())
-	if err != nil {
-		return "", err
-	}
-	if _, err := lb.Status(ctx, Frontend); err != nil {
+func (APIEndpoint) Check(ctx context.Context, rc *role.Context, in APIEndpointIn, last APIEndpointOut) (string, error) {
+	if _, err := in.LB.Value.Status(ctx, Frontend); err != nil {
 		return "load balancer frontend " + Frontend + " is gone", nil
 	}
 	return "", nil

@@ -18,6 +18,7 @@ type APILoadBalancer struct{}
 type APILoadBalancerIn struct {
 	Servers  role.All[APIServerOut]
 	Endpoint role.One[APIEndpointOut]
+	LB       role.Uses[netsvc.LoadBalancer]
 }
 
 // APILoadBalancerOut lists the backends.
@@ -34,10 +35,7 @@ func (APILoadBalancer) Meta() role.Meta {
 
 // Run implements role.Role.
 func (APILoadBalancer) Run(ctx context.Context, rc *role.Context, in APILoadBalancerIn) (APILoadBalancerOut, error) {
-	lb, err := role.Lookup[netsvc.LoadBalancer](rc.Services())
-	if err != nil {
-		return APILoadBalancerOut{}, err
-	}
+	lb := in.LB.Value
 	var bs []netsvc.Backend
 	out := APILoadBalancerOut{URL: in.Endpoint.Value.URL}
 	for _, s := range in.Servers {
@@ -51,12 +49,8 @@ func (APILoadBalancer) Run(ctx context.Context, rc *role.Context, in APILoadBala
 }
 
 // Check reports drift when the frontend's backends differ.
-func (APILoadBalancer) Check(ctx context.Context, rc *role.Context, _ APILoadBalancerIn, last APILoadBalancerOut) (string, error) {
-	lb, err := role.Lookup[netsvc.LoadBalancer](rc.Services())
-	if err != nil {
-		return "", err
-	}
-	st, err := lb.Status(ctx, Frontend)
+func (APILoadBalancer) Check(ctx context.Context, rc *role.Context, in APILoadBalancerIn, last APILoadBalancerOut) (string, error) {
+	st, err := in.LB.Value.Status(ctx, Frontend)
 	if err != nil {
 		return "load balancer frontend " + Frontend + " is gone", nil
 	}

@@ -26,6 +26,7 @@ type APIServerCertsIn struct {
 	EtcdCA      role.One[etcd.CAOut]
 	Endpoint    role.One[APIEndpointOut]
 	ServiceCIDR string `attr:"kubernetes.service_cidr"`
+	Issuer      role.Uses[pki.Issuer]
 }
 
 // APIServerCertsOut lists the installed certificates.
@@ -70,7 +71,7 @@ func (APIServerCerts) Run(ctx context.Context, rc *role.Context, in APIServerCer
 		{&out.ProxyClient, FrontProxyCA, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: "front-proxy-client-" + n.Name}}, "front-proxy-client", "front-proxy-ca.crt"},
 	}
 	for _, s := range steps {
-		b, err := issue(ctx, rc, s.service, s.req)
+		b, err := issue(ctx, rc, in.Issuer.Value, s.service, s.req)
 		if err != nil {
 			return APIServerCertsOut{}, err
 		}
@@ -78,7 +79,7 @@ func (APIServerCerts) Run(ctx context.Context, rc *role.Context, in APIServerCer
 			return APIServerCertsOut{}, err
 		}
 	}
-	if out.ServiceAccount, err = installServiceAccount(ctx, rc); err != nil {
+	if out.ServiceAccount, err = installServiceAccount(ctx, rc, in.Issuer.Value); err != nil {
 		return APIServerCertsOut{}, err
 	}
 	return out, nil

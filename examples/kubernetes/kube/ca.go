@@ -13,6 +13,11 @@ import (
 // other. (etcd's authority is examples/etcd's CA role.)
 type CAs struct{}
 
+// CAsIn is the pki service.
+type CAsIn struct {
+	Issuer role.Uses[pki.Issuer]
+}
+
 // CAsOut holds the trust bundles (public) and the service-account
 // certificate, whose public key verifies tokens.
 type CAsOut struct {
@@ -29,19 +34,17 @@ func (CAs) Meta() role.Meta {
 }
 
 // Run implements role.Role.
-func (CAs) Run(ctx context.Context, rc *role.Context, _ struct{}) (CAsOut, error) {
-	issuer, err := role.Lookup[pki.Issuer](rc.Services())
-	if err != nil {
-		return CAsOut{}, err
-	}
+func (CAs) Run(ctx context.Context, rc *role.Context, in CAsIn) (CAsOut, error) {
+	issuer := in.Issuer.Value
 	var out CAsOut
+	var err error
 	if out.ClusterCA, err = issuer.CAPEM(ctx, ClusterCA); err != nil {
 		return CAsOut{}, err
 	}
 	if out.FrontProxyCA, err = issuer.CAPEM(ctx, FrontProxyCA); err != nil {
 		return CAsOut{}, err
 	}
-	sa, err := issue(ctx, rc, ServiceAccounts, saRequest)
+	sa, err := issue(ctx, rc, issuer, ServiceAccounts, saRequest)
 	if err != nil {
 		return CAsOut{}, err
 	}
@@ -53,8 +56,8 @@ var saRequest = pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: "serv
 
 // installServiceAccount writes the token key pair for the API server
 // (which signs and verifies) and the controller-manager (which signs).
-func installServiceAccount(ctx context.Context, rc *role.Context) (Cert, error) {
-	sa, err := issue(ctx, rc, ServiceAccounts, saRequest)
+func installServiceAccount(ctx context.Context, rc *role.Context, issuer pki.Issuer) (Cert, error) {
+	sa, err := issue(ctx, rc, issuer, ServiceAccounts, saRequest)
 	if err != nil {
 		return Cert{}, err
 	}

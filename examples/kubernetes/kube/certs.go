@@ -24,11 +24,7 @@ var (
 // issue asks the pki service for a certificate. The same request returns
 // the same certificate until it is due for renewal, so a re-run changes
 // nothing; the key never leaves the pki store except onto the node.
-func issue(ctx context.Context, rc *role.Context, service string, req pki.Request) (pki.Bundle, error) {
-	issuer, err := role.Lookup[pki.Issuer](rc.Services())
-	if err != nil {
-		return pki.Bundle{}, err
-	}
+func issue(ctx context.Context, rc *role.Context, issuer pki.Issuer, service string, req pki.Request) (pki.Bundle, error) {
 	if req.Profile == (pki.Profile{}) {
 		req.Profile = leafProfile
 	}

@@ -4,6 +4,7 @@ import (
 	etcd "github.com/masonops/mason/examples/etcd/etcd"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
 )
 
 // Pool names.
@@ -26,10 +27,9 @@ func Deployment(name string, controlPlane, workers []*provider.Node) *graph.Depl
 	}
 	cp := d.Pool(ControlPlanePool, controlPlane...)
 	w := d.Pool(WorkerPool, workers...)
-	d.Bind(nil, Fetch{}, CAs{}, etcd.CA{}, EncryptionKey{}, APIEndpoint{}, APILoadBalancer{}, Admin{}, etcd.Bootstrap{})
-	d.Bind(d.AllNodes(), Resolver{}, Routes{})
-	d.Bind(cp, ControlPlaneBinaries{}, etcd.PeerURL{}, etcd.MemberCert{}, etcd.Member{},
-		APIServerCerts{}, APIServer{}, ControlPlaneKubeconfigs{}, ControllerManager{}, Scheduler{}, RBAC{}, Smoke{})
-	d.Bind(w, WorkerBinaries{}, PodSubnet{}, CNI{}, Containerd{}, WorkerKubeconfigs{}, Kubelet{}, KubeProxy{})
+	d.Bind(nil, role.Of(Fetch{}), role.Of(CAs{}), role.Of(etcd.CA{}), role.Of(EncryptionKey{}), role.Of(APIEndpoint{}), role.Of(APILoadBalancer{}), role.Of(Admin{}), role.Of(etcd.Bootstrap{}))
+	d.Bind(d.AllNodes(), role.Of(Resolver{}), role.Of(Routes{}))
+	d.Bind(cp, role.Of(ControlPlaneBinaries{}), role.Of(etcd.PeerURL{}), role.Of(etcd.MemberCert{}), role.Of(etcd.Member{}), role.Of(APIServerCerts{}), role.Of(APIServer{}), role.Of(ControlPlaneKubeconfigs{}), role.Of(ControllerManager{}), role.Of(Scheduler{}), role.Of(RBAC{}), role.Of(Smoke{}))
+	d.Bind(w, role.Of(WorkerBinaries{}), role.Of(PodSubnet{}), role.Of(CNI{}), role.Of(Containerd{}), role.Of(WorkerKubeconfigs{}), role.Of(Kubelet{}), role.Of(KubeProxy{}))
 	return d
 }

@@ -9,6 +9,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/netsvc"
+	"github.com/masonops/mason/netsvc/authdns"
+	"github.com/masonops/mason/netsvc/ipam"
+	"github.com/masonops/mason/netsvc/lb"
+	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/store/mem"
 )
@@ -28,6 +34,7 @@ func TestDeploymentPlans(t *testing.T) {
 	for _, size := range []struct{ cps, workers int }{{3, 2}, {1, 2}} {
 		d := Deployment("plan", fakeNodes("cp", size.cps, 10), fakeNodes("w", size.workers, 20))
 		graph.Set(d, LBAddr, "10.99.0.1")
+		d.UseServices(planServices(t))
 		p, err := graph.NewPlan(context.Background(), d, mem.New())
 		require.NoError(t, err)
 		perNode := 0
@@ -47,4 +54,24 @@ func TestDeploymentPlans(t *testing.T) {
 		require.False(t, ok, "no kubelet on control-plane nodes")
 		t.Logf("%d+%d: %d node-roles, %d on cp1", size.cps, size.workers, len(p.Steps), perNode)
 	}
+}
+
+// planServices registers the services the roles use (planning checks that
+// they are there; nothing is called).
+func planServices(t *testing.T) *role.Services {
+	st := mem.New()
+	mgr, err := pki.NewManager(st, pki.Options{KEK: make([]byte, 32)})
+	require.NoError(t, err)
+	dns, err := authdns.New(st, nil)
+	require.NoError(t, err)
+	balancer, err := lb.New(context.Background(), st, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = balancer.Close() })
+	svcs := role.NewServices()
+	role.Provide[pki.Issuer](svcs, mgr)
+	role.Provide[netsvc.DNS](svcs, dns)
+	role.Provide[netsvc.IPAM](svcs, ipam.New(st, nil))
+	role.Provide[netsvc.LoadBalancer](svcs, balancer)
+	role.Provide[Source](svcs, GoBuild{})
+	return svcs
 }

@@ -14,6 +14,7 @@ type Fetch struct{}
 // FetchIn is the version to fetch.
 type FetchIn struct {
 	Version string `attr:"kubernetes.version"`
+	Source  role.Uses[Source]
 }
 
 // Meta implements role.Role.
@@ -24,11 +25,7 @@ func (Fetch) Meta() role.Meta {
 
 // Run implements role.Role.
 func (Fetch) Run(ctx context.Context, rc *role.Context, in FetchIn) (Artifacts, error) {
-	src, err := role.Lookup[Source](rc.Services())
-	if err != nil {
-		return Artifacts{}, err
-	}
-	a, err := src.Fetch(ctx, in.Version, logWriter{rc})
+	a, err := in.Source.Value.Fetch(ctx, in.Version, logWriter{rc})
 	if err != nil {
 		return Artifacts{}, err
 	}

@@ -16,6 +16,10 @@ type ControlPlaneKubeconfigs struct{}
 type KubeconfigsIn struct {
 	Endpoint role.One[APIEndpointOut]
 	CAs      role.One[CAsOut]
+	Issuer   role.Uses[pki.Issuer]
+	// Resolver orders the kubeconfigs after the node can resolve the name
+	// they point at: the programs that read them start right after.
+	Resolver role.Same[ResolverOut]
 }
 
 // ControlPlaneKubeconfigsOut lists the files.
@@ -71,7 +75,7 @@ func (ControlPlaneKubeconfigs) Check(ctx context.Context, rc *role.Context, _ Ku
 }
 
 func writeKubeconfig(ctx context.Context, rc *role.Context, in KubeconfigsIn, id pki.Identity, file string) (Kubeconfig, error) {
-	b, err := issue(ctx, rc, ClusterCA, pki.Request{Kind: pki.Client, Identity: id})
+	b, err := issue(ctx, rc, in.Issuer.Value, ClusterCA, pki.Request{Kind: pki.Client, Identity: id})
 	if err != nil {
 		return Kubeconfig{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/masonops/mason/graph"
@@ -64,10 +65,15 @@ func RemoveWorker(ctx context.Context, cfg Config) (*Summary, string, error) {
 // node object, from a control-plane node with the admin kubeconfig.
 func DrainAndDelete(ctx context.Context, cp *provider.Node, binDir, node string) error {
 	bins := Installed{Dir: binDir}
+	// A node that never registered, or was deleted by an earlier attempt,
+	// has nothing to drain.
+	if _, err := kubectl(ctx, cp, bins, "", "get", "node", node); err != nil && strings.Contains(err.Error(), "NotFound") {
+		return nil
+	}
 	if _, err := kubectl(ctx, cp, bins, "", "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=90s"); err != nil {
 		return err
 	}
-	_, err := kubectl(ctx, cp, bins, "", "delete", "node", node, "--wait=true")
+	_, err := kubectl(ctx, cp, bins, "", "delete", "node", node, "--wait=true", "--ignore-not-found")
 	return err
 }
 

@@ -22,6 +22,7 @@ type PodSubnet struct{}
 // PodSubnetIn is the cluster's pod range.
 type PodSubnetIn struct {
 	ClusterCIDR string `attr:"kubernetes.cluster_cidr"`
+	IPAM        role.Uses[netsvc.IPAM]
 }
 
 // PodSubnetOut is a worker's pod subnet and the address routes to it use.
@@ -46,10 +47,7 @@ func (PodSubnet) Run(ctx context.Context, rc *role.Context, in PodSubnetIn) (Pod
 		return PodSubnetOut{}, fmt.Errorf("kubernetes.cluster_cidr %q: want an IPv4 prefix of /23 or larger", in.ClusterCIDR)
 	}
 	cidr = cidr.Masked()
-	ipam, err := role.Lookup[netsvc.IPAM](rc.Services())
-	if err != nil {
-		return PodSubnetOut{}, err
-	}
+	ipam := in.IPAM.Value
 	if err := ipam.AddRange(ctx, netsvc.Range{Name: PodRange, Prefix: cidr}); err != nil {
 		return PodSubnetOut{}, fmt.Errorf("IPAM range %s: %w", PodRange, err)
 	}

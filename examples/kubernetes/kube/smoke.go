@@ -35,7 +35,8 @@ type SmokeIn struct {
 	Bins        role.Same[ControlPlaneBinariesOut]
 	// Dir is where the report (smoke-test.json) is written on the
 	// controller.
-	Dir string `attr:"kubernetes.admin_dir"`
+	Dir    string `attr:"kubernetes.admin_dir"`
+	Issuer role.Uses[pki.Issuer]
 }
 
 // SmokeReport is the smoke test's report on the controller.
@@ -127,7 +128,7 @@ func (Smoke) Run(ctx context.Context, rc *role.Context, in SmokeIn) (SmokeOut, e
 	if _, err := k(30*time.Second, secret, "apply", "-f", "-"); err != nil {
 		return SmokeOut{}, err
 	}
-	raw, err := etcdGet(ctx, rc, in.Etcd, "/registry/secrets/default/kubernetes-the-hard-way")
+	raw, err := etcdGet(ctx, rc, in.Issuer.Value, in.Etcd, "/registry/secrets/default/kubernetes-the-hard-way")
 	if err != nil {
 		return SmokeOut{}, err
 	}
@@ -269,8 +270,8 @@ func httpGet(ctx context.Context, url string) (string, error) {
 
 // etcdGet reads a key straight from etcd with the controller's etcd client
 // certificate: what the API server stored, bypassing the API.
-func etcdGet(ctx context.Context, rc *role.Context, members role.All[etcd.MemberOut], key string) ([]byte, error) {
-	b, err := issue(ctx, rc, etcd.Service, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: etcd.ControllerIdentity}})
+func etcdGet(ctx context.Context, rc *role.Context, issuer pki.Issuer, members role.All[etcd.MemberOut], key string) ([]byte, error) {
+	b, err := issue(ctx, rc, issuer, etcd.Service, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: etcd.ControllerIdentity}})
 	if err != nil {
 		return nil, err
 	}

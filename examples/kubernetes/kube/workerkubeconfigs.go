@@ -32,7 +32,7 @@ func (WorkerKubeconfigs) Meta() role.Meta {
 func (WorkerKubeconfigs) Run(ctx context.Context, rc *role.Context, in KubeconfigsIn) (WorkerKubeconfigsOut, error) {
 	n := rc.Node()
 	id := nodeIdentity(n, "system:node:"+n.Name, "system:nodes")
-	b, err := issue(ctx, rc, ClusterCA, pki.Request{Kind: pki.Peer, Identity: id})
+	b, err := issue(ctx, rc, in.Issuer.Value, ClusterCA, pki.Request{Kind: pki.Peer, Identity: id})
 	if err != nil {
 		return WorkerKubeconfigsOut{}, err
 	}
