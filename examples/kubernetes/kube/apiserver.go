@@ -91,9 +91,10 @@ func apiServerService(in APIServerIn, nodeIP string) service {
 	}}
 }
 
-// Run implements role.Role. A running API server whose flags and client
-// certificates are unchanged is left running: it reloads a renewed serving
-// certificate from its files by itself, so a rotation needs no restart.
+// Run implements role.Role. A running API server whose flags, encryption
+// config and client certificates are unchanged is left running: it reloads
+// a renewed serving certificate from its files by itself, so a rotation
+// needs no restart.
 func (APIServer) Run(ctx context.Context, rc *role.Context, in APIServerIn) (APIServerOut, error) {
 	n := rc.Node()
 	ip := n.InterfaceAddr.String()
@@ -102,8 +103,8 @@ func (APIServer) Run(ctx context.Context, rc *role.Context, in APIServerIn) (API
 		return APIServerOut{}, err
 	}
 	c := in.Certs.Value
-	sig := digest(svc.unitFile(), string(encryptionConfig(in.Key.Value)), c.KubeletClient.Serial, c.EtcdClient.Serial, c.ProxyClient.Serial, c.ServiceAccount.Serial)
-	if err := startUnlessCurrent(ctx, rc, svc, sig); err != nil {
+	sig := digest(string(encryptionConfig(in.Key.Value)), c.KubeletClient.Serial, c.EtcdClient.Serial, c.ProxyClient.Serial, c.ServiceAccount.Serial)
+	if err := svc.ensure(ctx, rc, sig); err != nil {
 		return APIServerOut{}, err
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(in.Port))
@@ -116,21 +117,6 @@ func (APIServer) Run(ctx context.Context, rc *role.Context, in APIServerIn) (API
 // Check reports drift when kube-apiserver is not running.
 func (APIServer) Check(ctx context.Context, rc *role.Context, in APIServerIn, _ APIServerOut) (string, error) {
 	return driftIfStopped(ctx, rc, service{Name: "kube-apiserver"}), nil
-}
-
-// startUnlessCurrent starts svc unless it runs with the configuration sig
-// names already (recorded beside its unit file).
-func startUnlessCurrent(ctx context.Context, rc *role.Context, svc service, sig string) error {
-	sigFile := "/run/" + svc.Name + ".config-digest"
-	if svc.running(ctx, rc.Node()) {
-		if got, err := rc.Node().Transport.Get(ctx, sigFile); err == nil && string(got) == sig {
-			return nil
-		}
-	}
-	if err := svc.start(ctx, rc); err != nil {
-		return err
-	}
-	return rc.WriteFile(ctx, sigFile, []byte(sig), 0o644)
 }
 
 // readyz probes an API server's /readyz, trusting only the cluster CA.

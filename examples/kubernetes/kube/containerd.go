@@ -76,7 +76,7 @@ func (Containerd) Run(ctx context.Context, rc *role.Context, in ContainerdIn) (C
 	if err := rc.WriteFile(ctx, ContainerdConfig, []byte(containerdConfig), 0o644); err != nil {
 		return ContainerdOut{}, err
 	}
-	if err := startUnlessCurrent(ctx, rc, containerdService, digest(containerdService.unitFile(), containerdConfig)); err != nil {
+	if err := containerdService.ensure(ctx, rc, digest(containerdConfig)); err != nil {
 		return ContainerdOut{}, err
 	}
 	sock := "/run/containerd/containerd.sock"

@@ -51,8 +51,8 @@ func controllerManagerService(in ControllerManagerIn) service {
 // Run implements role.Role.
 func (ControllerManager) Run(ctx context.Context, rc *role.Context, in ControllerManagerIn) (ControllerManagerOut, error) {
 	svc := controllerManagerService(in)
-	sig := digest(svc.unitFile(), in.Kubeconfigs.Value.ControllerManager.Sum, in.Certs.Value.ServiceAccount.Serial)
-	if err := startUnlessCurrent(ctx, rc, svc, sig); err != nil {
+	sig := digest(in.Kubeconfigs.Value.ControllerManager.Sum, in.Certs.Value.ServiceAccount.Serial)
+	if err := svc.ensure(ctx, rc, sig); err != nil {
 		return ControllerManagerOut{}, err
 	}
 	// It serves /healthz on 10257 once started.

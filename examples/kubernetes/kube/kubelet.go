@@ -103,14 +103,14 @@ evictionHard:
 	if err := rc.WriteFile(ctx, KubeletConfig, []byte(cfg), 0o644); err != nil {
 		return KubeletOut{}, err
 	}
-	svc := service{Name: "kubelet", Description: "Kubernetes Kubelet", After: []string{"containerd.service"}, Args: []string{
+	svc := service{Name: "kubelet", Description: "Kubernetes Kubelet", Requires: []string{"containerd"}, Args: []string{
 		in.Bins.Value.Bin("kubelet"),
 		"--config=" + KubeletConfig,
 		"--kubeconfig=" + k.Kubelet.File,
 		"--node-ip=" + n.InterfaceAddr.String(),
 		"--v=1",
 	}}
-	if err := startUnlessCurrent(ctx, rc, svc, digest(svc.unitFile(), cfg, k.Kubelet.Sum, k.KubeletCert.Serial)); err != nil {
+	if err := svc.ensure(ctx, rc, digest(cfg, k.Kubelet.Sum, k.KubeletCert.Serial)); err != nil {
 		return KubeletOut{}, err
 	}
 	if err := svc.waitFor(ctx, n, 60*time.Second, dialable(ctx, n.InterfaceAddr.String()+":10250")); err != nil {

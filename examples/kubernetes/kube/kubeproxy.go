@@ -51,7 +51,7 @@ conntrack:
 	}
 	svc := service{Name: "kube-proxy", Description: "Kubernetes Kube Proxy", Args: []string{
 		in.Bins.Value.Bin("kube-proxy"), "--config=" + KubeProxyConfig, "--hostname-override=" + n.Name, "--v=1"}}
-	if err := startUnlessCurrent(ctx, rc, svc, digest(svc.unitFile(), cfg, in.Kubeconfigs.Value.KubeProxy.Sum)); err != nil {
+	if err := svc.ensure(ctx, rc, digest(cfg, in.Kubeconfigs.Value.KubeProxy.Sum)); err != nil {
 		return KubeProxyOut{}, err
 	}
 	if err := svc.waitFor(ctx, n, 60*time.Second, dialable(ctx, n.InterfaceAddr.String()+":10256")); err != nil {

@@ -50,8 +50,8 @@ leaderElection:
 		"--bind-address=0.0.0.0",
 		"--v=1",
 	}}
-	sig := digest(svc.unitFile(), cfg, in.Kubeconfigs.Value.Scheduler.Sum)
-	if err := startUnlessCurrent(ctx, rc, svc, sig); err != nil {
+	sig := digest(cfg, in.Kubeconfigs.Value.Scheduler.Sum)
+	if err := svc.ensure(ctx, rc, sig); err != nil {
 		return SchedulerOut{}, err
 	}
 	if err := svc.waitFor(ctx, rc.Node(), 60*time.Second, dialable(ctx, rc.Node().InterfaceAddr.String()+":10259")); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -13,93 +12,75 @@ import (
 	"github.com/masonops/mason/role"
 )
 
-// service is one long-running program on a node, described as the systemd
-// unit the hard way writes (/etc/systemd/system/NAME.service). The unit file
-// is written for the operator to read; until mason's units land the program
-// is started from the same command line in its own session, with its PID in
-// /run/NAME.pid and its output in /var/log/kubernetes/NAME.log.
+// service is one long-running program on a node, run as a unit: the systemd
+// unit the hard way writes (/etc/systemd/system/NAME.service) on real
+// machines, the same definition under the lab's supervisor in lab nodes.
 type service struct {
 	Name        string
 	Description string
 	Args        []string
-	// After names units this one starts after (containerd for kubelet).
-	After []string
+	// Requires names units this one needs running first (containerd for
+	// the kubelet).
+	Requires []string
 }
 
-func (s service) unitFile() string {
-	after := ""
-	if len(s.After) > 0 {
-		after = "After=" + strings.Join(s.After, " ") + "\nRequires=" + strings.Join(s.After, " ") + "\n"
-	}
-	return fmt.Sprintf(`# written by mason (examples/kubernetes)
-[Unit]
-Description=%s
-%s
-[Service]
-ExecStart=%s
-Restart=on-failure
-RestartSec=5
+// configEnv carries the digest of the files a program reads at start only
+// (its certificates, its config) in the unit's definition, so a change of
+// any of them changes the definition, and installing it restarts the
+// program exactly once.
+const configEnv = "MASON_CONFIG_DIGEST"
 
-[Install]
-WantedBy=multi-user.target
-`, s.Description, after, strings.Join(s.Args, " \\\n  "))
+func (s service) unit(sig string) provider.Unit {
+	return provider.Unit{Name: s.Name, Description: s.Description, Documentation: "https://kubernetes.io/docs/",
+		Command: s.Args, Env: []string{configEnv + "=" + sig}, Restart: provider.RestartOnFailure,
+		RestartDelay: 5 * time.Second, StopTimeout: 30 * time.Second, LimitNOFILE: 65536,
+		Requires: s.Requires, After: s.Requires}
 }
 
-func (s service) pidFile() string { return "/run/" + s.Name + ".pid" }
-func (s service) logFile() string { return LogDir + "/" + s.Name + ".log" }
-
-// start writes the unit file and (re)starts the program: a running
-// instance is stopped first, so a changed configuration takes effect.
-func (s service) start(ctx context.Context, rc *role.Context) error {
-	if err := rc.WriteFile(ctx, "/etc/systemd/system/"+s.Name+".service", []byte(s.unitFile()), 0o644); err != nil {
-		return err
-	}
-	if err := s.stop(ctx, rc.Node()); err != nil {
-		return err
-	}
-	quoted := make([]string, len(s.Args))
-	for i, a := range s.Args {
-		quoted[i] = shellQuote(a)
-	}
-	script := fmt.Sprintf(`mkdir -p %s && echo $$ > %s && exec %s >>%s 2>&1 </dev/null`,
-		LogDir, s.pidFile(), strings.Join(quoted, " "), s.logFile())
-	if _, err := rc.Exec(ctx, "setsid", "-f", "sh", "-c", script); err != nil {
-		return fmt.Errorf("starting %s: %w", s.Name, err)
-	}
-	return nil
-}
-
-// running reports whether the program's process is alive.
-func (s service) running(ctx context.Context, n *provider.Node) bool {
-	res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", `test -f ` + s.pidFile() + ` && kill -0 "$(cat ` + s.pidFile() + `)"`}})
-	return err == nil && res.ExitCode == 0
-}
-
-// stop ends the program and waits (at most 20s) for it to exit.
-func (s service) stop(ctx context.Context, n *provider.Node) error {
-	script := fmt.Sprintf(`f=%s; [ -f $f ] || exit 0; p=$(cat $f); kill $p 2>/dev/null || { rm -f $f; exit 0; }
-for i in $(seq 200); do kill -0 $p 2>/dev/null || { rm -f $f; exit 0; }; sleep 0.1; done; kill -9 $p; rm -f $f`, s.pidFile())
-	res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", script}})
+// ensure installs the unit and makes sure it runs: a new or changed
+// definition (flags, or sig: the digest of what it reads at start) starts
+// or restarts it once; an unchanged one leaves a running program alone.
+func (s service) ensure(ctx context.Context, rc *role.Context, sig string) error {
+	units, err := provider.UnitsOf(rc.Node())
 	if err != nil {
 		return err
 	}
-	return res.Err(provider.Command{Args: []string{"stop", s.Name}})
+	change, err := units.InstallUnit(ctx, s.unit(sig))
+	if err != nil {
+		return fmt.Errorf("unit %s on %s: %w", s.Name, rc.Node().Name, err)
+	}
+	rc.Log().Info("unit installed", "unit", s.Name, "change", fmt.Sprint(change))
+	return nil
 }
 
-// logTail returns the last lines of the program's log, for errors.
+// running reports whether the unit's program runs.
+func (s service) running(ctx context.Context, n *provider.Node) bool {
+	units, err := provider.UnitsOf(n)
+	if err != nil {
+		return false
+	}
+	st, err := units.UnitStatus(ctx, s.Name)
+	return err == nil && st.Running()
+}
+
+// logTail returns the last lines of the unit's output, for errors.
 func (s service) logTail(ctx context.Context, n *provider.Node) string {
-	b, _ := n.Transport.Get(ctx, s.logFile())
-	return tailLines(string(b), 12)
+	units, err := provider.UnitsOf(n)
+	if err != nil {
+		return err.Error()
+	}
+	out, _ := units.UnitLogs(ctx, s.Name, 12)
+	return out
 }
 
-// waitFor retries probe until it succeeds, the program exits, or limit
-// passes. A program that exited fails at once with its log's last lines.
+// waitFor retries probe until it succeeds, the unit stops running, or limit
+// passes. A unit that stopped fails at once with its last log lines.
 func (s service) waitFor(ctx context.Context, n *provider.Node, limit time.Duration, probe func() error) error {
 	wait := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
 		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(limit)), ctx)
 	err := backoff.Retry(func() error {
 		if !s.running(ctx, n) {
-			return backoff.Permanent(fmt.Errorf("%s exited; last lines of %s:\n%s", s.Name, s.logFile(), s.logTail(ctx, n)))
+			return backoff.Permanent(fmt.Errorf("unit %s is not running; its last lines:\n%s", s.Name, s.logTail(ctx, n)))
 		}
 		return probe()
 	}, wait)
@@ -120,16 +101,7 @@ func dialable(ctx context.Context, addr string) func() error {
 	}
 }
 
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@+%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// driftIfStopped is the Check of every role that runs a service.
+// driftIfStopped is the Check of every role that runs a unit.
 func driftIfStopped(ctx context.Context, rc *role.Context, s service) string {
 	if !s.running(ctx, rc.Node()) {
 		return s.Name + " is not running on " + rc.Node().Name
