@@ -14,8 +14,8 @@ import (
 	"github.com/masonops/mason/netsvc/ipam"
 	"github.com/masonops/mason/netsvc/lb"
 	"github.com/masonops/mason/pki"
-	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/store/mem"
 )
 
