@@ -25,7 +25,7 @@ type CNIOut struct {
 
 // Meta implements role.Role.
 func (CNI) Meta() role.Meta {
-	return role.Meta{Name: "kube-cni", Version: "1", Doc: "configures the bridge and loopback CNI networks"}
+	return role.Meta{Name: "kube-cni", Version: "2", Doc: "configures the bridge and loopback CNI networks"}
 }
 
 // Run implements role.Role.
@@ -51,6 +51,16 @@ func (CNI) Run(ctx context.Context, rc *role.Context, in CNIIn) (CNIOut, error) 
   "type": "loopback"
 }
 `
+	// The node forwards for its pods and for NodePorts whose pods run
+	// elsewhere, also before its first pod (whose bridge would enable it).
+	// Both settings are the node's own network namespace's in a lab.
+	const sysctls = "net.ipv4.ip_forward = 1\n"
+	if err := rc.WriteFile(ctx, "/etc/sysctl.d/kubernetes.conf", []byte(sysctls), 0o644); err != nil {
+		return CNIOut{}, err
+	}
+	if _, err := rc.Exec(ctx, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
+		return CNIOut{}, fmt.Errorf("enabling forwarding on %s: %w", rc.Node().Name, err)
+	}
 	files := []string{CNIConfDir + "/10-bridge.conf", CNIConfDir + "/99-loopback.conf"}
 	for i, data := range []string{bridge, loopback} {
 		if err := rc.WriteFile(ctx, files[i], []byte(data), 0o644); err != nil {
