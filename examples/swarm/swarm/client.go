@@ -1,0 +1,89 @@
+package swarm
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/masonops/mason/examples/swarm/dockerapi"
+	"github.com/masonops/mason/netsvc/daemon"
+	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/role"
+)
+
+// controllerBundle returns the controller's client certificate from
+// service's authority. It comes from the pki store each time (Issue returns
+// the stored one), so its key is never part of a role output.
+func controllerBundle(ctx context.Context, rc *role.Context, service string) (pki.Bundle, error) {
+	issuer, err := role.Service[pki.Issuer](rc)
+	if err != nil {
+		return pki.Bundle{}, err
+	}
+	b, err := issuer.Issue(ctx, service, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: ControllerName}})
+	if err != nil {
+		return pki.Bundle{}, fmt.Errorf("the controller's %s client certificate: %w", service, err)
+	}
+	return b, nil
+}
+
+// ClientTLS builds a client config that presents cert and trusts only the
+// roots in caPEM.
+func ClientTLS(cert tls.Certificate, caPEM []byte) (*tls.Config, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("swarm: no CA certificate in the trust bundle")
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// engines opens Engine API clients for the controller.
+type engines struct{ tls *tls.Config }
+
+func newEngines(ctx context.Context, rc *role.Context) (*engines, error) {
+	b, err := controllerBundle(ctx, rc, DockerCA)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := b.TLSCertificate()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ClientTLS(cert, b.CAPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &engines{tls: cfg}, nil
+}
+
+// at returns a client of the engine on host (an address).
+func (e *engines) at(host string) *dockerapi.Client { return dockerapi.New(host, e.tls) }
+
+// netsvcClient returns a client of the network services daemon d.
+func netsvcClient(ctx context.Context, rc *role.Context, d NetsvcdOut) (*daemon.Client, error) {
+	b, err := controllerBundle(ctx, rc, NetsvcCA)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := daemon.ClientTLS(b, d.ServerName)
+	if err != nil {
+		return nil, err
+	}
+	return daemon.NewClient(d.API, cfg), nil
+}
+
+// poll calls f until it returns nil, a backoff.Permanent error, or max
+// passes; its last error says what it was waiting for.
+func poll(ctx context.Context, max time.Duration, f func() error) error {
+	b := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
+		backoff.WithMaxInterval(500*time.Millisecond), backoff.WithMaxElapsedTime(max)), ctx)
+	return backoff.Retry(f, b)
+}
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

@@ -1,0 +1,63 @@
+package swarm
+
+import (
+	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/provider"
+)
+
+// Nodes groups a deployment's nodes.
+type Nodes struct {
+	Managers []*provider.Node
+	Workers  []*provider.Node
+	// Services holds the node that runs the network services daemon.
+	Services []*provider.Node
+	// Leaving are nodes to take out of the swarm before they are deleted.
+	Leaving []*provider.Node
+}
+
+// Rollout policies: workers' engines change two at a time and the first
+// failure stops the rollout; managers' engines and manager joins go one at
+// a time; nodes leave one at a time.
+var (
+	WorkerEngineRollout  = graph.Rollout{Batch: 2, MaxFailed: 1}
+	ManagerEngineRollout = graph.Rollout{Batch: 1, MaxFailed: 1}
+	ManagerJoinRollout   = graph.Rollout{Batch: 1}
+	LeaveRollout         = graph.Rollout{Batch: 1}
+)
+
+// Deployment binds the Swarm roles to nodes: the authorities, the
+// operator's certificate, the load balancer, DNS and the verification
+// once for the deployment; certificates, engines, the image and the
+// service endpoint on every swarm node; init, manager joins and the
+// service on the managers; worker joins on the workers; the network
+// services daemon on the service node; and Leave on leaving nodes.
+func Deployment(name string, n Nodes) *graph.Deployment {
+	d := graph.NewDeployment(name)
+	if err := d.Attrs().Declare(Keys()...); err != nil {
+		panic(err) // the keys are well-formed; this cannot fail
+	}
+	managers := d.Pool("managers", n.Managers...)
+	workers := d.Pool("workers", n.Workers...)
+	nodes := d.Pool("swarm", n.Managers...).Add(n.Workers...)
+	services := d.Pool("services", n.Services...)
+	leaving := d.Pool("leaving", n.Leaving...)
+
+	d.Bind(nil, CA{}, Operator{}, LB{}, DNS{}, Verify{})
+	d.Bind(services, NetsvcCert{}, Netsvcd{})
+	d.Bind(nodes, EngineCert{}, Image{}, Endpoint{})
+	d.Bind(managers, ManagerEngine{}, Init{}, Manager{}, Service{})
+	d.Bind(workers, Engine{}, Worker{})
+	d.Bind(leaving, Leave{})
+
+	d.SetRollout(Engine{}.Meta().Name, WorkerEngineRollout)
+	d.SetRollout(ManagerEngine{}.Meta().Name, ManagerEngineRollout)
+	d.SetRollout(Manager{}.Meta().Name, ManagerJoinRollout)
+	d.SetRollout(Leave{}.Meta().Name, LeaveRollout)
+	return d
+}
+
+// Roles lists every role of the package, for a spec registry.
+func Roles() []any {
+	return []any{CA{}, Operator{}, LB{}, DNS{}, Verify{}, NetsvcCert{}, Netsvcd{}, EngineCert{}, Image{}, Endpoint{},
+		ManagerEngine{}, Init{}, Manager{}, Service{}, Engine{}, Worker{}, Leave{}}
+}
