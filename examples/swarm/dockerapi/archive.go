@@ -36,15 +36,24 @@ type ImageConfig struct {
 // files always give the same image ID.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// BuildArchive returns an image archive in the format of `docker save`
-// (loaded with [Client.ImageLoad]): one layer holding files, the config,
-// and tag as its name. It is built without an engine or a registry, and is
-// reproducible: the same inputs give the same bytes and the same image ID,
-// which BuildArchive returns ("sha256:...").
-func BuildArchive(tag string, cfg ImageConfig, files []File) ([]byte, string, error) {
+// Built is an image built without an engine or a registry: one layer
+// holding files, and its config. It is reproducible: the same files and
+// config give the same bytes and the same ID.
+type Built struct {
+	// ID is the image ID ("sha256:..."), the digest of its config.
+	ID     string
+	config []byte
+	layer  []byte
+}
+
+// ShortID is the first 12 hex digits of the ID, as docker shows it.
+func (b *Built) ShortID() string { return b.ID[len("sha256:") : len("sha256:")+12] }
+
+// Build builds an image of one layer holding files.
+func Build(cfg ImageConfig, files []File) (*Built, error) {
 	layer, err := layerTar(files)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	diffID := sha256.Sum256(layer)
 	ports := map[string]struct{}{}
@@ -78,36 +87,43 @@ func BuildArchive(tag string, cfg ImageConfig, files []File) ([]byte, string, er
 		History: []map[string]any{{"created": epoch, "created_by": "mason examples/swarm (dockerapi.BuildArchive)"}},
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	cfgSum := sha256.Sum256(config)
-	cfgName := hex.EncodeToString(cfgSum[:]) + ".json"
+	return &Built{ID: "sha256:" + hex.EncodeToString(cfgSum[:]), config: config, layer: layer}, nil
+}
+
+// Archive returns the image in the format of `docker save`, named tag, for
+// [Client.ImageLoad].
+func (b *Built) Archive(tag string) ([]byte, error) {
+	cfgName := strings.TrimPrefix(b.ID, "sha256:") + ".json"
+	diffID := sha256.Sum256(b.layer)
 	layerName := hex.EncodeToString(diffID[:]) + "/layer.tar"
 	manifest, err := json.Marshal([]map[string]any{{"Config": cfgName, "RepoTags": []string{tag}, "Layers": []string{layerName}}})
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range []struct {
 		name string
 		data []byte
-	}{{cfgName, config}, {path.Dir(layerName) + "/", nil}, {layerName, layer}, {"manifest.json", manifest}} {
+	}{{cfgName, b.config}, {path.Dir(layerName) + "/", nil}, {layerName, b.layer}, {"manifest.json", manifest}} {
 		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), ModTime: epoch, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
 		if strings.HasSuffix(e.name, "/") {
 			h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if _, err := tw.Write(e.data); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return buf.Bytes(), "sha256:" + hex.EncodeToString(cfgSum[:]), nil
+	return buf.Bytes(), nil
 }
 
 // layerTar writes files as a layer, parents before children.

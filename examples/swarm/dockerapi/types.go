@@ -159,7 +159,17 @@ type ServiceSpec struct {
 	Labels       map[string]string `json:"Labels,omitempty"`
 	TaskTemplate TaskSpec          `json:"TaskTemplate"`
 	Mode         ServiceMode       `json:"Mode"`
+	UpdateConfig *UpdateConfig     `json:"UpdateConfig,omitempty"`
 	EndpointSpec *EndpointSpec     `json:"EndpointSpec,omitempty"`
+}
+
+// UpdateConfig says how swarm rolls a changed service over its tasks.
+type UpdateConfig struct {
+	Parallelism uint64 `json:"Parallelism"`
+	// FailureAction is "pause", "continue" or "rollback".
+	FailureAction string `json:"FailureAction,omitempty"`
+	// Order is "stop-first" or "start-first".
+	Order string `json:"Order,omitempty"`
 }
 
 // TaskSpec is a service's task template.

@@ -58,6 +58,8 @@ type Config struct {
 	// Out receives the plan and progress lines; nil discards them. Log
 	// receives the roles' log lines; nil means StateDir/swarm.log.
 	Out, Log io.Writer
+	// Events, when set, also receives every event of the apply.
+	Events graph.Subscriber
 }
 
 // EngineSettings are daemon.json settings of an engine; zero fields keep
@@ -209,7 +211,11 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	if par == 0 {
 		par = 8
 	}
-	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: par, Events: progress(w)})
+	events := progress(w)
+	if cfg.Events != nil {
+		events = graph.Subscribers(events, cfg.Events)
+	}
+	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: par, Events: events})
 	sum.Result = res
 	if err != nil {
 		return sum, err

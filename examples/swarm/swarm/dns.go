@@ -11,8 +11,8 @@ import (
 )
 
 // DNS keeps the deployment's zone in the network services daemon: an A
-// record for every node of the swarm (its input is every engine's output,
-// so a node that joins or leaves changes it), one for the service node
+// record for every node of the swarm (its input is every member's output,
+// so a node that joins or leaves changes it, and nothing else does), one for the service node
 // (ns, and its own name), and one for the service's name pointing at the
 // load balancer. A records of the zone that no longer name a node are
 // deleted: the zone is the deployment's own.
@@ -21,7 +21,7 @@ type DNS struct{}
 // DNSIn is the daemon, the nodes and the load balancer.
 type DNSIn struct {
 	Daemon role.One[NetsvcdOut]
-	Nodes  role.All[EngineOut]
+	Nodes  role.All[MemberOut]
 	LB     role.One[LBOut]
 }
 
@@ -49,7 +49,7 @@ func (DNS) Run(ctx context.Context, rc *role.Context, in DNSIn) (DNSOut, error) 
 	defer cli.Close()
 	want := map[string]string{"ns": d.IP, d.Node: d.IP}
 	for _, n := range in.Nodes {
-		want[n.Node] = n.Value.IP
+		want[n.Node] = n.Value.EngineIP
 	}
 	lbHost, _, err := splitHost(in.LB.Value.Listen)
 	if err != nil {

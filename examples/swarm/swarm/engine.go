@@ -3,8 +3,6 @@ package swarm
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -48,8 +46,6 @@ type EngineOut struct {
 	// endpoint on it (IP:2376).
 	IP  string
 	API string
-	// Config is the SHA-256 of the daemon.json it runs with.
-	Config string
 }
 
 // Meta implements role.Role.
@@ -103,7 +99,11 @@ func (ManagerEngine) Run(ctx context.Context, rc *role.Context, in EngineIn) (En
 
 // Check reports drift when dockerd does not answer over mutual TLS, or
 // runs with another daemon.json than the one it was given.
-func (Engine) Check(ctx context.Context, rc *role.Context, _ EngineIn, last EngineOut) (string, error) {
+//
+// The output carries no digest of daemon.json, so a changed setting re-runs
+// only the engines: what waits for them sees the same output and is not
+// re-run.
+func (Engine) Check(ctx context.Context, rc *role.Context, in EngineIn, last EngineOut) (string, error) {
 	e, err := newEngines(ctx, rc)
 	if err != nil {
 		return "", err
@@ -115,16 +115,15 @@ func (Engine) Check(ctx context.Context, rc *role.Context, _ EngineIn, last Engi
 	if err := c.Ping(cctx); err != nil {
 		return "dockerd on " + rc.Node().Name + " does not answer at https://" + last.API, nil
 	}
+	want, err := daemonConfig(last.IP, in)
+	if err != nil {
+		return "", err
+	}
 	cur, err := rc.Node().Transport.Get(ctx, DaemonJSON)
-	if err != nil || configSum(cur) != last.Config {
+	if err != nil || !bytes.Equal(cur, want) {
 		return DaemonJSON + " on " + rc.Node().Name + " was changed", nil
 	}
 	return "", nil
-}
-
-func configSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 func runEngine(ctx context.Context, rc *role.Context, in EngineIn, manager bool) (EngineOut, error) {
@@ -137,7 +136,7 @@ func runEngine(ctx context.Context, rc *role.Context, in EngineIn, manager bool)
 	if err != nil {
 		return EngineOut{}, err
 	}
-	out := EngineOut{Node: n.Name, IP: ip, API: hostPort(ip, dockerapi.Port), Config: configSum(want)}
+	out := EngineOut{Node: n.Name, IP: ip, API: hostPort(ip, dockerapi.Port)}
 	e, err := newEngines(ctx, rc)
 	if err != nil {
 		return EngineOut{}, err

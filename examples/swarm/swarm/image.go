@@ -28,26 +28,28 @@ type ImageIn struct {
 	Port    int    `attr:"swarm.service_port"`
 }
 
-// ImageOut is the loaded image.
+// ImageOut is the loaded image. Its tag is made from its ID
+// (mason-demo:<short ID>), so a changed image is a changed service spec,
+// which swarm rolls out.
 type ImageOut struct {
 	Tag string
 	ID  string
 }
 
-// ImageTag names the demo image in every engine.
-const ImageTag = "mason-demo:1"
+// ImageRepo is the demo image's repository name in every engine.
+const ImageRepo = "mason-demo"
 
 // Meta implements role.Role.
 func (Image) Meta() role.Meta {
 	return role.Meta{Name: "demo-image", Version: "1", Doc: "builds the demo image from busybox-static and loads it into the engine"}
 }
 
-// DemoImage returns the demo image archive (`docker save` format) and its
-// ID, built from the static busybox at path.
-func DemoImage(path string, port int) ([]byte, string, error) {
+// DemoImage builds the demo image from the static busybox at path; it
+// answers on port.
+func DemoImage(path string, port int) (*dockerapi.Built, error) {
 	bb, err := os.ReadFile(path)
 	if err != nil {
-		return nil, "", fmt.Errorf("demo image: %w (install Debian's busybox-static)", err)
+		return nil, fmt.Errorf("demo image: %w (install Debian's busybox-static)", err)
 	}
 	files := []dockerapi.File{
 		{Path: "bin", Dir: true},
@@ -58,9 +60,12 @@ func DemoImage(path string, port int) ([]byte, string, error) {
 	for _, applet := range []string{"sh", "httpd", "echo", "cat", "ls", "hostname", "sleep", "wget"} {
 		files = append(files, dockerapi.File{Path: "bin/" + applet, Link: "busybox"})
 	}
-	// NODE is set per task from the swarm template {{.Node.Hostname}}.
-	cmd := fmt.Sprintf(`echo "${NODE:-$(hostname)}" >/www/index.html && exec httpd -f -p %d -h /www`, port)
-	return dockerapi.BuildArchive(ImageTag, dockerapi.ImageConfig{
+	// NODE is set per task from the swarm template {{.Node.Hostname}}. The
+	// shell stays PID 1 to stop httpd on SIGTERM at once (PID 1 ignores
+	// signals it has no handler for, which would cost the stop grace period
+	// on every drain).
+	cmd := fmt.Sprintf(`echo "${NODE:-$(hostname)}" >/www/index.html || exit 1; httpd -f -p %d -h /www & trap 'kill $!; exit 0' TERM; wait`, port)
+	return dockerapi.Build(dockerapi.ImageConfig{
 		Cmd:          []string{"/bin/sh", "-c", cmd},
 		Env:          []string{"PATH=/bin"},
 		ExposedPorts: []string{strconv.Itoa(port) + "/tcp"},
@@ -70,42 +75,47 @@ func DemoImage(path string, port int) ([]byte, string, error) {
 
 // Run implements role.Role.
 func (Image) Run(ctx context.Context, rc *role.Context, in ImageIn) (ImageOut, error) {
-	archive, id, err := DemoImage(in.Busybox, in.Port)
+	img, err := DemoImage(in.Busybox, in.Port)
 	if err != nil {
 		return ImageOut{}, err
 	}
+	out := ImageOut{Tag: ImageRepo + ":" + img.ShortID(), ID: img.ID}
 	e, err := newEngines(ctx, rc)
 	if err != nil {
 		return ImageOut{}, err
 	}
 	c := e.at(in.Engine.Value.IP)
 	defer c.Close()
-	if img, err := c.Image(ctx, ImageTag); err == nil && img.ID == id {
-		return ImageOut{Tag: ImageTag, ID: id}, nil
+	if have, err := c.Image(ctx, out.Tag); err == nil && have.ID == out.ID {
+		return out, nil
 	} else if err != nil && !dockerapi.IsNotFound(err) {
 		return ImageOut{}, err
 	}
-	if err := c.ImageLoad(ctx, bytes.NewReader(archive)); err != nil {
-		return ImageOut{}, fmt.Errorf("loading %s into the engine on %s: %w", ImageTag, rc.Node().Name, err)
-	}
-	img, err := c.Image(ctx, ImageTag)
+	archive, err := img.Archive(out.Tag)
 	if err != nil {
 		return ImageOut{}, err
 	}
-	if img.ID != id {
-		return ImageOut{}, fmt.Errorf("engine on %s loaded %s as %s, expected %s", rc.Node().Name, ImageTag, img.ID, id)
+	if err := c.ImageLoad(ctx, bytes.NewReader(archive)); err != nil {
+		return ImageOut{}, fmt.Errorf("loading %s into the engine on %s: %w", out.Tag, rc.Node().Name, err)
 	}
-	rc.Log().Info("loaded the demo image", "image", ImageTag, "id", id, "bytes", len(archive))
-	return ImageOut{Tag: ImageTag, ID: id}, nil
+	have, err := c.Image(ctx, out.Tag)
+	if err != nil {
+		return ImageOut{}, err
+	}
+	if have.ID != out.ID {
+		return ImageOut{}, fmt.Errorf("engine on %s loaded %s as %s, expected %s", rc.Node().Name, out.Tag, have.ID, out.ID)
+	}
+	rc.Log().Info("loaded the demo image", "image", out.Tag, "bytes", len(archive))
+	return out, nil
 }
 
 // Check reports drift when the engine lost the image or busybox changed.
 func (Image) Check(ctx context.Context, rc *role.Context, in ImageIn, last ImageOut) (string, error) {
-	_, id, err := DemoImage(in.Busybox, in.Port)
+	img, err := DemoImage(in.Busybox, in.Port)
 	if err != nil {
 		return "", err
 	}
-	if id != last.ID {
+	if img.ID != last.ID {
 		return "the demo image built from " + in.Busybox + " changed", nil
 	}
 	e, err := newEngines(ctx, rc)
@@ -114,10 +124,10 @@ func (Image) Check(ctx context.Context, rc *role.Context, in ImageIn, last Image
 	}
 	c := e.at(in.Engine.Value.IP)
 	defer c.Close()
-	img, err := c.Image(ctx, ImageTag)
+	have, err := c.Image(ctx, last.Tag)
 	switch {
-	case dockerapi.IsNotFound(err) || (err == nil && img.ID != last.ID):
-		return ImageTag + " is missing from the engine on " + rc.Node().Name, nil
+	case dockerapi.IsNotFound(err) || (err == nil && have.ID != last.ID):
+		return last.Tag + " is missing from the engine on " + rc.Node().Name, nil
 	case err != nil:
 		// An engine that does not answer is the engine role's drift;
 		// once it runs again this role learns whether it must re-run.

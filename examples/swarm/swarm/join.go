@@ -66,7 +66,7 @@ func join(ctx context.Context, rc *role.Context, e *engines, ip string, req join
 		if err != nil {
 			return MemberOut{}, err
 		}
-		rc.Log().Info("joining the swarm", "role", req.role, "remote_addrs", strings.Join(addrs, ","))
+		rc.Log().Info("joining the swarm", "swarm_role", req.role, "remote_addrs", strings.Join(addrs, ","))
 		err = c.SwarmJoin(ctx, dockerapi.JoinRequest{
 			ListenAddr:    hostPort(ip, SwarmPort),
 			AdvertiseAddr: hostPort(ip, SwarmPort),

@@ -141,9 +141,13 @@ func LeaveSwarm(ctx context.Context, rc *role.Context, init InitOut, managerIPs 
 	if err := waitNoTasks(ctx, mgr, id, name); err != nil {
 		return out, err
 	}
+	left := false
 	if infoErr == nil && info.Swarm.LocalNodeState == dockerapi.StateActive {
 		if err := c.SwarmLeave(ctx, false); err != nil && dockerapi.StatusOf(err) != 503 {
 			return out, fmt.Errorf("%s leaving the swarm: %w", name, err)
+		}
+		if i, err := c.Info(ctx); err == nil && i.Swarm.LocalNodeState == dockerapi.StateInactive {
+			left = true
 		}
 		rc.Log().Info("left the swarm", "node_id", id)
 	}
@@ -155,10 +159,13 @@ func LeaveSwarm(ctx context.Context, rc *role.Context, init InitOut, managerIPs 
 		if err != nil {
 			return err
 		}
-		if n.Status.State != dockerapi.NodeDown {
+		// A node seen to leave is removed at once; otherwise the managers
+		// must see it down first (docker refuses to remove a node that is
+		// up without force).
+		if !left && n.Status.State != dockerapi.NodeDown {
 			return fmt.Errorf("the managers still see %s %s", name, n.Status.State)
 		}
-		return mgr.NodeRemove(ctx, id, false)
+		return mgr.NodeRemove(ctx, id, left)
 	})
 	if err != nil {
 		return out, fmt.Errorf("removing %s from the node list: %w", name, err)

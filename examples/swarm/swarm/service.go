@@ -52,6 +52,10 @@ func serviceSpec(in ServiceIn) dockerapi.ServiceSpec {
 		Name:   in.Name,
 		Labels: map[string]string{DeploymentLabel: "demo"},
 		Mode:   dockerapi.ServiceMode{Global: &struct{}{}},
+		// A node whose engine has not loaded a new image yet fails its
+		// task until it has; swarm retries it, and the update goes on
+		// instead of pausing.
+		UpdateConfig: &dockerapi.UpdateConfig{Parallelism: 1, FailureAction: "continue", Order: "stop-first"},
 		TaskTemplate: dockerapi.TaskSpec{
 			ContainerSpec: dockerapi.ContainerSpec{
 				Image:           in.Image.Value.Tag,

@@ -120,4 +120,3 @@ func Resolve(ctx context.Context, server, name string) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
-
