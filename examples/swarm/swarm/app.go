@@ -396,8 +396,9 @@ func precheckLeaving(ctx context.Context, svcs *role.Services, n Nodes) error {
 	if err != nil {
 		return err
 	}
+	// Any manager that answers will do, staying or leaving.
 	var mgr *dockerapi.Client
-	for _, m := range n.Managers {
+	for _, m := range append(slices.Clone(n.Managers), n.Leaving...) {
 		c := e.at(m.InterfaceAddr.String())
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		info, err := c.Info(cctx)

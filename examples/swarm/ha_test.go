@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/masonops/mason/examples/swarm/dockerapi"
+	"github.com/masonops/mason/examples/swarm/swarm"
+	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/provider"
+)
+
+// TestHighAvailability deploys 3 managers and a worker: managers join one
+// at a time, each given every manager's address; killing the leader's
+// dockerd leaves the swarm with a leader; removing managers while one is
+// down is refused, naming the numbers, before anything changes; the next
+// plan shows the drift and repairs only that node.
+func TestHighAvailability(t *testing.T) {
+	needs(t)
+	ctx := ctxT(t, 10*time.Minute)
+	cfg, _, logs := testConfig(t, "e2e-swarm-ha", 3, 1)
+	events := &syncBuffer{}
+	cfg.Events = graph.JSONLines(events)
+
+	s, err := swarm.Up(ctx, cfg)
+	require.NoError(t, err)
+	t.Logf("deployed 3+1 in %v", s.Elapsed)
+	byName := map[string]*provider.Node{}
+	for _, n := range s.Nodes() {
+		byName[n.Name] = n
+	}
+	op := operator(t, s, byName["m2"])
+	require.Equal(t, []string{"m1 ready active manager", "m2 ready active manager", "m3 ready active manager", "w1 ready active worker"}, swarmNodes(t, ctx, op))
+	require.Equal(t, []string{"m1", "m2", "m3", "w1"}, s.Answered)
+
+	t.Run("ManagersJoinOneAtATimeWithEveryManagerAddress", func(t *testing.T) {
+		// m3 started only after m2 had joined and was reachable.
+		var m2Done, m3Start time.Time
+		for _, line := range strings.Split(strings.TrimSpace(events.String()), "\n") {
+			var e struct {
+				Time  time.Time `json:"time"`
+				ID    string    `json:"id"`
+				State string    `json:"state"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(line), &e))
+			switch {
+			case e.ID == "swarm-manager@m2" && e.State == "succeeded":
+				m2Done = e.Time
+			case e.ID == "swarm-manager@m3" && e.State == "running":
+				m3Start = e.Time
+			}
+		}
+		require.False(t, m2Done.IsZero())
+		require.False(t, m3Start.IsZero())
+		require.True(t, m3Start.After(m2Done), "m3 joined after m2 was reachable (m2 done %v, m3 started %v)", m2Done, m3Start)
+		// m3's join was given both managers, the leader first.
+		addr := func(n string) string { return byName[n].InterfaceAddr.String() + ":2377" }
+		require.Contains(t, logs.String(), "node=m3 swarm_role=manager remote_addrs="+addr("m1")+","+addr("m2"))
+		require.Contains(t, logs.String(), "node=m2 swarm_role=manager remote_addrs="+addr("m1"))
+	})
+
+	t.Run("KillingTheLeadersEngineKeepsALeader", func(t *testing.T) {
+		leader := leaderOf(t, ctx, op)
+		require.Equal(t, "m1", leader, "the first manager leads")
+		res, err := byName[leader].Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", `kill -9 "$(cat /run/mason-dockerd.pid)"`}})
+		require.NoError(t, err)
+		require.Equal(t, 0, res.ExitCode, string(res.Stderr))
+		var now string
+		require.Eventually(t, func() bool {
+			ns, err := op.Nodes(ctx)
+			if err != nil {
+				return false
+			}
+			for _, n := range ns {
+				if n.ManagerStatus != nil && n.ManagerStatus.Leader && n.Description.Hostname != leader {
+					now = n.Description.Hostname
+					return true
+				}
+			}
+			return false
+		}, 60*time.Second, 250*time.Millisecond, "another manager leads")
+		t.Logf("killed dockerd on %s; %s leads now", leader, now)
+	})
+
+	t.Run("RemovingManagersThatWouldLoseQuorumIsRefused", func(t *testing.T) {
+		shrink := cfg
+		shrink.Managers = 1 // m2 and m3 would go, with m1 down
+		before := traceLab(t, ctx, cfg)
+		_, err := swarm.Up(ctx, shrink)
+		var qe *swarm.QuorumError
+		require.ErrorAs(t, err, &qe)
+		t.Logf("refused: %v", err)
+		require.Equal(t, 3, qe.Managers)
+		require.Equal(t, 2, qe.Reachable)
+		require.Equal(t, []string{"m1"}, qe.Unreachable)
+		require.Equal(t, 1, qe.After)
+		require.Equal(t, 0, qe.ReachableAfter)
+		require.Contains(t, err.Error(), "the swarm has 3 managers, 2 reachable (unreachable: m1); afterwards 0 of 1 would be reachable, fewer than the 1 a quorum needs")
+		// Nothing changed: every node is still there, and in the swarm with
+		// its role (their states are "unknown" for a moment after a leader
+		// change).
+		require.Len(t, traceLab(t, ctx, cfg).infos, len(before.infos))
+		ns, err := op.Nodes(ctx)
+		require.NoError(t, err)
+		var roles []string
+		for _, n := range ns {
+			roles = append(roles, n.Description.Hostname+" "+n.Spec.Role+" "+n.Spec.Availability)
+		}
+		sortStrings(roles)
+		require.Equal(t, []string{"m1 manager active", "m2 manager active", "m3 manager active", "w1 worker active"}, roles)
+	})
+
+	t.Run("NextPlanRepairsOnlyThatNode", func(t *testing.T) {
+		again, err := swarm.Up(ctx, cfg)
+		require.NoError(t, err)
+		st, ok := again.Plan.Step("docker-engine-manager@m1")
+		require.True(t, ok)
+		require.Equal(t, graph.ActionRun, st.Action)
+		require.Equal(t, "drifted: dockerd on m1 does not answer at https://"+byName["m1"].InterfaceAddr.String()+":2376", st.Reason)
+		done := succeeded(again.Result)
+		require.Contains(t, done, "docker-engine-manager@m1")
+		for _, id := range done {
+			require.True(t, strings.HasSuffix(id, "@m1"), "only m1's node-roles ran, not %s", id)
+		}
+		t.Logf("repaired in %v: %v", again.Elapsed, done)
+		require.Eventually(t, func() bool {
+			ns, err := op.Nodes(ctx)
+			if err != nil {
+				return false
+			}
+			reachable := 0
+			for _, n := range ns {
+				if n.ManagerStatus != nil && n.ManagerStatus.Reachability == dockerapi.Reachable && n.Status.State == dockerapi.NodeReady {
+					reachable++
+				}
+			}
+			return reachable == 3
+		}, 60*time.Second, 250*time.Millisecond, "all three managers are reachable again")
+		require.Equal(t, []string{"m1", "m2", "m3", "w1"}, again.Answered)
+	})
+}
+
+func leaderOf(t *testing.T, ctx context.Context, c *dockerapi.Client) string {
+	t.Helper()
+	ns, err := c.Nodes(ctx)
+	require.NoError(t, err)
+	for _, n := range ns {
+		if n.ManagerStatus != nil && n.ManagerStatus.Leader {
+			return n.Description.Hostname
+		}
+	}
+	t.Fatal(fmt.Sprintf("no leader among %d nodes", len(ns)))
+	return ""
+}
