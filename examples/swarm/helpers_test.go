@@ -19,11 +19,16 @@ import (
 	"github.com/masonops/mason/examples/swarm/dockerapi"
 	"github.com/masonops/mason/examples/swarm/swarm"
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/internal/childtest"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
 )
 
+// children are the child processes the tests run the test binary as.
+var children = map[string]func(childtest.T){}
+
 func TestMain(m *testing.M) {
+	childtest.Dispatch(children)
 	// The service node runs this test binary as its network services
 	// daemon (`BINARY netsvcd ARGS`), as it runs the example's program.
 	if len(os.Args) > 1 && os.Args[1] == "netsvcd" {
