@@ -118,6 +118,15 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, s.Service.InterfaceAddr.String(), dig(t, ctx, s, "demo"), "the service name is the load balancer")
 	})
 
+	t.Run("TheSpecThroughTheFrontEndIsConverged", func(t *testing.T) {
+		// swarm.hcl, run by mason's front end on the same lab and state,
+		// finds nothing to do: the Go program and the spec are one
+		// deployment.
+		code, text := frontEnd(t, cfg, "plan")
+		require.Equal(t, 0, code, text)
+		require.Contains(t, text, "no changes: swarm is converged")
+	})
+
 	t.Run("ConvergedRerunRunsNothing", func(t *testing.T) {
 		again, err := swarm.Up(ctx, cfg)
 		require.NoError(t, err)

@@ -11,6 +11,11 @@
 //	go run ./examples/swarm -label tier=web    # roll an engine change over the workers in batches
 //	go run ./examples/swarm destroy            # remove the lab and the state
 //
+// The same deployment as an HCL spec, run by mason's front end (plan,
+// apply, status, why, graph, destroy):
+//
+//	go run ./examples/swarm spec plan -spec examples/swarm/swarm.hcl -state /var/lib/mason/swarm-example/state.db
+//
 // It needs root, iproute2, iptables, util-linux, Debian's docker.io and
 // busybox-static.
 package main
@@ -26,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/masonops/mason/cli"
 	"github.com/masonops/mason/examples/swarm/swarm"
 	"github.com/masonops/mason/graph"
 )
@@ -45,6 +51,10 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "spec" {
+		// mason's front end over the spec: the same roles, the same state.
+		os.Exit(cli.Run(ctx, cli.App{Name: "swarm spec", Registry: swarm.Registry()}, os.Args[2:], os.Environ()))
 	}
 	cfg := swarm.DefaultConfig()
 	var ls labels
@@ -70,7 +80,7 @@ func main() {
 		}
 		fmt.Printf("destroyed lab %s and %s\n", cfg.Lab, cfg.StateDir)
 	default:
-		fmt.Fprintf(os.Stderr, "unknown command %q: use up (the default) or destroy\n", flag.Arg(0))
+		fmt.Fprintf(os.Stderr, "unknown command %q: use up (the default), destroy, or spec COMMAND (mason's front end)\n", flag.Arg(0))
 		os.Exit(2)
 	}
 }

@@ -270,27 +270,36 @@ func (c Config) logWriter() (io.Writer, func(), error) {
 }
 
 // Services opens the roles' services: the pki Issuer on its store in
-// dir (pki.db, sealed under the key-encryption key in dir/kek).
+// dir (pki.db, sealed under the key-encryption key in dir/kek). Call the
+// returned func to close them.
 func Services(dir string) (*role.Services, func(), error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	svcs := role.NewServices()
+	closeFn, err := provideServices(svcs, dir)
+	if err != nil {
 		return nil, nil, err
+	}
+	return svcs, closeFn, nil
+}
+
+func provideServices(svcs *role.Services, dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
 	}
 	kek, err := loadKEK(filepath.Join(dir, "kek"))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	pst, err := bolt.Open(filepath.Join(dir, "pki.db"), nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	mgr, err := pki.NewManager(pst, pki.Options{KEK: kek})
 	if err != nil {
 		pst.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	svcs := role.NewServices()
 	role.Provide[pki.Issuer](svcs, mgr)
-	return svcs, func() { pst.Close() }, nil
+	return func() { pst.Close() }, nil
 }
 
 var _ store.Store = (*bolt.Store)(nil)

@@ -38,13 +38,14 @@ func Deployment(name string, n Nodes) *graph.Deployment {
 	}
 	managers := d.Pool("managers", n.Managers...)
 	workers := d.Pool("workers", n.Workers...)
-	nodes := d.Pool("swarm", n.Managers...).Add(n.Workers...)
 	services := d.Pool("services", n.Services...)
 	leaving := d.Pool("leaving", n.Leaving...)
 
 	d.Bind(nil, CA{}, Operator{}, LB{}, DNS{}, Verify{})
 	d.Bind(services, NetsvcCert{}, Netsvcd{})
-	d.Bind(nodes, EngineCert{}, Image{}, Endpoint{})
+	for _, p := range []*graph.Pool{managers, workers} {
+		d.Bind(p, EngineCert{}, Image{}, Endpoint{})
+	}
 	d.Bind(managers, ManagerEngine{}, Init{}, Manager{}, Service{})
 	d.Bind(workers, Engine{}, Worker{})
 	d.Bind(leaving, Leave{})
