@@ -21,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/masonops/mason/examples/swarm/dockerapi"
 	"github.com/masonops/mason/examples/swarm/swarm"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/netsvc"
@@ -301,6 +302,29 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		t.Logf("no join token in %d places: events, logs, output, pki store, and %d journal records", len(haystacks), len(ents)-1)
+	})
+
+	t.Run("ANodeInAnotherSwarmIsAnError", func(t *testing.T) {
+		// w2 leaves the deployment's swarm and makes one of its own.
+		w2 := s.Workers[1]
+		c := operator(t, s, w2)
+		ip := w2.InterfaceAddr.String()
+		require.NoError(t, c.SwarmLeave(ctx, true))
+		_, err := c.SwarmInit(ctx, dockerapi.InitRequest{ListenAddr: ip + ":2377", AdvertiseAddr: ip + ":2377", DataPathAddr: ip})
+		require.NoError(t, err)
+		s2, err := swarm.Up(ctx, cfg)
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "node w2 is already in another swarm")
+		require.Contains(t, ran(s2.Plan)["swarm-worker@w2"], "it left the swarm and is in another one now")
+		t.Logf("refused: %v", err)
+		// Once it left that swarm, the next run joins it again, and the
+		// node list keeps no stale entry of its first membership.
+		require.NoError(t, c.SwarmLeave(ctx, true))
+		s3, err := swarm.Up(ctx, cfg)
+		require.NoError(t, err)
+		require.Contains(t, ran(s3.Plan), "swarm-worker@w2")
+		require.Equal(t, []string{"m1 ready active manager", "w1 ready active worker", "w2 ready active worker"}, swarmNodes(t, ctx, op))
+		require.Equal(t, []string{"m1", "w1", "w2"}, s3.Answered)
 	})
 
 	t.Run("DestroyAndRebuildTwice", func(t *testing.T) {

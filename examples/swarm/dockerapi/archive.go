@@ -126,6 +126,11 @@ func (b *Built) Archive(tag string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
 // layerTar writes files as a layer, parents before children.
 func layerTar(files []File) ([]byte, error) {
 	fs := append([]File(nil), files...)

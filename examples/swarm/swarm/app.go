@@ -19,6 +19,7 @@ import (
 	"github.com/masonops/mason/examples/swarm/dockerapi"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/progress"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
 	"github.com/masonops/mason/role"
@@ -60,6 +61,9 @@ type Config struct {
 	Out, Log io.Writer
 	// Events, when set, also receives every event of the apply.
 	Events graph.Subscriber
+	// Progress says how the apply's progress is drawn on Out:
+	// progress.Auto (live on a terminal, lines otherwise), Live or Lines.
+	Progress progress.Mode
 }
 
 // EngineSettings are daemon.json settings of an engine; zero fields keep
@@ -211,11 +215,13 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	if par == 0 {
 		par = 8
 	}
-	events := progress(w)
+	show := progress.New(w, progress.Options{Mode: cfg.Progress})
+	events := graph.Subscriber(show)
 	if cfg.Events != nil {
-		events = graph.Subscribers(events, cfg.Events)
+		events = graph.Subscribers(show, cfg.Events)
 	}
 	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: par, Events: events})
+	_ = show.Close()
 	sum.Result = res
 	if err != nil {
 		return sum, err
@@ -473,27 +479,4 @@ func loadKEK(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: key-encryption key must be 32 bytes, found %d", path, len(b))
 	}
 	return b, nil
-}
-
-// progress prints one line per finished, failed or blocked node-role.
-func progress(w io.Writer) graph.Subscriber {
-	var mu sync.Mutex
-	return graph.SubscriberFunc(func(_ context.Context, e graph.Event) {
-		if e.State == graph.StatePending || e.State == graph.StateSkipped || e.State == graph.StateRunning {
-			return
-		}
-		line := fmt.Sprintf("  %-10s %s", e.State, strings.TrimSpace(e.ID))
-		if e.Duration > 0 && e.State == graph.StateSucceeded {
-			line += fmt.Sprintf(" (%v)", e.Duration.Round(time.Millisecond))
-		}
-		if e.Err != nil {
-			line += ": " + e.Err.Error()
-		}
-		if e.BlockedBy != "" {
-			line += " (blocked by " + e.BlockedBy + ")"
-		}
-		mu.Lock()
-		fmt.Fprintln(w, line)
-		mu.Unlock()
-	})
 }

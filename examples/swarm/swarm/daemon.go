@@ -51,7 +51,7 @@ func (p program) start(ctx context.Context, rc *role.Context, max time.Duration,
 	err := poll(ctx, max, func() error {
 		if !p.running(ctx, n) {
 			log, _ := n.Transport.Get(ctx, p.logFile)
-			return backoff.Permanent(fmt.Errorf("%s on %s exited at start; last lines of %s:\n%s", p.name, n.Name, p.logFile, tail(log, 6)))
+			return backoff.Permanent(fmt.Errorf("%s on %s exited at start; last lines of %s:\n%s", p.name, n.Name, p.logFile, tail(log, 3)))
 		}
 		last = ready()
 		return last

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/examples/swarm/dockerapi"
 	"github.com/masonops/mason/role"
@@ -79,7 +81,7 @@ func (Init) Run(ctx context.Context, rc *role.Context, in InitIn) (InitOut, erro
 		rc.Log().Info("initialised the swarm", "node_id", id, "advertise_addr", hostPort(ip, SwarmPort))
 	case dockerapi.StateActive:
 		if err := ours(info, rc.Deployment(), rc.Node().Name); err != nil {
-			return InitOut{}, err
+			return InitOut{}, backoff.Permanent(err)
 		}
 	default:
 		return InitOut{}, fmt.Errorf("the engine on %s is in swarm state %q (%s): repair it (docker swarm leave --force) and run again", rc.Node().Name, info.Swarm.LocalNodeState, info.Swarm.Error)
@@ -152,13 +154,13 @@ func isManager(info dockerapi.Info) bool {
 
 // Check reports drift when the first manager no longer manages the swarm.
 func (Init) Check(ctx context.Context, rc *role.Context, in InitIn, last InitOut) (string, error) {
-	return memberDrift(ctx, rc, last.EngineIP, last.ClusterID, true), nil
+	return memberDrift(ctx, rc, last.EngineIP, last.NodeID, last.ClusterID, true), nil
 }
 
-// memberDrift describes how the engine at ip left the swarm clusterID, or
-// returns "" (also when the engine does not answer: that is the engine
-// role's drift).
-func memberDrift(ctx context.Context, rc *role.Context, ip, clusterID string, manager bool) string {
+// memberDrift describes how the engine at ip stopped being swarm node
+// nodeID of the swarm clusterID, or returns "" (also when the engine does
+// not answer: that is the engine role's drift).
+func memberDrift(ctx context.Context, rc *role.Context, ip, nodeID, clusterID string, manager bool) string {
 	e, err := newEngines(ctx, rc)
 	if err != nil {
 		return ""
@@ -174,6 +176,8 @@ func memberDrift(ctx context.Context, rc *role.Context, ip, clusterID string, ma
 	switch {
 	case info.Swarm.LocalNodeState != dockerapi.StateActive:
 		return fmt.Sprintf("%s is not in the swarm (state %q)", rc.Node().Name, info.Swarm.LocalNodeState)
+	case info.Swarm.NodeID != nodeID:
+		return fmt.Sprintf("%s is swarm node %s, not %s: it left the swarm and is in another one now", rc.Node().Name, info.Swarm.NodeID, nodeID)
 	case manager && info.Swarm.Cluster != nil && info.Swarm.Cluster.ID != clusterID:
 		return fmt.Sprintf("%s manages swarm %s, not %s", rc.Node().Name, info.Swarm.Cluster.ID, clusterID)
 	case manager && !info.Swarm.ControlAvailable:

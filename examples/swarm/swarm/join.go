@@ -56,8 +56,8 @@ func join(ctx context.Context, rc *role.Context, e *engines, ip string, req join
 	switch info.Swarm.LocalNodeState {
 	case dockerapi.StateActive:
 		if _, err := mgr.Node(ctx, info.Swarm.NodeID); dockerapi.IsNotFound(err) {
-			return MemberOut{}, fmt.Errorf("node %s is already in another swarm (its managers: %v), not in deployment %q's swarm %s: it is not joined again; make it leave that swarm (docker swarm leave) first",
-				name, peerAddrs(info.Swarm.RemoteManagers), rc.Deployment(), req.init.ClusterID)
+			return MemberOut{}, backoff.Permanent(fmt.Errorf("node %s is already in another swarm (its managers: %v), not in deployment %q's swarm %s: it is not joined again; make it leave that swarm (docker swarm leave) first",
+				name, peerAddrs(info.Swarm.RemoteManagers), rc.Deployment(), req.init.ClusterID))
 		} else if err != nil {
 			return MemberOut{}, err
 		}
@@ -94,6 +94,9 @@ func join(ctx context.Context, rc *role.Context, e *engines, ip string, req join
 		return MemberOut{}, err
 	}
 	if err := waitMember(ctx, mgr, id, name, req.role); err != nil {
+		return MemberOut{}, err
+	}
+	if err := removeStale(ctx, rc, mgr, id, name); err != nil {
 		return MemberOut{}, err
 	}
 	return MemberOut{Node: name, NodeID: id, Role: req.role, Addr: hostPort(ip, SwarmPort), EngineIP: ip, ClusterID: req.init.ClusterID}, nil
@@ -207,6 +210,38 @@ func waitMember(ctx context.Context, mgr *dockerapi.Client, id, name, role strin
 		}
 		return nil
 	})
+}
+
+// removeStale removes the node list's entries of an earlier membership of
+// the same node (it left, or lost its state, and joined again with a new
+// node ID): they would stay, down, forever. An entry with the node's name
+// and address is the same machine under its old ID, whatever state the
+// managers still give it.
+func removeStale(ctx context.Context, rc *role.Context, mgr *dockerapi.Client, id, name string) error {
+	nodes, err := mgr.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	var addr string
+	for _, n := range nodes {
+		if n.ID == id {
+			addr = n.Status.Addr
+		}
+	}
+	for _, n := range nodes {
+		if n.ID == id || n.Description.Hostname != name || n.ManagerStatus != nil {
+			continue
+		}
+		down := n.Status.State == dockerapi.NodeDown
+		if !down && n.Status.Addr != addr {
+			continue
+		}
+		if err := mgr.NodeRemove(ctx, n.ID, !down); err != nil && !dockerapi.IsNotFound(err) {
+			return fmt.Errorf("removing %s's stale entry %s from the node list: %w", name, n.ID, err)
+		}
+		rc.Log().Info("removed a stale entry of the node from the node list", "stale_node_id", n.ID)
+	}
+	return nil
 }
 
 func peerAddrs(ps []dockerapi.Peer) []string {

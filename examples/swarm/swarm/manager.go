@@ -48,5 +48,5 @@ func (Manager) Run(ctx context.Context, rc *role.Context, in ManagerIn) (MemberO
 
 // Check reports drift when the node is no longer a manager of the swarm.
 func (Manager) Check(ctx context.Context, rc *role.Context, _ ManagerIn, last MemberOut) (string, error) {
-	return memberDrift(ctx, rc, last.EngineIP, last.ClusterID, true), nil
+	return memberDrift(ctx, rc, last.EngineIP, last.NodeID, last.ClusterID, true), nil
 }

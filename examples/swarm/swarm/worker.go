@@ -46,5 +46,5 @@ func (Worker) Run(ctx context.Context, rc *role.Context, in WorkerIn) (MemberOut
 
 // Check reports drift when the node left the swarm.
 func (Worker) Check(ctx context.Context, rc *role.Context, _ WorkerIn, last MemberOut) (string, error) {
-	return memberDrift(ctx, rc, last.EngineIP, last.ClusterID, false), nil
+	return memberDrift(ctx, rc, last.EngineIP, last.NodeID, last.ClusterID, false), nil
 }
