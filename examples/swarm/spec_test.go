@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/masonops/mason/examples/swarm/swarm"
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
 	"github.com/masonops/mason/store/mem"
 )
@@ -91,9 +94,16 @@ func TestSpecPlansLikeTheGoDeployment(t *testing.T) {
 			}
 			require.Len(t, sp.NodeSpecs(), len(names))
 
+			// Plans check that the pki service the roles use is there.
+			mgr, err := pki.NewManager(mem.New(), pki.Options{KEK: bytes.Repeat([]byte{1}, 32)})
+			require.NoError(t, err)
+			svcs := role.NewServices()
+			role.Provide[pki.Issuer](svcs, mgr)
 			hd, err := sp.Deployment(list)
 			require.NoError(t, err)
+			hd.UseServices(svcs)
 			gd := swarm.Deployment(swarm.DeploymentName, n)
+			gd.UseServices(svcs)
 			graph.Set(gd, swarm.OperatorDir, "/tmp/unused/operator")
 			st := mem.New()
 			t.Cleanup(func() { st.Close() })

@@ -406,8 +406,11 @@ func precheckLeaving(ctx context.Context, svcs *role.Services, n Nodes) error {
 	if len(n.Leaving) == 0 || len(n.Managers) == 0 {
 		return nil
 	}
-	rc := role.NewContext(role.ContextOptions{Deployment: DeploymentName, Role: "precheck", Services: svcs})
-	e, err := newEngines(ctx, rc)
+	issuer, err := role.Lookup[pki.Issuer](svcs)
+	if err != nil {
+		return err
+	}
+	e, err := newEngines(ctx, issuer)
 	if err != nil {
 		return err
 	}

@@ -26,18 +26,20 @@ func (CA) Meta() role.Meta {
 		Doc: `creates (or loads) the "docker" and "netsvc" certificate authorities`}
 }
 
+// CAIn is the pki service.
+type CAIn struct {
+	Issuer role.Uses[pki.Issuer]
+}
+
 // Run implements role.Role.
-func (CA) Run(ctx context.Context, rc *role.Context, _ struct{}) (CAOut, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
-	if err != nil {
-		return CAOut{}, err
-	}
+func (CA) Run(ctx context.Context, rc *role.Context, in CAIn) (CAOut, error) {
 	var out CAOut
+	var err error
 	for _, s := range []struct {
 		name string
 		pem  *[]byte
 	}{{DockerCA, &out.DockerCAPEM}, {NetsvcCA, &out.NetsvcCAPEM}} {
-		if *s.pem, err = issuer.CAPEM(ctx, s.name); err != nil {
+		if *s.pem, err = in.Issuer.Value.CAPEM(ctx, s.name); err != nil {
 			return CAOut{}, fmt.Errorf("%s authority: %w", s.name, err)
 		}
 	}

@@ -15,17 +15,12 @@ import (
 	"github.com/masonops/mason/examples/swarm/dockerapi"
 	"github.com/masonops/mason/netsvc/daemon"
 	"github.com/masonops/mason/pki"
-	"github.com/masonops/mason/role"
 )
 
 // controllerBundle returns the controller's client certificate from
 // service's authority. It comes from the pki store each time (Issue returns
 // the stored one), so its key is never part of a role output.
-func controllerBundle(ctx context.Context, rc *role.Context, service string) (pki.Bundle, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
-	if err != nil {
-		return pki.Bundle{}, err
-	}
+func controllerBundle(ctx context.Context, issuer pki.Issuer, service string) (pki.Bundle, error) {
 	b, err := issuer.Issue(ctx, service, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: ControllerName}})
 	if err != nil {
 		return pki.Bundle{}, fmt.Errorf("the controller's %s client certificate: %w", service, err)
@@ -46,8 +41,8 @@ func ClientTLS(cert tls.Certificate, caPEM []byte) (*tls.Config, error) {
 // engines opens Engine API clients for the controller.
 type engines struct{ tls *tls.Config }
 
-func newEngines(ctx context.Context, rc *role.Context) (*engines, error) {
-	b, err := controllerBundle(ctx, rc, DockerCA)
+func newEngines(ctx context.Context, issuer pki.Issuer) (*engines, error) {
+	b, err := controllerBundle(ctx, issuer, DockerCA)
 	if err != nil {
 		return nil, err
 	}
@@ -66,8 +61,8 @@ func newEngines(ctx context.Context, rc *role.Context) (*engines, error) {
 func (e *engines) at(host string) *dockerapi.Client { return dockerapi.New(host, e.tls) }
 
 // netsvcClient returns a client of the network services daemon d.
-func netsvcClient(ctx context.Context, rc *role.Context, d NetsvcdOut) (*daemon.Client, error) {
-	b, err := controllerBundle(ctx, rc, NetsvcCA)
+func netsvcClient(ctx context.Context, issuer pki.Issuer, d NetsvcdOut) (*daemon.Client, error) {
+	b, err := controllerBundle(ctx, issuer, NetsvcCA)
 	if err != nil {
 		return nil, err
 	}

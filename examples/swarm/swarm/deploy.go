@@ -3,6 +3,7 @@ package swarm
 import (
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/role"
 )
 
 // Nodes groups a deployment's nodes.
@@ -41,14 +42,14 @@ func Deployment(name string, n Nodes) *graph.Deployment {
 	services := d.Pool("services", n.Services...)
 	leaving := d.Pool("leaving", n.Leaving...)
 
-	d.Bind(nil, CA{}, Operator{}, LB{}, DNS{}, Verify{})
-	d.Bind(services, NetsvcCert{}, Netsvcd{})
+	d.Bind(nil, role.Of(CA{}), role.Of(Operator{}), role.Of(LB{}), role.Of(DNS{}), role.Of(Verify{}))
+	d.Bind(services, role.Of(NetsvcCert{}), role.Of(Netsvcd{}))
 	for _, p := range []*graph.Pool{managers, workers} {
-		d.Bind(p, EngineCert{}, Image{}, Endpoint{})
+		d.Bind(p, role.Of(EngineCert{}), role.Of(Image{}), role.Of(Endpoint{}))
 	}
-	d.Bind(managers, ManagerEngine{}, Init{}, Manager{}, Service{})
-	d.Bind(workers, Engine{}, Worker{})
-	d.Bind(leaving, Leave{})
+	d.Bind(managers, role.Of(ManagerEngine{}), role.Of(Init{}), role.Of(Manager{}), role.Of(Service{}))
+	d.Bind(workers, role.Of(Engine{}), role.Of(Worker{}))
+	d.Bind(leaving, role.Of(Leave{}))
 
 	d.SetRollout(Engine{}.Meta().Name, WorkerEngineRollout)
 	d.SetRollout(ManagerEngine{}.Meta().Name, ManagerEngineRollout)
@@ -58,7 +59,9 @@ func Deployment(name string, n Nodes) *graph.Deployment {
 }
 
 // Roles lists every role of the package, for a spec registry.
-func Roles() []any {
-	return []any{CA{}, Operator{}, LB{}, DNS{}, Verify{}, NetsvcCert{}, Netsvcd{}, EngineCert{}, Image{}, Endpoint{},
-		ManagerEngine{}, Init{}, Manager{}, Service{}, Engine{}, Worker{}, Leave{}}
+func Roles() []*role.Def {
+	return []*role.Def{role.Of(CA{}), role.Of(Operator{}), role.Of(LB{}), role.Of(DNS{}), role.Of(Verify{}),
+		role.Of(NetsvcCert{}), role.Of(Netsvcd{}), role.Of(EngineCert{}), role.Of(Image{}), role.Of(Endpoint{}),
+		role.Of(ManagerEngine{}), role.Of(Init{}), role.Of(Manager{}), role.Of(Service{}), role.Of(Engine{}),
+		role.Of(Worker{}), role.Of(Leave{})}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/masonops/mason/netsvc"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
 
@@ -23,6 +24,7 @@ type DNSIn struct {
 	Daemon role.One[NetsvcdOut]
 	Nodes  role.All[MemberOut]
 	LB     role.One[LBOut]
+	Issuer role.Uses[pki.Issuer]
 }
 
 // DNSOut is the zone as the role left it.
@@ -42,7 +44,7 @@ func (DNS) Meta() role.Meta {
 // Run implements role.Role.
 func (DNS) Run(ctx context.Context, rc *role.Context, in DNSIn) (DNSOut, error) {
 	d := in.Daemon.Value
-	cli, err := netsvcClient(ctx, rc, d)
+	cli, err := netsvcClient(ctx, in.Issuer.Value, d)
 	if err != nil {
 		return DNSOut{}, err
 	}
@@ -92,7 +94,7 @@ func (DNS) Run(ctx context.Context, rc *role.Context, in DNSIn) (DNSOut, error) 
 
 // Check reports drift when a record is missing or differs.
 func (DNS) Check(ctx context.Context, rc *role.Context, in DNSIn, last DNSOut) (string, error) {
-	cli, err := netsvcClient(ctx, rc, in.Daemon.Value)
+	cli, err := netsvcClient(ctx, in.Issuer.Value, in.Daemon.Value)
 	if err != nil {
 		return "", err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/examples/swarm/dockerapi"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
 
@@ -37,6 +38,7 @@ type EngineIn struct {
 	Cert       role.Same[EngineCertOut]
 	Labels     []string `attr:"docker.labels"`
 	LogMaxSize string   `attr:"docker.log_max_size"`
+	Issuer     role.Uses[pki.Issuer]
 }
 
 // EngineOut is a running engine.
@@ -104,7 +106,7 @@ func (ManagerEngine) Run(ctx context.Context, rc *role.Context, in EngineIn) (En
 // only the engines: what waits for them sees the same output and is not
 // re-run.
 func (Engine) Check(ctx context.Context, rc *role.Context, in EngineIn, last EngineOut) (string, error) {
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, in.Issuer.Value)
 	if err != nil {
 		return "", err
 	}
@@ -137,7 +139,7 @@ func runEngine(ctx context.Context, rc *role.Context, in EngineIn, manager bool)
 		return EngineOut{}, err
 	}
 	out := EngineOut{Node: n.Name, IP: ip, API: hostPort(ip, dockerapi.Port)}
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, in.Issuer.Value)
 	if err != nil {
 		return EngineOut{}, err
 	}

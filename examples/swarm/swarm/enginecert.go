@@ -21,6 +21,7 @@ type EngineCert struct{}
 type EngineCertIn struct {
 	CA     role.One[CAOut]
 	Domain string `attr:"swarm.domain"`
+	Issuer role.Uses[pki.Issuer]
 }
 
 // EngineCertOut describes the installed certificate. It carries no private
@@ -40,7 +41,7 @@ func (EngineCert) Meta() role.Meta {
 
 // Run implements role.Role.
 func (EngineCert) Run(ctx context.Context, rc *role.Context, in EngineCertIn) (EngineCertOut, error) {
-	return installServerCert(ctx, rc, DockerCA, in.Domain, pki.FilesIn(EnginePKIDir, "server"))
+	return installServerCert(ctx, rc, in.Issuer.Value, DockerCA, in.Domain, pki.FilesIn(EnginePKIDir, "server"))
 }
 
 // Check reports drift when the installed certificate is missing or differs
@@ -51,11 +52,7 @@ func (EngineCert) Check(ctx context.Context, rc *role.Context, _ EngineCertIn, l
 
 // installServerCert issues the node's server certificate from service and
 // installs it in files.
-func installServerCert(ctx context.Context, rc *role.Context, service, domain string, files pki.Files) (EngineCertOut, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
-	if err != nil {
-		return EngineCertOut{}, err
-	}
+func installServerCert(ctx context.Context, rc *role.Context, issuer pki.Issuer, service, domain string, files pki.Files) (EngineCertOut, error) {
 	n := rc.Node()
 	id := pki.NodeIdentity(n, domain)
 	id.IPs = id.IPs[:0:0]

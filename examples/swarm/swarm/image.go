@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/masonops/mason/examples/swarm/dockerapi"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
 
@@ -26,6 +27,7 @@ type ImageIn struct {
 	Engine  role.Same[EngineOut]
 	Busybox string `attr:"swarm.busybox"`
 	Port    int    `attr:"swarm.service_port"`
+	Issuer  role.Uses[pki.Issuer]
 }
 
 // ImageOut is the loaded image. Its tag is made from its ID
@@ -80,7 +82,7 @@ func (Image) Run(ctx context.Context, rc *role.Context, in ImageIn) (ImageOut, e
 		return ImageOut{}, err
 	}
 	out := ImageOut{Tag: ImageRepo + ":" + img.ShortID(), ID: img.ID}
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, in.Issuer.Value)
 	if err != nil {
 		return ImageOut{}, err
 	}
@@ -118,7 +120,7 @@ func (Image) Check(ctx context.Context, rc *role.Context, in ImageIn, last Image
 	if img.ID != last.ID {
 		return "the demo image built from " + in.Busybox + " changed", nil
 	}
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, in.Issuer.Value)
 	if err != nil {
 		return "", err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/examples/swarm/dockerapi"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
 
@@ -28,6 +29,7 @@ type Init struct{}
 type InitIn struct {
 	Engine role.Same[EngineOut]
 	Image  role.Same[ImageOut]
+	Issuer role.Uses[pki.Issuer]
 }
 
 // InitOut identifies the swarm. The join tokens are secrets: they never
@@ -56,7 +58,7 @@ func (Init) Meta() role.Meta {
 
 // Run implements role.Role.
 func (Init) Run(ctx context.Context, rc *role.Context, in InitIn) (InitOut, error) {
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, in.Issuer.Value)
 	if err != nil {
 		return InitOut{}, err
 	}
@@ -154,14 +156,14 @@ func isManager(info dockerapi.Info) bool {
 
 // Check reports drift when the first manager no longer manages the swarm.
 func (Init) Check(ctx context.Context, rc *role.Context, in InitIn, last InitOut) (string, error) {
-	return memberDrift(ctx, rc, last.EngineIP, last.NodeID, last.ClusterID, true), nil
+	return memberDrift(ctx, rc, in.Issuer.Value, last.EngineIP, last.NodeID, last.ClusterID, true), nil
 }
 
 // memberDrift describes how the engine at ip stopped being swarm node
 // nodeID of the swarm clusterID, or returns "" (also when the engine does
 // not answer: that is the engine role's drift).
-func memberDrift(ctx context.Context, rc *role.Context, ip, nodeID, clusterID string, manager bool) string {
-	e, err := newEngines(ctx, rc)
+func memberDrift(ctx context.Context, rc *role.Context, issuer pki.Issuer, ip, nodeID, clusterID string, manager bool) string {
+	e, err := newEngines(ctx, issuer)
 	if err != nil {
 		return ""
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/netsvc"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
 
@@ -24,6 +25,7 @@ type LBIn struct {
 	Backends role.All[EndpointOut]
 	Service  role.One[ServiceOut]
 	Port     int `attr:"swarm.lb_port"`
+	Issuer   role.Uses[pki.Issuer]
 }
 
 // LBOut is the frontend.
@@ -42,7 +44,7 @@ func (LB) Meta() role.Meta {
 
 // Run implements role.Role.
 func (LB) Run(ctx context.Context, rc *role.Context, in LBIn) (LBOut, error) {
-	cli, err := netsvcClient(ctx, rc, in.Daemon.Value)
+	cli, err := netsvcClient(ctx, in.Issuer.Value, in.Daemon.Value)
 	if err != nil {
 		return LBOut{}, err
 	}
@@ -73,7 +75,7 @@ func (LB) Run(ctx context.Context, rc *role.Context, in LBIn) (LBOut, error) {
 
 // Check reports drift when the frontend is gone or its backends differ.
 func (LB) Check(ctx context.Context, rc *role.Context, in LBIn, last LBOut) (string, error) {
-	cli, err := netsvcClient(ctx, rc, in.Daemon.Value)
+	cli, err := netsvcClient(ctx, in.Issuer.Value, in.Daemon.Value)
 	if err != nil {
 		return "", err
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/examples/swarm/dockerapi"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
 
@@ -38,6 +39,7 @@ type LeaveIn struct {
 	Daemon   role.One[NetsvcdOut]
 	LB       role.One[LBOut]
 	DNS      role.One[DNSOut]
+	Issuer   role.Uses[pki.Issuer]
 }
 
 // LeaveOut is the node that left.
@@ -62,21 +64,22 @@ func (Leave) Run(ctx context.Context, rc *role.Context, in LeaveIn) (LeaveOut, e
 			ips = append(ips, m.Value.EngineIP)
 		}
 	}
-	return LeaveSwarm(ctx, rc, in.Init.Value, ips, &in.Daemon.Value, in.LB.Value.Frontend)
+	return LeaveSwarm(ctx, rc, in.Issuer.Value, in.Init.Value, ips, &in.Daemon.Value, in.LB.Value.Frontend)
 }
 
 // LeaveSwarm takes rc's node out of the swarm init, through one of the
-// managers at managerIPs (engine addresses). When daemon is not nil, it
+// managers at managerIPs (engine addresses), with the controller's
+// certificates from issuer. When daemon is not nil, it
 // first waits until the frontend's backend for the node has no connection
 // left.
-func LeaveSwarm(ctx context.Context, rc *role.Context, init InitOut, managerIPs []string, daemon *NetsvcdOut, frontend string) (LeaveOut, error) {
+func LeaveSwarm(ctx context.Context, rc *role.Context, issuer pki.Issuer, init InitOut, managerIPs []string, daemon *NetsvcdOut, frontend string) (LeaveOut, error) {
 	name := rc.Node().Name
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, issuer)
 	if err != nil {
 		return LeaveOut{}, err
 	}
 	if daemon != nil {
-		if err := waitBackendIdle(ctx, rc, *daemon, frontend, name); err != nil {
+		if err := waitBackendIdle(ctx, issuer, *daemon, frontend, name); err != nil {
 			return LeaveOut{}, err
 		}
 	}
@@ -189,8 +192,8 @@ func nodeByHostname(ctx context.Context, mgr *dockerapi.Client, name string) (st
 
 // waitBackendIdle waits until the frontend no longer sends anything to the
 // node: its backend is gone, or draining with no connection left.
-func waitBackendIdle(ctx context.Context, rc *role.Context, d NetsvcdOut, frontend, node string) error {
-	cli, err := netsvcClient(ctx, rc, d)
+func waitBackendIdle(ctx context.Context, issuer pki.Issuer, d NetsvcdOut, frontend, node string) error {
+	cli, err := netsvcClient(ctx, issuer, d)
 	if err != nil {
 		return err
 	}

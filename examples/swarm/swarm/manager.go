@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/examples/swarm/dockerapi"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
 
@@ -24,6 +25,7 @@ type ManagerIn struct {
 	Engine  role.Same[EngineOut]
 	Image   role.Same[ImageOut]
 	Engines role.All[EngineOut] `role:"docker-engine-manager"`
+	Issuer  role.Uses[pki.Issuer]
 }
 
 // Meta implements role.Role.
@@ -34,7 +36,7 @@ func (Manager) Meta() role.Meta {
 
 // Run implements role.Role.
 func (Manager) Run(ctx context.Context, rc *role.Context, in ManagerIn) (MemberOut, error) {
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, in.Issuer.Value)
 	if err != nil {
 		return MemberOut{}, err
 	}
@@ -47,6 +49,6 @@ func (Manager) Run(ctx context.Context, rc *role.Context, in ManagerIn) (MemberO
 }
 
 // Check reports drift when the node is no longer a manager of the swarm.
-func (Manager) Check(ctx context.Context, rc *role.Context, _ ManagerIn, last MemberOut) (string, error) {
-	return memberDrift(ctx, rc, last.EngineIP, last.NodeID, last.ClusterID, true), nil
+func (Manager) Check(ctx context.Context, rc *role.Context, in ManagerIn, last MemberOut) (string, error) {
+	return memberDrift(ctx, rc, in.Issuer.Value, last.EngineIP, last.NodeID, last.ClusterID, true), nil
 }

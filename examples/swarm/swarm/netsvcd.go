@@ -26,6 +26,7 @@ type NetsvcCert struct{}
 type NetsvcCertIn struct {
 	CA     role.One[CAOut]
 	Domain string `attr:"swarm.domain"`
+	Issuer role.Uses[pki.Issuer]
 }
 
 // NetsvcCertOut describes the installed certificate (no key).
@@ -40,7 +41,7 @@ func (NetsvcCert) Meta() role.Meta {
 
 // Run implements role.Role.
 func (NetsvcCert) Run(ctx context.Context, rc *role.Context, in NetsvcCertIn) (NetsvcCertOut, error) {
-	c, err := installServerCert(ctx, rc, NetsvcCA, in.Domain, pki.FilesIn(NetsvcPKIDir, "server"))
+	c, err := installServerCert(ctx, rc, in.Issuer.Value, NetsvcCA, in.Domain, pki.FilesIn(NetsvcPKIDir, "server"))
 	return NetsvcCertOut{Cert: c}, err
 }
 
@@ -67,6 +68,7 @@ type NetsvcdIn struct {
 	Cert   role.Same[NetsvcCertOut]
 	Zone   string `attr:"swarm.domain"`
 	Binary string `attr:"netsvc.binary"`
+	Issuer role.Uses[pki.Issuer]
 }
 
 // NetsvcdOut is the running daemon.
@@ -162,7 +164,7 @@ func (Netsvcd) Run(ctx context.Context, rc *role.Context, in NetsvcdIn) (Netsvcd
 	if err := rc.WriteFile(ctx, NetsvcDir+"/stamp", stamp, 0o644); err != nil {
 		return NetsvcdOut{}, err
 	}
-	cli, err := netsvcClient(ctx, rc, out)
+	cli, err := netsvcClient(ctx, in.Issuer.Value, out)
 	if err != nil {
 		return NetsvcdOut{}, err
 	}
@@ -190,7 +192,7 @@ func (Netsvcd) Check(ctx context.Context, rc *role.Context, in NetsvcdIn, last N
 	if _, sum, err := programFile(in.Binary); err == nil && sum != last.Program {
 		return "the netsvcd program changed", nil
 	}
-	cli, err := netsvcClient(ctx, rc, last)
+	cli, err := netsvcClient(ctx, in.Issuer.Value, last)
 	if err != nil {
 		return "", err
 	}

@@ -18,8 +18,9 @@ type Operator struct{}
 
 // OperatorIn waits for the authority.
 type OperatorIn struct {
-	CA  role.One[CAOut]
-	Dir string `attr:"swarm.operator_dir"`
+	CA     role.One[CAOut]
+	Dir    string `attr:"swarm.operator_dir"`
+	Issuer role.Uses[pki.Issuer]
 }
 
 // OperatorOut says where the files are. The key stays in its file.
@@ -39,11 +40,7 @@ func (Operator) Meta() role.Meta {
 
 // Run implements role.Role.
 func (Operator) Run(ctx context.Context, rc *role.Context, in OperatorIn) (OperatorOut, error) {
-	issuer, err := role.Service[pki.Issuer](rc)
-	if err != nil {
-		return OperatorOut{}, err
-	}
-	b, err := issuer.Issue(ctx, DockerCA, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: OperatorName}})
+	b, err := in.Issuer.Value.Issue(ctx, DockerCA, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: OperatorName}})
 	if err != nil {
 		return OperatorOut{}, fmt.Errorf("operator certificate: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/examples/swarm/dockerapi"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
 
@@ -28,6 +29,7 @@ type ServiceIn struct {
 	Image   role.Same[ImageOut]
 	Name    string `attr:"swarm.service"`
 	Port    int    `attr:"swarm.service_port"`
+	Issuer  role.Uses[pki.Issuer]
 }
 
 // ServiceOut is the running service.
@@ -72,7 +74,7 @@ func serviceSpec(in ServiceIn) dockerapi.ServiceSpec {
 
 // Run implements role.Role.
 func (Service) Run(ctx context.Context, rc *role.Context, in ServiceIn) (ServiceOut, error) {
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, in.Issuer.Value)
 	if err != nil {
 		return ServiceOut{}, err
 	}
@@ -111,7 +113,7 @@ func sameService(have, want dockerapi.ServiceSpec) bool {
 
 // Check reports drift when the service is gone.
 func (Service) Check(ctx context.Context, rc *role.Context, in ServiceIn, last ServiceOut) (string, error) {
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, in.Issuer.Value)
 	if err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/examples/swarm/dockerapi"
+	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
 
@@ -22,6 +23,7 @@ type WorkerIn struct {
 	Managers role.All[MemberOut] `role:"swarm-manager"`
 	Engine   role.Same[EngineOut]
 	Image    role.Same[ImageOut]
+	Issuer   role.Uses[pki.Issuer]
 }
 
 // Meta implements role.Role.
@@ -32,7 +34,7 @@ func (Worker) Meta() role.Meta {
 
 // Run implements role.Role.
 func (Worker) Run(ctx context.Context, rc *role.Context, in WorkerIn) (MemberOut, error) {
-	e, err := newEngines(ctx, rc)
+	e, err := newEngines(ctx, in.Issuer.Value)
 	if err != nil {
 		return MemberOut{}, err
 	}
@@ -45,6 +47,6 @@ func (Worker) Run(ctx context.Context, rc *role.Context, in WorkerIn) (MemberOut
 }
 
 // Check reports drift when the node left the swarm.
-func (Worker) Check(ctx context.Context, rc *role.Context, _ WorkerIn, last MemberOut) (string, error) {
-	return memberDrift(ctx, rc, last.EngineIP, last.NodeID, last.ClusterID, false), nil
+func (Worker) Check(ctx context.Context, rc *role.Context, in WorkerIn, last MemberOut) (string, error) {
+	return memberDrift(ctx, rc, in.Issuer.Value, last.EngineIP, last.NodeID, last.ClusterID, false), nil
 }
