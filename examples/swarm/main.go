@@ -34,6 +34,7 @@ import (
 	"github.com/masonops/mason/cli"
 	"github.com/masonops/mason/examples/swarm/swarm"
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/progress"
 )
 
 type labels []string
@@ -64,7 +65,29 @@ func main() {
 	flag.StringVar(&cfg.StateDir, "state", cfg.StateDir, "directory for the state, the pki store, the key-encryption key, the log and the operator's certificate")
 	flag.Var(&ls, "label", "engine label `key=value` of the workers (repeatable); a change rolls over the workers")
 	flag.StringVar(&cfg.Engine.LogMaxSize, "log-max-size", "", "json-file max-size of the workers' engines (default 10m); a change rolls over the workers")
+	mode := flag.String("progress", "auto", "how progress is shown: auto (live on a terminal, lines otherwise), live or lines")
+	logFile := flag.String("log", "", "append the roles' log lines to this `file` (default: swarm.log in the state directory)")
 	flag.Parse()
+	switch *mode {
+	case "auto":
+		cfg.Progress = progress.Auto
+	case "live":
+		cfg.Progress = progress.Live
+	case "lines":
+		cfg.Progress = progress.Lines
+	default:
+		fmt.Fprintf(os.Stderr, "-progress %q: use auto, live or lines\n", *mode)
+		os.Exit(2)
+	}
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		cfg.Log = f
+	}
 	cfg.Engine.Labels = ls
 	if len(ls) == 0 {
 		cfg.Engine.Labels = nil
