@@ -202,14 +202,12 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 		return sum, err
 	}
 	sum.Plan = plan
-	fmt.Fprintf(w, "plan for %s (%d managers, %d workers):\n", cfg.Lab, len(nodes.Managers), len(nodes.Workers))
+	fmt.Fprintf(w, "plan for %s (%d managers, %d workers, %d leaving): %d to run, %d converged\n", cfg.Lab,
+		len(nodes.Managers), len(nodes.Workers), len(nodes.Leaving), len(plan.Steps)-plan.Count(graph.ActionSkip), plan.Count(graph.ActionSkip))
 	for _, s := range plan.Steps {
 		if s.Action != graph.ActionSkip {
 			fmt.Fprintf(w, "  %-15s %-28s %s\n", s.Action, s.ID, s.Reason)
 		}
-	}
-	if n := plan.Count(graph.ActionSkip); n > 0 {
-		fmt.Fprintf(w, "  (%d node-roles converged)\n", n)
 	}
 	par := cfg.Parallelism
 	if par == 0 {
