@@ -2,7 +2,6 @@ package swarm
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +22,7 @@ import (
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
 	"github.com/masonops/mason/role"
-	"github.com/masonops/mason/store"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/bolt"
 )
 
@@ -289,7 +288,7 @@ func provideServices(svcs *role.Services, dir string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	kek, err := loadKEK(filepath.Join(dir, "kek"))
+	kek, err := loadKEK(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +296,7 @@ func provideServices(svcs *role.Services, dir string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := pki.NewManager(pst, pki.Options{KEK: kek})
+	mgr, err := pki.NewManager(pst, pki.Options{Key: kek})
 	if err != nil {
 		pst.Close()
 		return nil, err
@@ -306,7 +305,6 @@ func provideServices(svcs *role.Services, dir string) (func(), error) {
 	return func() { pst.Close() }, nil
 }
 
-var _ store.Store = (*bolt.Store)(nil)
 
 // ensureNodes creates the nodes cfg names (existing ones are found, not
 // made twice) and returns them with the lab's other nodes as leaving.
@@ -461,23 +459,22 @@ func Destroy(ctx context.Context, cfg Config) error {
 	return os.RemoveAll(cfg.StateDir)
 }
 
-// loadKEK reads the key-encryption key, creating it on first use. It sits
-// beside the state file only because this is an example: keep a real one
-// somewhere the state file is not.
-func loadKEK(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		b = make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
+// KEKEnv names the environment variable that may hold the key-encryption
+// key (hex or base64) instead of the file StateDir/kek.
+const KEKEnv = "MASON_SWARM_KEK"
+
+// loadKEK loads the key-encryption key from KEKEnv or dir/kek, and makes a
+// new key file only for a new state: the key of an existing one that went
+// missing is an error, not a reason to start over. It sits beside the
+// state only because this is an example: keep a real one somewhere the
+// state file is not.
+func loadKEK(dir string) (*seal.KEK, error) {
+	path := filepath.Join(dir, "kek")
+	k, err := seal.Load(KEKEnv, path)
+	if errors.Is(err, seal.ErrNoKey) && errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(filepath.Join(dir, "pki.db")); errors.Is(serr, fs.ErrNotExist) {
+			return seal.CreateFile(path)
 		}
-		return b, writeAtomic(path, b, 0o600)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("%s: key-encryption key must be 32 bytes, found %d", path, len(b))
-	}
-	return b, nil
+	return k, err
 }
