@@ -305,7 +305,6 @@ func provideServices(svcs *role.Services, dir string) (func(), error) {
 	return func() { pst.Close() }, nil
 }
 
-
 // ensureNodes creates the nodes cfg names (existing ones are found, not
 // made twice) and returns them with the lab's other nodes as leaving.
 func ensureNodes(ctx context.Context, l *lab.Lab, cfg Config, sum *Summary, w io.Writer) (Nodes, error) {
