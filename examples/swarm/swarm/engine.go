@@ -271,8 +271,20 @@ func finishRestart(ctx context.Context, rc *role.Context, e *engines, c *dockera
 }
 
 // managerOf returns a client of a manager of info's swarm that answers:
-// another node's when one does (preferOthers), else the node's own.
+// another node's when one does (preferOthers), else the node's own. It
+// waits up to 30 seconds for one (a manager that just restarted takes a
+// moment to catch up with the raft log).
 func managerOf(ctx context.Context, e *engines, info dockerapi.Info, preferOthers bool) (*dockerapi.Client, error) {
+	var c *dockerapi.Client
+	err := poll(ctx, 30*time.Second, func() error {
+		var err error
+		c, err = answeringManager(ctx, e, info, preferOthers)
+		return err
+	})
+	return c, err
+}
+
+func answeringManager(ctx context.Context, e *engines, info dockerapi.Info, preferOthers bool) (*dockerapi.Client, error) {
 	self := info.Swarm.NodeID
 	peers := slices.Clone(info.Swarm.RemoteManagers)
 	slices.SortFunc(peers, func(a, b dockerapi.Peer) int {
