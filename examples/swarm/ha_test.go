@@ -41,23 +41,7 @@ func TestHighAvailability(t *testing.T) {
 
 	t.Run("ManagersJoinOneAtATimeWithEveryManagerAddress", func(t *testing.T) {
 		// m3 started only after m2 had joined and was reachable.
-		var m2Done, m3Start time.Time
-		for _, line := range strings.Split(strings.TrimSpace(events.String()), "\n") {
-			var e struct {
-				Time  time.Time `json:"time"`
-				ID    string    `json:"id"`
-				State string    `json:"state"`
-			}
-			require.NoError(t, json.Unmarshal([]byte(line), &e))
-			switch {
-			case e.ID == "swarm-manager@m2" && e.State == "succeeded":
-				m2Done = e.Time
-			case e.ID == "swarm-manager@m3" && e.State == "running":
-				m3Start = e.Time
-			}
-		}
-		require.False(t, m2Done.IsZero())
-		require.False(t, m3Start.IsZero())
+		m2Done, m3Start := eventAt(t, events, "swarm-manager@m2", "succeeded"), eventAt(t, events, "swarm-manager@m3", "running")
 		require.True(t, m3Start.After(m2Done), "m3 joined after m2 was reachable (m2 done %v, m3 started %v)", m2Done, m3Start)
 		// m3's join was given both managers, the leader first.
 		addr := func(n string) string { return byName[n].InterfaceAddr.String() + ":2377" }
@@ -144,6 +128,43 @@ func TestHighAvailability(t *testing.T) {
 		}, 60*time.Second, 250*time.Millisecond, "all three managers are reachable again")
 		require.Equal(t, []string{"m1", "m2", "m3", "w1"}, again.Answered)
 	})
+
+	t.Run("ScalingManagersInDemotesThemOneAtATime", func(t *testing.T) {
+		one := cfg
+		one.Managers = 1
+		s1, err := swarm.Up(ctx, one)
+		require.NoError(t, err)
+		require.Equal(t, []string{"m2", "m3"}, s1.Removed)
+		require.Equal(t, "run: new", ran(s1.Plan)["swarm-leave@m2"])
+		require.Equal(t, "run: new", ran(s1.Plan)["swarm-leave@m3"])
+		require.Equal(t, []string{"m1 ready active manager", "w1 ready active worker"}, swarmNodes(t, ctx, operator(t, s1, byName["m1"])))
+		require.Equal(t, []string{"m1", "w1"}, s1.Answered)
+		// Demoted first, one at a time: m3's leave started after m2's was done.
+		require.Contains(t, logs.String(), `msg=demoted role=swarm-leave node=m2`)
+		require.Contains(t, logs.String(), `msg=demoted role=swarm-leave node=m3`)
+		require.True(t, eventAt(t, events, "swarm-leave@m3", "running").After(eventAt(t, events, "swarm-leave@m2", "succeeded")), "m3 left after m2")
+		t.Logf("3 → 1 managers in %v", s1.Elapsed)
+	})
+}
+
+// eventAt returns the time of the last event of node-role id in state, in
+// the JSON lines of events.
+func eventAt(t *testing.T, events *syncBuffer, id, state string) time.Time {
+	t.Helper()
+	var at time.Time
+	for _, line := range strings.Split(strings.TrimSpace(events.String()), "\n") {
+		var e struct {
+			Time  time.Time `json:"time"`
+			ID    string    `json:"id"`
+			State string    `json:"state"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &e))
+		if e.ID == id && e.State == state {
+			at = e.Time
+		}
+	}
+	require.False(t, at.IsZero(), "no %s event of %s", state, id)
+	return at
 }
 
 func leaderOf(t *testing.T, ctx context.Context, c *dockerapi.Client) string {
