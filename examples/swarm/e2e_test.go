@@ -28,7 +28,7 @@ import (
 	"github.com/masonops/mason/netsvc/daemon"
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
-	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/bolt"
 	"github.com/masonops/mason/store/mem"
 )
@@ -270,15 +270,14 @@ func TestEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		tokens := map[string]string{"worker token": sw.JoinTokens.Worker, "manager token": sw.JoinTokens.Manager}
 		haystacks := map[string][]byte{"events": []byte(events.String()), "role logs": []byte(logs.String()), "output": []byte(out.String())}
-		for _, f := range []string{"pki.db", "kek"} {
-			b, err := os.ReadFile(filepath.Join(cfg.StateDir, f))
-			require.NoError(t, err)
-			haystacks[f] = b
-		}
-		// The journal: every record but swarm-init's own output, which
-		// holds the tokens as attr.Secret values and is sealed only once
-		// the journal seals secrets (issue 14).
-		st, err := bolt.Open(filepath.Join(cfg.StateDir, "state.db"), nil)
+		key, err := os.ReadFile(cfg.KeyFile())
+		require.NoError(t, err)
+		haystacks["key file"] = key
+		// The state: the pki store and the journal, every record but
+		// swarm-init's own output, which holds the tokens as attr.Secret
+		// values and is sealed only once the journal seals secrets
+		// (issue 14).
+		st, err := bolt.Open(cfg.StateFile(), nil)
 		require.NoError(t, err)
 		ents, _, err := st.List(ctx, "")
 		require.NoError(t, err)
@@ -301,7 +300,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("no join token in %d places: events, logs, output, pki store, and %d journal records", len(haystacks), len(ents)-1)
+		t.Logf("no join token in %d places: events, logs, output, key file, and %d records of the state (pki store, journal, identity)", len(haystacks), len(ents)-1)
 	})
 
 	t.Run("ANodeInAnotherSwarmIsAnError", func(t *testing.T) {
@@ -373,10 +372,12 @@ func dig(t *testing.T, ctx context.Context, s *swarm.Summary, name string) strin
 // controller's certificate.
 func backends(t *testing.T, ctx context.Context, cfg swarm.Config, s *swarm.Summary) []string {
 	t.Helper()
-	svcs, closeSvcs, err := swarm.Services(cfg.StateDir)
+	st, err := bolt.Open(cfg.StateFile(), nil)
 	require.NoError(t, err)
-	defer closeSvcs()
-	issuer, err := role.Lookup[pki.Issuer](svcs)
+	defer st.Close()
+	kek, err := seal.LoadFile(cfg.KeyFile())
+	require.NoError(t, err)
+	issuer, err := pki.NewManager(st, pki.Options{Key: kek})
 	require.NoError(t, err)
 	b, err := issuer.Issue(ctx, swarm.NetsvcCA, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: swarm.ControllerName}})
 	require.NoError(t, err)
@@ -385,10 +386,10 @@ func backends(t *testing.T, ctx context.Context, cfg swarm.Config, s *swarm.Summ
 	c := daemon.NewClient(s.Service.InterfaceAddr.String()+":8853", tlsCfg)
 	defer c.Close()
 	var lb netsvc.LoadBalancer = c
-	st, err := lb.Status(ctx, "demo")
+	fs, err := lb.Status(ctx, "demo")
 	require.NoError(t, err)
 	var out []string
-	for _, be := range st.Backends {
+	for _, be := range fs.Backends {
 		if !be.Draining {
 			out = append(out, be.Name)
 		}

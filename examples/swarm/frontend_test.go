@@ -24,7 +24,7 @@ func init() { children[frontEndEnv] = frontEndProcess }
 func frontEndProcess(t childtest.T) {
 	var args []string
 	require.NoError(t, json.Unmarshal([]byte(os.Getenv(frontEndEnv)), &args))
-	os.Exit(cli.Run(context.Background(), cli.App{Name: "swarm spec", Registry: swarm.Registry()}, args, os.Environ()))
+	os.Exit(cli.Run(context.Background(), swarm.FrontEnd(), args, os.Environ()))
 }
 
 // frontEnd runs the front end on swarm.hcl against cfg's lab and state, in

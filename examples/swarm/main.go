@@ -55,7 +55,7 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "spec" {
 		// mason's front end over the spec: the same roles, the same state.
-		os.Exit(cli.Run(ctx, cli.App{Name: "swarm spec", Registry: swarm.Registry()}, os.Args[2:], os.Environ()))
+		os.Exit(cli.Run(ctx, swarm.FrontEnd(), os.Args[2:], os.Environ()))
 	}
 	cfg := swarm.DefaultConfig()
 	var ls labels

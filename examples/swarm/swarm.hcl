@@ -4,9 +4,11 @@
 #   go run ./examples/swarm spec plan  -spec examples/swarm/swarm.hcl -state /var/lib/mason/swarm-example/state.db
 #   go run ./examples/swarm spec apply -spec examples/swarm/swarm.hcl -state /var/lib/mason/swarm-example/state.db -var workers=3
 #
-# With the same lab and state directory it drives the same deployment as
+# With the same lab and state file (its key-encryption key beside it,
+# state.db.kek, or in $MASON_SWARM_KEK) it drives the same deployment as
 # `go run ./examples/swarm`: node IDs, attribute values and wiring are the
-# same, so one converges what the other made.
+# same, so one converges what the other made. The pki authorities live in
+# that state too.
 deployment = "swarm"
 
 variable "managers" {
@@ -51,7 +53,7 @@ variable "netsvcd" {
 variable "state_dir" {
   type        = string
   default     = "/var/lib/mason/swarm-example"
-  description = "where the pki store, the key-encryption key and the operator's certificate live"
+  description = "where the operator's docker client certificate is written (DIR/operator)"
 }
 
 variable "labels" {
@@ -63,10 +65,6 @@ variable "labels" {
 provider "lab" {
   name = var.lab
   dir  = var.lab_dir
-}
-
-service "pki" {
-  dir = var.state_dir
 }
 
 attrs = {

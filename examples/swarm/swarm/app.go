@@ -12,9 +12,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/masonops/mason/cli"
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/examples/swarm/dockerapi"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/pki"
@@ -22,8 +23,9 @@ import (
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
 	"github.com/masonops/mason/role"
-	"github.com/masonops/mason/seal"
+	"github.com/masonops/mason/store"
 	"github.com/masonops/mason/store/bolt"
+	"github.com/masonops/mason/store/mem"
 )
 
 // DeploymentName keys the example's journal; the spec uses it too, so the
@@ -148,38 +150,45 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+	w := cfg.out()
+	// The state is opened (and so locked: a second Up on it fails at once)
+	// before anything is created; package deploy checks that it belongs to
+	// the nodes the lab holds, and that the key is the state's.
+	st, missing, err := openState(cfg, true)
+	if err != nil {
 		return nil, err
 	}
-	w := cfg.out()
+	defer st.Close()
 	l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
 	if err != nil {
 		return nil, err
 	}
+	specs := nodeSpecs(cfg)
+	dep, err := deploy.Open(ctx, deploy.Options{Name: DeploymentName, Store: st, Where: "state file " + cfg.StateFile(), Missing: missing,
+		Provider: l.Provider(), Nodes: specs, Purpose: deploy.Apply, Owner: "swarm example",
+		Key: &deploy.KeySource{File: cfg.KeyFile(), Env: KEKEnv}, DestroyCommand: cfg.command("destroy")})
+	if err != nil {
+		return nil, err
+	}
 	sum := &Summary{}
-	nodes, err := ensureNodes(ctx, l, cfg, sum, w)
+	nodes, err := groupNodes(ctx, dep, specs, sum, w)
 	if err != nil {
 		return sum, err
 	}
 	sum.Managers, sum.Workers, sum.Service = nodes.Managers, nodes.Workers, nodes.Services[0]
-
-	st, err := bolt.Open(filepath.Join(cfg.StateDir, "state.db"), nil)
+	mgr, err := pki.NewManager(st, pki.Options{Key: dep.KEK()})
 	if err != nil {
 		return sum, err
 	}
-	defer st.Close()
-	svcs, closeSvcs, err := Services(cfg.StateDir)
-	if err != nil {
-		return sum, err
-	}
-	defer closeSvcs()
+	svcs := role.NewServices()
+	role.Provide[pki.Issuer](svcs, mgr)
 	logw, closeLog, err := cfg.logWriter()
 	if err != nil {
 		return sum, err
 	}
 	defer closeLog()
 
-	if err := precheckLeaving(ctx, svcs, nodes); err != nil {
+	if err := precheckLeaving(ctx, mgr, nodes); err != nil {
 		return sum, err
 	}
 
@@ -272,98 +281,116 @@ func (c Config) logWriter() (io.Writer, func(), error) {
 	return f, func() { f.Close() }, nil
 }
 
-// Services opens the roles' services: the pki Issuer on its store in
-// dir (pki.db, sealed under the key-encryption key in dir/kek). Call the
-// returned func to close them.
-func Services(dir string) (*role.Services, func(), error) {
-	svcs := role.NewServices()
-	closeFn, err := provideServices(svcs, dir)
-	if err != nil {
-		return nil, nil, err
+// FrontEndServices registers the roles' services for mason's front end
+// (cli.App.Services): the pki Issuer, in the deployment's state and sealed
+// under its key, as Up does.
+func FrontEndServices(_ context.Context, env cli.Env, svcs *role.Services) error {
+	if env.KEK == nil {
+		// A plan of a new deployment seals nothing; issuing waits for apply.
+		return nil
 	}
-	return svcs, closeFn, nil
-}
-
-func provideServices(svcs *role.Services, dir string) (func(), error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	kek, err := loadKEK(dir)
+	mgr, err := pki.NewManager(env.Store, pki.Options{Key: env.KEK})
 	if err != nil {
-		return nil, err
-	}
-	pst, err := bolt.Open(filepath.Join(dir, "pki.db"), nil)
-	if err != nil {
-		return nil, err
-	}
-	mgr, err := pki.NewManager(pst, pki.Options{Key: kek})
-	if err != nil {
-		pst.Close()
-		return nil, err
+		return err
 	}
 	role.Provide[pki.Issuer](svcs, mgr)
-	return func() { pst.Close() }, nil
+	return nil
 }
 
-// ensureNodes creates the nodes cfg names (existing ones are found, not
-// made twice) and returns them with the lab's other nodes as leaving.
-func ensureNodes(ctx context.Context, l *lab.Lab, cfg Config, sum *Summary, w io.Writer) (Nodes, error) {
-	p := l.Provider()
-	have, err := p.List(ctx)
-	if err != nil {
-		return Nodes{}, err
+// StateFile is the example's state file: the journal, the pki store and
+// the deployment's identity.
+func (c Config) StateFile() string { return filepath.Join(c.StateDir, "state.db") }
+
+// KeyFile is the key-encryption key's file: the state file's path plus
+// .kek, where mason's front end looks for it too.
+func (c Config) KeyFile() string { return c.StateFile() + ".kek" }
+
+// openState opens (and so locks) the state file, creating the state
+// directory only when create is set; a missing state gives an empty store
+// otherwise. missing says the file did not exist.
+func openState(cfg Config, create bool) (st store.Store, missing bool, err error) {
+	path := cfg.StateFile()
+	if _, err := os.Stat(path); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, fmt.Errorf("swarm example: state file %s: %w", path, err)
+		}
+		missing = true
 	}
-	want := map[string]string{ServiceNode: "services"}
+	if missing && !create {
+		return mem.New(), true, nil
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, missing, fmt.Errorf("swarm example: state directory: %w", err)
+	}
+	b, err := bolt.Open(path, &bolt.Options{Owner: "swarm example"})
+	if err != nil {
+		return nil, missing, fmt.Errorf("swarm example: %w", err)
+	}
+	return b, missing, nil
+}
+
+// command is the command line that runs sub ("" for up, "destroy") on
+// this Config's lab and state.
+func (c Config) command(sub string) string {
+	cmd := "go run ./examples/swarm"
+	def := DefaultConfig()
+	if c.Lab != def.Lab {
+		cmd += " -lab " + c.Lab
+	}
+	if c.StateDir != def.StateDir {
+		cmd += " -state " + c.StateDir
+	}
+	if sub != "" {
+		cmd += " " + sub
+	}
+	return cmd
+}
+
+// nodeSpecs are the nodes cfg wants: m1..mN, w1..wN and the service node,
+// with the IDs the spec gives them too.
+func nodeSpecs(cfg Config) []provider.NodeSpec {
+	spec := func(name, pool string) provider.NodeSpec {
+		return provider.NodeSpec{ID: provider.StableID(DeploymentName, name), Name: name, Labels: map[string]string{"mason.pool": pool}}
+	}
+	var out []provider.NodeSpec
 	for i := 1; i <= cfg.Managers; i++ {
-		want[managerName(i)] = "managers"
+		out = append(out, spec(managerName(i), "managers"))
 	}
 	for i := 1; i <= cfg.Workers; i++ {
-		want[workerName(i)] = "workers"
+		out = append(out, spec(workerName(i), "workers"))
+	}
+	return append(out, spec(ServiceNode, "services"))
+}
+
+// groupNodes creates the wanted nodes the lab does not have yet, and
+// returns them by pool, with the deployment's other nodes as leaving.
+func groupNodes(ctx context.Context, dep *deploy.Deployment, specs []provider.NodeSpec, sum *Summary, w io.Writer) (Nodes, error) {
+	pool := map[string]string{}
+	for _, ns := range specs {
+		pool[ns.ID] = ns.Labels["mason.pool"]
 	}
 	var out Nodes
-	existing := map[string]bool{}
-	for _, n := range have {
-		existing[n.Name] = true
-		if _, ok := want[n.Name]; !ok {
+	for _, n := range dep.Nodes() {
+		if _, ok := pool[n.ID]; !ok {
 			out.Leaving = append(out.Leaving, n)
 		}
 	}
-	names := make([]string, 0, len(want))
-	for name := range want {
-		names = append(names, name)
-	}
-	slices.SortFunc(names, byNodeOrder)
-	made := make([]*provider.Node, len(names))
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id := provider.StableID(DeploymentName, name)
-			if _, err := p.Create(ctx, provider.NodeSpec{ID: id, Name: name, Labels: map[string]string{"mason.pool": want[name]}}); err != nil {
-				errs[i] = err
-				return
-			}
-			made[i], errs[i] = p.WaitReady(ctx, id)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	slices.SortFunc(out.Leaving, func(a, b *provider.Node) int { return byNodeOrder(a.Name, b.Name) })
+	made, err := dep.CreateNodes(ctx, func(n *provider.Node) {
+		sum.Created = append(sum.Created, n.Name)
+		fmt.Fprintf(w, "created node %s (%s)\n", n.Name, n.InterfaceAddr)
+	})
+	if err != nil {
 		return Nodes{}, err
 	}
-	for i, name := range names {
-		if !existing[name] {
-			sum.Created = append(sum.Created, name)
-			fmt.Fprintf(w, "created node %s (%s)\n", name, made[i].InterfaceAddr)
-		}
-		switch want[name] {
+	for _, n := range made {
+		switch pool[n.ID] {
 		case "managers":
-			out.Managers = append(out.Managers, made[i])
+			out.Managers = append(out.Managers, n)
 		case "workers":
-			out.Workers = append(out.Workers, made[i])
+			out.Workers = append(out.Workers, n)
 		default:
-			out.Services = append(out.Services, made[i])
+			out.Services = append(out.Services, n)
 		}
 	}
 	return out, nil
@@ -397,13 +424,9 @@ func byNodeOrder(a, b string) int {
 
 // precheckLeaving refuses, before anything changes, to remove managers
 // when the remaining ones would not keep the raft quorum.
-func precheckLeaving(ctx context.Context, svcs *role.Services, n Nodes) error {
+func precheckLeaving(ctx context.Context, issuer pki.Issuer, n Nodes) error {
 	if len(n.Leaving) == 0 || len(n.Managers) == 0 {
 		return nil
-	}
-	issuer, err := role.Lookup[pki.Issuer](svcs)
-	if err != nil {
-		return err
 	}
 	e, err := newEngines(ctx, issuer)
 	if err != nil {
@@ -445,35 +468,46 @@ func precheckLeaving(ctx context.Context, svcs *role.Services, n Nodes) error {
 	return quorum(nodes, ids, true, "remove manager(s) "+strings.Join(names, ", "))
 }
 
-// Destroy removes the lab (every node, process, namespace, interface and
-// firewall rule) and the state directory.
+// Destroy removes the deployment's nodes and, when no node is left in the
+// lab, the lab itself (every process, namespace, interface, firewall rule
+// and its directory), its records in the state, and then the state
+// directory (state, key and operator certificate). It works after a crash
+// and when nodes are already gone, and may be run again.
 func Destroy(ctx context.Context, cfg Config) error {
+	if err := lab.Check(); err != nil {
+		return err
+	}
+	st, missing, err := openState(cfg, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
 	if err != nil {
 		return err
 	}
-	if err := l.Teardown(ctx); err != nil {
+	// The lab holds only this deployment's nodes: all of them go, also
+	// those a lost state no longer knows.
+	have, err := l.Provider().List(ctx)
+	if err != nil {
 		return err
 	}
+	var specs []provider.NodeSpec
+	for _, n := range have {
+		specs = append(specs, provider.NodeSpec{ID: n.ID, Name: n.Name})
+	}
+	dep, err := deploy.Open(ctx, deploy.Options{Name: DeploymentName, Store: st, Where: "state file " + cfg.StateFile(), Missing: missing,
+		Provider: l.Provider(), Nodes: specs, Purpose: deploy.Destroy, Owner: "swarm example"})
+	if err != nil {
+		return err
+	}
+	if _, err := dep.Destroy(ctx); err != nil {
+		return err
+	}
+	st.Close()
 	return os.RemoveAll(cfg.StateDir)
 }
 
 // KEKEnv names the environment variable that may hold the key-encryption
-// key (hex or base64) instead of the file StateDir/kek.
+// key (hex or base64) instead of the file beside the state file.
 const KEKEnv = "MASON_SWARM_KEK"
-
-// loadKEK loads the key-encryption key from KEKEnv or dir/kek, and makes a
-// new key file only for a new state: the key of an existing one that went
-// missing is an error, not a reason to start over. It sits beside the
-// state only because this is an example: keep a real one somewhere the
-// state file is not.
-func loadKEK(dir string) (*seal.KEK, error) {
-	path := filepath.Join(dir, "kek")
-	k, err := seal.Load(KEKEnv, path)
-	if errors.Is(err, seal.ErrNoKey) && errors.Is(err, fs.ErrNotExist) {
-		if _, serr := os.Stat(filepath.Join(dir, "pki.db")); errors.Is(serr, fs.ErrNotExist) {
-			return seal.CreateFile(path)
-		}
-	}
-	return k, err
-}

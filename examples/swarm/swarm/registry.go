@@ -3,17 +3,23 @@ package swarm
 import (
 	"context"
 
+	"github.com/masonops/mason/cli"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
-	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
 )
 
-// Registry is what the example's spec (examples/swarm/swarm.hcl) may
-// name: the roles, their attribute keys, the "lab" provider (settings:
-// name, dir) and the "pki" service (setting: dir, where the pki store and
-// the key-encryption key live — the same files Up uses, so the spec and
-// the Go program drive one deployment).
+// FrontEnd is mason's command line for the example's spec
+// (examples/swarm/swarm.hcl): `go run ./examples/swarm spec COMMAND`. With
+// the state file Up uses (-state DIR/state.db; its key beside it) the spec
+// and the Go program drive one deployment.
+func FrontEnd() cli.App {
+	return cli.App{Name: "swarm spec", Registry: Registry(), Services: FrontEndServices, KeyEnv: KEKEnv}
+}
+
+// Registry is what the example's spec may name: the roles, their
+// attribute keys and the "lab" provider (settings: name, dir). The pki
+// service lives in the state ([FrontEndServices]).
 func Registry() *spec.Registry {
 	reg := spec.NewRegistry()
 	if err := reg.Roles(Roles()...); err != nil {
@@ -26,11 +32,6 @@ func Registry() *spec.Registry {
 			return nil, err
 		}
 		return l.Provider(), nil
-	})
-	reg.Service("pki", func(ctx context.Context, s spec.Settings, svcs *role.Services) error {
-		// The store stays open until the program exits.
-		_, err := provideServices(svcs, s.String("dir", DefaultConfig().StateDir))
-		return err
 	})
 	return reg
 }
