@@ -81,4 +81,15 @@ func poll(ctx context.Context, max time.Duration, f func() error) error {
 	return backoff.Retry(f, b)
 }
 
+// steady calls f (each call bounded by 3 seconds) until it succeeds, for
+// up to 10 seconds: a drift check reports a service that does not answer
+// only when it stays silent, not when a loaded machine answers late once.
+func steady(ctx context.Context, f func(ctx context.Context) error) error {
+	return poll(ctx, 10*time.Second, func() error {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		return f(cctx)
+	})
+}
+
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

@@ -99,8 +99,8 @@ func (DNS) Check(ctx context.Context, rc *role.Context, in DNSIn, last DNSOut) (
 		return "", err
 	}
 	defer cli.Close()
-	have, err := cli.Records(ctx, last.Zone)
-	if err != nil {
+	var have []netsvc.RecordSet
+	if err := steady(ctx, func(ctx context.Context) (err error) { have, err = cli.Records(ctx, last.Zone); return err }); err != nil {
 		return "zone " + last.Zone + ": " + err.Error(), nil
 	}
 	got := map[string]string{}

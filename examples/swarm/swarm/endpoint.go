@@ -46,7 +46,7 @@ func (Endpoint) Run(ctx context.Context, rc *role.Context, in EndpointIn) (Endpo
 
 // Check reports drift when the task does not answer.
 func (Endpoint) Check(ctx context.Context, rc *role.Context, _ EndpointIn, last EndpointOut) (string, error) {
-	if err := answers(ctx, last.Addr, last.Node); err != nil {
+	if err := steady(ctx, func(ctx context.Context) error { return answers(ctx, last.Addr, last.Node) }); err != nil {
 		return err.Error(), nil
 	}
 	return "", nil

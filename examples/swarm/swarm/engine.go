@@ -110,11 +110,12 @@ func (Engine) Check(ctx context.Context, rc *role.Context, in EngineIn, last Eng
 	if err != nil {
 		return "", err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
 	c := e.at(last.IP)
 	defer c.Close()
-	if err := c.Ping(cctx); err != nil {
+	if !dockerd.running(ctx, rc.Node()) {
+		return "dockerd is not running on " + rc.Node().Name, nil
+	}
+	if err := steady(ctx, func(ctx context.Context) error { return c.Ping(ctx) }); err != nil {
 		return "dockerd on " + rc.Node().Name + " does not answer at https://" + last.API, nil
 	}
 	want, err := daemonConfig(last.IP, in)
@@ -195,20 +196,21 @@ func drainForRestart(ctx context.Context, rc *role.Context, e *engines, info doc
 			return err
 		}
 	}
-	node, err := mgr.Node(ctx, info.Swarm.NodeID)
+	// A node an operator drained stays drained (and is not marked): only
+	// the engine role's own drain is undone after the restart.
+	changed, err := updateNode(ctx, mgr, info.Swarm.NodeID, func(s *dockerapi.NodeSpec) bool {
+		if s.Availability == dockerapi.AvailabilityDrain {
+			return false
+		}
+		s.Availability = dockerapi.AvailabilityDrain
+		s.Labels[drainLabel] = "engine-restart"
+		return true
+	})
 	if err != nil {
-		return err
-	}
-	if node.Spec.Availability == dockerapi.AvailabilityDrain {
-		return waitNoTasks(ctx, mgr, info.Swarm.NodeID, rc.Node().Name)
-	}
-	spec := node.Spec
-	spec.Availability = dockerapi.AvailabilityDrain
-	spec.Labels = cloneLabels(spec.Labels)
-	spec.Labels[drainLabel] = "engine-restart"
-	rc.Log().Info("draining for the engine restart", "node_id", info.Swarm.NodeID)
-	if err := mgr.NodeUpdate(ctx, node.ID, node.Version.Index, spec); err != nil {
 		return fmt.Errorf("draining %s: %w", rc.Node().Name, err)
+	}
+	if changed {
+		rc.Log().Info("draining for the engine restart", "node_id", info.Swarm.NodeID)
 	}
 	return waitNoTasks(ctx, mgr, info.Swarm.NodeID, rc.Node().Name)
 }
@@ -259,11 +261,11 @@ func finishRestart(ctx context.Context, rc *role.Context, e *engines, c *dockera
 	if err != nil {
 		return err
 	}
-	spec := node.Spec
-	spec.Availability = dockerapi.AvailabilityActive
-	spec.Labels = cloneLabels(spec.Labels)
-	delete(spec.Labels, drainLabel)
-	if err := mgr.NodeUpdate(ctx, id, node.Version.Index, spec); err != nil {
+	if _, err := updateNode(ctx, mgr, id, func(s *dockerapi.NodeSpec) bool {
+		s.Availability = dockerapi.AvailabilityActive
+		delete(s.Labels, drainLabel)
+		return true
+	}); err != nil {
 		return fmt.Errorf("activating %s: %w", rc.Node().Name, err)
 	}
 	rc.Log().Info("active again after the engine restart", "node_id", id)

@@ -180,10 +180,8 @@ func ensureRole(ctx context.Context, rc *role.Context, mgr *dockerapi.Client, id
 				return backoff.Permanent(err)
 			}
 		}
-		spec := n.Spec
-		spec.Role = want
 		rc.Log().Info("changing the node's swarm role", "from", n.Spec.Role, "to", want)
-		err = mgr.NodeUpdate(ctx, id, n.Version.Index, spec)
+		_, err = updateNode(ctx, mgr, id, func(s *dockerapi.NodeSpec) bool { s.Role = want; return true })
 		if dockerapi.StatusOf(err) == http.StatusBadRequest {
 			return backoff.Permanent(err)
 		}
@@ -192,6 +190,34 @@ func ensureRole(ctx context.Context, rc *role.Context, mgr *dockerapi.Client, id
 		}
 		return err
 	})
+}
+
+// updateNode changes the node's spec with change (which reports whether
+// it changed anything) and writes it at the version it read, reading again
+// when a concurrent change (a demotion's raft change, the node's own
+// status) moved the version first ("update out of sequence").
+func updateNode(ctx context.Context, mgr *dockerapi.Client, id string, change func(*dockerapi.NodeSpec) bool) (bool, error) {
+	changed := false
+	err := poll(ctx, 30*time.Second, func() error {
+		n, err := mgr.Node(ctx, id)
+		if err != nil {
+			return backoff.Permanent(err)
+		}
+		spec := n.Spec
+		spec.Labels = cloneLabels(n.Spec.Labels)
+		if changed = change(&spec); !changed {
+			return nil
+		}
+		err = mgr.NodeUpdate(ctx, id, n.Version.Index, spec)
+		if err != nil && strings.Contains(err.Error(), "out of sequence") {
+			return err
+		}
+		if err != nil {
+			return backoff.Permanent(err)
+		}
+		return nil
+	})
+	return changed, err
 }
 
 // waitMember waits until the managers see the node ready, and a manager

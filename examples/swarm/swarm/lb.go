@@ -80,8 +80,8 @@ func (LB) Check(ctx context.Context, rc *role.Context, in LBIn, last LBOut) (str
 		return "", err
 	}
 	defer cli.Close()
-	st, err := cli.Status(ctx, last.Frontend)
-	if err != nil {
+	var st netsvc.FrontendStatus
+	if err := steady(ctx, func(ctx context.Context) (err error) { st, err = cli.Status(ctx, last.Frontend); return err }); err != nil {
 		return "frontend " + last.Frontend + ": " + err.Error(), nil
 	}
 	var have []string

@@ -130,15 +130,17 @@ func LeaveSwarm(ctx context.Context, rc *role.Context, issuer pki.Issuer, init I
 		}
 		rc.Log().Info("demoted", "node_id", id)
 	}
-	if node, err = mgr.Node(ctx, id); err != nil {
-		return out, err
-	}
-	if node.Spec.Availability != dockerapi.AvailabilityDrain {
-		spec := node.Spec
-		spec.Availability = dockerapi.AvailabilityDrain
-		if err := mgr.NodeUpdate(ctx, id, node.Version.Index, spec); err != nil {
-			return out, fmt.Errorf("draining %s: %w", name, err)
+	changed, err := updateNode(ctx, mgr, id, func(s *dockerapi.NodeSpec) bool {
+		if s.Availability == dockerapi.AvailabilityDrain {
+			return false
 		}
+		s.Availability = dockerapi.AvailabilityDrain
+		return true
+	})
+	if err != nil {
+		return out, fmt.Errorf("draining %s: %w", name, err)
+	}
+	if changed {
 		rc.Log().Info("draining", "node_id", id)
 	}
 	if err := waitNoTasks(ctx, mgr, id, name); err != nil {

@@ -197,9 +197,7 @@ func (Netsvcd) Check(ctx context.Context, rc *role.Context, in NetsvcdIn, last N
 		return "", err
 	}
 	defer cli.Close()
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if _, err := cli.Records(cctx, last.Zone); err != nil {
+	if err := steady(ctx, func(ctx context.Context) error { _, err := cli.Records(ctx, last.Zone); return err }); err != nil {
 		return "netsvcd on " + n.Name + " does not answer: " + err.Error(), nil
 	}
 	return "", nil
