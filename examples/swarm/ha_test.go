@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,12 +50,29 @@ func TestHighAvailability(t *testing.T) {
 		require.Contains(t, logs.String(), "node=m2 swarm_role=manager remote_addrs="+addr("m1"))
 	})
 
-	t.Run("KillingTheLeadersEngineKeepsALeader", func(t *testing.T) {
+	t.Run("ACrashedEngineIsRestartedByItsSupervisor", func(t *testing.T) {
+		// SIGKILL is a crash: the docker unit's supervisor (on-failure)
+		// starts dockerd again, and the node serves again without a plan.
+		w1 := byName["w1"]
+		before := unitOf(t, ctx, w1)
+		kill(t, ctx, w1, "KILL", before.MainPID)
+		require.Eventually(t, func() bool {
+			st := unitOf(t, ctx, w1)
+			return st.Running() && st.MainPID != before.MainPID && st.Restarts > before.Restarts
+		}, 60*time.Second, 250*time.Millisecond, "the supervisor restarted dockerd on w1")
+		require.Eventually(t, func() bool {
+			seen, _, err := swarm.ReachAll(ctx, s.URL, []string{"w1"}, 5*time.Second)
+			return err == nil && slices.Contains(seen, "w1")
+		}, 90*time.Second, time.Second, "w1 serves again")
+		t.Logf("dockerd on w1 killed; restarted by its supervisor: %s", unitOf(t, ctx, w1))
+	})
+
+	t.Run("StoppingTheLeadersEngineKeepsALeader", func(t *testing.T) {
 		leader := leaderOf(t, ctx, op)
 		require.Equal(t, "m1", leader, "the first manager leads")
-		res, err := byName[leader].Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", `kill -9 "$(cat /run/mason-dockerd.pid)"`}})
-		require.NoError(t, err)
-		require.Equal(t, 0, res.ExitCode, string(res.Stderr))
+		// SIGTERM is a clean stop: the supervisor leaves it stopped, and
+		// the next plan's drift check is what repairs it.
+		kill(t, ctx, byName[leader], "TERM", unitOf(t, ctx, byName[leader]).MainPID)
 		var now string
 		require.Eventually(t, func() bool {
 			ns, err := op.Nodes(ctx)
@@ -69,7 +87,8 @@ func TestHighAvailability(t *testing.T) {
 			}
 			return false
 		}, 60*time.Second, 250*time.Millisecond, "another manager leads")
-		t.Logf("killed dockerd on %s; %s leads now", leader, now)
+		require.False(t, unitOf(t, ctx, byName[leader]).Running())
+		t.Logf("stopped dockerd on %s (%s); %s leads now", leader, unitOf(t, ctx, byName[leader]), now)
 	})
 
 	t.Run("RemovingManagersThatWouldLoseQuorumIsRefused", func(t *testing.T) {
@@ -106,7 +125,7 @@ func TestHighAvailability(t *testing.T) {
 		st, ok := again.Plan.Step("docker-engine-manager@m1")
 		require.True(t, ok)
 		require.Equal(t, graph.ActionRun, st.Action)
-		require.Equal(t, "drifted: dockerd is not running on m1", st.Reason)
+		require.Contains(t, st.Reason, "drifted: dockerd is not running on m1 (stopped")
 		done := succeeded(again.Result)
 		require.Contains(t, done, "docker-engine-manager@m1")
 		for _, id := range done {
@@ -145,6 +164,24 @@ func TestHighAvailability(t *testing.T) {
 		require.True(t, eventAt(t, events, "swarm-leave@m3", "running").After(eventAt(t, events, "swarm-leave@m2", "succeeded")), "m3 left after m2")
 		t.Logf("3 → 1 managers in %v", s1.Elapsed)
 	})
+}
+
+func unitOf(t *testing.T, ctx context.Context, n *provider.Node) provider.UnitStatus {
+	t.Helper()
+	units, err := provider.UnitsOf(n)
+	require.NoError(t, err)
+	st, err := units.UnitStatus(ctx, swarm.DockerUnit)
+	require.NoError(t, err)
+	return st
+}
+
+// kill sends signal sig to pid in node n.
+func kill(t *testing.T, ctx context.Context, n *provider.Node, sig string, pid int) {
+	t.Helper()
+	require.NotZero(t, pid)
+	res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"kill", "-" + sig, fmt.Sprint(pid)}})
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode, string(res.Stderr))
 }
 
 // eventAt returns the time of the last event of node-role id in state, in

@@ -9,82 +9,86 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/masonops/mason/provider"
-	"github.com/masonops/mason/role"
 )
 
-// program is a long-running program on a node: dockerd, netsvcd. It is
-// started in its own session inside the node (so it outlives the command
-// that started it and the controller, and ends with the node), with its
-// output appended to a log file and its PID in a file.
-type program struct {
-	name    string // for messages
-	args    []string
-	pidFile string
-	logFile string
-}
+// The long-running programs of the example are units (provider.Unit): on
+// a machine with systemd the unit files an operator would write, in a lab
+// node the same definitions run by the lab's supervisor. Either way they
+// outlive the controller and end with the node.
 
-func (p program) script() string {
-	q := make([]string, len(p.args))
-	for i, a := range p.args {
-		q[i] = shellQuote(a)
+// DockerUnit is the unit that runs dockerd; NetsvcdUnit the one that runs
+// the network services daemon.
+const (
+	DockerUnit  = "docker"
+	NetsvcdUnit = "mason-netsvcd"
+)
+
+// dockerdUnit runs dockerd, which reads everything else from daemon.json.
+// Its supervisor restarts it after a crash (on-failure, like Debian's
+// docker.service); a dockerd that was stopped, or that keeps failing, is
+// the engine role's drift, repaired by the next plan.
+func dockerdUnit(binary string) provider.Unit {
+	return provider.Unit{
+		Name:          DockerUnit,
+		Description:   "Docker Engine with mutual TLS (deployed by mason's swarm example)",
+		Documentation: "https://docs.docker.com/engine/reference/commandline/dockerd/",
+		Command:       []string{binary},
+		Restart:       provider.RestartOnFailure,
+		RestartDelay:  time.Second,
+		StopTimeout:   30 * time.Second,
+		LimitNOFILE:   1048576,
+		// Only systemd honours these: containers get cgroups delegated to
+		// dockerd, and no task limit.
+		Systemd: []string{"Delegate=yes", "TasksMax=infinity"},
 	}
-	dir := p.logFile[:strings.LastIndex(p.logFile, "/")]
-	return fmt.Sprintf(`mkdir -p %s && echo $$ >%s && exec %s >>%s 2>&1 </dev/null`,
-		shellQuote(dir), shellQuote(p.pidFile), strings.Join(q, " "), shellQuote(p.logFile))
 }
 
-// running reports whether the program's process is alive.
-func (p program) running(ctx context.Context, n *provider.Node) bool {
-	res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c",
-		`test -f "$1" && kill -0 "$(cat "$1")" 2>/dev/null`, "running", p.pidFile}, Timeout: 10 * time.Second})
-	return err == nil && res.ExitCode == 0
-}
-
-// start launches the program and waits until ready returns nil; it fails
-// at once, with the log's last lines, when the program exits first.
-func (p program) start(ctx context.Context, rc *role.Context, max time.Duration, ready func() error) error {
-	n := rc.Node()
-	if _, err := rc.Exec(ctx, "setsid", "-f", "sh", "-c", p.script()); err != nil {
-		return fmt.Errorf("starting %s: %w", p.name, err)
+// netsvcdUnit runs the network services daemon; DNS and the load balancer
+// must come back by themselves after a crash.
+func netsvcdUnit(args []string) provider.Unit {
+	return provider.Unit{
+		Name:        NetsvcdUnit,
+		Description: "mason network services: DNS and L4 load balancer (deployed by mason's swarm example)",
+		Command:     args,
+		Restart:     provider.RestartAlways,
+		StopTimeout: 10 * time.Second,
 	}
+}
+
+// waitUnit waits until ready returns nil while the unit runs; it fails at
+// once, with the unit's last log lines, when the unit stops or fails
+// first.
+func waitUnit(ctx context.Context, units provider.Units, node, name string, max time.Duration, ready func() error) error {
 	var last error
 	err := poll(ctx, max, func() error {
-		if !p.running(ctx, n) {
-			log, _ := n.Transport.Get(ctx, p.logFile)
-			return backoff.Permanent(fmt.Errorf("%s on %s exited at start; last lines of %s:\n%s", p.name, n.Name, p.logFile, tail(log, 3)))
+		st, err := units.UnitStatus(ctx, name)
+		if err != nil {
+			return err
 		}
-		last = ready()
-		return last
+		switch st.State {
+		case provider.UnitStopped, provider.UnitFailed, provider.UnitRestarting, provider.UnitNotInstalled:
+			logs, _ := units.UnitLogs(ctx, name, 3)
+			return backoff.Permanent(fmt.Errorf("%s on %s does not run (%s); its last lines:\n%s", name, node, st, strings.TrimSpace(logs)))
+		case provider.UnitRunning:
+			last = ready()
+			return last
+		}
+		return fmt.Errorf("%s on %s is %s", name, node, st)
 	})
 	if err != nil && last != nil && err == last {
-		return fmt.Errorf("%s on %s did not become ready in %v: %w", p.name, n.Name, max, err)
+		return fmt.Errorf("%s on %s did not become ready in %v: %w", name, node, max, err)
 	}
 	return err
 }
 
-// stop ends the program with SIGTERM (SIGKILL after grace) and waits until
-// it is gone.
-func (p program) stop(ctx context.Context, rc *role.Context, grace time.Duration) error {
-	script := fmt.Sprintf(`f=%s; [ -f "$f" ] || exit 0; pid=$(cat "$f"); kill -TERM "$pid" 2>/dev/null || { rm -f "$f"; exit 0; }
-i=0; while kill -0 "$pid" 2>/dev/null; do i=$((i+1)); if [ $i -gt %d ]; then kill -KILL "$pid" 2>/dev/null; fi; sleep 0.1; done; rm -f "$f"`,
-		shellQuote(p.pidFile), int(grace/(100*time.Millisecond)))
-	if _, err := rc.Exec(ctx, "sh", "-c", script); err != nil {
-		return fmt.Errorf("stopping %s: %w", p.name, err)
+// unitDrift describes a unit that does not run, or returns "".
+func unitDrift(ctx context.Context, units provider.Units, node, name, what string) (string, error) {
+	st, err := units.UnitStatus(ctx, name)
+	if err != nil {
+		return "", err
 	}
-	return nil
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=,") == "" {
-		return s
+	if !st.Running() {
+		return fmt.Sprintf("%s is not running on %s (%s)", what, node, st), nil
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-func tail(b []byte, lines int) string {
-	parts := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
+	return "", nil
 }

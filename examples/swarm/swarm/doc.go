@@ -97,14 +97,10 @@ func Keys() []attr.Decl {
 const (
 	EnginePKIDir  = "/etc/docker/pki"
 	DaemonJSON    = "/etc/docker/daemon.json"
-	EngineLog     = "/var/log/docker/dockerd.log"
-	EnginePIDFile = "/run/docker.pid" // written by dockerd itself
 	SwarmPort     = 2377
 
 	NetsvcDir     = "/var/lib/mason-netsvc"
 	NetsvcPKIDir  = "/etc/mason-netsvc/pki"
-	NetsvcLog     = "/var/log/mason-netsvc/netsvcd.log"
-	NetsvcPIDFile = "/run/mason-netsvcd.pid"
 	NetsvcAPIPort = 8853
 	DNSPort       = 53
 )

@@ -11,11 +11,13 @@ import (
 
 	"github.com/masonops/mason/examples/swarm/dockerapi"
 	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 )
 
 // Engine runs Docker's engine on a worker: it writes daemon.json and runs
-// dockerd with the Engine API on the node's address, --tlsverify, its
+// dockerd as a unit (a systemd unit on real machines, supervised by the
+// lab in lab nodes) with the Engine API on the node's address, --tlsverify, its
 // server certificate from the "docker" authority, and only clients with a
 // certificate from that authority let in.
 //
@@ -39,6 +41,7 @@ type EngineIn struct {
 	Labels     []string `attr:"docker.labels"`
 	LogMaxSize string   `attr:"docker.log_max_size"`
 	Issuer     role.Uses[pki.Issuer]
+	Units      role.Uses[provider.Units]
 }
 
 // EngineOut is a running engine.
@@ -67,7 +70,6 @@ func (ManagerEngine) Meta() role.Meta {
 // node an operator drained stays drained.
 const drainLabel = "mason.drained-for"
 
-var dockerd = program{name: "dockerd", args: []string{"dockerd"}, pidFile: "/run/mason-dockerd.pid", logFile: EngineLog}
 
 // daemonConfig is the node's daemon.json.
 func daemonConfig(ip string, in EngineIn) ([]byte, error) {
@@ -112,8 +114,8 @@ func (Engine) Check(ctx context.Context, rc *role.Context, in EngineIn, last Eng
 	}
 	c := e.at(last.IP)
 	defer c.Close()
-	if !dockerd.running(ctx, rc.Node()) {
-		return "dockerd is not running on " + rc.Node().Name, nil
+	if d, err := unitDrift(ctx, in.Units.Value, rc.Node().Name, DockerUnit, "dockerd"); d != "" || err != nil {
+		return d, err
 	}
 	if err := steady(ctx, func(ctx context.Context) error { return c.Ping(ctx) }); err != nil {
 		return "dockerd on " + rc.Node().Name + " does not answer at https://" + last.API, nil
@@ -147,9 +149,15 @@ func runEngine(ctx context.Context, rc *role.Context, in EngineIn, manager bool)
 	c := e.at(ip)
 	defer c.Close()
 
+	units := in.Units.Value
 	cur, _ := n.Transport.Get(ctx, DaemonJSON)
 	same := bytes.Equal(cur, want)
-	up := dockerd.running(ctx, n) && c.Ping(ctx) == nil
+	st, err := units.UnitStatus(ctx, DockerUnit)
+	if err != nil {
+		return EngineOut{}, err
+	}
+	up := st.Running() && c.Ping(ctx) == nil
+	restart := false
 	switch {
 	case up && same:
 		// Converged, unless a restart was interrupted after the drain.
@@ -164,23 +172,34 @@ func runEngine(ctx context.Context, rc *role.Context, in EngineIn, manager bool)
 				return EngineOut{}, err
 			}
 		}
-		rc.Log().Info("restarting dockerd with the new daemon.json")
-		if err := dockerd.stop(ctx, rc, 30*time.Second); err != nil {
-			return EngineOut{}, err
-		}
+		restart = true
 	}
 	if !same {
 		if err := rc.WriteFile(ctx, DaemonJSON, want, 0o644); err != nil {
 			return EngineOut{}, err
 		}
 	}
-	if !dockerd.running(ctx, n) {
-		if err := dockerd.start(ctx, rc, 60*time.Second, func() error { return c.Ping(ctx) }); err != nil {
-			return EngineOut{}, err
+	// The unit's definition never changes (daemon.json holds the
+	// settings): InstallUnit starts it when it does not run and leaves a
+	// running one alone, so a new daemon.json takes a restart.
+	change, err := units.InstallUnit(ctx, dockerdUnit(dockerdPath))
+	if err != nil {
+		return EngineOut{}, fmt.Errorf("the docker unit on %s: %w", n.Name, err)
+	}
+	if restart && change == provider.UnitUnchanged {
+		rc.Log().Info("restarting dockerd with the new daemon.json")
+		if err := units.RestartUnit(ctx, DockerUnit); err != nil {
+			return EngineOut{}, fmt.Errorf("restarting dockerd on %s: %w", n.Name, err)
 		}
+	}
+	if err := waitUnit(ctx, units, n.Name, DockerUnit, 60*time.Second, func() error { return c.Ping(ctx) }); err != nil {
+		return EngineOut{}, err
 	}
 	return out, finishRestart(ctx, rc, e, c)
 }
+
+// dockerdPath is Debian's dockerd (docker.io).
+const dockerdPath = "/usr/sbin/dockerd"
 
 // drainForRestart drains the node through a manager and waits until no
 // task runs on it. A manager is restarted only when the others keep the

@@ -51,11 +51,11 @@ func (NetsvcCert) Check(ctx context.Context, rc *role.Context, _ NetsvcCertIn, l
 }
 
 // Netsvcd runs mason's network services daemon (netsvc/daemon) on the
-// service node: authoritative DNS for the deployment's zone on port 53 and
+// service node, as a unit its supervisor restarts: authoritative DNS for the deployment's zone on port 53 and
 // the load balancer's frontends, managed over a mutual-TLS API on port
-// 8853 that lets in only clients of the "netsvc" authority. It runs in its
-// own session in the node, so DNS and the load balancer keep serving after
-// the controller exits; its state (records, frontends, backends) is a
+// 8853 that lets in only clients of the "netsvc" authority. The unit
+// outlives the controller, so DNS and the load balancer keep serving after
+// it exits; its state (records, frontends, backends) is a
 // bbolt file on the node, so a restarted daemon serves the same.
 //
 // The program is the controller's own (it serves `netsvcd ARGS` with
@@ -69,6 +69,7 @@ type NetsvcdIn struct {
 	Zone   string `attr:"swarm.domain"`
 	Binary string `attr:"netsvc.binary"`
 	Issuer role.Uses[pki.Issuer]
+	Units  role.Uses[provider.Units]
 }
 
 // NetsvcdOut is the running daemon.
@@ -105,10 +106,6 @@ func netsvcdArgs(ip string, in NetsvcdIn) []string {
 	}
 }
 
-func netsvcdProc(args []string) program {
-	return program{name: "netsvcd", args: args, pidFile: NetsvcPIDFile, logFile: NetsvcLog}
-}
-
 // programFile returns the path and SHA-256 of the program to copy.
 func programFile(path string) (string, string, error) {
 	if path == "" {
@@ -142,15 +139,15 @@ func (Netsvcd) Run(ctx context.Context, rc *role.Context, in NetsvcdIn) (Netsvcd
 	stamp := []byte(sum + "\n" + strings.Join(args, "\x00") + "\n")
 	out := NetsvcdOut{Node: n.Name, IP: ip, API: hostPort(ip, NetsvcAPIPort), DNS: hostPort(ip, DNSPort),
 		ServerName: ip, Zone: in.Zone, Program: sum}
-	proc := netsvcdProc(args)
+	units := in.Units.Value
 	have, _ := n.Transport.Get(ctx, NetsvcDir+"/stamp")
-	if bytes.Equal(have, stamp) && proc.running(ctx, n) {
+	if st, err := units.UnitStatus(ctx, NetsvcdUnit); err == nil && st.Running() && bytes.Equal(have, stamp) {
 		return out, nil
 	}
-	if err := proc.stop(ctx, rc, 10*time.Second); err != nil {
-		return NetsvcdOut{}, err
-	}
-	if !bytes.HasPrefix(have, []byte(sum+"\n")) {
+	newProgram := !bytes.HasPrefix(have, []byte(sum+"\n"))
+	if newProgram {
+		// The running daemon keeps its program file open; a new one is
+		// put beside it and renamed over it (Transport.Put is atomic).
 		f, err := os.Open(path)
 		if err != nil {
 			return NetsvcdOut{}, err
@@ -169,7 +166,16 @@ func (Netsvcd) Run(ctx context.Context, rc *role.Context, in NetsvcdIn) (Netsvcd
 		return NetsvcdOut{}, err
 	}
 	defer cli.Close()
-	err = proc.start(ctx, rc, 30*time.Second, func() error {
+	change, err := units.InstallUnit(ctx, netsvcdUnit(args))
+	if err != nil {
+		return NetsvcdOut{}, fmt.Errorf("the %s unit on %s: %w", NetsvcdUnit, n.Name, err)
+	}
+	if newProgram && change == provider.UnitUnchanged {
+		if err := units.RestartUnit(ctx, NetsvcdUnit); err != nil {
+			return NetsvcdOut{}, err
+		}
+	}
+	err = waitUnit(ctx, units, n.Name, NetsvcdUnit, 30*time.Second, func() error {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		_, err := cli.Records(cctx, in.Zone)
@@ -186,8 +192,8 @@ func (Netsvcd) Run(ctx context.Context, rc *role.Context, in NetsvcdIn) (Netsvcd
 // runs another program than the controller's.
 func (Netsvcd) Check(ctx context.Context, rc *role.Context, in NetsvcdIn, last NetsvcdOut) (string, error) {
 	n := rc.Node()
-	if !netsvcdProc(netsvcdArgs(last.IP, in)).running(ctx, n) {
-		return "netsvcd is not running on " + n.Name, nil
+	if d, err := unitDrift(ctx, in.Units.Value, n.Name, NetsvcdUnit, "netsvcd"); d != "" || err != nil {
+		return d, err
 	}
 	if _, sum, err := programFile(in.Binary); err == nil && sum != last.Program {
 		return "the netsvcd program changed", nil
