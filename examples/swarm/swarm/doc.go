@@ -95,9 +95,9 @@ func Keys() []attr.Decl {
 
 // Paths and ports on the nodes.
 const (
-	EnginePKIDir  = "/etc/docker/pki"
-	DaemonJSON    = "/etc/docker/daemon.json"
-	SwarmPort     = 2377
+	EnginePKIDir = "/etc/docker/pki"
+	DaemonJSON   = "/etc/docker/daemon.json"
+	SwarmPort    = 2377
 
 	NetsvcDir     = "/var/lib/mason-netsvc"
 	NetsvcPKIDir  = "/etc/mason-netsvc/pki"

@@ -70,7 +70,6 @@ func (ManagerEngine) Meta() role.Meta {
 // node an operator drained stays drained.
 const drainLabel = "mason.drained-for"
 
-
 // daemonConfig is the node's daemon.json.
 func daemonConfig(ip string, in EngineIn) ([]byte, error) {
 	files := in.Cert.Value.Files
