@@ -82,8 +82,6 @@ type NetsvcdOut struct {
 	DNS        string
 	ServerName string
 	Zone       string
-	// Program is the SHA-256 of the program it runs.
-	Program string
 }
 
 // Meta implements role.Role.
@@ -138,7 +136,7 @@ func (Netsvcd) Run(ctx context.Context, rc *role.Context, in NetsvcdIn) (Netsvcd
 	args := netsvcdArgs(ip, in)
 	stamp := []byte(sum + "\n" + strings.Join(args, "\x00") + "\n")
 	out := NetsvcdOut{Node: n.Name, IP: ip, API: hostPort(ip, NetsvcAPIPort), DNS: hostPort(ip, DNSPort),
-		ServerName: ip, Zone: in.Zone, Program: sum}
+		ServerName: ip, Zone: in.Zone}
 	units := in.Units.Value
 	have, _ := n.Transport.Get(ctx, NetsvcDir+"/stamp")
 	if st, err := units.UnitStatus(ctx, NetsvcdUnit); err == nil && st.Running() && bytes.Equal(have, stamp) {
@@ -195,8 +193,13 @@ func (Netsvcd) Check(ctx context.Context, rc *role.Context, in NetsvcdIn, last N
 	if d, err := unitDrift(ctx, in.Units.Value, n.Name, NetsvcdUnit, "netsvcd"); d != "" || err != nil {
 		return d, err
 	}
-	if _, sum, err := programFile(in.Binary); err == nil && sum != last.Program {
-		return "the netsvcd program changed", nil
+	// The program's digest is in the node's stamp, not in the output: a
+	// new program restarts the daemon, and what waits for it (same
+	// addresses) is not re-run.
+	if _, sum, err := programFile(in.Binary); err == nil {
+		if have, _ := n.Transport.Get(ctx, NetsvcDir+"/stamp"); !bytes.HasPrefix(have, []byte(sum+"\n")) {
+			return "the netsvcd program changed", nil
+		}
 	}
 	cli, err := netsvcClient(ctx, in.Issuer.Value, last)
 	if err != nil {
