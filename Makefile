@@ -18,4 +18,4 @@ test: deps vet fmtcheck
 
 # The README's main job.
 demo: deps
-	$(GO) run ./examples/etcd
+	$(GO) run ./examples/swarm
