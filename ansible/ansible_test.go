@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -241,10 +242,16 @@ func TestSecretsStayHidden(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, string(journal), secret, "journal")
 
-	// Nothing left on the controller.
-	for _, base := range []string{"/dev/shm", os.TempDir()} {
-		left, _ := filepath.Glob(filepath.Join(base, "mason-ansible-*"))
-		require.Empty(t, left, "private directories are removed")
+	// Nothing left on the controller: every private directory the two
+	// runs used (named in the environment the wrapper recorded) is gone.
+	// Only this test's own directories are checked: other processes on
+	// the machine may hold theirs.
+	used := regexp.MustCompile(`ANSIBLE_LOCAL_TEMP=(\S+)/local`).FindAllStringSubmatch(string(started), -1)
+	require.Len(t, used, 2, "both runs recorded their private directory")
+	for _, m := range used {
+		require.Contains(t, m[1], "mason-ansible-")
+		_, err := os.Stat(m[1])
+		require.True(t, os.IsNotExist(err), "private directory %s is removed (%v)", m[1], err)
 	}
 	// Nothing on the node but the file the playbook wrote on purpose
 	// (/root and /home are the host's in a lab node: Ansible's remote temp
