@@ -36,7 +36,7 @@ var (
 
 // Store is a store.Store kept in one bbolt file.
 type Store struct {
-	*engine.Engine
+	*store.Portable
 	path      string
 	closeOnce sync.Once
 	closeErr  error
@@ -107,7 +107,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: %s: %w", path, err)
 	}
-	return &Store{Engine: e, path: path}, nil
+	return &Store{Portable: store.New(e), path: path}, nil
 }
 
 // Path returns the file the store lives in.
@@ -119,7 +119,7 @@ func (s *Store) Close() error {
 		// The record goes first: once the file is closed, it may be the
 		// next opener's.
 		removeHolder(s.path)
-		s.closeErr = s.Engine.Close()
+		s.closeErr = s.Portable.Close()
 	})
 	return s.closeErr
 }

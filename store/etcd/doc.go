@@ -17,15 +17,18 @@
 //     (a member died, the member lost its leader) it resumes from the
 //     revision after the last event delivered. A start revision older than
 //     the cluster's compaction point fails with [store.ErrCompacted].
-//   - Leases are etcd leases. [Store.KeepAlive] is one KeepAliveOnce round
-//     trip; there is no background keep-alive goroutine, the caller (e.g.
-//     [store.Lock]) decides when to renew. etcd counts TTLs in whole seconds
+//   - Leases are etcd leases. KeepAlive is one KeepAliveOnce round trip;
+//     there is no background keep-alive goroutine, the caller (a
+//     [store.Keeper], as [store.Lock] and claim sessions use) decides when
+//     to renew. etcd counts TTLs in whole seconds
 //     and enforces a minimum of about 1.5 election timeouts, so a lease may
 //     live somewhat longer than asked, never shorter.
 //
 // Several deployments (or several applications) can share one etcd cluster:
 // [Options.Prefix] puts every key of a Store under a namespace, and the
-// Store never reads, lists or watches outside it.
+// Store never reads, lists or watches outside it. The prefix, Put,
+// CompareAndSwap, Delete and the checks of a Txn's ops are the portable
+// [store.Portable]'s; this package is the driver beneath it.
 //
 // Differences from the embedded bolt backend that callers may notice:
 // revisions are cluster-wide, so they grow with writes in other namespaces
@@ -37,9 +40,10 @@
 // etcd's own limits apply: a transaction holds at most --max-txn-ops
 // operations (128 by default) and a request at most --max-request-bytes
 // (1.5 MiB by default); bigger ones fail with etcd's error.
-// [Store.MaxTxnOps] reports the first ([Options.MaxTxnOps] when the
-// cluster runs with another value), and graph's journal splits its group
-// commits to fit both. A write that
+// [Store] implements [store.TxnLimiter]: [Store.MaxTxnOps] and
+// [Store.MaxTxnBytes] report them ([Options.MaxTxnOps] and
+// [Options.MaxRequestBytes] when the cluster runs with other values), and
+// graph's journal splits its group commits to fit both. A write that
 // fails with a timeout while the cluster changes leader is ambiguous: it may
 // or may not have been applied, so re-read before retrying a conditional
 // write. Pass contexts with deadlines: etcd itself gives up on a proposal

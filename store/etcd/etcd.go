@@ -52,17 +52,40 @@ type Options struct {
 	// default, 128. Store.MaxTxnOps reports it, so that writers which
 	// batch (graph's journal) split their batches to fit.
 	MaxTxnOps int
+
+	// MaxRequestBytes is the cluster's --max-request-bytes. Zero means
+	// etcd's default, 1.5 MiB. Store.MaxTxnBytes reports two thirds of it
+	// as the bytes of keys and values one Txn may carry, leaving the rest
+	// for the request's framing.
+	MaxRequestBytes int
 }
 
 // DefaultMaxTxnOps is etcd's default --max-txn-ops.
 const DefaultMaxTxnOps = 128
 
-// Store is a [store.Store] kept in an etcd cluster. It is safe for
-// concurrent use.
+// DefaultMaxRequestBytes is etcd's default --max-request-bytes.
+const DefaultMaxRequestBytes = 1536 * 1024
+
+// Store is a [store.Store] kept in an etcd cluster: the portable store
+// over this package's driver, with etcd's limits ([store.TxnLimiter]) and
+// its client. It is safe for concurrent use.
 type Store struct {
-	cli    *clientv3.Client
-	owned  bool // Close closes cli
-	prefix string
+	*store.Portable
+	d        *driver
+	maxOps   int
+	maxBytes int
+}
+
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.TxnLimiter = (*Store)(nil)
+)
+
+// driver is the store.Driver over an etcd client: every key it sees is
+// full (the Store's prefix included).
+type driver struct {
+	cli   *clientv3.Client
+	owned bool // Close closes cli
 
 	ctx    context.Context // ended by Close; stops watches
 	cancel context.CancelFunc
@@ -70,11 +93,7 @@ type Store struct {
 
 	mu     sync.RWMutex // guards closed, and wg.Add against Close's wg.Wait
 	closed bool
-
-	maxOps int
 }
-
-var _ store.Store = (*Store)(nil)
 
 // Open connects to the etcd cluster at opts.Endpoints and checks that it
 // answers a linearizable read (so it has a leader) before returning.
@@ -120,43 +139,48 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("etcdstore: etcd at %v did not answer within %v: %w (check the endpoints, that the cluster has a leader, and the TLS settings)", opts.Endpoints, opts.DialTimeout, err)
 	}
 	s := New(cli, opts.Prefix)
-	s.owned = true
+	s.d.owned = true
 	if opts.MaxTxnOps > 0 {
 		s.maxOps = opts.MaxTxnOps
+	}
+	if opts.MaxRequestBytes > 0 {
+		s.maxBytes = opts.MaxRequestBytes * 2 / 3
 	}
 	return s, nil
 }
 
-// New wraps an etcd client the caller already has. Close does not close
-// cli; the caller does, after closing the Store.
+// New wraps an etcd client the caller already has; every key lives under
+// prefix (see Options.Prefix). Close does not close cli; the caller does,
+// after closing the Store.
 func New(cli *clientv3.Client, prefix string) *Store {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Store{cli: cli, prefix: prefix, ctx: ctx, cancel: cancel, maxOps: DefaultMaxTxnOps}
+	d := &driver{cli: cli, ctx: ctx, cancel: cancel}
+	return &Store{Portable: store.New(d, store.WithPrefix(prefix)), d: d, maxOps: DefaultMaxTxnOps, maxBytes: DefaultMaxRequestBytes * 2 / 3}
 }
 
-// MaxTxnOps returns the most writes (and, separately, the most
-// conditions) one Txn may hold on this cluster: Options.MaxTxnOps, or
-// etcd's default. A larger Txn fails with etcd's "too many operations in
-// txn request".
+// MaxTxnOps implements [store.TxnLimiter]: the most writes (and,
+// separately, the most conditions) one Txn may hold on this cluster:
+// Options.MaxTxnOps, or etcd's default. A larger Txn fails with etcd's
+// "too many operations in txn request".
 func (s *Store) MaxTxnOps() int { return s.maxOps }
+
+// MaxTxnBytes implements [store.TxnLimiter]: the key and value bytes one
+// Txn may carry, two thirds of the cluster's request limit
+// (Options.MaxRequestBytes, or etcd's default 1.5 MiB).
+func (s *Store) MaxTxnBytes() int { return s.maxBytes }
 
 // Client returns the underlying etcd client, for what the store contract
 // does not cover (cluster status, the concurrency package). Keys written
 // through it are not namespaced.
-func (s *Store) Client() *clientv3.Client { return s.cli }
+func (s *Store) Client() *clientv3.Client { return s.d.cli }
 
-// Prefix returns the namespace the Store's keys live under.
-func (s *Store) Prefix() string { return s.prefix }
-
-func (s *Store) key(k string) string { return s.prefix + k }
-
-func (s *Store) entry(kv *mvccpb.KeyValue) store.Entry {
+func entry(kv *mvccpb.KeyValue) store.Entry {
 	v := kv.Value
 	if v == nil {
 		v = []byte{}
 	}
 	return store.Entry{
-		Key:      strings.TrimPrefix(string(kv.Key), s.prefix),
+		Key:      string(kv.Key),
 		Value:    v,
 		Revision: kv.ModRevision,
 		Lease:    store.LeaseID(kv.Lease),
@@ -166,7 +190,7 @@ func (s *Store) entry(kv *mvccpb.KeyValue) store.Entry {
 // begin fails once the store is closed. It does not hold the store open
 // for the call: Close closes the client under a running call, which then
 // fails with ErrClosed (see wrap).
-func (s *Store) begin(ctx context.Context) error {
+func (s *driver) begin(ctx context.Context) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -178,7 +202,7 @@ func (s *Store) begin(ctx context.Context) error {
 // wrap turns an etcd client error into the store's: lease and compaction
 // errors match the store sentinels, and an error caused by Close is
 // ErrClosed.
-func (s *Store) wrap(what string, err error) error {
+func (s *driver) wrap(what string, err error) error {
 	switch {
 	case errors.Is(err, rpctypes.ErrLeaseNotFound):
 		return fmt.Errorf("etcdstore: %s: %w", what, store.ErrLeaseNotFound)
@@ -190,33 +214,31 @@ func (s *Store) wrap(what string, err error) error {
 	return fmt.Errorf("etcdstore: %s: %w", what, err)
 }
 
-// Get implements [store.Store].
-func (s *Store) Get(ctx context.Context, key string) (store.Entry, error) {
+func (s *driver) Get(ctx context.Context, key string) (store.Entry, error) {
 	if err := s.begin(ctx); err != nil {
 		return store.Entry{}, err
 	}
-	resp, err := s.cli.Get(ctx, s.key(key))
+	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
 		return store.Entry{}, s.wrap(fmt.Sprintf("get %q", key), err)
 	}
 	if len(resp.Kvs) == 0 {
 		return store.Entry{}, fmt.Errorf("%w: %q", store.ErrNotFound, key)
 	}
-	return s.entry(resp.Kvs[0]), nil
+	return entry(resp.Kvs[0]), nil
 }
 
 // listPage bounds the keys one List round trip returns, so a large listing
 // does not become one huge gRPC message.
 const listPage = 1000
 
-// List implements [store.Store]. A listing larger than one page is read in
-// pages pinned to the first page's revision, so it is still one consistent
-// snapshot.
-func (s *Store) List(ctx context.Context, prefix string) ([]store.Entry, int64, error) {
+// List reads a listing larger than one page in pages pinned to the first
+// page's revision, so it is still one consistent snapshot.
+func (s *driver) List(ctx context.Context, prefix string) ([]store.Entry, int64, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, 0, err
 	}
-	from := s.key(prefix)
+	from := prefix
 	end := clientv3.GetPrefixRangeEnd(from)
 	if from == "" {
 		from = "\x00" // etcd's spelling of "the first key"
@@ -238,7 +260,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Entry, int64, 
 			rev = resp.Header.Revision
 		}
 		for _, kv := range resp.Kvs {
-			out = append(out, s.entry(kv))
+			out = append(out, entry(kv))
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			return out, rev, nil
@@ -247,25 +269,8 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Entry, int64, 
 	}
 }
 
-// Put implements [store.Store].
-func (s *Store) Put(ctx context.Context, key string, value []byte, opts ...store.PutOption) (int64, error) {
-	return s.Txn(ctx, store.PutOp(key, value, opts...))
-}
-
-// CompareAndSwap implements [store.Store].
-func (s *Store) CompareAndSwap(ctx context.Context, key string, rev int64, value []byte, opts ...store.PutOption) (int64, error) {
-	return s.Txn(ctx, store.PutOp(key, value, opts...).IfRevision(rev))
-}
-
-// Delete implements [store.Store].
-func (s *Store) Delete(ctx context.Context, key string) error {
-	_, err := s.Txn(ctx, store.DeleteOp(key))
-	return err
-}
-
-// Txn implements [store.Store] with one etcd transaction.
-func (s *Store) Txn(ctx context.Context, ops ...store.Op) (int64, error) {
-	seen := make(map[string]bool, len(ops))
+// Txn is one etcd transaction; store.Portable has checked the ops.
+func (s *driver) Txn(ctx context.Context, ops []store.Op) (int64, error) {
 	var (
 		cmps    []clientv3.Cmp
 		writes  []clientv3.Op
@@ -273,16 +278,7 @@ func (s *Store) Txn(ctx context.Context, ops ...store.Op) (int64, error) {
 		checked []store.Op
 	)
 	for _, op := range ops {
-		if op.Key == "" {
-			return 0, errors.New("etcdstore: empty key in transaction")
-		}
-		k := s.key(op.Key)
-		if op.Kind != store.OpCheck {
-			if seen[op.Key] {
-				return 0, fmt.Errorf("etcdstore: key %q written twice in one transaction", op.Key)
-			}
-			seen[op.Key] = true
-		}
+		k := op.Key
 		if op.Check {
 			if op.Rev == 0 {
 				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
@@ -301,9 +297,6 @@ func (s *Store) Txn(ctx context.Context, ops ...store.Op) (int64, error) {
 			writes = append(writes, clientv3.OpPut(k, string(op.Value), po...))
 		case store.OpDelete:
 			writes = append(writes, clientv3.OpDelete(k))
-		case store.OpCheck:
-		default:
-			return 0, fmt.Errorf("etcdstore: op on %q has unknown kind %d", op.Key, op.Kind)
 		}
 	}
 
@@ -343,12 +336,9 @@ func describe(ops []store.Op) string {
 	return "transaction on " + strings.Join(keys, ", ")
 }
 
-// Grant implements [store.Store]. etcd counts TTLs in whole seconds: ttl is
-// rounded up, and the cluster may raise it to its minimum lease TTL.
-func (s *Store) Grant(ctx context.Context, ttl time.Duration) (store.LeaseID, error) {
-	if ttl <= 0 {
-		return 0, fmt.Errorf("etcdstore: lease TTL must be positive, got %v", ttl)
-	}
+// Grant counts TTLs in whole seconds, as etcd does: ttl is rounded up,
+// and the cluster may raise it to its minimum lease TTL.
+func (s *driver) Grant(ctx context.Context, ttl time.Duration) (store.LeaseID, error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, err
 	}
@@ -360,8 +350,8 @@ func (s *Store) Grant(ctx context.Context, ttl time.Duration) (store.LeaseID, er
 	return store.LeaseID(resp.ID), nil
 }
 
-// KeepAlive implements [store.Store] with one KeepAliveOnce round trip.
-func (s *Store) KeepAlive(ctx context.Context, id store.LeaseID) error {
+// KeepAlive is one KeepAliveOnce round trip.
+func (s *driver) KeepAlive(ctx context.Context, id store.LeaseID) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -371,8 +361,7 @@ func (s *Store) KeepAlive(ctx context.Context, id store.LeaseID) error {
 	return nil
 }
 
-// Revoke implements [store.Store].
-func (s *Store) Revoke(ctx context.Context, id store.LeaseID) error {
+func (s *driver) Revoke(ctx context.Context, id store.LeaseID) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -382,11 +371,11 @@ func (s *Store) Revoke(ctx context.Context, id store.LeaseID) error {
 	return nil
 }
 
-// Close implements [store.Store]: it ends every watch, waits for their
-// goroutines, and closes the client if [Open] made it, which makes calls
-// still running fail with [store.ErrClosed]. With a client passed to [New],
-// running calls finish normally.
-func (s *Store) Close() error {
+// Close ends every watch, waits for their goroutines, and closes the
+// client if [Open] made it, which makes calls still running fail with
+// [store.ErrClosed]. With a client passed to [New], running calls finish
+// normally.
+func (s *driver) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

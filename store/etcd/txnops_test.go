@@ -18,6 +18,8 @@ func TestMaxTxnOps(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	st := open(t, c.Endpoints(), "txnops/")
 	require.Equal(t, 128, st.MaxTxnOps())
+	require.Equal(t, 128, store.MaxTxnOps(st), "found through the store.TxnLimiter capability")
+	require.Equal(t, 1<<20, store.MaxTxnBytes(st), "two thirds of etcd's default 1.5 MiB request limit")
 	ctx := ctxT(t, 30*time.Second)
 	tests := []struct {
 		name   string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -14,7 +13,7 @@ import (
 	"github.com/masonops/mason/store"
 )
 
-// Watch implements [store.Store].
+// Watch is an etcd watch on the prefix's range.
 //
 // The start revision is always explicit: with fromRev 0 Watch first reads
 // the current revision and watches from the one after it, so a write that
@@ -25,11 +24,11 @@ import (
 // while the watch is cut and resuming, the history needed to continue
 // without a gap is gone; the channel is then closed, as if ctx had ended,
 // since the contract has no way to report an error on it.
-func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan store.Event, error) {
+func (s *driver) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan store.Event, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	full := s.key(prefix)
+	full := prefix
 	probe := full
 	if probe == "" {
 		probe = "\x00"
@@ -68,7 +67,7 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan
 
 // pump copies etcd watch responses to out until ctx ends, resuming the
 // watch from the next revision whenever the cluster cuts it.
-func (s *Store) pump(ctx context.Context, full string, next int64, out chan<- store.Event) {
+func (s *driver) pump(ctx context.Context, full string, next int64, out chan<- store.Event) {
 	bo := newBackoff(ctx)
 	end := clientv3.GetPrefixRangeEnd(full)
 	key := full
@@ -88,7 +87,7 @@ func (s *Store) pump(ctx context.Context, full string, next int64, out chan<- st
 				break
 			}
 			for _, ev := range resp.Events {
-				e := store.Event{Key: strings.TrimPrefix(string(ev.Kv.Key), s.prefix), Revision: ev.Kv.ModRevision}
+				e := store.Event{Key: string(ev.Kv.Key), Revision: ev.Kv.ModRevision}
 				if ev.Type == mvccpb.DELETE {
 					e.Type = store.EventDelete
 				} else {

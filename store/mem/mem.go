@@ -13,7 +13,7 @@ import (
 
 // Store is an in-memory store.Store.
 type Store struct {
-	*engine.Engine
+	*store.Portable
 }
 
 var _ store.Store = (*Store)(nil)
@@ -25,7 +25,7 @@ func New() *Store {
 		// The in-memory backend cannot fail to list itself when empty.
 		panic("mem: " + err.Error())
 	}
-	return &Store{Engine: e}
+	return &Store{Portable: store.New(e)}
 }
 
 type backend struct {

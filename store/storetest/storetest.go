@@ -157,6 +157,39 @@ func testTxnAtomic(t *testing.T, s store.Store) {
 
 	_, err = s.Txn(ctx, store.PutOp("dup", nil), store.PutOp("dup", nil))
 	require.Error(t, err, "a key written twice in one transaction is refused")
+
+	// Refused before anything is written, in small and large transactions.
+	before, rev, err := s.List(ctx, "")
+	require.NoError(t, err)
+	many := func(extra ...store.Op) []store.Op {
+		ops := []store.Op{}
+		for i := range 20 {
+			ops = append(ops, store.PutOp(fmt.Sprintf("many/%d", i), nil))
+		}
+		return append(ops, extra...)
+	}
+	for _, tc := range []struct {
+		name string
+		ops  []store.Op
+		msg  string
+	}{
+		{"empty key", []store.Op{store.PutOp("ok", nil), store.PutOp("", nil)}, "empty key"},
+		{"put and delete of one key", []store.Op{store.PutOp("k", nil), store.DeleteOp("k")}, "written twice"},
+		{"twice among many", many(store.DeleteOp("many/3")), "written twice"},
+		{"unknown kind", []store.Op{{Kind: 99, Key: "k"}}, "unknown kind"},
+	} {
+		_, err := s.Txn(ctx, tc.ops...)
+		require.ErrorContains(t, err, tc.msg, tc.name)
+	}
+	after, rev2, err := s.List(ctx, "")
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+	require.Equal(t, rev, rev2)
+	// A condition on a key written in the same transaction is fine.
+	ea, err := s.Get(ctx, "a")
+	require.NoError(t, err)
+	_, err = s.Txn(ctx, store.PutOp("a", []byte("2")), store.CheckOp("a", ea.Revision))
+	require.NoError(t, err)
 }
 
 func testConcurrentCAS(t *testing.T, s store.Store) {

@@ -1,4 +1,4 @@
-// Package engine implements the store contract once — revisions,
+// Package engine implements the store driver once — revisions,
 // transactions, leases and watches — over a small persistence backend, so
 // that the in-memory and bbolt stores differ only in how they keep bytes.
 package engine
@@ -6,7 +6,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,7 +46,8 @@ const historySize = 8192
 // reapEvery is how often expired leases are looked for.
 const reapEvery = 20 * time.Millisecond
 
-// Engine implements store.Store over a Backend.
+// Engine implements store.Driver over a Backend; store.New makes it a
+// store.Store.
 type Engine struct {
 	b Backend
 
@@ -109,7 +109,7 @@ func New(b Backend) (*Engine, error) {
 	return e, nil
 }
 
-// Get implements store.Store.
+// Get implements store.Driver.
 func (e *Engine) Get(ctx context.Context, key string) (store.Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Entry{}, err
@@ -129,7 +129,7 @@ func (e *Engine) Get(ctx context.Context, key string) (store.Entry, error) {
 	return store.Entry{Key: key, Value: rec.Value, Revision: rec.Rev, Lease: rec.Lease}, nil
 }
 
-// List implements store.Store.
+// List implements store.Driver.
 func (e *Engine) List(ctx context.Context, prefix string) ([]store.Entry, int64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
@@ -143,41 +143,10 @@ func (e *Engine) List(ctx context.Context, prefix string) ([]store.Entry, int64,
 	return ents, e.rev, err
 }
 
-// Put implements store.Store.
-func (e *Engine) Put(ctx context.Context, key string, value []byte, opts ...store.PutOption) (int64, error) {
-	return e.Txn(ctx, store.PutOp(key, value, opts...))
-}
-
-// CompareAndSwap implements store.Store.
-func (e *Engine) CompareAndSwap(ctx context.Context, key string, rev int64, value []byte, opts ...store.PutOption) (int64, error) {
-	return e.Txn(ctx, store.PutOp(key, value, opts...).IfRevision(rev))
-}
-
-// Delete implements store.Store.
-func (e *Engine) Delete(ctx context.Context, key string) error {
-	_, err := e.Txn(ctx, store.DeleteOp(key))
-	return err
-}
-
-// Txn implements store.Store.
-func (e *Engine) Txn(ctx context.Context, ops ...store.Op) (int64, error) {
+// Txn implements store.Driver: the ops are checked by store.Portable.
+func (e *Engine) Txn(ctx context.Context, ops []store.Op) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
-	}
-	var seen map[string]struct{}
-	if len(ops) > 1 {
-		seen = make(map[string]struct{}, len(ops))
-	}
-	for _, op := range ops {
-		if op.Key == "" {
-			return 0, fmt.Errorf("store: empty key in transaction")
-		}
-		if op.Kind != store.OpCheck && seen != nil {
-			if _, dup := seen[op.Key]; dup {
-				return 0, fmt.Errorf("store: key %q written twice in one transaction", op.Key)
-			}
-			seen[op.Key] = struct{}{}
-		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -268,13 +237,10 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 	return rev, nil
 }
 
-// Grant implements store.Store.
+// Grant implements store.Driver.
 func (e *Engine) Grant(ctx context.Context, ttl time.Duration) (store.LeaseID, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
-	}
-	if ttl <= 0 {
-		return 0, fmt.Errorf("store: lease TTL must be positive, got %v", ttl)
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -289,7 +255,7 @@ func (e *Engine) Grant(ctx context.Context, ttl time.Duration) (store.LeaseID, e
 	return id, nil
 }
 
-// KeepAlive implements store.Store.
+// KeepAlive implements store.Driver.
 func (e *Engine) KeepAlive(ctx context.Context, id store.LeaseID) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -309,7 +275,7 @@ func (e *Engine) KeepAlive(ctx context.Context, id store.LeaseID) error {
 	return nil
 }
 
-// Revoke implements store.Store.
+// Revoke implements store.Driver.
 func (e *Engine) Revoke(ctx context.Context, id store.LeaseID) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -377,7 +343,7 @@ func (e *Engine) reap() {
 	}
 }
 
-// Watch implements store.Store.
+// Watch implements store.Driver.
 func (e *Engine) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan store.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -390,7 +356,7 @@ func (e *Engine) Watch(ctx context.Context, prefix string, fromRev int64) (<-cha
 	return e.hub.subscribe(ctx, prefix, fromRev)
 }
 
-// Close implements store.Store.
+// Close implements store.Driver.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -438,6 +404,3 @@ func clone(b []byte) []byte {
 	}
 	return append([]byte(nil), b...)
 }
-
-// hasPrefix is strings.HasPrefix, named for the watch code's readability.
-func hasPrefix(key, prefix string) bool { return strings.HasPrefix(key, prefix) }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/masonops/mason/store"
@@ -152,7 +153,7 @@ func (w *watcher) push(evs []store.Event) {
 	w.mu.Lock()
 	n := 0
 	for _, ev := range evs {
-		if hasPrefix(ev.Key, w.prefix) {
+		if strings.HasPrefix(ev.Key, w.prefix) {
 			w.queue = append(w.queue, ev)
 			n++
 		}
