@@ -49,14 +49,18 @@ func readHolder(path string) store.Holder {
 func lockedError(path string, waited time.Duration) error {
 	h := readHolder(path)
 	e := &store.LockedError{What: "state file " + path, Holder: h}
+	still := ""
+	if waited > 0 {
+		still = fmt.Sprintf(" (still locked after %v)", waited)
+	}
 	switch {
 	case h.ThisProcess():
 		e.Hint = "close the store that has it open before opening it again (a state file can be open once at a time, within a process too)"
 	case h.Known():
-		e.Hint = fmt.Sprintf("stop that process or wait for it to finish (still locked after %v)", waited)
+		e.Hint = "stop that process or wait for it to finish" + still
 	default:
 		e.Holder = store.Holder{}
-		e.Hint = fmt.Sprintf("another process has it open (still locked after %v); stop it or wait for it to finish", waited)
+		e.Hint = "another process has it open" + still + "; stop it or wait for it to finish"
 	}
 	return fmt.Errorf("bolt: %w", e)
 }
