@@ -26,6 +26,26 @@ type DNS interface {
 	Records(ctx context.Context, zone string) ([]RecordSet, error)
 }
 
+// Zone describes a zone an authoritative server serves: its apex and the
+// settings of its SOA and NS records. Zones are set up with the server
+// (netsvc/authdns's AddZone, the daemon's client's AddZone); the DNS
+// contract changes the records inside them.
+type Zone struct {
+	// Name is the zone's apex ("lab.example." or "78.10.in-addr.arpa.").
+	Name string `json:"name"`
+	// NS are the zone's name servers; empty means "ns.<zone>".
+	NS []string `json:"ns,omitempty"`
+	// Admin is the SOA RNAME (the zone admin's mailbox as a name); empty
+	// means "hostmaster.<zone>".
+	Admin string `json:"admin,omitempty"`
+	// TTL is the default TTL of record sets that set none, and of the SOA
+	// and NS records; zero means 300.
+	TTL uint32 `json:"ttl,omitempty"`
+	// NegativeTTL is the SOA minimum, how long resolvers cache NXDOMAIN
+	// and NODATA; zero means 60.
+	NegativeTTL uint32 `json:"negative_ttl,omitempty"`
+}
+
 // RRType is a DNS record type, spelled as in zone files ("A", "SRV").
 type RRType string
 

@@ -17,9 +17,10 @@
 //     persisting through store, for tests and small setups;
 //   - remote: netsvc/daemon runs the same three implementations in a
 //     standalone process that outlives the controller (the provisioner exits
-//     after apply, DNS and the load balancer keep serving), and its Client,
-//     speaking JSON over mutually authenticated TLS, implements the same
-//     interfaces — so a role calls DNS.Upsert the same way in both cases.
+//     after apply, DNS and the load balancer keep serving), and the Client
+//     of netsvc/daemon/client, speaking JSON over mutually authenticated
+//     TLS, implements the same interfaces — so a role calls DNS.Upsert the
+//     same way in both cases.
 //
 // Swapping in an external service later means writing one more type that
 // satisfies the interface: DNS maps onto RFC 2136 dynamic updates (Upsert is

@@ -56,6 +56,28 @@ func (b Bundle) TLSCertificate() (tls.Certificate, error) {
 	return c, nil
 }
 
+// ClientTLS returns a client config for a pki.Client (or pki.Peer)
+// bundle: it presents the bundle's certificate, trusts only the bundle's
+// CA, and requires the server's certificate to name serverName (a DNS name
+// or an IP literal). Use Authority.ClientConfig instead when the authority
+// is at hand: it also follows root rotation and renewals.
+func (b Bundle) ClientTLS(serverName string) (*tls.Config, error) {
+	cert, err := b.TLSCertificate()
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b.CAPEM) {
+		return nil, fmt.Errorf("pki: bundle %s %q has no CA certificate to trust", b.Service, b.Name)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ServerName:   serverName,
+	}, nil
+}
+
 // Leaf parses and returns the leaf certificate.
 func (b Bundle) Leaf() (*x509.Certificate, error) {
 	blk, _ := pem.Decode(b.CertPEM)

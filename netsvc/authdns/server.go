@@ -225,7 +225,7 @@ func (s *Server) follow(ctx context.Context, from int64) {
 // AddZone makes the server authoritative for z. Adding a zone that exists
 // keeps its records and serial and updates its settings.
 func (s *Server) AddZone(ctx context.Context, z Zone) error {
-	z, err := z.normalized()
+	z, err := normalized(z)
 	if err != nil {
 		return err
 	}

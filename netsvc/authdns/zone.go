@@ -13,22 +13,9 @@ import (
 	"github.com/masonops/mason/store"
 )
 
-// Zone describes a zone the server is authoritative for.
-type Zone struct {
-	// Name is the zone's apex ("lab.example." or "78.10.in-addr.arpa.").
-	Name string `json:"name"`
-	// NS are the zone's name servers; empty means "ns.<zone>".
-	NS []string `json:"ns,omitempty"`
-	// Admin is the SOA RNAME (the zone admin's mailbox as a name); empty
-	// means "hostmaster.<zone>".
-	Admin string `json:"admin,omitempty"`
-	// TTL is the default TTL of record sets that set none, and of the SOA
-	// and NS records; zero means 300.
-	TTL uint32 `json:"ttl,omitempty"`
-	// NegativeTTL is the SOA minimum, how long resolvers cache NXDOMAIN
-	// and NODATA; zero means 60.
-	NegativeTTL uint32 `json:"negative_ttl,omitempty"`
-}
+// Zone describes a zone the server is authoritative for: netsvc.Zone,
+// named here too since this is where zones are served.
+type Zone = netsvc.Zone
 
 // zoneRecord is what the store keeps under a zone key.
 type zoneRecord struct {
@@ -36,7 +23,8 @@ type zoneRecord struct {
 	Serial uint32 `json:"serial"`
 }
 
-func (z Zone) normalized() (Zone, error) {
+// normalized checks z and fills in its defaults.
+func normalized(z Zone) (Zone, error) {
 	if z.Name == "" {
 		return z, fmt.Errorf("authdns: zone has no name: %w", netsvc.ErrInvalid)
 	}

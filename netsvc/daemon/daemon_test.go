@@ -3,7 +3,6 @@ package daemon
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -24,7 +23,9 @@ import (
 
 	"github.com/masonops/mason/netsvc"
 	"github.com/masonops/mason/netsvc/authdns"
+	"github.com/masonops/mason/netsvc/daemon/client"
 	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/mem"
 )
 
@@ -68,10 +69,9 @@ func newCreds(t *testing.T) creds {
 	ctx := context.Background()
 	st := mem.New()
 	t.Cleanup(func() { st.Close() })
-	kek := make([]byte, 32)
-	_, err := rand.Read(kek)
+	kek, err := seal.Generate()
 	require.NoError(t, err)
-	m, err := pki.NewManager(st, pki.Options{KEK: kek})
+	m, err := pki.NewManager(st, pki.Options{Key: kek})
 	require.NoError(t, err)
 	auth, err := m.Open(ctx, "netsvcd", pki.AuthorityConfig{})
 	require.NoError(t, err)
@@ -96,7 +96,7 @@ func newCreds(t *testing.T) creds {
 
 // clientFor returns a daemon client using pki's own mutual-TLS client
 // config for bundle b (nil: no client certificate at all).
-func (c creds) clientFor(t *testing.T, addr string, b *pki.Bundle) *Client {
+func (c creds) clientFor(t *testing.T, addr string, b *pki.Bundle) *client.Client {
 	t.Helper()
 	var r *pki.Reloader
 	if b != nil {
@@ -104,7 +104,7 @@ func (c creds) clientFor(t *testing.T, addr string, b *pki.Bundle) *Client {
 		r, err = pki.NewReloader(*b)
 		require.NoError(t, err)
 	}
-	cl := NewClient(addr, c.auth.ClientConfig(r, "127.0.0.1"))
+	cl := client.New(addr, c.auth.ClientConfig(r, "127.0.0.1"))
 	t.Cleanup(cl.Close)
 	return cl
 }
@@ -229,7 +229,7 @@ func TestDaemonSurvivesKill(t *testing.T) {
 	// Errors cross the wire with their meaning.
 	err = dnsSvc.Upsert(ctx, "nope.example.", netsvc.RecordSet{Name: "x", Type: netsvc.TypeA, Values: []string{"10.0.0.1"}})
 	require.ErrorIs(t, err, netsvc.ErrUnknownZone)
-	require.True(t, IsRemote(err))
+	require.True(t, client.IsRemote(err))
 	_, err = ipSvc.Allocate(ctx, netsvc.Request{Range: "lab", Owner: "x", Addr: alloc.Addr})
 	require.ErrorIs(t, err, netsvc.ErrAddrInUse)
 
@@ -287,7 +287,7 @@ func TestClientWithoutValidCertificateRefused(t *testing.T) {
 			cl := c.clientFor(t, d.addrs.API, tt.bundle)
 			_, err := cl.Allocate(ctx, netsvc.Request{Range: "lab", Owner: "intruder"})
 			require.Error(t, err)
-			require.False(t, IsRemote(err), "refused in the handshake, before any call: %v", err)
+			require.False(t, client.IsRemote(err), "refused in the handshake, before any call: %v", err)
 			require.ErrorContains(t, err, tt.alert)
 		})
 	}
@@ -336,7 +336,7 @@ func TestRevokedClientRefused(t *testing.T) {
 	old.Close() // new handshakes only
 	_, err = c.clientFor(t, d.addrs.API, &retired).Allocations(ctx, "lab")
 	require.Error(t, err)
-	require.False(t, IsRemote(err))
+	require.False(t, client.IsRemote(err))
 	_, err = good.Allocations(ctx, "lab")
 	require.NoError(t, err)
 }

@@ -2,13 +2,14 @@ package daemon_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/netip"
 
 	"github.com/masonops/mason/netsvc"
 	"github.com/masonops/mason/netsvc/daemon"
+	"github.com/masonops/mason/netsvc/daemon/client"
 	"github.com/masonops/mason/pki"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/mem"
 )
 
@@ -22,9 +23,8 @@ func Example() {
 	st := mem.New()
 	defer st.Close()
 
-	kek := make([]byte, 32)
-	_, _ = rand.Read(kek)
-	m, _ := pki.NewManager(st, pki.Options{KEK: kek, Prefix: "controller/pki/"})
+	kek, _ := seal.Generate() // a real controller loads it: seal.LoadFile
+	m, _ := pki.NewManager(st, pki.Options{Key: kek, Prefix: "controller/pki/"})
 	ca, _ := m.Open(ctx, "netsvcd", pki.AuthorityConfig{})
 	serverCert, _ := ca.Issue(ctx, pki.Request{Kind: pki.Server, Identity: pki.Identity{
 		Name: "netsvcd", IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
@@ -45,10 +45,10 @@ func Example() {
 	}()
 	addrs := <-ready
 
-	clientTLS, _ := daemon.ClientTLS(clientCert, "127.0.0.1")
-	client := daemon.NewClient(addrs.API, clientTLS)
-	defer client.Close()
-	var ipam netsvc.IPAM = client
+	clientTLS, _ := clientCert.ClientTLS("127.0.0.1")
+	c := client.New(addrs.API, clientTLS)
+	defer c.Close()
+	var ipam netsvc.IPAM = c
 	_ = ipam.AddRange(ctx, netsvc.Range{Name: "lab", Prefix: netip.MustParsePrefix("10.78.0.0/24")})
 	a, err := ipam.Allocate(ctx, netsvc.Request{Range: "lab", Owner: "node/n1"})
 	fmt.Println(a.Addr, err)

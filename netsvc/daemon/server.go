@@ -15,6 +15,7 @@ import (
 
 	"github.com/masonops/mason/netsvc"
 	"github.com/masonops/mason/netsvc/authdns"
+	"github.com/masonops/mason/netsvc/daemon/internal/wire"
 	"github.com/masonops/mason/netsvc/ipam"
 	"github.com/masonops/mason/netsvc/lb"
 	"github.com/masonops/mason/store"
@@ -167,54 +168,19 @@ type service struct {
 	log  *slog.Logger
 }
 
-// apiError is the body of every failed call.
-type apiError struct {
-	Error string `json:"error"`
-	// Code names the netsvc sentinel the error matches, if any.
-	Code string `json:"code,omitempty"`
-}
-
-// Request bodies.
-type (
-	upsertReq struct {
-		Zone string           `json:"zone"`
-		Set  netsvc.RecordSet `json:"set"`
-	}
-	deleteReq struct {
-		Zone string        `json:"zone"`
-		Name string        `json:"name"`
-		Type netsvc.RRType `json:"type"`
-	}
-	releaseReq struct {
-		Range string `json:"range"`
-		Owner string `json:"owner"`
-	}
-	backendsReq struct {
-		Frontend string           `json:"frontend"`
-		Backends []netsvc.Backend `json:"backends"`
-	}
-	backendReq struct {
-		Frontend string         `json:"frontend"`
-		Backend  netsvc.Backend `json:"backend"`
-	}
-	nameReq struct {
-		Name string `json:"name"`
-	}
-)
-
 // handle adapts a typed call to an HTTP handler: decode In, call, encode
 // Out or the error.
 func handle[In, Out any](s *service, call func(context.Context, In) (Out, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var in In
 		if r.Method != http.MethodPost {
-			writeJSON(w, http.StatusMethodNotAllowed, apiError{Error: "daemon: use POST"})
+			writeJSON(w, http.StatusMethodNotAllowed, wire.Error{Error: "daemon: use POST"})
 			return
 		}
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{Error: "daemon: bad request body: " + err.Error(), Code: netsvc.Code(netsvc.ErrInvalid)})
+			writeJSON(w, http.StatusBadRequest, wire.Error{Error: "daemon: bad request body: " + err.Error(), Code: netsvc.Code(netsvc.ErrInvalid)})
 			return
 		}
 		out, err := call(r.Context(), in)
@@ -232,7 +198,7 @@ func handle[In, Out any](s *service, call func(context.Context, In) (Out, error)
 			if status == http.StatusInternalServerError {
 				s.log.Warn("daemon: call failed", "path", r.URL.Path, "err", err)
 			}
-			writeJSON(w, status, apiError{Error: err.Error(), Code: code})
+			writeJSON(w, status, wire.Error{Error: err.Error(), Code: code})
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -249,50 +215,50 @@ type none struct{}
 
 func (s *service) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/dns/zone", handle(s, func(ctx context.Context, z authdns.Zone) (none, error) {
+	mux.Handle(wire.DNSZone, handle(s, func(ctx context.Context, z authdns.Zone) (none, error) {
 		return none{}, s.dns.AddZone(ctx, z)
 	}))
-	mux.Handle("/v1/dns/upsert", handle(s, func(ctx context.Context, in upsertReq) (none, error) {
+	mux.Handle(wire.DNSUpsert, handle(s, func(ctx context.Context, in wire.Upsert) (none, error) {
 		return none{}, s.dns.Upsert(ctx, in.Zone, in.Set)
 	}))
-	mux.Handle("/v1/dns/delete", handle(s, func(ctx context.Context, in deleteReq) (none, error) {
+	mux.Handle(wire.DNSDelete, handle(s, func(ctx context.Context, in wire.Delete) (none, error) {
 		return none{}, s.dns.Delete(ctx, in.Zone, in.Name, in.Type)
 	}))
-	mux.Handle("/v1/dns/records", handle(s, func(ctx context.Context, in nameReq) ([]netsvc.RecordSet, error) {
+	mux.Handle(wire.DNSRecords, handle(s, func(ctx context.Context, in wire.Name) ([]netsvc.RecordSet, error) {
 		return s.dns.Records(ctx, in.Name)
 	}))
-	mux.Handle("/v1/ipam/range", handle(s, func(ctx context.Context, r netsvc.Range) (none, error) {
+	mux.Handle(wire.IPAMRange, handle(s, func(ctx context.Context, r netsvc.Range) (none, error) {
 		return none{}, s.ipam.AddRange(ctx, r)
 	}))
-	mux.Handle("/v1/ipam/allocate", handle(s, func(ctx context.Context, r netsvc.Request) (netsvc.Allocation, error) {
+	mux.Handle(wire.IPAMAllocate, handle(s, func(ctx context.Context, r netsvc.Request) (netsvc.Allocation, error) {
 		return s.ipam.Allocate(ctx, r)
 	}))
-	mux.Handle("/v1/ipam/release", handle(s, func(ctx context.Context, r releaseReq) (none, error) {
+	mux.Handle(wire.IPAMRelease, handle(s, func(ctx context.Context, r wire.Release) (none, error) {
 		return none{}, s.ipam.Release(ctx, r.Range, r.Owner)
 	}))
-	mux.Handle("/v1/ipam/allocations", handle(s, func(ctx context.Context, in nameReq) ([]netsvc.Allocation, error) {
+	mux.Handle(wire.IPAMAllocations, handle(s, func(ctx context.Context, in wire.Name) ([]netsvc.Allocation, error) {
 		return s.ipam.Allocations(ctx, in.Name)
 	}))
-	mux.Handle("/v1/lb/frontend", handle(s, func(ctx context.Context, f netsvc.Frontend) (none, error) {
+	mux.Handle(wire.LBFrontend, handle(s, func(ctx context.Context, f netsvc.Frontend) (none, error) {
 		return none{}, s.lb.EnsureFrontend(ctx, f)
 	}))
-	mux.Handle("/v1/lb/frontend/delete", handle(s, func(ctx context.Context, in nameReq) (none, error) {
+	mux.Handle(wire.LBFrontendDelete, handle(s, func(ctx context.Context, in wire.Name) (none, error) {
 		return none{}, s.lb.DeleteFrontend(ctx, in.Name)
 	}))
-	mux.Handle("/v1/lb/backends", handle(s, func(ctx context.Context, in backendsReq) (none, error) {
+	mux.Handle(wire.LBBackends, handle(s, func(ctx context.Context, in wire.Backends) (none, error) {
 		return none{}, s.lb.SetBackends(ctx, in.Frontend, in.Backends)
 	}))
-	mux.Handle("/v1/lb/backend/add", handle(s, func(ctx context.Context, in backendReq) (none, error) {
+	mux.Handle(wire.LBBackendAdd, handle(s, func(ctx context.Context, in wire.Backend) (none, error) {
 		return none{}, s.lb.AddBackend(ctx, in.Frontend, in.Backend)
 	}))
-	mux.Handle("/v1/lb/backend/remove", handle(s, func(ctx context.Context, in backendReq) (none, error) {
+	mux.Handle(wire.LBBackendRemove, handle(s, func(ctx context.Context, in wire.Backend) (none, error) {
 		return none{}, s.lb.RemoveBackend(ctx, in.Frontend, in.Backend.Addr)
 	}))
-	mux.Handle("/v1/lb/status", handle(s, func(ctx context.Context, in nameReq) (netsvc.FrontendStatus, error) {
+	mux.Handle(wire.LBStatus, handle(s, func(ctx context.Context, in wire.Name) (netsvc.FrontendStatus, error) {
 		return s.lb.Status(ctx, in.Name)
 	}))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, apiError{Error: "daemon: no such call " + r.URL.Path})
+		writeJSON(w, http.StatusNotFound, wire.Error{Error: "daemon: no such call " + r.URL.Path})
 	}))
 	return mux
 }

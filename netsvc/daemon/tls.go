@@ -92,23 +92,3 @@ func (c *crlCache) get() ([]byte, error) {
 	c.data, c.mod, c.size = data, fi.ModTime(), fi.Size()
 	return data, nil
 }
-
-// ClientTLS builds a client config from a pki.Client bundle: it presents
-// the bundle's certificate, trusts only the bundle's CA and requires the
-// daemon's certificate to name serverName (a DNS name or an IP literal).
-func ClientTLS(b pki.Bundle, serverName string) (*tls.Config, error) {
-	cert, err := b.TLSCertificate()
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b.CAPEM) {
-		return nil, fmt.Errorf("daemon: bundle %s %q has no CA certificate to trust", b.Service, b.Name)
-	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-		ServerName:   serverName,
-	}, nil
-}

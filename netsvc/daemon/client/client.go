@@ -1,4 +1,4 @@
-package daemon
+package client
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/netsvc"
-	"github.com/masonops/mason/netsvc/authdns"
+	"github.com/masonops/mason/netsvc/daemon/internal/wire"
 )
 
 // Client talks to a daemon's API. It implements netsvc.DNS, netsvc.IPAM and
@@ -28,11 +28,12 @@ var (
 	_ netsvc.LoadBalancer = (*Client)(nil)
 )
 
-// NewClient returns a client of the daemon whose API listens on addr
+// New returns a client of the daemon whose API listens on addr
 // (host:port). tlsCfg must present a client certificate the daemon trusts
-// and verify the daemon's certificate: see ClientTLS, or pki's
-// Authority.ClientConfig.
-func NewClient(addr string, tlsCfg *tls.Config) *Client {
+// and verify the daemon's certificate: pki's Bundle.ClientTLS builds one
+// from the controller's client certificate, and Authority.ClientConfig
+// one that follows root rotation.
+func New(addr string, tlsCfg *tls.Config) *Client {
 	return &Client{
 		base: "https://" + addr,
 		hc: &http.Client{
@@ -80,7 +81,7 @@ func (c *Client) call(ctx context.Context, path string, in, out any) error {
 		return fmt.Errorf("daemon client: reading %s answer: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var ae apiError
+		var ae wire.Error
 		if json.Unmarshal(raw, &ae) != nil || ae.Error == "" {
 			ae.Error = fmt.Sprintf("daemon: %s answered HTTP %d", path, resp.StatusCode)
 		}
@@ -95,57 +96,58 @@ func (c *Client) call(ctx context.Context, path string, in, out any) error {
 	return nil
 }
 
-// AddZone makes the daemon authoritative for z (see authdns.Server.AddZone).
-func (c *Client) AddZone(ctx context.Context, z authdns.Zone) error {
-	return c.call(ctx, "/v1/dns/zone", z, nil)
+// AddZone makes the daemon authoritative for z (see authdns.Server.AddZone):
+// adding a zone that exists keeps its records and serial.
+func (c *Client) AddZone(ctx context.Context, z netsvc.Zone) error {
+	return c.call(ctx, wire.DNSZone, z, nil)
 }
 
 // Upsert implements netsvc.DNS.
 func (c *Client) Upsert(ctx context.Context, zone string, rs netsvc.RecordSet) error {
-	return c.call(ctx, "/v1/dns/upsert", upsertReq{Zone: zone, Set: rs}, nil)
+	return c.call(ctx, wire.DNSUpsert, wire.Upsert{Zone: zone, Set: rs}, nil)
 }
 
 // Delete implements netsvc.DNS.
 func (c *Client) Delete(ctx context.Context, zone, name string, typ netsvc.RRType) error {
-	return c.call(ctx, "/v1/dns/delete", deleteReq{Zone: zone, Name: name, Type: typ}, nil)
+	return c.call(ctx, wire.DNSDelete, wire.Delete{Zone: zone, Name: name, Type: typ}, nil)
 }
 
 // Records implements netsvc.DNS.
 func (c *Client) Records(ctx context.Context, zone string) ([]netsvc.RecordSet, error) {
 	var out []netsvc.RecordSet
-	return out, c.call(ctx, "/v1/dns/records", nameReq{Name: zone}, &out)
+	return out, c.call(ctx, wire.DNSRecords, wire.Name{Name: zone}, &out)
 }
 
 // AddRange implements netsvc.IPAM.
 func (c *Client) AddRange(ctx context.Context, r netsvc.Range) error {
-	return c.call(ctx, "/v1/ipam/range", r, nil)
+	return c.call(ctx, wire.IPAMRange, r, nil)
 }
 
 // Allocate implements netsvc.IPAM.
 func (c *Client) Allocate(ctx context.Context, req netsvc.Request) (netsvc.Allocation, error) {
 	var out netsvc.Allocation
-	return out, c.call(ctx, "/v1/ipam/allocate", req, &out)
+	return out, c.call(ctx, wire.IPAMAllocate, req, &out)
 }
 
 // Release implements netsvc.IPAM.
 func (c *Client) Release(ctx context.Context, rangeName, owner string) error {
-	return c.call(ctx, "/v1/ipam/release", releaseReq{Range: rangeName, Owner: owner}, nil)
+	return c.call(ctx, wire.IPAMRelease, wire.Release{Range: rangeName, Owner: owner}, nil)
 }
 
 // Allocations implements netsvc.IPAM.
 func (c *Client) Allocations(ctx context.Context, rangeName string) ([]netsvc.Allocation, error) {
 	var out []netsvc.Allocation
-	return out, c.call(ctx, "/v1/ipam/allocations", nameReq{Name: rangeName}, &out)
+	return out, c.call(ctx, wire.IPAMAllocations, wire.Name{Name: rangeName}, &out)
 }
 
 // EnsureFrontend implements netsvc.LoadBalancer.
 func (c *Client) EnsureFrontend(ctx context.Context, f netsvc.Frontend) error {
-	return c.call(ctx, "/v1/lb/frontend", f, nil)
+	return c.call(ctx, wire.LBFrontend, f, nil)
 }
 
 // DeleteFrontend implements netsvc.LoadBalancer.
 func (c *Client) DeleteFrontend(ctx context.Context, name string) error {
-	return c.call(ctx, "/v1/lb/frontend/delete", nameReq{Name: name}, nil)
+	return c.call(ctx, wire.LBFrontendDelete, wire.Name{Name: name}, nil)
 }
 
 // SetBackends implements netsvc.LoadBalancer.
@@ -153,23 +155,23 @@ func (c *Client) SetBackends(ctx context.Context, frontend string, bs []netsvc.B
 	if bs == nil {
 		bs = []netsvc.Backend{}
 	}
-	return c.call(ctx, "/v1/lb/backends", backendsReq{Frontend: frontend, Backends: bs}, nil)
+	return c.call(ctx, wire.LBBackends, wire.Backends{Frontend: frontend, Backends: bs}, nil)
 }
 
 // AddBackend implements netsvc.LoadBalancer.
 func (c *Client) AddBackend(ctx context.Context, frontend string, b netsvc.Backend) error {
-	return c.call(ctx, "/v1/lb/backend/add", backendReq{Frontend: frontend, Backend: b}, nil)
+	return c.call(ctx, wire.LBBackendAdd, wire.Backend{Frontend: frontend, Backend: b}, nil)
 }
 
 // RemoveBackend implements netsvc.LoadBalancer.
 func (c *Client) RemoveBackend(ctx context.Context, frontend, addr string) error {
-	return c.call(ctx, "/v1/lb/backend/remove", backendReq{Frontend: frontend, Backend: netsvc.Backend{Addr: addr}}, nil)
+	return c.call(ctx, wire.LBBackendRemove, wire.Backend{Frontend: frontend, Backend: netsvc.Backend{Addr: addr}}, nil)
 }
 
 // Status implements netsvc.LoadBalancer.
 func (c *Client) Status(ctx context.Context, frontend string) (netsvc.FrontendStatus, error) {
 	var out netsvc.FrontendStatus
-	return out, c.call(ctx, "/v1/lb/status", nameReq{Name: frontend}, &out)
+	return out, c.call(ctx, wire.LBStatus, wire.Name{Name: frontend}, &out)
 }
 
 // IsRemote reports whether err came from the daemon's answer (as opposed to
