@@ -42,22 +42,39 @@ func (e *ExhaustedError) Is(target error) bool { return target == ErrExhausted }
 // Code names the sentinel err matches, for carrying errors over the wire;
 // it returns "" for errors that match none.
 func Code(err error) string {
-	for code, s := range codes {
-		if errors.Is(err, s) {
-			return code
+	for _, c := range codes() {
+		if errors.Is(err, c.err) {
+			return c.code
 		}
 	}
 	return ""
 }
 
 // FromCode returns the sentinel error named by code, or nil.
-func FromCode(code string) error { return codes[code] }
+func FromCode(code string) error {
+	for _, c := range codes() {
+		if c.code == code {
+			return c.err
+		}
+	}
+	return nil
+}
 
-var codes = map[string]error{
-	"unknown_zone": ErrUnknownZone,
-	"not_found":    ErrNotFound,
-	"exhausted":    ErrExhausted,
-	"addr_in_use":  ErrAddrInUse,
-	"invalid":      ErrInvalid,
-	"exists":       ErrExists,
+// codes pairs every sentinel with its name on the wire, in the order Code
+// tries them.
+func codes() [6]struct {
+	code string
+	err  error
+} {
+	return [6]struct {
+		code string
+		err  error
+	}{
+		{"unknown_zone", ErrUnknownZone},
+		{"not_found", ErrNotFound},
+		{"exhausted", ErrExhausted},
+		{"addr_in_use", ErrAddrInUse},
+		{"invalid", ErrInvalid},
+		{"exists", ErrExists},
+	}
 }

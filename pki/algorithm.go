@@ -26,12 +26,21 @@ const (
 	RSA4096
 )
 
-var algorithmNames = map[Algorithm]string{
-	ECDSAP256: "ecdsa-p256",
-	Ed25519:   "ed25519",
-	RSA2048:   "rsa-2048",
-	RSA3072:   "rsa-3072",
-	RSA4096:   "rsa-4096",
+// name returns the algorithm's name, or "" for an unknown one.
+func (a Algorithm) name() string {
+	switch a {
+	case ECDSAP256:
+		return "ecdsa-p256"
+	case Ed25519:
+		return "ed25519"
+	case RSA2048:
+		return "rsa-2048"
+	case RSA3072:
+		return "rsa-3072"
+	case RSA4096:
+		return "rsa-4096"
+	}
+	return ""
 }
 
 // String returns the algorithm's name, e.g. "ecdsa-p256".
@@ -39,7 +48,7 @@ func (a Algorithm) String() string {
 	if a == 0 {
 		return "default"
 	}
-	if n, ok := algorithmNames[a]; ok {
+	if n := a.name(); n != "" {
 		return n
 	}
 	return fmt.Sprintf("Algorithm(%d)", int(a))
@@ -54,8 +63,8 @@ func (a *Algorithm) UnmarshalText(b []byte) error {
 		*a = 0
 		return nil
 	}
-	for k, n := range algorithmNames {
-		if n == string(b) {
+	for k := ECDSAP256; k <= RSA4096; k++ {
+		if k.name() == string(b) {
 			*a = k
 			return nil
 		}
@@ -63,7 +72,7 @@ func (a *Algorithm) UnmarshalText(b []byte) error {
 	return fmt.Errorf("pki: unknown key algorithm %q (want one of ecdsa-p256, ed25519, rsa-2048, rsa-3072, rsa-4096)", b)
 }
 
-func (a Algorithm) valid() bool { _, ok := algorithmNames[a]; return ok }
+func (a Algorithm) valid() bool { return a.name() != "" }
 
 // generate creates a new private key.
 func (a Algorithm) generate() (crypto.Signer, error) {
@@ -81,28 +90,6 @@ func (a Algorithm) generate() (crypto.Signer, error) {
 		return rsa.GenerateKey(rand.Reader, 4096)
 	}
 	return nil, fmt.Errorf("pki: unknown key algorithm %v", a)
-}
-
-// algorithmOf names the algorithm of a public key.
-func algorithmOf(pub crypto.PublicKey) Algorithm {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve == elliptic.P256() {
-			return ECDSAP256
-		}
-	case ed25519.PublicKey:
-		return Ed25519
-	case *rsa.PublicKey:
-		switch k.N.BitLen() {
-		case 2048:
-			return RSA2048
-		case 3072:
-			return RSA3072
-		case 4096:
-			return RSA4096
-		}
-	}
-	return 0
 }
 
 // marshalKey encodes a private key as PKCS#8 DER.

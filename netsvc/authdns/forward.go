@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sync/errgroup"
 )
 
 // forwarder relays questions outside the server's zones to upstream
@@ -18,8 +19,13 @@ type forwarder struct {
 	upstreams []string
 	clients   []netip.Prefix
 	timeout   time.Duration
-	slots     chan struct{} // bounds forwarded queries in flight
+	// inflight runs the UDP path's forwarded queries aside, at most
+	// maxInflight at once; Close waits for them.
+	inflight errgroup.Group
 }
+
+// maxInflight bounds the forwarded UDP queries waiting on upstreams.
+const maxInflight = 256
 
 func newForwarder(o Options) (*forwarder, error) {
 	if len(o.Forward) == 0 {
@@ -34,7 +40,9 @@ func newForwarder(o Options) (*forwarder, error) {
 	if len(clients) == 0 {
 		clients = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
-	return &forwarder{upstreams: o.Forward, clients: clients, timeout: 2 * time.Second, slots: make(chan struct{}, 256)}, nil
+	f := &forwarder{upstreams: o.Forward, clients: clients, timeout: 2 * time.Second}
+	f.inflight.SetLimit(maxInflight)
+	return f, nil
 }
 
 // wants reports whether req, from client, is to be forwarded: recursion

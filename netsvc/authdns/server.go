@@ -493,6 +493,9 @@ func (s *Server) Close() error {
 	for _, g := range groups {
 		g.close()
 	}
+	if s.fwd != nil {
+		_ = s.fwd.inflight.Wait() // the UDP path's forwarded queries
+	}
 	for _, srv := range servers {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = srv.ShutdownContext(ctx)

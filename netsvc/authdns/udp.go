@@ -100,19 +100,14 @@ func (s *Server) udpLoop(c *net.UDPConn) {
 			}
 			resp = &dns.Msg{MsgHdr: dns.MsgHdr{Id: hdr.Id, Response: true, Opcode: hdr.Opcode, Rcode: dns.RcodeFormatError}}
 		} else if s.fwd.wants(s, req, from.Addr()) {
-			// Forwarding waits on an upstream: do it aside, bounded.
-			select {
-			case s.fwd.slots <- struct{}{}:
-				s.wg.Add(1)
-				go func() {
-					defer s.wg.Done()
-					defer func() { <-s.fwd.slots }()
-					if b, err := s.forward(req, false).Pack(); err == nil {
-						c.WriteToUDPAddrPort(b, from)
-					}
-				}()
-			default: // too many in flight: drop, the client retries
-			}
+			// Forwarding waits on an upstream: do it aside, bounded; with
+			// too many in flight, drop the query (the client retries).
+			s.fwd.inflight.TryGo(func() error {
+				if b, err := s.forward(req, false).Pack(); err == nil {
+					_, _ = c.WriteToUDPAddrPort(b, from)
+				}
+				return nil
+			})
 			continue
 		} else if resp = s.answer(req, true); resp == nil {
 			continue

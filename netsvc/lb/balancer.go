@@ -34,6 +34,8 @@ type Balancer struct {
 	prefix string
 	log    *slog.Logger
 
+	bufs bufPool // copy buffers of every frontend's connections
+
 	mu     sync.Mutex
 	fronts map[string]*frontend
 	closed bool
@@ -143,7 +145,7 @@ func (b *Balancer) start(cfg netsvc.Frontend, addr string) (*frontend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lb: frontend %q: listening on %s: %w (free the address or change Listen)", cfg.Name, addr, err)
 	}
-	f := newFrontend(cfg, ln, b.log)
+	f := newFrontend(cfg, ln, b.log, &b.bufs)
 	f.wg.Add(1)
 	go f.serve()
 	return f, nil

@@ -277,13 +277,16 @@ func TestTakeoverAfterKill(t *testing.T) {
 	killed := time.Now()
 	<-exited
 
-	var slowest time.Duration
+	var first, slowest time.Duration
 	for i := 0; i < 20; i++ {
 		id := fmt.Sprintf("node-%02d/etcd", i)
 		require.NoError(t, me.WaitFree(ctx, id))
 		cl, err := me.Claim(ctx, id)
 		require.NoError(t, err)
 		slowest = max(slowest, time.Since(killed))
+		if i == 0 {
+			first = slowest
+		}
 
 		var stale int64
 		_, err = fmt.Sscan(childRevs[i], &stale)
@@ -294,5 +297,9 @@ func TestTakeoverAfterKill(t *testing.T) {
 		_, err = cl.Txn(ctx, store.PutOp("journal/"+id, []byte("running by parent")))
 		require.NoError(t, err)
 	}
-	t.Logf("all 20 claims taken over %v after SIGKILL (session TTL 2s)", slowest.Round(time.Millisecond))
+	t.Logf("first claim taken over %v, all 20 %v after SIGKILL (session TTL 2s)", first.Round(time.Millisecond), slowest.Round(time.Millisecond))
+	// All 20 claims live under the dead session's one lease, so they are
+	// freed together, within the TTL plus a second (the README's bound);
+	// the later ones wait only for this test's own fenced writes.
+	require.LessOrEqual(t, first, 2*time.Second+time.Second, "the dead controller's work is claimed again within the session TTL plus a second")
 }
