@@ -26,7 +26,12 @@
 //
 // Backends: store/mem (in memory, for tests), store/bolt (one bbolt file, the
 // embedded default) and store/etcd (a shared etcd cluster, for several
-// controllers). [Lock] builds a mutual-exclusion lock with a fencing token on
+// controllers). Each implements only a narrow [Driver] (Get, List, Txn,
+// Watch, leases); the [*Portable] store over it, which every backend hands
+// out, writes Put, CompareAndSwap, Delete, the checks of a transaction's
+// ops and key prefixes ([WithPrefix]) once for all of them. Optional
+// capabilities are named interfaces discovered by type assertion:
+// [TxnLimiter] (store/etcd) bounds one transaction's size. [Lock] builds a mutual-exclusion lock with a fencing token on
 // top of any of them; it records who holds it ([Holder]: owner, pid, host,
 // since), and [TryAcquire] and [Acquire] name that holder in a
 // [*LockedError] (matching [ErrLocked]). A [Keeper] keeps a lease alive and

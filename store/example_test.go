@@ -39,3 +39,21 @@ func Example() {
 	// put ipam/10.0.0.6
 	// fenced write: <nil>
 }
+
+// A lock someone else holds is refused at once by TryAcquire, naming the
+// holder as recorded when the lock was taken.
+func ExampleTryAcquire() {
+	ctx := context.Background()
+	s := mem.New()
+	defer s.Close()
+	held, _ := store.Acquire(ctx, s, "locks/nodes/prod", "mason apply", 10*time.Second)
+	defer held.Release(ctx)
+
+	_, err := store.TryAcquire(ctx, s, "locks/nodes/prod", "mason destroy", 10*time.Second)
+	var le *store.LockedError
+	if errors.As(err, &le) {
+		fmt.Println(errors.Is(err, store.ErrLocked), le.Holder.Owner, le.Holder.ThisProcess())
+	}
+	// Output:
+	// true mason apply true
+}

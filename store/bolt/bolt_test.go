@@ -31,6 +31,9 @@ func TestContract(t *testing.T) {
 // "ready" and waits to be killed.
 func TestMain(m *testing.M) {
 	if path := os.Getenv("MASON_BOLT_CHILD"); path != "" {
+		if os.Getenv("MASON_BOLT_CHILD_CHURN") == "1" {
+			churn(path)
+		}
 		child(path, os.Getenv("MASON_BOLT_CHILD_WRITES") == "1")
 		return
 	}
@@ -62,6 +65,34 @@ func child(path string, write bool) {
 	os.Exit(4)
 }
 
+// churn writes until killed: transactions of small and page-sized puts
+// and deletes, so a kill lands in the middle of page splits, merges and
+// freelist changes.
+func churn(path string) {
+	s, err := bolt.Open(path, &bolt.Options{LockTimeout: 5 * time.Second})
+	if err != nil {
+		fmt.Println("open failed:", err)
+		os.Exit(3)
+	}
+	fmt.Println("ready")
+	ctx := context.Background()
+	for i := 0; ; i++ {
+		var ops []store.Op
+		for j := range 1 + i%7 {
+			k := fmt.Sprintf("journal/%03d/%d", (i*7+j)%300, j)
+			if (i+j)%5 == 0 {
+				ops = append(ops, store.DeleteOp(k))
+			} else {
+				ops = append(ops, store.PutOp(k, []byte(strings.Repeat("v", 10+(i*j*37)%5000))))
+			}
+		}
+		if _, err := s.Txn(ctx, ops...); err != nil {
+			fmt.Println("txn failed:", err)
+			os.Exit(3)
+		}
+	}
+}
+
 // startChild runs the test binary as a child holding the store open; it
 // returns once the child said ready, and kills it at cleanup.
 func startChild(t *testing.T, path string, write bool) *exec.Cmd {
@@ -82,6 +113,31 @@ func startChild(t *testing.T, path string, write bool) *exec.Cmd {
 	require.NoError(t, err)
 	require.Equal(t, "ready", strings.TrimSpace(line))
 	return cmd
+}
+
+// A file whose writer was killed at any moment is whole: Open's checks
+// never take bbolt's crash safety for damage.
+func TestKilledMidWriteIsNotDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	for kill := range 8 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "MASON_BOLT_CHILD="+path, "MASON_BOLT_CHILD_CHURN=1")
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		line, err := bufio.NewReader(out).ReadString('\n')
+		require.NoError(t, err)
+		require.Equal(t, "ready", strings.TrimSpace(line))
+		time.Sleep(time.Duration(50+kill*37) * time.Millisecond)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		_ = cmd.Wait()
+
+		s, err := bolt.Open(path, &bolt.Options{LockTimeout: 5 * time.Second})
+		require.NoError(t, err, "kill %d", kill)
+		_, _, err = s.List(context.Background(), "")
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+	}
 }
 
 func TestSurvivesKilledProcess(t *testing.T) {

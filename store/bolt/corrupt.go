@@ -55,17 +55,11 @@ func corrupt(path string, reason error) *CorruptError {
 	return e
 }
 
-// corruptErrors are the errors with which bbolt itself reports a damaged
-// file.
-var corruptErrors = []error{bolterrors.ErrInvalid, bolterrors.ErrChecksum, bolterrors.ErrVersionMismatch, bolterrors.ErrInvalidMapping}
-
+// isCorruption reports whether err is one of the errors with which bbolt
+// itself reports a damaged file.
 func isCorruption(err error) bool {
-	for _, c := range corruptErrors {
-		if errors.Is(err, c) {
-			return true
-		}
-	}
-	return false
+	return errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) ||
+		errors.Is(err, bolterrors.ErrVersionMismatch) || errors.Is(err, bolterrors.ErrInvalidMapping)
 }
 
 // guard runs fn, which reads or writes the bbolt file, and turns what a

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -151,7 +152,8 @@ func preflight(f *os.File, size int64) error {
 		free[id] = true
 	}
 	t := &tree{f: f, m: m, free: free, seen: map[uint64]bool{}}
-	return t.walk(m.root, 0)
+	_, err = t.walk(m.root, 0)
+	return err
 }
 
 // The page elements preflight's tree walk reads (bbolt's
@@ -171,7 +173,12 @@ const (
 // tree walks every page of every bucket the way bbolt's consistency check
 // does, reading the file, so that everything the check dereferences is
 // known to lie inside its page before the check runs (it runs in a
-// goroutine of bbolt's own, where a panic cannot be caught).
+// goroutine of bbolt's own, where a panic cannot be caught). It also
+// checks what bbolt's writes rely on and its check does not: every page's
+// keys in order, and every branch key equal to the first key of the page
+// it points to (bbolt finds a child's entry in its parent by that key when
+// it writes the child back; a damaged one makes it add a second entry, and
+// the tree then holds pages twice).
 type tree struct {
 	f    *os.File
 	m    meta
@@ -179,65 +186,88 @@ type tree struct {
 	seen map[uint64]bool
 }
 
-func (t *tree) walk(id uint64, depth int) error {
+// walk checks the page id and everything under it, and returns its first
+// key.
+func (t *tree) walk(id uint64, depth int) ([]byte, error) {
 	if depth > maxDepth {
-		return fmt.Errorf("its pages nest deeper than %d levels (a loop?)", maxDepth)
+		return nil, fmt.Errorf("its pages nest deeper than %d levels (a loop?)", maxDepth)
 	}
 	if id < 2 || id >= t.m.pgid {
-		return fmt.Errorf("a page points to page %d, outside the file's %d pages", id, t.m.pgid)
+		return nil, fmt.Errorf("a page points to page %d, outside the file's %d pages", id, t.m.pgid)
 	}
 	if t.seen[id] {
-		return fmt.Errorf("page %d is reached twice", id)
+		return nil, fmt.Errorf("page %d is reached twice", id)
 	}
 	if t.free[id] {
-		return fmt.Errorf("page %d is in use and in the freelist", id)
+		return nil, fmt.Errorf("page %d is in use and in the freelist", id)
 	}
 	t.seen[id] = true
 	hdr := make([]byte, pageHeader)
 	if _, err := t.f.ReadAt(hdr, int64(id*t.m.pageSize)); err != nil {
-		return fmt.Errorf("reading page %d: %w", id, err)
+		return nil, fmt.Errorf("reading page %d: %w", id, err)
 	}
 	le := binary.LittleEndian
 	if got := le.Uint64(hdr); got != id {
-		return fmt.Errorf("page %d says it is page %d", id, got)
+		return nil, fmt.Errorf("page %d says it is page %d", id, got)
 	}
 	overflow := uint64(le.Uint32(hdr[12:]))
 	if id+overflow >= t.m.pgid {
-		return fmt.Errorf("page %d and its %d overflow pages run past the last page, %d", id, overflow, t.m.pgid-1)
+		return nil, fmt.Errorf("page %d and its %d overflow pages run past the last page, %d", id, overflow, t.m.pgid-1)
 	}
 	for o := id + 1; o <= id+overflow; o++ {
 		if t.seen[o] || t.free[o] {
-			return fmt.Errorf("overflow page %d of page %d is also used elsewhere or free", o, id)
+			return nil, fmt.Errorf("overflow page %d of page %d is also used elsewhere or free", o, id)
 		}
 		t.seen[o] = true
 	}
 	p := make([]byte, (overflow+1)*t.m.pageSize)
 	if _, err := t.f.ReadAt(p, int64(id*t.m.pageSize)); err != nil {
-		return fmt.Errorf("reading page %d: %w", id, err)
+		return nil, fmt.Errorf("reading page %d: %w", id, err)
 	}
 	return t.page(id, p, depth)
 }
 
-// page checks one branch or leaf page held in p (header included).
-func (t *tree) page(id uint64, p []byte, depth int) error {
+// page checks one branch or leaf page held in p (header included) and
+// returns its first key.
+func (t *tree) page(id uint64, p []byte, depth int) ([]byte, error) {
 	le := binary.LittleEndian
 	flags, count := le.Uint16(p[8:]), int(le.Uint16(p[10:]))
 	if pageHeader+count*elemSize > len(p) {
-		return fmt.Errorf("page %d claims %d elements, more than it holds", id, count)
+		return nil, fmt.Errorf("page %d claims %d elements, more than it holds", id, count)
+	}
+	var first, prev []byte
+	inOrder := func(i int, k []byte) error {
+		if i > 0 && bytes.Compare(prev, k) >= 0 {
+			return fmt.Errorf("the keys of page %d are out of order at element %d", id, i)
+		}
+		if i == 0 {
+			first = k
+		}
+		prev = k
+		return nil
 	}
 	switch flags {
 	case branchFlag:
 		if count == 0 {
-			return fmt.Errorf("branch page %d is empty", id)
+			return nil, fmt.Errorf("branch page %d is empty", id)
 		}
 		for i := range count {
 			e := pageHeader + i*elemSize
 			pos, ksize := int(le.Uint32(p[e:])), int(le.Uint32(p[e+4:]))
-			if e+pos+ksize > len(p) || pos < 0 {
-				return fmt.Errorf("key %d of branch page %d lies outside the page", i, id)
+			if e+pos+ksize > len(p) || e+pos+ksize < e {
+				return nil, fmt.Errorf("key %d of branch page %d lies outside the page", i, id)
 			}
-			if err := t.walk(le.Uint64(p[e+8:]), depth+1); err != nil {
-				return err
+			k := p[e+pos : e+pos+ksize]
+			if err := inOrder(i, k); err != nil {
+				return nil, err
+			}
+			child := le.Uint64(p[e+8:])
+			cf, err := t.walk(child, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(k, cf) {
+				return nil, fmt.Errorf("key %d of branch page %d is not the first key of the page it points to, %d", i, id, child)
 			}
 		}
 	case leafFlag:
@@ -246,31 +276,34 @@ func (t *tree) page(id uint64, p []byte, depth int) error {
 			eflags, pos, ksize, vsize := le.Uint32(p[e:]), int(le.Uint32(p[e+4:])), int(le.Uint32(p[e+8:])), int(le.Uint32(p[e+12:]))
 			end := e + pos + ksize + vsize
 			if end > len(p) || end < e {
-				return fmt.Errorf("entry %d of leaf page %d lies outside the page", i, id)
+				return nil, fmt.Errorf("entry %d of leaf page %d lies outside the page", i, id)
+			}
+			if err := inOrder(i, p[e+pos:e+pos+ksize]); err != nil {
+				return nil, err
 			}
 			if eflags&bucketFlag == 0 {
 				continue
 			}
 			v := p[e+pos+ksize : end]
 			if len(v) < bucketHdr {
-				return fmt.Errorf("bucket entry %d of page %d is too short", i, id)
+				return nil, fmt.Errorf("bucket entry %d of page %d is too short", i, id)
 			}
 			if root := le.Uint64(v); root != 0 {
-				if err := t.walk(root, depth+1); err != nil {
-					return err
+				if _, err := t.walk(root, depth+1); err != nil {
+					return nil, err
 				}
 				continue
 			}
 			inline := v[bucketHdr:]
 			if len(inline) < pageHeader || le.Uint16(inline[8:]) != leafFlag {
-				return fmt.Errorf("the inline bucket of entry %d of page %d is not a leaf page", i, id)
+				return nil, fmt.Errorf("the inline bucket of entry %d of page %d is not a leaf page", i, id)
 			}
-			if err := t.page(id, inline, depth+1); err != nil {
-				return err
+			if _, err := t.page(id, inline, depth+1); err != nil {
+				return nil, err
 			}
 		}
 	default:
-		return fmt.Errorf("page %d is neither a branch nor a leaf page (flags %#x)", id, flags)
+		return nil, fmt.Errorf("page %d is neither a branch nor a leaf page (flags %#x)", id, flags)
 	}
-	return nil
+	return first, nil
 }

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -100,7 +101,12 @@ func (b *backend) walk(tx *bbolt.Tx) error {
 	if d == nil {
 		return nil
 	}
+	var prev []byte
 	return d.ForEach(func(k, v []byte) error {
+		if prev != nil && bytes.Compare(prev, k) >= 0 {
+			return bad("its keys are out of order (%q after %q)", k, prev)
+		}
+		prev = append(prev[:0], k...)
 		if v == nil {
 			return bad("key %q is a bucket, not a record", k)
 		}
