@@ -59,7 +59,7 @@ func GrantKept(ctx context.Context, s Store, ttl time.Duration) (*Keeper, error)
 
 func (k *Keeper) run(ctx context.Context) {
 	defer close(k.done)
-	tick := time.NewTicker(k.ttl / 3)
+	tick := time.NewTicker(max(k.ttl/3, time.Millisecond))
 	defer tick.Stop()
 	var last error // the latest failed renewal, for Err
 	for {
