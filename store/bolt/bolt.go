@@ -101,10 +101,10 @@ const defaultCheckLimit = 64 << 20
 
 // Open opens or creates the store file at path. An existing file is
 // checked before it is used (see the package documentation): a damaged one
-// is a *CorruptError (ErrCorrupt). An existing empty file is refused the
-// same way: a state file is never empty, so it was truncated, and taking
-// it for a new state would forget what the old one recorded; remove it to
-// start a new state.
+// is a *CorruptError (ErrCorrupt). An empty file is a new, empty state, as
+// a missing one is; telling a lost state from a new one is the job of the
+// layer that knows what the state should hold (package deploy records the
+// deployment's identity in it).
 func Open(path string, opts *Options) (*Store, error) {
 	o := Options{}
 	if opts != nil {
@@ -127,9 +127,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	switch {
 	case existed && !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("bolt: %s is not a regular file (%v)", path, fi.Mode().Type())
-	case existed && fi.Size() == 0:
-		return nil, corrupt(path, errors.New("the file is empty (a state file never is: it was truncated); remove it only to start a new state"))
-	case existed:
+	case existed && fi.Size() > 0:
 		if err := verifyFile(path, o); err != nil {
 			return nil, err
 		}
@@ -138,7 +136,6 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err := b.open(o); err != nil {
 		return nil, err
 	}
-	writeHolder(path, o.Owner)
 	e, err := engine.New(b)
 	if err != nil {
 		b.closeFile()
@@ -197,6 +194,8 @@ func (b *backend) open(o Options) error {
 		}
 		return b.openError(err, o)
 	}
+	// At once: a second opener that finds the file locked reads it.
+	writeHolder(b.path, o.Owner)
 	err = b.guarded(func() error {
 		return b.db.Update(func(tx *bbolt.Tx) error {
 			if _, err := tx.CreateBucketIfNotExists(b.data); err != nil {

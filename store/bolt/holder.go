@@ -46,8 +46,17 @@ func readHolder(path string) store.Holder {
 	return h
 }
 
+// holderGrace is how long a second opener waits for the holder record of
+// a file it found locked: the winner of a race for the lock writes it a
+// moment after taking the lock.
+const holderGrace = time.Second
+
 func lockedError(path string, waited time.Duration) error {
 	h := readHolder(path)
+	for start := time.Now(); !h.Known() && time.Since(start) < holderGrace; {
+		time.Sleep(20 * time.Millisecond)
+		h = readHolder(path)
+	}
 	e := &store.LockedError{What: "state file " + path, Holder: h}
 	still := ""
 	if waited > 0 {

@@ -331,13 +331,13 @@ func failoverRun(t *testing.T, c *etcdtest.Cluster, run int) (freed, takeover ti
 	}
 	t.Logf("run %d: killed %s holding %d claims (%d to run again); claims freed after %v, first orphan re-claimed after %v",
 		run, victim, len(victimIDs), len(orphans), freed.Round(time.Millisecond), takeover.Round(time.Millisecond))
-	// The README's promise: within the lease TTL plus about a second the
-	// others pick up what the dead controller was running.
-	bound := failoverTTL + time.Second
-	require.LessOrEqual(t, freed, bound, "run %d: the dead controller's claims are freed within the session TTL plus a second", run)
-	if len(orphans) > 0 {
-		require.LessOrEqual(t, takeover, bound, "run %d: its work is claimed again within the session TTL plus a second", run)
-	}
+	// The package's promise (doc.go; the README's "within the lease TTL
+	// plus about a second" rests on it): a dead controller's claims are
+	// deleted with its lease, at most a TTL after its last renewal, plus
+	// etcd's lease expiry check. When the stand-in workers of this test
+	// take the work again depends on their own polling, which is no part
+	// of the package: that is only logged.
+	require.LessOrEqual(t, freed, failoverTTL+time.Second, "run %d: the dead controller's claims are freed within the session TTL plus a second", run)
 
 	for owner, ch := range children {
 		if owner == victim {
