@@ -25,7 +25,7 @@ import (
 	"github.com/masonops/mason/examples/swarm/swarm"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/netsvc"
-	"github.com/masonops/mason/netsvc/daemon"
+	daemonclient "github.com/masonops/mason/netsvc/daemon/client"
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/seal"
@@ -381,9 +381,9 @@ func backends(t *testing.T, ctx context.Context, cfg swarm.Config, s *swarm.Summ
 	require.NoError(t, err)
 	b, err := issuer.Issue(ctx, swarm.NetsvcCA, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: swarm.ControllerName}})
 	require.NoError(t, err)
-	tlsCfg, err := daemon.ClientTLS(b, s.Service.InterfaceAddr.String())
+	tlsCfg, err := b.ClientTLS(s.Service.InterfaceAddr.String())
 	require.NoError(t, err)
-	c := daemon.NewClient(s.Service.InterfaceAddr.String()+":8853", tlsCfg)
+	c := daemonclient.New(s.Service.InterfaceAddr.String()+":8853", tlsCfg)
 	defer c.Close()
 	var lb netsvc.LoadBalancer = c
 	fs, err := lb.Status(ctx, "demo")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/masonops/mason/netsvc/daemon"
+	daemonclient "github.com/masonops/mason/netsvc/daemon/client"
 	"github.com/masonops/mason/pki"
 )
 
@@ -56,7 +57,7 @@ const netsvcAPIPort = 8853
 // the API load balancer on the lab's gateway address, unless it runs
 // already, and returns a client of it. The daemon outlives this process, so
 // kubectl keeps working after `go run` exits.
-func ensureNetsvc(ctx context.Context, mgr *pki.Manager, stateDir string, gw netip.Addr, zone string, log io.Writer) (*daemon.Client, error) {
+func ensureNetsvc(ctx context.Context, mgr *pki.Manager, stateDir string, gw netip.Addr, zone string, log io.Writer) (*daemonclient.Client, error) {
 	p := netsvcPaths{dir: filepath.Join(stateDir, "netsvc")}
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return nil, err
@@ -73,12 +74,12 @@ func ensureNetsvc(ctx context.Context, mgr *pki.Manager, stateDir string, gw net
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := daemon.ClientTLS(cli, gw.String())
+	tlsCfg, err := cli.ClientTLS(gw.String())
 	if err != nil {
 		return nil, err
 	}
 	api := net.JoinHostPort(gw.String(), strconv.Itoa(netsvcAPIPort))
-	client := daemon.NewClient(api, tlsCfg)
+	client := daemonclient.New(api, tlsCfg)
 	if pid, ok := netsvcRunning(p); ok {
 		if _, err := client.Records(ctx, zone); err == nil {
 			return client, nil

@@ -13,7 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/masonops/mason/examples/swarm/dockerapi"
-	"github.com/masonops/mason/netsvc/daemon"
+	daemonclient "github.com/masonops/mason/netsvc/daemon/client"
 	"github.com/masonops/mason/pki"
 )
 
@@ -61,16 +61,16 @@ func newEngines(ctx context.Context, issuer pki.Issuer) (*engines, error) {
 func (e *engines) at(host string) *dockerapi.Client { return dockerapi.New(host, e.tls) }
 
 // netsvcClient returns a client of the network services daemon d.
-func netsvcClient(ctx context.Context, issuer pki.Issuer, d NetsvcdOut) (*daemon.Client, error) {
+func netsvcClient(ctx context.Context, issuer pki.Issuer, d NetsvcdOut) (*daemonclient.Client, error) {
 	b, err := controllerBundle(ctx, issuer, NetsvcCA)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := daemon.ClientTLS(b, d.ServerName)
+	cfg, err := b.ClientTLS(d.ServerName)
 	if err != nil {
 		return nil, err
 	}
-	return daemon.NewClient(d.API, cfg), nil
+	return daemonclient.New(d.API, cfg), nil
 }
 
 // poll calls f until it returns nil, a backoff.Permanent error, or max
