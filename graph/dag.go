@@ -9,6 +9,11 @@ import (
 	"github.com/masonops/mason/role"
 )
 
+// producer is nr as the wiring rule (role.Input.Resolve) sees it.
+func (nr *nodeRole) producer() role.Producer {
+	return role.Producer{Role: nr.meta.Name, Node: nr.name, Scope: nr.meta.Scope, Out: nr.def.Out()}
+}
+
 // nodeRole is a role bound to a node (or to the deployment): the unit the
 // executor schedules.
 type nodeRole struct {
@@ -94,10 +99,8 @@ type builder struct {
 	d   *Deployment
 	g   *dag
 	nrs []*nodeRole
-	// infoOf is each node-role's role's info; prods each node-role as a
-	// producer, for role.Input.Resolve.
+	// infoOf is each node-role's role's info.
 	infoOf    []*defInfo
-	prods     []role.Producer
 	typeSlots map[reflect.Type]int
 	roleSlots map[string]int
 }

@@ -175,7 +175,8 @@ func (f *facts) settle(last *success, why reason) verdict {
 	}
 	if why.kind != 0 {
 		// Changes alone never re-run a destructive role.
-		return verdict{action: ActionSkip, why: reason{kind: ReasonDestructiveDone, because: &why}, out: out}
+		because := why
+		return verdict{action: ActionSkip, why: reason{kind: ReasonDestructiveDone, because: &because}, out: out}
 	}
 	return verdict{action: ActionSkip, why: reason{kind: ReasonConverged, afterUpstream: f.stage == stageInputsKnown}, out: out}
 }

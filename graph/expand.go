@@ -28,7 +28,6 @@ func (b *builder) expand() error {
 	b.g = &dag{d: d, index: make(map[string]int32, size)}
 	b.nrs = make([]*nodeRole, 0, size)
 	b.infoOf = make([]*defInfo, 0, size)
-	b.prods = make([]role.Producer, 0, size)
 	b.typeSlots, b.roleSlots = map[reflect.Type]int{}, map[string]int{}
 	all := make([]nodeRole, 0, size) // one allocation for every node-role
 	infos := map[*role.Def]*defInfo{}
@@ -57,7 +56,6 @@ func (b *builder) expand() error {
 		all = append(all, nodeRole{id: id, def: def, meta: info.meta, node: node, name: name, aliases: info.schema.aliases})
 		b.nrs = append(b.nrs, &all[len(all)-1])
 		b.infoOf = append(b.infoOf, info)
-		b.prods = append(b.prods, role.Producer{Role: info.meta.Name, Node: name, Scope: info.meta.Scope, Out: def.Out()})
 	}
 	for _, bd := range d.binds {
 		var nodes []string

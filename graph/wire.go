@@ -73,7 +73,7 @@ func (b *builder) wire() error {
 			}
 			ps = ps[:0]
 			for _, c := range cands {
-				ps = append(ps, b.prods[c])
+				ps = append(ps, nrs[c].producer())
 			}
 			var err error
 			m, err = in.Resolve(nr.meta.Name, nr.name, ps, m[:0])

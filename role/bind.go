@@ -105,11 +105,14 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 	}
 	inV := reflect.New(d.in).Elem()
 	var errs *multierror.Error
-	// Wiring inputs are resolved against env.Outputs as producers; idx
-	// and sel are reused from field to field (fill keeps none of them).
-	var prods []Producer
-	var idx []int
+	// Wiring inputs are resolved against env.Outputs as producers, on the
+	// stack while they are few; idx and sel are reused from field to field
+	// (fill keeps none of them; sel goes to the heap, through fill).
+	var pbuf [8]Producer
+	var ibuf [8]int
+	prods, idx := pbuf[:0], ibuf[:0]
 	var sel []Output
+	haveProds := false
 	for _, in := range d.inputs {
 		field := inV.Field(in.index)
 		switch in.Kind {
@@ -138,11 +141,11 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 			}
 			continue
 		}
-		if prods == nil {
-			prods = make([]Producer, len(env.Outputs))
-			for k, o := range env.Outputs {
-				prods[k] = Producer{Role: o.Role, Node: o.Node, Out: reflect.TypeOf(o.Value)}
+		if !haveProds {
+			for _, o := range env.Outputs {
+				prods = append(prods, Producer{Role: o.Role, Node: o.Node, Out: reflect.TypeOf(o.Value)})
 			}
+			haveProds = true
 		}
 		m, err := in.Resolve(d.meta.Name, env.Node, prods, idx[:0])
 		idx = m

@@ -21,11 +21,22 @@ import (
 type blockNodes struct {
 	prods []role.Producer
 	pools []string // the pool of each, "" for service scope
-	// byNode indexes prods by node; global lists those that reach every
+	// byNode is the first of prods on each node and next the one after
+	// it on the same node (-1: none); global lists those that reach every
 	// node (cluster and service scope): only they can reach a consumer
 	// on a node they do not run on.
-	byNode map[string][]int
+	byNode map[string]int
+	next   []int
 	global []int
+}
+
+// on returns the index of the first of bn's node-roles on node, or -1;
+// bn.next[i] is the next one.
+func (bn *blockNodes) on(node string) int {
+	if i, ok := bn.byNode[node]; ok {
+		return i
+	}
+	return -1
 }
 
 // nodesOf returns rb's node-roles; rb's pools must be known.
@@ -33,16 +44,34 @@ func (l *loader) nodesOf(rb *RoleBlock) *blockNodes {
 	if bn := l.nodes[rb]; bn != nil {
 		return bn
 	}
-	bn := &blockNodes{byNode: map[string][]int{}}
 	meta := rb.Def.Meta()
+	size := 1
+	if meta.Scope == role.ScopeNode {
+		size = 0
+		for _, pn := range rb.On {
+			if p := l.pools[pn]; p != nil {
+				size += len(p.Nodes)
+			}
+		}
+	}
+	bn := &blockNodes{byNode: make(map[string]int, size), prods: make([]role.Producer, 0, size),
+		pools: make([]string, 0, size), next: make([]int, 0, size)}
 	add := func(node, pool string) {
-		if _, dup := bn.byNode[node]; dup && meta.Scope == role.ScopeNode {
+		first, dup := bn.byNode[node]
+		if dup && meta.Scope == role.ScopeNode {
 			return
 		}
 		p := role.Producer{Role: rb.Name, Node: node, Scope: meta.Scope, Out: rb.Def.Out()}
 		i := len(bn.prods)
-		bn.prods, bn.pools = append(bn.prods, p), append(bn.pools, pool)
-		bn.byNode[node] = append(bn.byNode[node], i)
+		bn.prods, bn.pools, bn.next = append(bn.prods, p), append(bn.pools, pool), append(bn.next, -1)
+		if dup {
+			for bn.next[first] >= 0 {
+				first = bn.next[first]
+			}
+			bn.next[first] = i
+		} else {
+			bn.byNode[node] = i
+		}
 		if everywhere, _ := p.Reaches(""); everywhere {
 			bn.global = append(bn.global, i)
 		}
@@ -80,7 +109,7 @@ func (l *loader) nodesOf(rb *RoleBlock) *blockNodes {
 // reaches a consumer on node.
 func (l *loader) reaches(rb *RoleBlock, node string) bool {
 	bn := l.nodesOf(rb)
-	for _, i := range bn.byNode[node] {
+	for i := bn.on(node); i >= 0; i = bn.next[i] {
 		if ok, _ := bn.prods[i].Reaches(node); ok {
 			return true
 		}
@@ -105,8 +134,8 @@ func (l *loader) checkVisible(rb, prod *RoleBlock, in *role.Input, rng hcl.Range
 		}
 		if in != nil {
 			fed := false
-			for _, i := range pn.byNode[c.Node] {
-				fed = fed || in.Feeds(c.Node, pn.prods[i])
+			for i := pn.on(c.Node); i >= 0 && !fed; i = pn.next[i] {
+				fed = in.Feeds(c.Node, pn.prods[i])
 			}
 			if fed {
 				continue
@@ -137,16 +166,11 @@ func (l *loader) checkVisible(rb, prod *RoleBlock, in *role.Input, rng hcl.Range
 // picks producers by type, so another role producing in's type would be
 // wired too (All), or make the input ambiguous (Same, One).
 func (l *loader) checkWiredTo(rb, prod *RoleBlock, in *role.Input, rng hcl.Range, diags *hcl.Diagnostics) {
-	// The candidates: every node-role producing in's type, by node.
-	var all []role.Producer
-	byNode := map[string][]role.Producer{}
+	// The candidates: the node-roles of the blocks producing in's type.
+	var makers []*blockNodes
 	for _, o := range l.s.Roles {
-		if o.Def.Out() != in.Type {
-			continue
-		}
-		for _, p := range l.nodesOf(o).prods {
-			all = append(all, p)
-			byNode[p.Node] = append(byNode[p.Node], p)
+		if o.Def.Out() == in.Type {
+			makers = append(makers, l.nodesOf(o))
 		}
 	}
 	others := map[string]bool{}
@@ -163,12 +187,22 @@ func (l *loader) checkWiredTo(rb, prod *RoleBlock, in *role.Input, rng hcl.Range
 			}
 		}
 	}
+	var ps []role.Producer
 	if in.Kind == role.InputSame {
 		for _, c := range l.nodesOf(rb).prods {
-			collect(byNode[c.Node], c.Node)
+			ps = ps[:0]
+			for _, bn := range makers {
+				for i := bn.on(c.Node); i >= 0; i = bn.next[i] {
+					ps = append(ps, bn.prods[i])
+				}
+			}
+			collect(ps, c.Node)
 		}
 	} else {
-		collect(all, "")
+		for _, bn := range makers {
+			ps = append(ps, bn.prods...)
+		}
+		collect(ps, "")
 	}
 	switch {
 	case len(others) > 0:
