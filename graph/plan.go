@@ -239,14 +239,19 @@ func (p *Plan) decideAll(recMap map[string]*record, cfg *planConfig) (checks []i
 	return checks, ins, errs.ErrorOrNil()
 }
 
-// setStep records verdict v in step i.
+// setStep records verdict v in step i. (Fields are written only when
+// they change: pointer writes cost while the collector runs.)
 func (p *Plan) setStep(i int, v verdict) {
 	s := &p.Steps[i]
-	s.Action, s.Why, s.Reason, s.Changed = v.action, v.why.kind, v.why.String(), nil
-	if v.action == ActionRun {
+	s.Action, s.Why, s.Reason = v.action, v.why.kind, v.why.String()
+	if v.action == ActionRun && v.why.changed != nil {
 		s.Changed = v.why.changed
+	} else if s.Changed != nil {
+		s.Changed = nil
 	}
-	p.outs[i] = v.out
+	if v.out != nil || p.outs[i] != nil {
+		p.outs[i] = v.out
+	}
 }
 
 // bind fills node-role i's input from the outputs given by out. scratch,

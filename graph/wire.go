@@ -52,8 +52,10 @@ func (b *builder) wire() error {
 	}
 
 	var errs *multierror.Error
-	var ps []role.Producer // candidates of one input, for Resolve
-	var m []int            // what Resolve chose among them
+	var pbuf [16]role.Producer
+	var ps, big []role.Producer // candidates of one input, for Resolve
+	var kept []int32            // their indices
+	var m []int                 // what Resolve chose among them
 	for i, nr := range nrs {
 		var deps []int32
 		for _, in := range b.infoOf[i].schema.inputs {
@@ -71,10 +73,25 @@ func (b *builder) wire() error {
 					cands = byType[slot]
 				}
 			}
-			ps = ps[:0]
-			for _, c := range cands {
-				ps = append(ps, nrs[c].producer())
+			// Resolve decides; the candidates of a wiring input are cut to
+			// those of its type first (Feeds requires it), which keeps the
+			// list short when a node has many roles.
+			// Short lists stay on the stack: copying producers into the
+			// heap costs write barriers while the collector runs.
+			ps, kept = pbuf[:0], kept[:0]
+			if len(cands) > len(pbuf) {
+				ps = big[:0]
 			}
+			for _, c := range cands {
+				if in.Kind != role.InputAttr && nrs[c].def.Out() != in.Type {
+					continue
+				}
+				ps, kept = append(ps, nrs[c].producer()), append(kept, c)
+			}
+			if cap(ps) > len(pbuf) {
+				big = ps
+			}
+			cands = kept
 			var err error
 			m, err = in.Resolve(nr.meta.Name, nr.name, ps, m[:0])
 			if err != nil {

@@ -125,6 +125,9 @@ func (in Input) lookedFor(node string) string {
 // sortProducers sorts indices into ps by (node, role), unless they are
 // in that order already (the graph's lists are).
 func sortProducers(m []int, ps []Producer) []int {
+	if len(m) < 2 {
+		return m
+	}
 	cmp := func(a, b int) int {
 		if c := strings.Compare(ps[a].Node, ps[b].Node); c != 0 {
 			return c
