@@ -196,12 +196,9 @@ func (j *storeJournal) writer() {
 	}
 }
 
-// txnLimiter is implemented by stores that cap a transaction's size
-// (store/etcd: --max-txn-ops).
-type txnLimiter interface{ MaxTxnOps() int }
-
-// txnBytes caps a Txn's record bytes on stores with a txnLimiter: etcd
-// refuses requests over 1.5 MiB by default (--max-request-bytes).
+// txnBytes caps a Txn's record bytes on stores that limit a Txn's
+// operations (store.TxnLimiter): etcd also refuses requests over 1.5 MiB
+// by default (--max-request-bytes).
 const txnBytes = 1 << 20
 
 func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) error {
@@ -216,8 +213,8 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 	// record takes up to two writes (its put, its claim's release) and one
 	// condition.
 	maxRecs, maxBytes := 0, 0
-	if l, ok := j.st.(txnLimiter); ok && l.MaxTxnOps() > 0 {
-		maxRecs, maxBytes = l.MaxTxnOps(), txnBytes
+	if n := store.MaxTxnOps(j.st); n > 0 {
+		maxRecs, maxBytes = n, txnBytes
 		if j.claims != nil {
 			maxRecs = max(1, maxRecs/2)
 		}

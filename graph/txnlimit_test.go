@@ -8,9 +8,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/store"
 	etcdstore "github.com/masonops/mason/store/etcd"
 	"github.com/masonops/mason/store/etcd/etcdtest"
 )
+
+// The journal finds etcd's limit through the named optional capability.
+var _ store.TxnLimiter = (*etcdstore.Store)(nil)
 
 // TestJournalFitsTxnLimit: on an etcd whose --max-txn-ops is 8, the
 // journal splits its group commits to fit, with and without a Controller
