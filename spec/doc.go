@@ -68,8 +68,12 @@
 //     fields: role NAME must produce the field's type, and be the only
 //     bound role that does unless the field is tagged `role:"NAME"`.
 //
-// Such references become graph edges, show in `why`, and take part in the
-// loader's cycle check. Computing with an output (format, join) is refused
+// A reference may name a role block declared anywhere in the spec's files,
+// before or after the block that makes it. The loader checks references
+// with the graph's own wiring rule (role.Input.Resolve) applied to the
+// node-roles the spec makes, so what it accepts the graph wires to the
+// output the reference names. Such references become graph edges, show in
+// `why`, and take part in the loader's cycle check. Computing with an output (format, join) is refused
 // with a diagnostic: the value is not known while planning.
 //
 // # Variables and functions
