@@ -21,7 +21,7 @@ func Held(p *graph.Plan) []graph.Step {
 
 // ResumeHint says, for each held node-role of p, why it is held and the
 // exact command that resumes it: command followed by force(id) ("-force
-// etcd-bootstrap"). It returns "" when nothing is held.
+// wipe-disk@n3"). It returns "" when nothing is held.
 func ResumeHint(p *graph.Plan, command string, force func(id string) string) string {
 	held := Held(p)
 	if len(held) == 0 {

@@ -166,7 +166,7 @@ func decide(f *facts) verdict {
 // for why, unless it is destructive; it is skipped when nothing changed;
 // either way a skip needs its journaled output.
 func (f *facts) settle(last *success, why reason) verdict {
-	if why.kind != 0 && !f.nr.meta.Destructive {
+	if why.kind != 0 && !f.nr.meta.Destructive && !f.nr.meta.Once {
 		return run(why)
 	}
 	out, err := decodeOutput(last.Output, f.nr.def.Out())
@@ -174,9 +174,9 @@ func (f *facts) settle(last *success, why reason) verdict {
 		return run(reason{kind: ReasonOutputUnreadable, text: err.Error()})
 	}
 	if why.kind != 0 {
-		// Changes alone never re-run a destructive role.
+		// Changes alone never re-run a destructive or Once role.
 		because := why
-		return verdict{action: ActionSkip, why: reason{kind: ReasonDestructiveDone, because: &because}, out: out}
+		return verdict{action: ActionSkip, why: reason{kind: ReasonDestructiveDone, because: &because, once: !f.nr.meta.Destructive}, out: out}
 	}
 	return verdict{action: ActionSkip, why: reason{kind: ReasonConverged, afterUpstream: f.stage == stageInputsKnown}, out: out}
 }

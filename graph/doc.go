@@ -74,7 +74,9 @@
 // So a crash costs at most re-running idempotent node-roles whose success
 // was not yet durable (nothing downstream had seen their output), and a
 // new plan on the same store resumes: converged node-roles are skipped,
-// interrupted ones run again — destructive ones are held until forced.
+// interrupted ones run again — destructive ones are held until forced
+// (a role declaring Meta.Once is never re-run after it succeeded, but an
+// interrupted run of it simply runs again: it touched nothing yet).
 //
 // # Events
 //

@@ -46,8 +46,8 @@ const (
 	// it waits for had run ("converged: inputs unchanged after upstream
 	// ran").
 	ReasonConverged
-	// ReasonDestructiveDone: a destructive role that already succeeded is
-	// not run again, whatever changed ("destructive role already
+	// ReasonDestructiveDone: a destructive (or Once) role that already
+	// succeeded is not run again, whatever changed ("destructive role already
 	// succeeded; not re-run although input X changed; force it to run
 	// again").
 	ReasonDestructiveDone
@@ -105,6 +105,7 @@ type reason struct {
 	// waited for.
 	text     string
 	from, to string // ReasonVersionChanged
+	once     bool   // ReasonDestructiveDone: a Once role, not a destructive one
 	attempt  int    // ReasonHeldDestructive
 	node     string // ReasonHeldDestructive: where to look
 	// elsewhere marks a hold found in another controller's record, at.
@@ -151,6 +152,9 @@ func (r reason) String() string {
 		because := "its inputs changed"
 		if r.because != nil {
 			because = r.because.String()
+		}
+		if r.once {
+			return "runs once and already succeeded; not re-run although " + because + "; force it to run again"
 		}
 		return "destructive role already succeeded; not re-run although " + because + "; force it to run again"
 	case ReasonHeldDestructive:

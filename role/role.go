@@ -67,6 +67,13 @@ type Meta struct {
 	// Destructive roles are never re-run automatically once they succeeded
 	// (wiping a disk, initialising a cluster); only an explicit force does.
 	Destructive bool
+	// Once roles, like destructive ones, are never re-run automatically
+	// once they succeeded: their output is fixed from then on (the founding
+	// members of a cluster, a generated token). Unlike destructive roles,
+	// their run changes nothing outside mason before it returns, so a run
+	// interrupted by a crash is simply run again rather than held for a
+	// person to inspect. A role that is both is treated as destructive.
+	Once bool
 	// Retry controls retries of failed runs; the zero value tries once.
 	Retry Retry
 }

@@ -180,8 +180,8 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		// Only roles of the new nodes and those whose inputs changed run. The
-		// founding set is a destructive role: its input is known only after
-		// the new peer URLs exist, and then it is held, not re-run.
+		// founding set runs once (Meta.Once): its input is known only after
+		// the new peer URLs exist, and then it is not re-run.
 		require.Equal(t, map[string]string{
 			"etcd-bootstrap":      "inputs known after run (waits for etcd-peer-url@n4)",
 			"etcd-peer-url@n4":    "new",

@@ -5,7 +5,7 @@
 //	go run ./examples/etcd                # deploy (or converge) 3 members
 //	go run ./examples/etcd -members 5     # scale to 5: new members join with member-add
 //	go run ./examples/etcd destroy        # remove the lab and the state
-//	go run ./examples/etcd -force etcd-bootstrap   # resume a held step, as its message says
+//	go run ./examples/etcd -force etcd-member@n2   # run a node-role again, or resume a held step as its message says
 //
 // The progress display redraws a status area in place on a terminal and
 // writes lines otherwise; -progress live|lines chooses, -log FILE also

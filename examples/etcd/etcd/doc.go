@@ -10,7 +10,7 @@
 //   - Automatic iteration: adding members changes every member's peer list,
 //     so the plan re-runs exactly those, and the new members join the running
 //     cluster with a member-add and initial-cluster-state=existing, because
-//     the destructive Bootstrap role recorded who founded the cluster and is
+//     the Bootstrap role (Meta.Once) recorded who founded the cluster and is
 //     never re-run.
 //
 // The roles are ordinary Go types; [Deployment] binds them to a pool of
