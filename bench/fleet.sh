@@ -17,20 +17,30 @@
 # with an error. The tools alternate: each round starts with the one that
 # went last in the round before.
 #
+# Every node count's lab is made first and kept up; then each round
+# measures every node count in turn (N = 10, 30, 60 in round 1, again in
+# round 2, ...), so a run that is cut short still has every node count.
+# The tools alternate: each round starts with the one that went last in
+# the round before.
+#
 # Knobs: FLEET_NODES (node counts, default "10 30 60"), FLEET_ROUNDS
 # (default 3), FLEET_MITOGEN (1 measures the Mitogen column, 0 skips it;
-# default 1), FLEET_BUDGET (seconds for the whole run, default 7200; when it
-# runs out, the table of what was measured is printed before stopping),
-# FLEET_KEEP (a directory to copy the timings and every run's output to),
-# FLEET_TOOLS (default "ansible mitogen mason"), GO.
+# default 1), FLEET_BUDGET (seconds for the whole run, default 7200: a
+# tool's four phases at one node count are not started when the time they
+# took before — or at the next smaller node count, scaled — no longer
+# fits; when the budget runs out anyway, the table of what was measured is
+# printed before stopping), FLEET_KEEP (a directory to copy the timings
+# and every run's output to), FLEET_TOOLS (default "ansible mitogen
+# mason"), GO.
 #
 # Installs ansible-core, ansible-mitogen and openssh-server/-client from
 # Debian when missing (a policy-rc.d that returns 101 keeps apt from
-# starting sshd), talks only to its own lab's addresses, and removes the
-# lab, its sshds, Ansible's SSH masters and its files on exit, also on
-# error or interrupt. Prints the table on stderr-free stdout; the last
-# lines are "PHASE ansible/mason RATIO" (the median over every round of
-# every node count) for cold, converged, changed and drift.
+# starting sshd), talks only to its own labs' addresses, and removes the
+# labs, their sshds, Ansible's SSH masters and its files on exit, also on
+# error or interrupt. Prints the table on stdout (progress and the load
+# average, sampled every 10 s, on stderr); the last lines are
+# "PHASE ansible/mason RATIO" (the median over every round of every node
+# count) for cold, converged, changed and drift.
 set -euo pipefail
 
 NODES=${FLEET_NODES:-10 30 60}
@@ -42,27 +52,39 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/fleet-bench.XXXXXX)
 BIN="$WORK/fleetbench"
 TIMES="$WORK/times.tsv"
-LAB_UP=""
+LOADS="$WORK/load.txt"
+LABS_UP=()
+START=$(date +%s)
 
 log() { echo "# $*" >&2; }
 
 stop_masters() { # stop Ansible's ControlPersist masters under $WORK
 	local s p
-	for s in "$WORK"/cp*/*; do
+	for s in "$WORK"/n*/cp-*/*; do
 		[ -S "$s" ] && ssh -o ControlPath="$s" -O exit x >/dev/null 2>&1 || true
 	done
 	# A master still connecting when ansible-playbook was interrupted has
 	# no socket yet: find it by its control path, which names this run's
 	# own work directory, and end it by PID.
-	for p in $(pgrep -f -- "$WORK/cp" 2>/dev/null); do
+	for p in $(pgrep -f -- "$WORK/n[0-9]*/cp-" 2>/dev/null); do
 		kill "$p" 2>/dev/null || true
 	done
 }
 
 stop_watchdog() {
-	pkill -P "$WATCHDOG" 2>/dev/null || true
-	kill "$WATCHDOG" 2>/dev/null || true
-	wait "$WATCHDOG" 2>/dev/null || true
+	local p
+	for p in ${WATCHDOG:-} ${SAMPLER:-}; do
+		pkill -P "$p" 2>/dev/null || true
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+}
+
+# load_summary prints the 1-minute load average sampled during the run:
+# min / median / max and the number of samples.
+load_summary() {
+	[ -s "$LOADS" ] || return 0
+	sort -n "$LOADS" | awk '{ v[NR] = $1 } END { printf "load average (1 min, every 10 s) during the run: %s / %s / %s (min / median / max of %d samples)\n", v[1], v[int((NR + 1) / 2)], v[NR], NR }'
 }
 
 # stop_child ends the tool run in progress with all its processes
@@ -95,9 +117,9 @@ cleanup() {
 		cp "$WORK"/n*/*.log "$FLEET_KEEP/" 2>/dev/null || true
 	fi
 	stop_masters
-	if [ -n "$LAB_UP" ]; then
-		"$BIN" down -dir "$LAB_UP" >&2 || rc=1
-	fi
+	for d in "${LABS_UP[@]}"; do
+		"$BIN" down -dir "$d" >&2 || rc=1
+	done
 	if [ -n "${POLICY_BACKUP:-}" ]; then
 		if [ "$POLICY_BACKUP" = none ]; then rm -f /usr/sbin/policy-rc.d; else mv -f "$POLICY_BACKUP" /usr/sbin/policy-rc.d; fi
 	fi
@@ -109,6 +131,7 @@ over_budget() {
 	echo "fleet.sh: over the budget of ${BUDGET}s, stopping; what was measured:" >&2
 	stop_child
 	[ -s "$TIMES" ] && "$BIN" report -times "$TIMES" >&2
+	load_summary >&2
 	exit 124
 }
 trap over_budget USR1
@@ -116,6 +139,8 @@ trap 'exit 130' INT TERM
 
 ( sleep "$BUDGET"; kill -USR1 $$ 2>/dev/null ) >/dev/null 2>&1 &
 WATCHDOG=$!
+( while :; do cut -d' ' -f1 /proc/loadavg >>"$LOADS"; sleep 10; done ) >/dev/null 2>&1 &
+SAMPLER=$!
 
 # --- tools -----------------------------------------------------------------
 need=()
@@ -227,7 +252,7 @@ for n in $NODES; do
 	dir="$WORK/n$n"
 	mkdir -p "$dir"
 	log "$n lab nodes with sshd (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-	LAB_UP="$dir"
+	LABS_UP+=("$dir")
 	"$BIN" up -dir "$dir" -name "fleet-$$-$n" -n "$n" >&2
 	{
 		echo "[fleet]"
@@ -237,17 +262,45 @@ for n in $NODES; do
 		echo "ansible_ssh_private_key_file=$dir/id_ed25519"
 	} >"$dir/hosts.ini"
 	mkdir -p "$dir/ansible-local"
-	order=("${tools[@]}")
-	for round in $(seq 1 "$ROUNDS"); do
-		for tool in "${order[@]}"; do
-			cycle "$tool" "$dir" "$n" "$round"
-		done
-		# Rotate: the tool that went last goes first next round.
-		order=("${order[@]: -1}" "${order[@]:0:${#order[@]}-1}")
-	done
-	log "$n nodes done (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-	stop_masters
-	"$BIN" down -dir "$dir" >&2
-	LAB_UP=""
 done
+
+# fits TOOL N: whether TOOL's four phases at N nodes fit in what is left
+# of the budget, judged by how long they took in an earlier round, else at
+# the largest smaller node count (scaled by the node count), else yes.
+declare -A took
+fits() {
+	local tool=$1 n=$2 m best="" est left
+	if [ -n "${took[$tool-$n]:-}" ]; then
+		est=${took[$tool-$n]}
+	else
+		for m in $NODES; do
+			if [ "$m" -lt "$n" ] && [ -n "${took[$tool-$m]:-}" ] && { [ -z "$best" ] || [ "$m" -gt "$best" ]; }; then best=$m; fi
+		done
+		[ -z "$best" ] && return 0
+		est=$((took[$tool-$best] * n / best))
+	fi
+	left=$((START + BUDGET - $(date +%s)))
+	[ "$est" -lt "$left" ]
+}
+
+order=("${tools[@]}")
+for round in $(seq 1 "$ROUNDS"); do
+	for n in $NODES; do
+		dir="$WORK/n$n"
+		log "round $round, $n nodes (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+		for tool in "${order[@]}"; do
+			if ! fits "$tool" "$n"; then
+				log "round $round, $n nodes, $tool: skipped, its four phases (${took[$tool-$n]:-estimated from fewer nodes}s) no longer fit in the budget"
+				continue
+			fi
+			t0=$(date +%s)
+			cycle "$tool" "$dir" "$n" "$round"
+			took[$tool-$n]=$(($(date +%s) - t0))
+		done
+	done
+	# Rotate: the tool that went last goes first next round.
+	order=("${order[@]: -1}" "${order[@]:0:${#order[@]}-1}")
+done
+stop_masters
+load_summary
 "$BIN" report -times "$TIMES"

@@ -25,8 +25,10 @@ var (
 
 // applyMason is one mason run, as a provisioner would do it from a cold
 // process: claim every machine over SSH (connect, facts), plan against the
-// journal (drift checks included), apply.
-func applyMason(ctx context.Context, dir, version, state string) error {
+// journal (drift checks included), apply. again > 0 applies that many more
+// times in the same process, over the connections already open (what a
+// long-running controller does), each timed on its own line.
+func applyMason(ctx context.Context, dir, version, state string, again int) error {
 	began := time.Now()
 	f, err := loadFleet(dir)
 	if err != nil {
@@ -70,23 +72,32 @@ func applyMason(ctx context.Context, dir, version, state string) error {
 		return err
 	}
 	defer st.Close()
-	d := graph.NewDeployment("fleet")
-	d.Bind(d.Pool("fleet", nodes...), role.Of(factsRole{}), role.Of(treeRole{}), role.Of(blobRole{}), role.Of(configRole{}))
-	graph.Set(d, fleetVersion, version)
-	graph.Set(d, fleetBlob, filepath.Join(dir, blobFile))
-	par := 2 * len(nodes)
-	plan, err := graph.NewPlan(ctx, d, st, graph.CheckParallelism(par))
-	if err != nil {
-		return err
+	for run := 0; run <= again; run++ {
+		if run > 0 {
+			began, connected = time.Now(), time.Now()
+		}
+		d := graph.NewDeployment("fleet")
+		d.Bind(d.Pool("fleet", nodes...), role.Of(factsRole{}), role.Of(treeRole{}), role.Of(blobRole{}), role.Of(configRole{}))
+		graph.Set(d, fleetVersion, version)
+		graph.Set(d, fleetBlob, filepath.Join(dir, blobFile))
+		par := 2 * len(nodes)
+		plan, err := graph.NewPlan(ctx, d, st, graph.CheckParallelism(par))
+		if err != nil {
+			return err
+		}
+		planned := time.Now()
+		res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: par})
+		if err != nil {
+			return err
+		}
+		how := "connect"
+		if run > 0 {
+			how = "connections kept, connect"
+		}
+		fmt.Printf("mason: %d nodes: %d node-roles ran, %d converged; %s %s, plan %s, apply %s, total %s\n",
+			len(nodes), res.Count(graph.StateSucceeded), res.Count(graph.StateSkipped), how,
+			ms(connected.Sub(began)), ms(planned.Sub(connected)), ms(time.Since(planned)), ms(time.Since(began)))
 	}
-	planned := time.Now()
-	res, err := graph.Apply(ctx, plan, graph.Options{Parallelism: par})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("mason: %d nodes: %d node-roles ran, %d converged; connect %s, plan %s, apply %s, total %s\n",
-		len(nodes), res.Count(graph.StateSucceeded), res.Count(graph.StateSkipped),
-		ms(connected.Sub(began)), ms(planned.Sub(connected)), ms(time.Since(planned)), ms(time.Since(began)))
 	return nil
 }
 

@@ -3,7 +3,7 @@
 // nodes (each running a real sshd):
 //
 //	fleetbench up -dir D -name NAME -n N   make the lab, start sshd in every node
-//	fleetbench mason -dir D -version V     apply the work with mason over SSH
+//	fleetbench mason -dir D -version V [-again K]  apply the work with mason over SSH (K more times, connections kept)
 //	fleetbench verify -dir D -version V -reloads K [-tampered NODE]
 //	fleetbench tamper -dir D -node NODE    change one node's config behind both tools' backs
 //	fleetbench reset -dir D                remove the work from every node
@@ -45,6 +45,7 @@ func main() {
 	tampered := fs.String("tampered", "", "node whose config was tampered with and repaired: one reload more (verify)")
 	node := fs.String("node", "", "node (tamper)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile (mason)")
+	again := fs.Int("again", 0, "apply this many more times in the same process, connections kept (mason)")
 	times := fs.String("times", "", "timings file (report)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	_ = fs.Parse(os.Args[2:])
@@ -82,7 +83,7 @@ func main() {
 			_ = pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
-		err = applyMason(ctx, *dir, *version, *state)
+		err = applyMason(ctx, *dir, *version, *state, *again)
 	case "verify":
 		err = verify(ctx, *dir, *version, *reloads, *tampered)
 	case "tamper":
