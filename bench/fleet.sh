@@ -183,6 +183,9 @@ ansible_cfg() {
 inventory = $1/hosts.ini
 forks = $forks
 interpreter_python = /usr/bin/python3
+# Connecting (and Mitogen's bootstrap of its remote Python) can take
+# longer than the default 10 s on a loaded machine.
+timeout = 120
 host_key_checking = True
 retry_files_enabled = False
 local_tmp = $1/ansible-local
@@ -260,6 +263,9 @@ for n in $NODES; do
 		echo "[fleet:vars]"
 		echo "ansible_user=root"
 		echo "ansible_ssh_private_key_file=$dir/id_ed25519"
+		# Mitogen ignores interpreter_python in places and falls back to
+		# discovery, which tries /usr/bin/python first (absent here).
+		echo "ansible_python_interpreter=/usr/bin/python3"
 	} >"$dir/hosts.ini"
 	mkdir -p "$dir/ansible-local"
 done
