@@ -296,7 +296,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		log "round $round, $n nodes (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 		for tool in "${order[@]}"; do
 			if ! fits "$tool" "$n"; then
-				log "round $round, $n nodes, $tool: skipped, its four phases (${took[$tool-$n]:-estimated from fewer nodes}s) no longer fit in the budget"
+				log "round $round, $n nodes, $tool: skipped, its four phases (${took[$tool-$n]:+${took[$tool-$n]} s}${took[$tool-$n]:-estimated from another node count}) no longer fit in the budget"
 				continue
 			fi
 			t0=$(date +%s)
