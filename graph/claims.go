@@ -148,7 +148,7 @@ func applyControlled(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	ctl := &controlled{sess: sess, st: p.st, jpfx: journalPrefix(p.Deployment), lost: lost, runCx: actx,
 		freed: make(chan int32), stop: make(chan struct{})}
 	o.ctl = ctl
-	j := newStoreJournal(p.st, p.Deployment)
+	j := p.newJournal()
 	j.claims = sess
 	j.start()
 	res, err := apply(actx, p, o, j)
@@ -192,7 +192,7 @@ func (c *controlled) acquire(e *executor, i int32, dg string, r *runResult) bool
 	}
 	var rec record
 	if err == nil {
-		err = rec.unmarshal(ent.Value)
+		err = e.p.seal.read(&rec, c.jpfx+nr.id, ent.Value)
 	}
 	if err != nil {
 		_ = cl.Release(context.WithoutCancel(c.runCx))

@@ -10,14 +10,27 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/masonops/mason/attr"
 )
 
 // The journal's records are written in a small binary format: the
 // executor writes tens of thousands of them per second, and JSON costs
-// more than everything else it does per node-role. Layout (version 1):
-// a version byte, then fields in order as uvarints, varints and
-// length-prefixed strings.
-const recordVersion = 1
+// more than everything else it does per node-role. Layout: a version
+// byte, then fields in order as uvarints, varints and length-prefixed
+// strings (see marshal).
+//
+// Version 2 (this one) differs from version 1 in the last success's
+// output only: it starts with a byte that says how it is held — 0: gob,
+// holding no secret; 2: gob sealed by package seal under the
+// deployment's key-encryption key, bound to the record's store key (see
+// secrets.go) — and digests of secret inputs are keyed ("hmac-sha256:").
+// Version 1 records (plain gob outputs, plain digests) are still read;
+// the next write of each brings it to version 2.
+const (
+	recordVersion   = 2
+	recordVersionV1 = 1
+)
 
 type recWriter struct{ b []byte }
 
@@ -139,9 +152,10 @@ func (r *recReader) t() time.Time {
 }
 
 func (rec *record) unmarshal(b []byte) error {
-	if len(b) == 0 || b[0] != recordVersion {
-		return fmt.Errorf("unknown record format %d (written by a newer mason?)", firstByte(b))
+	if len(b) == 0 || (b[0] != recordVersion && b[0] != recordVersionV1) {
+		return fmt.Errorf("unknown record format %d (written by a newer mason? use that version, or delete the key to forget the node-role)", firstByte(b))
 	}
+	v1 := b[0] == recordVersionV1
 	r := recReader{b: b[1:]}
 	rec.ID = r.s()
 	rec.State = State(r.u())
@@ -175,7 +189,18 @@ func (rec *record) unmarshal(b []byte) error {
 			}
 		}
 		if out := r.s(); out != "" {
-			l.Output = []byte(out)
+			if v1 {
+				// A plain gob: whether it holds a secret, the plan knows
+				// (sealer.migrate).
+				l.Output = append([]byte{outPlain}, out...)
+			} else {
+				switch out[0] {
+				case outPlain, outSealed:
+				default:
+					return fmt.Errorf("output held in unknown form %d (written by a newer mason?)", out[0])
+				}
+				l.Output = []byte(out)
+			}
 		}
 		l.Duration = time.Duration(r.i())
 		l.At = r.t()
@@ -196,14 +221,17 @@ func firstByte(b []byte) int {
 // description, captured once, to every value. Decoding needs nothing
 // special: each stored output is a complete gob stream. Types holding
 // interface values describe those per stream, so they get a fresh
-// encoder every time.
+// encoder every time. Every encoded output starts with a byte saying
+// whether it holds a secret (outPlain, outSecret), which the journal
+// seals before writing it.
 type outputCodec struct {
-	empty  bool // no exported fields: nothing to store
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	enc    *gob.Encoder
-	prefix []byte
-	fresh  bool
+	empty   bool // no exported fields: nothing to store
+	secrets attr.Holding
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	enc     *gob.Encoder
+	prefix  []byte
+	fresh   bool
 }
 
 type outputCodecs struct{ m sync.Map } // reflect.Type → *outputCodec
@@ -221,7 +249,7 @@ func (cs *outputCodecs) encode(out any) ([]byte, error) {
 }
 
 func newOutputCodec(t reflect.Type) *outputCodec {
-	c := &outputCodec{empty: !hasExported(t), fresh: hasInterface(t, map[reflect.Type]bool{})}
+	c := &outputCodec{empty: !hasExported(t), fresh: hasInterface(t, map[reflect.Type]bool{}), secrets: attr.SecretsIn(t)}
 	if c.empty || c.fresh {
 		return c
 	}
@@ -246,9 +274,18 @@ func (c *outputCodec) encode(v reflect.Value) ([]byte, error) {
 	if c.empty {
 		return nil, nil
 	}
+	held := outPlain
+	switch c.secrets {
+	case attr.HoldsSecret:
+		held = outSecret
+	case attr.MayHoldSecret:
+		if attr.ContainsSecret(v.Interface()) {
+			held = outSecret
+		}
+	}
 	if c.fresh {
-		var buf bytes.Buffer
-		if err := gob.NewEncoder(&buf).EncodeValue(v); err != nil {
+		buf := bytes.NewBuffer([]byte{held})
+		if err := gob.NewEncoder(buf).EncodeValue(v); err != nil {
 			return nil, outputErr(v.Type(), err)
 		}
 		return buf.Bytes(), nil
@@ -259,8 +296,8 @@ func (c *outputCodec) encode(v reflect.Value) ([]byte, error) {
 	if err := c.enc.EncodeValue(v); err != nil {
 		return nil, outputErr(v.Type(), err)
 	}
-	out := make([]byte, 0, len(c.prefix)+c.buf.Len())
-	return append(append(out, c.prefix...), c.buf.Bytes()...), nil
+	out := make([]byte, 0, 1+len(c.prefix)+c.buf.Len())
+	return append(append(append(out, held), c.prefix...), c.buf.Bytes()...), nil
 }
 
 func outputErr(t reflect.Type, err error) error {

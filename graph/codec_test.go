@@ -70,7 +70,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{ID: "svc", State: StateFailed, Attempt: 3, Error: "boom", Reason: "new", At: at, Duration: time.Second},
 		{ID: "b@n2", State: StateSucceeded, Attempt: 1, At: at, Last: &success{Version: "1", Digest: "sha256:x",
 			Fields: map[string]string{"A": "d1", "B": "d2"}, Peers: map[string][]string{"Peers": {"n1", "n2"}},
-			Output: []byte{1, 2, 3}, Duration: time.Millisecond, At: at}},
+			Output: []byte{outPlain, 1, 2, 3}, Duration: time.Millisecond, At: at}},
 	} {
 		var got record
 		require.NoError(t, got.unmarshal(r.marshal(nil)))

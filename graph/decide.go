@@ -34,6 +34,7 @@ const actionFail Action = 100
 type facts struct {
 	stage  stage
 	g      *dag
+	keys   *sealer // keys the digests of secret inputs (stagePlan)
 	nr     *nodeRole
 	forced bool
 	// rec is the journal record: read for the plan (stagePlan), or read
@@ -151,7 +152,7 @@ func decide(f *facts) verdict {
 		if f.waitsFor != "" {
 			return verdict{action: ActionRunIfChanged, why: reason{kind: ReasonInputsAfterRun, text: f.waitsFor}}
 		}
-		dg, fields, err := nr.def.DigestInputs(f.in)
+		dg, fields, err := f.keys.digestInputs(nr, f.in)
 		if err != nil {
 			return verdict{err: fmt.Errorf("graph: %s: %w", nr.id, err)}
 		}

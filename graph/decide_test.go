@@ -34,7 +34,7 @@ func TestDecide(t *testing.T) {
 	ok := &success{Version: "2", Digest: dg, Fields: fields, Output: enc}
 	stale := &success{Version: "2", Digest: "other", Fields: map[string]string{"Token": "other"}, Output: enc}
 	oldVersion := &success{Version: "1", Digest: dg, Fields: fields, Output: enc}
-	unreadable := &success{Version: "2", Digest: dg, Fields: fields, Output: []byte("not gob")}
+	unreadable := &success{Version: "2", Digest: dg, Fields: fields, Output: []byte("\x00not gob")}
 	rec := func(st State, last *success) *record {
 		return &record{ID: "r@n1", State: st, Attempt: 2, Error: "boom", At: at, Last: last}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 )
 
 // Deployment describes what should exist: nodes grouped into pools, the
@@ -34,6 +35,7 @@ type Deployment struct {
 	outPubs   []outputPub
 	services  *role.Services
 	logger    *slog.Logger
+	kek       *seal.KEK // UseKEK (secrets.go)
 	errs      *multierror.Error
 }
 

@@ -217,7 +217,7 @@ func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	if o.Controller != nil {
 		return applyControlled(ctx, p, o)
 	}
-	j := newStoreJournal(p.st, p.Deployment)
+	j := p.newJournal()
 	j.start()
 	return apply(ctx, p, o, j)
 }

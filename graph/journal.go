@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -36,8 +37,9 @@ type success struct {
 	Digest  string
 	Fields  map[string]string
 	Peers   map[string][]string
-	// Output is the role's output struct in gob, which carries secrets:
-	// the journal must be protected like the secrets themselves.
+	// Output is the role's output struct in gob, after a byte that says
+	// how it is held (outPlain, outSecret, outSealed; see secrets.go): an
+	// output that holds a secret is sealed whenever it is written.
 	Output   []byte
 	Duration time.Duration
 	At       time.Time
@@ -76,6 +78,10 @@ type storeJournal struct {
 	// hold are dropped, every Txn checks the claims of the records it
 	// writes, and a final record deletes its claim in the same Txn.
 	claims *claim.Session
+	// seal, when set, seals outputs that hold secrets, opens them when
+	// the journal is read, and creates a new deployment's keys record with
+	// the first write (see secrets.go).
+	seal *sealer
 
 	mu      sync.Mutex
 	queue   []*record
@@ -105,6 +111,9 @@ func (j *storeJournal) load(ctx context.Context) (map[string]*record, error) {
 		r := new(record)
 		if err := r.unmarshal(e.Value); err != nil {
 			return nil, fmt.Errorf("graph: journal entry %s is corrupt: %w (delete the key to forget that node-role)", e.Key, err)
+		}
+		if err := j.seal.open(r, e.Key); err != nil {
+			return nil, err
 		}
 		out[strings.TrimPrefix(e.Key, j.prefix)] = r
 	}
@@ -219,9 +228,17 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 			maxRecs = max(1, maxRecs/2)
 		}
 	}
-	ops := make([]store.Op, 0, len(latest))
+	ops := make([]store.Op, 0, len(latest)+1)
 	var released []string
 	n, size := 0, 0
+	created := false
+	if s := j.seal; s != nil && s.create != nil {
+		// A new deployment's keys go with its first records, so that no
+		// keyed digest or sealed output is ever written without them; a
+		// controller that made other keys meanwhile wins.
+		ops = append(ops, store.PutOp(keysKey(s.deployment), s.create).IfRevision(0))
+		n, created = 1, true
+	}
 	// A batch split in several Txns is not atomic as a whole, but
 	// durable() counts it only once every Txn is written, which is all
 	// the executor's rules (dependents and destructive roles wait for
@@ -232,6 +249,10 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 		}
 		_, err := j.st.Txn(context.Background(), ops...)
 		if err != nil {
+			var ce *store.ConflictError
+			if created && errors.As(err, &ce) && ce.Key == keysKey(j.seal.deployment) {
+				return fmt.Errorf("another controller made the keys of deployment %s first (%w); make a new plan and apply again", j.seal.deployment, err)
+			}
 			if j.claims == nil {
 				return err
 			}
@@ -243,6 +264,9 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 		}
 		for _, id := range released {
 			j.claims.Forget(id)
+		}
+		if created {
+			j.seal.create, created = nil, false
 		}
 		ops, released, n, size = ops[:0], released[:0], 0, 0
 		return nil
@@ -260,7 +284,10 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 				continue // made before this controller held the node-role
 			}
 		}
-		*buf = r.marshal((*buf)[:0])
+		var err error
+		if *buf, err = j.seal.marshal(r, j.prefix+r.ID, (*buf)[:0]); err != nil {
+			return err
+		}
 		if maxBytes > 0 && n > 0 && size+len(*buf) > maxBytes {
 			if err := flush(); err != nil {
 				return err
@@ -285,11 +312,20 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 	return flush()
 }
 
-// decodeOutput reverses outputCodecs.encode into a value of type t.
+// decodeOutput reverses outputCodecs.encode into a value of type t. An
+// output still sealed (the journal was read without a key) is an error,
+// never a zero value.
 func decodeOutput(b []byte, t reflect.Type) (any, error) {
 	p := reflect.New(t)
 	if len(b) > 0 {
-		if err := gob.NewDecoder(bytes.NewReader(b)).DecodeValue(p); err != nil {
+		switch b[0] {
+		case outPlain, outSecret:
+		case outSealed:
+			return nil, fmt.Errorf("the journaled output (%v) is sealed, and no key-encryption key was given to open it", t)
+		default:
+			return nil, fmt.Errorf("journaled output held in unknown form %d", b[0])
+		}
+		if err := gob.NewDecoder(bytes.NewReader(b[1:])).DecodeValue(p); err != nil {
 			return nil, fmt.Errorf("decoding journaled output as %v: %w", t, err)
 		}
 	}
@@ -310,7 +346,8 @@ func hasExported(t reflect.Type) bool {
 
 // Entry is what the journal says about one node-role: its latest
 // transition and its last success. Outputs are not included: they may
-// hold secrets.
+// hold secrets (and those are sealed); SealedOutput says so. ReadJournal
+// needs no key.
 type Entry struct {
 	ID        string
 	State     State
@@ -325,6 +362,9 @@ type Entry struct {
 	Succeeded time.Time
 	Version   string
 	Digest    string
+	// SealedOutput is true when the last success's output holds secrets
+	// and is sealed in the journal: it shows only as redacted.
+	SealedOutput bool
 }
 
 // ReadJournal returns the journal of deployment in st, sorted by ID: what
@@ -340,6 +380,7 @@ func ReadJournal(ctx context.Context, st store.Store, deployment string) ([]Entr
 			BlockedBy: r.BlockedBy, At: r.At, Duration: r.Duration}
 		if r.Last != nil {
 			e.Succeeded, e.Version, e.Digest = r.Last.At, r.Last.Version, r.Last.Digest
+			e.SealedOutput = len(r.Last.Output) > 0 && r.Last.Output[0] == outSealed
 		}
 		out = append(out, e)
 	}

@@ -88,6 +88,7 @@ type Plan struct {
 	recs     []*record
 	outs     []any // outputs of skipped node-roles, from the journal
 	nodeVals map[string]*attr.Values
+	seal     *sealer // the deployment's keys, nil without secrets (secrets.go)
 }
 
 // PlanOption changes how [NewPlan] decides.
@@ -135,17 +136,20 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 	if err != nil {
 		return nil, err
 	}
-	recMap, err := newStoreJournal(st, d.name).load(ctx)
+	keys, recMap, err := loadJournal(ctx, d, g, st) // with the deployment's keys (secrets.go)
 	if err != nil {
 		return nil, err
 	}
 	n := len(g.nrs)
-	p := &Plan{Deployment: d.name, Steps: make([]Step, n), d: d, st: st, g: g,
+	p := &Plan{Deployment: d.name, Steps: make([]Step, n), d: d, st: st, g: g, seal: keys,
 		recs: make([]*record, n), outs: make([]any, n), nodeVals: map[string]*attr.Values{}}
 	for name := range d.nodeAttrs {
 		d.attrsFor(name, p.nodeVals)
 	}
 	checks, ins, err := p.decideAll(recMap, &cfg)
+	if err == nil {
+		err = keys.refusal() // after wiring errors, before any check runs
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +196,7 @@ func (p *Plan) decideAll(recMap map[string]*record, cfg *planConfig) (checks []i
 		if rec != nil {
 			s.Last = rec.State
 		}
-		f := facts{stage: stagePlan, g: g, nr: nr, rec: rec, forced: cfg.forceAll || cfg.force[nr.id] || cfg.force[nr.meta.Name]}
+		f := facts{stage: stagePlan, g: g, keys: p.seal, nr: nr, rec: rec, forced: cfg.forceAll || cfg.force[nr.id] || cfg.force[nr.meta.Name]}
 		// Are all inputs known now?
 		for _, dep := range nr.deps {
 			if p.Steps[dep].Action != ActionSkip {

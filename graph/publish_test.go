@@ -10,6 +10,7 @@ import (
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store"
 )
 
@@ -40,10 +41,15 @@ type swarm struct {
 	got    map[string]string // worker node-role -> token it received
 	labels map[string]string // labeled node-role -> label it received
 	runs   map[string]int
+	kek    *seal.KEK
 }
 
 func newSwarm() *swarm {
-	return &swarm{token: "tok-1", got: map[string]string{}, labels: map[string]string{}, runs: map[string]int{}}
+	k, err := seal.Generate()
+	if err != nil {
+		panic(err)
+	}
+	return &swarm{token: "tok-1", got: map[string]string{}, labels: map[string]string{}, runs: map[string]int{}, kek: k}
 }
 
 func (s *swarm) deployment(mgrVersion string) *graph.Deployment {
@@ -74,6 +80,7 @@ func (s *swarm) deployment(mgrVersion string) *graph.Deployment {
 			return struct{}{}, nil
 		})
 	d := graph.NewDeployment("swarm")
+	d.UseKEK(s.kek) // the join token is a secret
 	p := d.Pool("all", nodes("n1", "n2", "n3")...)
 	d.Bind(p, role.Of(mgr), role.Of(wkr), role.Of(labeler), role.Of(labeled))
 	d.PublishOutput("mgr", "Token", "swarm.join_token")

@@ -40,7 +40,7 @@ func (e *executor) ready(i int32, scratch *[]role.Output, r *runResult) (in any,
 	step := &p.Steps[i]
 	in, err := p.bind(int(i), e.outOf, scratch, false)
 	if err == nil {
-		if dg, fields, err = nr.def.DigestInputs(in); err != nil {
+		if dg, fields, err = p.seal.digestInputs(nr, in); err != nil {
 			err = fmt.Errorf("graph: %s: %w", nr.id, err)
 		}
 	}

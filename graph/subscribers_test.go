@@ -40,6 +40,7 @@ func TestSubscribers(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&lbuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d := graph.NewDeployment("subs")
 	d.UseLogger(logger)
+	d.UseKEK(testKEK(t)) // its outputs hold a secret
 	d.Bind(d.Pool("p", nodes("n1", "n2")...), f.roleA(role.Meta{}), f.roleB(role.Meta{}), role.Of(issue), role.Of(join))
 	st := memStore(t)
 	_, res, err := planApply(t, d, st, graph.Options{Events: graph.Subscribers(graph.JSONLines(&jbuf), graph.LogSubscriber(logger), progress)})

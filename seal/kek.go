@@ -47,6 +47,7 @@ const CheckSize = 16
 type KEK struct {
 	aead  cipher.AEAD
 	check [CheckSize]byte
+	from  string // where it was loaded from, for errors: "key file /x/kek"
 }
 
 // New returns the KEK of key, which must be 16, 24 or 32 random bytes
@@ -113,7 +114,7 @@ func (k *KEK) Open(sealed, ad []byte) ([]byte, error) {
 	}
 	plain, err := k.aead.Open(nil, sealed[:NonceSize], sealed[NonceSize:], ad)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the value does not open with %s (it was sealed under another key, or altered, or moved from another place)", ErrWrongKey, k)
+		return nil, fmt.Errorf("%w: the value does not open with %s (it was sealed under another key, or altered, or moved from another place)", ErrWrongKey, k.described())
 	}
 	return plain, nil
 }
@@ -129,7 +130,21 @@ func (k *KEK) Verify(check []byte) error {
 	if hmac.Equal(check, k.check[:]) {
 		return nil
 	}
-	return &MismatchError{Want: fingerprint(check), Have: k.Fingerprint()}
+	return &MismatchError{Want: fingerprint(check), Have: k.Fingerprint(), Source: k.from}
+}
+
+// Source says where the key was loaded from — "key file /var/lib/app/kek",
+// "environment variable APP_KEK" — or "" for a key made by New, Parse or
+// Generate. Errors about the key name it, so that an operator knows which
+// file to replace.
+func (k *KEK) Source() string { return k.from }
+
+// described is the key's fingerprint and, when known, its source.
+func (k *KEK) described() string {
+	if k.from == "" {
+		return k.String()
+	}
+	return k.String() + " from " + k.from
 }
 
 // Fingerprint is a short, loggable name of the key: the first six hex
@@ -166,6 +181,8 @@ type MismatchError struct {
 	// Want is the fingerprint of the key the state was sealed with; Have
 	// the fingerprint of the key given.
 	Want, Have string
+	// Source is where the key given was loaded from (KEK.Source), if known.
+	Source string
 }
 
 // Error implements the error interface.
@@ -174,7 +191,11 @@ func (e *MismatchError) Error() string {
 	if e.Where != "" {
 		at = " recorded at " + e.Where
 	}
-	return fmt.Sprintf("seal: the key-encryption key given (key %s) is not the one the state was sealed with (key %s%s); supply the key the state was created with", e.Have, e.Want, at)
+	from := ""
+	if e.Source != "" {
+		from = " from " + e.Source
+	}
+	return fmt.Sprintf("seal: the key-encryption key given (key %s%s) is not the one the state was sealed with (key %s%s); supply the key the state was created with", e.Have, from, e.Want, at)
 }
 
 // Is makes errors.Is(err, ErrWrongKey) true.

@@ -97,6 +97,7 @@ func LoadFile(path string) (*KEK, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
+	k.from = "key file " + path
 	return k, nil
 }
 
@@ -143,6 +144,7 @@ func CreateFile(path string) (*KEK, error) {
 		_ = d.Sync()
 		d.Close()
 	}
+	k.from = "key file " + path
 	return k, nil
 }
 
@@ -157,6 +159,7 @@ func LoadEnv(name string) (*KEK, error) {
 	if err != nil {
 		return nil, fmt.Errorf("environment variable %s: %w", name, err)
 	}
+	k.from = "environment variable " + name
 	return k, nil
 }
 
