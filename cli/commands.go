@@ -245,6 +245,7 @@ func (c *command) status(ctx context.Context) int {
 	}
 	// Node-roles of the spec the journal has never seen.
 	if d, err := s.spec.Deployment(s.nodes); err == nil {
+		d.UseKEK(s.kek())
 		if p, err := graph.NewPlan(ctx, d, s.st, graph.SkipChecks()); err == nil {
 			for _, st := range p.Steps {
 				if !seen[st.ID] {

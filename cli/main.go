@@ -465,6 +465,7 @@ func (c *command) planFor(ctx context.Context, s *session, extra ...graph.PlanOp
 		return nil, nil, ExitUsage
 	}
 	d.UseServices(s.svcs)
+	d.UseKEK(s.kek())
 	var opts []graph.PlanOption
 	if len(c.force) > 0 {
 		opts = append(opts, graph.Force(c.force...))

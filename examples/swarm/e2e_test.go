@@ -273,21 +273,25 @@ func TestEndToEnd(t *testing.T) {
 		key, err := os.ReadFile(cfg.KeyFile())
 		require.NoError(t, err)
 		haystacks["key file"] = key
-		// The state: the pki store and the journal, every record but
-		// swarm-init's own output, which holds the tokens as attr.Secret
-		// values and is sealed only once the journal seals secrets
-		// (issue 14).
+		// The state: the pki store and the journal, every record —
+		// swarm-init's output, which holds the tokens as attr.Secret
+		// values, is sealed — and the raw state file and its backup.
 		st, err := bolt.Open(cfg.StateFile(), nil)
 		require.NoError(t, err)
 		ents, _, err := st.List(ctx, "")
 		require.NoError(t, err)
 		st.Close()
 		require.NotEmpty(t, ents)
+		sealed := false
 		for _, e := range ents {
-			if strings.HasSuffix(e.Key, "/nr/swarm-init@m1") {
-				continue
-			}
 			haystacks["state "+e.Key] = append([]byte(e.Key+"\x00"), e.Value...)
+			sealed = sealed || strings.HasSuffix(e.Key, "/nr/swarm-init@m1")
+		}
+		require.True(t, sealed, "the scan reads swarm-init's record")
+		for _, f := range []string{cfg.StateFile(), bolt.BackupPath(cfg.StateFile())} {
+			raw, err := os.ReadFile(f)
+			require.NoError(t, err)
+			haystacks["file "+f] = raw
 		}
 		for what, tok := range tokens {
 			require.True(t, strings.HasPrefix(tok, "SWMTKN-"), what)
@@ -300,7 +304,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("no join token in %d places: events, logs, output, key file, and %d records of the state (pki store, journal, identity)", len(haystacks), len(ents)-1)
+		t.Logf("no join token in %d places: events, logs, output, key file, the state file and its backup, and %d records of the state (pki store, journal, identity)", len(haystacks), len(ents))
 	})
 
 	t.Run("ANodeInAnotherSwarmIsAnError", func(t *testing.T) {

@@ -162,6 +162,7 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 
 	d := Deployment(cfg.Lab, nodes...)
 	d.UseServices(svcs)
+	d.UseKEK(dep.KEK())
 	graph.Set(d, OperatorDir, filepath.Join(cfg.StateDir, "operator"))
 
 	var opts []graph.PlanOption

@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store"
 	"github.com/masonops/mason/store/bolt"
 )
@@ -98,6 +98,7 @@ type env struct {
 	lab   *lab.Lab
 	st    store.Store
 	mgr   *pki.Manager
+	kek   *seal.KEK
 	net   netsvcClient
 	svcs  *role.Services
 	nodes struct{ cp, w []*provider.Node }
@@ -135,12 +136,11 @@ func open(ctx context.Context, cfg Config) (*env, error) {
 		return nil, err
 	}
 	e := &env{lab: l, st: st}
-	kek, err := loadKEK(filepath.Join(cfg.StateDir, "kek"))
-	if err != nil {
+	if e.kek, err = loadKEK(filepath.Join(cfg.StateDir, "kek")); err != nil {
 		e.close()
 		return nil, err
 	}
-	if e.mgr, err = pki.NewManager(st, pki.Options{KEK: kek}); err != nil {
+	if e.mgr, err = pki.NewManager(st, pki.Options{Key: e.kek}); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -207,6 +207,7 @@ func (e *env) ensureNodes(ctx context.Context, cfg Config) error {
 func (e *env) deployment(cfg Config) *graph.Deployment {
 	d := Deployment(cfg.Lab, e.nodes.cp, e.nodes.w)
 	d.UseServices(e.svcs)
+	d.UseKEK(e.kek) // seals the encryption key in the journal
 	gw := e.lab.Gateway().String()
 	graph.Set(d, LBAddr, gw)
 	graph.Set(d, DNSServer, gw)
@@ -338,22 +339,14 @@ func removeCgroups(root string) error {
 // loadKEK reads the key-encryption key, creating it on first use. It sits
 // beside the state file only because this is an example: keep a real one
 // somewhere the state file is not.
-func loadKEK(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		b = make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return nil, err
-		}
-		return b, writeAtomic(path, b, 0o600)
+// The same key seals the CA keys (pki) and the journal's secrets (the
+// API servers' encryption key).
+func loadKEK(path string) (*seal.KEK, error) {
+	k, err := seal.LoadFile(path)
+	if errors.Is(err, seal.ErrNoKey) {
+		return seal.CreateFile(path)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("%s: key-encryption key must be 32 bytes, found %d", path, len(b))
-	}
-	return b, nil
+	return k, err
 }
 
 // progress prints one line per finished or failed node-role.

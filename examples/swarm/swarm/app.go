@@ -194,6 +194,7 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 
 	d := Deployment(DeploymentName, nodes)
 	d.UseServices(svcs)
+	d.UseKEK(dep.KEK()) // seals the join tokens in the journal
 	d.UseLogger(slog.New(slog.NewTextHandler(logw, nil)))
 	sum.OperatorDir = filepath.Join(cfg.StateDir, "operator")
 	graph.Set(d, OperatorDir, sum.OperatorDir)
