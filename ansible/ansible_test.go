@@ -21,6 +21,7 @@ import (
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/bolt"
 )
 
@@ -218,6 +219,7 @@ func TestSecretsStayHidden(t *testing.T) {
 	graph.Set(d, attr.New[map[string]int]("greet.limits"), map[string]int{"cpu": 1, "memory_mib": 64})
 	graph.Set(d, attr.New[string]("greet.literal"), "plain")
 	graph.Set(d, attr.New[attr.Secret[string]]("greet.db_password"), attr.Conceal(secret))
+	d.UseKEK(testKEK(t)) // the journal keys the password's digest
 	plan, err := graph.NewPlan(ctx, d, st)
 	require.NoError(t, err)
 	res, err := graph.Apply(ctx, plan, graph.Options{Events: graph.JSONLines(&logs)})
@@ -288,8 +290,10 @@ func TestPlaybookEditRerunsItAndNothingElse(t *testing.T) {
 	probe := role.Func(role.Meta{Name: "probe"}, func(ctx context.Context, rc *role.Context, in probeIn) (probeOut, error) {
 		return probeOut{Probed: in.URL}, nil
 	})
+	kek := testKEK(t)
 	deployment := func() *graph.Deployment {
 		d := graph.NewDeployment("app")
+		d.UseKEK(kek)
 		d.Bind(d.Pool("app", nodes...), role.Of(source), role.Of(Playbook[greetIn, greetOut]{Dir: dir}), role.Of(probe))
 		graph.Set(d, attr.New[[]string]("greet.peers"), []string{"x", "y"})
 		graph.Set(d, attr.New[map[string]int]("greet.limits"), map[string]int{"cpu": 1, "memory_mib": 64})
@@ -350,4 +354,12 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
+}
+
+// testKEK is a key-encryption key for deployments whose inputs hold
+// secrets: the journal keys their digests (graph.Deployment.UseKEK).
+func testKEK(t *testing.T) *seal.KEK {
+	k, err := seal.Generate()
+	require.NoError(t, err)
+	return k
 }

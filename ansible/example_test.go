@@ -10,6 +10,7 @@ import (
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/mem"
 )
 
@@ -49,6 +50,11 @@ func ExamplePlaybook() {
 	d.Bind(d.Pool("web", nodes...), role.Of(web), role.Of(health))
 	graph.Set(d, attr.New[[]string]("web.backends"), []string{"10.0.0.21:9000", "10.0.0.22:9000"})
 	graph.Set(d, attr.New[attr.Secret[string]]("web.token"), attr.Conceal("from your secret store"))
+	kek, err := seal.Load("APP_KEK", "/var/lib/app/kek") // the journal keys the token's digest
+	if err != nil {
+		log.Fatal(err)
+	}
+	d.UseKEK(kek)
 
 	ctx := context.Background()
 	st := mem.New()

@@ -20,9 +20,11 @@ import (
 // named types with the same content). Structs count every field, exported
 // or not, by name; pointers count what they point to; types that implement
 // encoding.TextMarshaler (time.Time, netip.Addr) count their text. Secrets
-// count too — a changed token must re-run the role that uses it — so treat a
-// digest of a low-entropy secret as sensitive. Functions and channels cannot
-// be digested.
+// count too — a changed token must re-run the role that uses it — so a
+// plain digest of a low-entropy secret lets anyone test guesses against it:
+// the graph keeps none, it keys the digests of secret inputs (HMAC under a
+// per-deployment key, package seal) before they are stored. Functions and
+// channels cannot be digested.
 func Digest(v any) (string, error) {
 	d := digesters.Get().(*digester)
 	defer d.release()

@@ -22,7 +22,8 @@
 // (plan, status, why and graph create no state file), refuse a state that
 // lost the deployment while its nodes still run, load the key-encryption
 // key ($MASON_KEK, or -key-file, by default the state file's path plus
-// .kek) and check it against the state, create nodes under the state's
+// .kek) and check it against the state — the journal seals secret role
+// outputs with it (graph.Deployment.UseKEK) —, create nodes under the state's
 // lock, print the command that resumes a held node-role, and destroy
 // everything the deployment made. App.Services registers services that
 // live in the state or need the key, such as a pki.Manager.

@@ -29,4 +29,9 @@
 //		return err // *deploy.LostStateError: restore the file, or destroy
 //	}
 //	nodes, err := d.CreateNodes(ctx, nil)
+//
+// With Options.Key set, Open loads the deployment's key-encryption key and
+// checks it against the state; [Deployment.KEK] returns it, for the
+// graph's journal (graph.Deployment.UseKEK, which seals role outputs that
+// hold secrets) and for a pki.Manager alike.
 package deploy

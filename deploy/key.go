@@ -36,7 +36,9 @@ func (k KeySource) places() string {
 
 // KEK returns the deployment's key-encryption key, checked against the
 // state by Open; nil when Options.Key was nil, or when a Read of a new
-// deployment found none (nothing is sealed yet).
+// deployment found none (nothing is sealed yet). Give it to the graph
+// deployment (graph.Deployment.UseKEK), which seals the journal's
+// secrets with it, and to pki.
 func (d *Deployment) KEK() *seal.KEK { return d.kek }
 
 func keyCheck(name string) string { return Key(name) + "key-check" }

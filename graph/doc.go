@@ -59,8 +59,8 @@
 //
 // Every transition (pending, running, retrying, succeeded, failed,
 // blocked, skipped) is journaled under mason/graph/<deployment>/nr/ in the
-// store, with the attempt, the input digest, the output (gob-encoded, so
-// secrets are kept — and never printed) and timings. Records are
+// store, with the attempt, the input digest, the output (gob-encoded; sealed
+// when it holds a secret, see below) and timings. Records are
 // group-committed: one writer batches whatever is queued into one store
 // transaction, in order, so a crash loses only a suffix of the most recent
 // records. Two rules bound what that suffix can hold:
@@ -77,6 +77,31 @@
 // interrupted ones run again — destructive ones are held until forced
 // (a role declaring Meta.Once is never re-run after it succeeded, but an
 // interrupted run of it simply runs again: it touched nothing yet).
+//
+// # Secrets
+//
+// The journal keeps no secret in plain text. An output that holds an
+// [attr.Secret] (in a field, an element, behind a pointer, or in an
+// interface value at run time) is sealed with package seal under the
+// deployment's key-encryption key ([Deployment.UseKEK]) and bound to its
+// record's store key; the consumer still receives the value, from memory
+// or from the journal. Digests of inputs that hold secrets — including
+// attributes set as secrets, or declared with AsSecret, that a plain field
+// takes — are keyed: HMAC-SHA256 under a random digest key of the
+// deployment's, kept sealed at mason/graph/<deployment>/keys beside the
+// key's check value and created with the journal's first write.
+//
+// [NewPlan] refuses a deployment with secrets and no key (a [*NoKEKError],
+// matching seal.ErrNoKey), and a key other than the one its journal was
+// sealed with (matching seal.ErrWrongKey, naming the key's source), before
+// anything runs or is written. The rest of every record stays readable:
+// [ReadJournal] needs no key and marks sealed outputs.
+//
+// Records are written in format 2. Journals written in format 1, before
+// sealing, are read; with the key, their plain digests of secret inputs
+// are keyed in memory (the keyed digest is a MAC of the plain one, so
+// nothing re-runs) and the next Apply, which writes a record for every
+// node-role, rewrites them sealed.
 //
 // # Events
 //

@@ -88,20 +88,30 @@ func (s *sealer) refusal() error {
 type NoKEKError struct {
 	Deployment string
 	// Secrets names the outputs and inputs that hold secrets ("output
-	// Tokens of role swarm-init"), or is empty when the journal holds
-	// values sealed by an earlier run.
+	// Tokens of role swarm-init").
 	Secrets []string
+	// Sealed is true when the journal holds values sealed by an earlier
+	// run.
+	Sealed bool
 }
 
 // Error implements error.
 func (e *NoKEKError) Error() string {
-	what := "its journal holds values sealed by an earlier run"
+	var what string
+	if e.Sealed {
+		what = "its journal holds values sealed by an earlier run"
+	}
 	if len(e.Secrets) > 0 {
 		list := e.Secrets
 		if len(list) > 4 {
 			list = append(list[:4:4], fmt.Sprintf("and %d more", len(e.Secrets)-4))
 		}
-		what = "its journal would keep secrets (" + strings.Join(list, ", ") + ")"
+		if what != "" {
+			what += " and"
+		} else {
+			what = "its journal"
+		}
+		what += " would keep secrets (" + strings.Join(list, ", ") + ")"
 	}
 	return fmt.Sprintf("graph: deployment %s has no key-encryption key, but %s: give it the application's key with Deployment.UseKEK (package seal loads one from a 0600 file or an environment variable); nothing was run or written", e.Deployment, what)
 }
@@ -140,7 +150,7 @@ func newSealer(ctx context.Context, d *Deployment, g *dag, st store.Store) (*sea
 	}
 	if s.kek == nil {
 		if found {
-			return nil, &NoKEKError{Deployment: d.name}
+			return nil, &NoKEKError{Deployment: d.name, Secrets: needs, Sealed: true}
 		}
 		if len(needs) > 0 {
 			// Plain digests are enough to find wiring errors first; the
@@ -204,13 +214,15 @@ func (s *sealer) openKeys(b []byte) (*seal.DigestKey, error) {
 // set in the deployment, an output field of Secret type published under
 // that name): a secret delivered to a plain field is still a secret.
 func (s *sealer) classify(d *Deployment, g *dag) (needs []string) {
-	secretAttrs := d.secretAttrs(g)
+	var secretAttrs map[string]bool // found when a plain attribute input needs it
+	var last *role.Def
 	for _, nr := range g.nrs {
 		def := nr.def
-		if _, done := s.outs[def]; done {
-			continue
+		if def == last {
+			continue // the node-roles of one role are usually side by side
 		}
-		if _, done := s.keyed[def]; done {
+		last = def
+		if _, done := s.outs[def]; done {
 			continue
 		}
 		h := attr.SecretsIn(def.Out())
@@ -224,8 +236,13 @@ func (s *sealer) classify(d *Deployment, g *dag) (needs []string) {
 				continue
 			}
 			ih := attr.SecretsIn(in.Type)
-			if in.Kind == role.InputAttr && secretAttrs[in.Attr] {
-				ih = attr.HoldsSecret
+			if in.Kind == role.InputAttr && ih != attr.HoldsSecret {
+				if secretAttrs == nil {
+					secretAttrs = d.secretAttrs(g)
+				}
+				if secretAttrs[in.Attr] {
+					ih = attr.HoldsSecret
+				}
 			}
 			switch ih {
 			case attr.HoldsSecret:
@@ -269,10 +286,19 @@ func secretFields(t reflect.Type) []string {
 // fields that hold secrets.
 func (d *Deployment) secretAttrs(g *dag) map[string]bool {
 	out := map[string]bool{}
-	scan := func(vs *attr.Values) {
+	scan := func(vs *attr.Values, all bool) {
 		for _, name := range vs.Names() {
+			if out[name] {
+				continue
+			}
 			if decl, ok := vs.Decl(name); ok && decl.Secret() {
 				out[name] = true
+				continue
+			}
+			if !all {
+				if v, ok := vs.Lookup(name); ok && v.Secret() {
+					out[name] = true
+				}
 				continue
 			}
 			for _, v := range vs.Explain(name) {
@@ -283,9 +309,9 @@ func (d *Deployment) secretAttrs(g *dag) map[string]bool {
 			}
 		}
 	}
-	scan(d.attrs)
+	scan(d.attrs, true)
 	for _, vs := range d.nodeAttrs {
-		scan(vs)
+		scan(vs, false) // the top value only: nodes may be many
 	}
 	byName := map[string]*role.Def{}
 	for _, nr := range g.nrs {

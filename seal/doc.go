@@ -33,4 +33,10 @@
 // ([KEK.SealDigestKey], [KEK.OpenDigestKey]); [DigestKey.Sum] digests a
 // value with it. Rotating the KEK re-seals the digest key only; every digest
 // stays the same.
+//
+// Users: package pki seals certificate authorities' private keys; package
+// graph seals journaled role outputs that hold an attr.Secret and keeps
+// the deployment's digest key sealed (graph.Deployment.UseKEK). One key
+// serves both. [KEK.Source] says where a key was loaded from, and errors
+// about a wrong key name it.
 package seal

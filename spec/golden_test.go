@@ -90,6 +90,7 @@ func TestGoldenReferenceOrder(t *testing.T) {
 		}
 		d, err := s.Deployment(nil)
 		require.NoError(t, err)
+		d.UseKEK(specKEK)
 		p, err := graph.NewPlan(context.Background(), d, mem.New())
 		require.NoError(t, err, spec.Format(s.Diagnostics(err)))
 		// The steps by ID: their topological order follows the blocks'.

@@ -28,6 +28,7 @@ func TestLoadGood(t *testing.T) {
 	require.Equal(t, "10.78.0.11", s.Provider.Settings["first"])
 	d, err := s.Deployment(nil)
 	require.NoError(t, err)
+	d.UseKEK(specKEK)
 	p, err := graph.NewPlan(context.Background(), d, mem.New())
 	require.NoError(t, err, spec.Format(s.Diagnostics(err)))
 	t.Log(p)

@@ -114,6 +114,7 @@ func TestReferenceRenamesOutputs(t *testing.T) {
 		require.False(t, diags.HasErrors(), spec.Format(diags))
 		d, err := s.Deployment(nodes)
 		require.NoError(t, err)
+		d.UseKEK(specKEK)
 		return d
 	}
 

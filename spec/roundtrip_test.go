@@ -40,6 +40,7 @@ func goRoundTrip(nodes []*provider.Node) *graph.Deployment {
 	graph.Set(d, attr.New[string]("test.token"), "prod-7")
 	graph.Set(d, attr.New[time.Duration]("test.timeout"), 10*time.Second)
 	graph.Set(d, attr.New[[]string]("swarm.labels"), []string{"a", "b"})
+	d.UseKEK(specKEK)
 	return d
 }
 
@@ -65,6 +66,7 @@ func specDeployment(t *testing.T, reg *spec.Registry, path string, opts spec.Opt
 	require.False(t, diags.HasErrors(), spec.Format(diags))
 	d, err := s.Deployment(nodes)
 	require.NoError(t, err)
+	d.UseKEK(specKEK)
 	return d
 }
 

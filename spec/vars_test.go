@@ -147,6 +147,7 @@ role "member" {
 	ctx := context.Background()
 	st := mem.New()
 	t.Cleanup(func() { st.Close() })
+	d.UseKEK(specKEK) // its token is a secret
 	p, err := graph.NewPlan(ctx, d, st)
 	require.NoError(t, err)
 	_, err = graph.Apply(ctx, p, graph.Options{Parallelism: 1})
