@@ -24,23 +24,21 @@ func TestBackgroundCommandDoesNotHang(t *testing.T) {
 	n, err := inv.Provider().Create(ctx, provider.NodeSpec{ID: "n", Name: m.name})
 	require.NoError(t, err)
 
-	tests := []struct {
-		name, script, marker string
-		within               time.Duration
-	}{
-		{"output redirected", "sleep 301 >/dev/null 2>&1 & echo started", "sleep 301", WaitDelay},
-		{"output inherited", "sleep 302 & echo started", "sleep 302", WaitDelay + 3*time.Second},
-		{"stderr inherited", "sleep 303 >/dev/null & echo started", "sleep 303", WaitDelay + 3*time.Second},
+	// The background processes sleep for five minutes and the command's
+	// timeout is one: a Run that waited for them would end in its timeout,
+	// an error, instead of the command's own exit (no wall-clock bound that
+	// a loaded machine could miss).
+	tests := []struct{ name, script, marker string }{
+		{"output redirected", "sleep 301 >/dev/null 2>&1 & echo started", "sleep 301"},
+		{"output inherited", "sleep 302 & echo started", "sleep 302"},
+		{"stderr inherited", "sleep 303 >/dev/null & echo started", "sleep 303"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			began := time.Now()
 			res, err := n.Transport.Run(ctx, provider.Command{Args: []string{"sh", "-c", tc.script}, Timeout: time.Minute})
-			took := time.Since(began)
-			require.NoError(t, err)
+			require.NoError(t, err, "Run waited for the background process")
 			require.Equal(t, 0, res.ExitCode)
 			require.Equal(t, "started\n", string(res.Stdout))
-			require.Less(t, took, tc.within, "Run waited for the background process")
 			ps := sh(t, ctx, m.node, "ps -eo args")
 			require.Contains(t, ps, tc.marker, "the background process survives the session")
 			sh(t, ctx, m.node, "pkill -f '^"+tc.marker+"$' || true")
