@@ -106,8 +106,9 @@
 // # Events
 //
 // Every transition is an [Event] sent to a [Subscriber] (modelled on
-// slog.Handler); [LogSubscriber], [NewProgress] and [JSONLines] are
-// provided. [WriteDOT] draws a plan, or its result, for Graphviz.
+// slog.Handler); [LogSubscriber] and [JSONLines] are provided, and
+// package progress draws them for people (a live area on a terminal,
+// lines in a log). [WriteDOT] draws a plan, or its result, for Graphviz.
 //
 // # Several controllers
 //

@@ -3,6 +3,7 @@ package spec_test
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/role"
@@ -13,8 +14,37 @@ import (
 // A spec binds registered roles to a pool; Load checks it and Deployment
 // builds the graph deployment to plan.
 func ExampleLoad() {
+	// The program's roles: an authority for the deployment, a peer URL per
+	// node, and a member that reads every peer's URL, a token and the
+	// authority's certificate.
+	type CAOut struct{ CertPEM string }
+	type PeerURLOut struct{ URL string }
+	type MemberIn struct {
+		Peers role.All[PeerURLOut]
+		Token string `attr:"etcd.token" default:"mason"`
+		CA    string `attr:"etcd.ca_pem"`
+	}
+	type MemberOut struct{ InitialCluster string }
+	ca := role.Func(role.Meta{Name: "ca", Version: "1", Scope: role.ScopeService},
+		func(ctx context.Context, rc *role.Context, _ struct{}) (CAOut, error) {
+			return CAOut{CertPEM: "-----BEGIN CERTIFICATE----- …"}, nil
+		})
+	peerURL := role.Func(role.Meta{Name: "peer-url", Version: "1"},
+		func(ctx context.Context, rc *role.Context, _ struct{}) (PeerURLOut, error) {
+			return PeerURLOut{URL: "https://" + rc.Node().Name + ":2380"}, nil
+		})
+	member := role.Func(role.Meta{Name: "member", Version: "3.5"},
+		func(ctx context.Context, rc *role.Context, in MemberIn) (MemberOut, error) {
+			var parts []string
+			for _, p := range in.Peers {
+				parts = append(parts, p.Node+"="+p.Value.URL)
+			}
+			return MemberOut{InitialCluster: strings.Join(parts, ",")}, nil
+		})
+
+	// The registry is what specs may name.
 	reg := spec.NewRegistry()
-	if err := reg.Roles(role.Of(peerURLRole), role.Of(memberRole), role.Of(caRole)); err != nil {
+	if err := reg.Roles(role.Of(peerURL), role.Of(member), role.Of(ca)); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -39,8 +69,8 @@ role "peer-url" {
 role "member" {
   on = [pool.members]
   attrs = {
-    "test.token"  = format("prod-%d", var.members)
-    "test.ca_pem" = role.ca.output.cert_pem
+    "etcd.token"  = format("prod-%d", var.members)
+    "etcd.ca_pem" = role.ca.output.cert_pem
   }
   inputs = {
     Peers = role.peer-url.outputs
@@ -63,7 +93,7 @@ role "member" {
 		return
 	}
 	fmt.Print(plan)
-	v, _ := d.Attrs().Lookup("test.token")
+	v, _ := d.Attrs().Lookup("etcd.token")
 	fmt.Println(v)
 
 	// A mistake is reported where it was made.
@@ -80,6 +110,6 @@ role "membr" {}
 	//   run            member@members-1: new
 	//   run            member@members-2: new
 	//   run            member@members-3: new
-	// test.token = prod-3 (from deployment (etcd.hcl:22))
+	// etcd.token = prod-3 (from deployment (etcd.hcl:22))
 	// bad.hcl:2:6: error: Unknown role: This program has no role "membr". Did you mean "member"? Registered roles: ca, member, peer-url.
 }
