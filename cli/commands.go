@@ -342,81 +342,58 @@ func (c *command) why(ctx context.Context) int {
 	if step.Node != "" {
 		vals.Merge(d.NodeAttrs(step.Node))
 	}
+	bound, err := p.Inputs(step.ID)
+	if err != nil {
+		return c.failErr("binding "+step.ID, err)
+	}
+	from := make(map[string]role.Binding, len(bound))
+	for _, b := range bound {
+		from[b.Field] = b
+	}
 	fmt.Fprintln(w, "  inputs:")
 	for _, in := range rb.Def.Inputs() {
-		c.explainInput(s.spec, p, step, rb, in, vals)
+		c.explainInput(s.spec, rb, in, from[in.Field], vals)
 	}
 	return ExitOK
 }
 
-// explainInput prints where one input's value comes from.
-func (c *command) explainInput(sp *spec.Spec, p *graph.Plan, step graph.Step, rb *spec.RoleBlock, in role.Input, vals *attr.Values) {
+// explainInput prints where one input's value comes from: b is where the
+// plan binds it from (graph.Plan.Inputs, the graph's own wiring), vals the
+// attribute layers, for the values an attribute overrides.
+func (c *command) explainInput(sp *spec.Spec, rb *spec.RoleBlock, in role.Input, b role.Binding, vals *attr.Values) {
 	w := c.out
-	var ref *spec.Ref
-	for i := range rb.Refs {
-		if rb.Refs[i].Input == in.Field {
-			ref = &rb.Refs[i]
-		}
-	}
 	refText := ""
-	if ref != nil {
-		refText = fmt.Sprintf(" (spec reference at %s:%d:%d)", ref.Range.Filename, ref.Range.Start.Line, ref.Range.Start.Column)
-	}
-	producers := func(match func(def *role.Def) bool) []string {
-		var out []string
-		for _, dep := range step.WaitsFor {
-			ds, _ := p.Step(dep)
-			if pb := sp.Role(ds.Role); pb != nil && match(pb.Def) {
-				out = append(out, dep)
-			}
+	for _, ref := range rb.Refs {
+		if ref.Input == in.Field {
+			refText = fmt.Sprintf(" (spec reference at %s:%d:%d)", ref.Range.Filename, ref.Range.Start.Line, ref.Range.Start.Column)
 		}
-		return out
 	}
-	if in.Kind == role.InputUses {
-		fmt.Fprintf(w, "    %s <- a service the application registers, or a capability of the node's transport\n", in.Describe())
+	var outputs []string
+	for _, src := range b.Sources {
+		if src.Layer == attr.LayerOutput && src.Role != "" {
+			id := src.Role
+			if src.Node != "" {
+				id += "@" + src.Node
+			}
+			outputs = append(outputs, id)
+		}
+	}
+	switch {
+	case in.Kind == role.InputUses:
+		text := "a service the application registers, or a capability of the node's transport"
+		if len(b.Sources) > 0 {
+			text = b.Sources[0].String()
+		}
+		fmt.Fprintf(w, "    %s <- %s\n", in.Describe(), text)
 		return
-	}
-	if in.Kind != role.InputAttr {
-		ps := producers(func(def *role.Def) bool {
-			return def.Out() == in.Type && (in.Role == "" || in.Role == def.Name())
-		})
-		if in.Kind == role.InputSame {
-			// Only the producer on the consumer's own node feeds a Same
-			// input, even when the same role's outputs on every node feed
-			// another (All) input of this role.
-			ps = slices.DeleteFunc(ps, func(id string) bool {
-				ds, _ := p.Step(id)
-				return ds.Node != step.Node
-			})
+	case in.Kind != role.InputAttr:
+		if len(outputs) == 0 {
+			outputs = []string{"nothing (optional: zero value)"}
 		}
-		if len(ps) == 0 {
-			ps = []string{"nothing (optional: zero value)"}
-		}
-		fmt.Fprintf(w, "    %s <- output of %s%s\n", in.Describe(), strings.Join(ps, ", "), refText)
+		fmt.Fprintf(w, "    %s <- output of %s%s\n", in.Describe(), strings.Join(outputs, ", "), refText)
 		return
-	}
-	if ps := producers(func(def *role.Def) bool {
-		if ref != nil && ref.Attr == in.Attr && ref.Producer == def.Name() {
-			return true // published as in.Attr for this reference
-		}
-		for _, pub := range def.Publishes() {
-			if pub.Attr == in.Attr {
-				return true
-			}
-		}
-		return false
-	}); len(ps) > 0 {
-		// The graph takes a publisher on the consumer's own node first.
-		var local []string
-		for _, id := range ps {
-			if ds, _ := p.Step(id); ds.Node != "" && ds.Node == step.Node {
-				local = append(local, id)
-			}
-		}
-		if len(local) > 0 {
-			ps = local
-		}
-		fmt.Fprintf(w, "    %s <- output of %s, published as attribute %q%s\n", in.Describe(), strings.Join(ps, ", "), in.Attr, refText)
+	case len(outputs) > 0:
+		fmt.Fprintf(w, "    %s <- output of %s, published as attribute %q%s\n", in.Describe(), strings.Join(outputs, ", "), in.Attr, refText)
 		return
 	}
 	vs := vals.Explain(in.Attr)

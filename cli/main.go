@@ -482,7 +482,7 @@ func (c *command) planFor(ctx context.Context, s *session, extra ...graph.PlanOp
 		var ce *graph.CycleError
 		var be *role.BindError
 		if errors.As(err, &ce) || errors.As(err, &be) {
-			c.diags(s.spec, planDiagnostics(s.spec, err))
+			c.diags(s.spec, s.spec.Diagnostics(err))
 			return nil, nil, ExitUsage
 		}
 		return nil, nil, c.failErr("planning "+s.spec.Name, err)

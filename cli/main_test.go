@@ -188,7 +188,7 @@ func TestApplyThenPlanSaysNoChanges(t *testing.T) {
 	code, out, _ = c.run("plan", "-var", "token=t2")
 	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "member@n1: input Token changed")
-	require.Contains(t, out, "verify: inputs known after run (waits for member@n1)")
+	require.Contains(t, out, "verify: inputs known after run (waits for member@n1, member@n2, member@n3)")
 }
 
 func TestWhyShowsReasonAndProvenance(t *testing.T) {

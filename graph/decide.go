@@ -44,8 +44,8 @@ type facts struct {
 	// last is the last success the executor knows (stageInputsKnown).
 	last *success
 	// in is the bound input (stagePlan), when the plan could bind it; it
-	// is only known when waitsFor, the first node-role it waits for that
-	// will run, is "".
+	// is only known when waitsFor, what it waits for that will run (as
+	// the reason names it), is "".
 	in       any
 	waitsFor string
 	// digest and fields fingerprint the bound input, when the caller has

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Event is one transition of a node-role during [Apply].
+// Event is one transition of a node-role during [Apply], or a running
+// role's report of its progress (Event.Progress).
 type Event struct {
 	Time       time.Time
 	Deployment string
@@ -29,6 +30,11 @@ type Event struct {
 	// reason in words (for StateRetrying: when the next attempt starts).
 	Why    ReasonKind
 	Reason string
+	// Progress, when set, is a running role's own report of how it is
+	// getting on (role.Context.Progress: "waiting for 3/5 nodes Ready"),
+	// not a transition: State is StateRunning, as it was. A subscriber
+	// that counts transitions skips these.
+	Progress string
 }
 
 // Subscriber receives events, in the manner of slog.Handler. Handle is
@@ -76,4 +82,12 @@ func (em *emitter) emit(e Event) {
 		e.Time = time.Now()
 	}
 	em.sub.Handle(em.ctx, e)
+}
+
+// progressOf is where attempt of node-role i sends its progress reports:
+// an event each.
+func (e *executor) progressOf(i int32, attempt int, why ReasonKind) func(string) {
+	return func(msg string) {
+		e.emit(i, Event{State: StateRunning, Attempt: attempt, Why: why, Progress: msg})
+	}
 }

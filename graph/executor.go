@@ -198,9 +198,10 @@ type trip struct {
 //
 // When ctx is cancelled Apply starts nothing new, waits for the node-roles
 // already running (see Options.StopTimeout), persists the journal and
-// returns. The error aggregates (go-multierror) every *NodeRoleError,
-// every *BreakerError and the context's or the journal's error; the
-// Result says what became of each node-role either way.
+// returns. The error holds every *NodeRoleError, every *BreakerError and
+// the context's or the journal's error, as one *Problems when there are
+// several (the same failure on many nodes once); the Result says what
+// became of each node-role either way.
 //
 // A plan is applied once: it holds what the journal said when it was
 // made. Make a new plan to apply again.
@@ -487,7 +488,7 @@ func (e *executor) finish(began time.Time) (*Result, error) {
 		e.errs = multierror.Append(e.errs, fmt.Errorf("graph: apply of %s stopped: %w; %d node-roles not started (apply again to continue)", e.p.Deployment, err, e.count(StatePending)))
 	}
 	res := &Result{Deployment: e.p.Deployment, Outcomes: e.outc, Elapsed: time.Since(began), index: e.p.g.index}
-	return res, e.errs.ErrorOrNil()
+	return res, gather("apply of "+e.p.Deployment, e.errs.ErrorOrNil())
 }
 
 func (e *executor) count(st State) int {

@@ -57,7 +57,7 @@ type Step struct {
 	Why ReasonKind
 	// Reason says why, in words: "new", "input Peers changed: +n4",
 	// "role version changed: 3.4 → 3.5", "drifted: etcd is not running",
-	// "converged", "inputs known after run (waits for a@n1)".
+	// "converged", "inputs known after run (waits for a@n1, a@n2)".
 	Reason string
 	// Changed lists the input fields whose value changed, when known.
 	Changed []string
@@ -126,7 +126,8 @@ func SkipChecks() PlanOption { return func(c *planConfig) { c.skipCheck = true }
 // mistakes (a missing or ambiguous input, an unknown required role, a
 // service no one provides, a cycle) fail here, before anything runs.
 // Converged node-roles whose role has a Check are checked for drift, in
-// parallel.
+// parallel. Several mistakes come as one *Problems, each distinct cause
+// once.
 func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOption) (*Plan, error) {
 	cfg := planConfig{force: map[string]bool{}, checkPar: 8}
 	for _, o := range opts {
@@ -134,7 +135,7 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 	}
 	g, err := build(d)
 	if err != nil {
-		return nil, err
+		return nil, gather("planning "+d.name, err)
 	}
 	keys, recMap, err := loadJournal(ctx, d, g, st) // with the deployment's keys (secrets.go)
 	if err != nil {
@@ -151,7 +152,7 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 		err = keys.refusal() // after wiring errors, before any check runs
 	}
 	if err != nil {
-		return nil, err
+		return nil, gather("planning "+d.name, err)
 	}
 	for id := range recMap {
 		if _, ok := g.index[id]; !ok {
@@ -198,12 +199,7 @@ func (p *Plan) decideAll(recMap map[string]*record, cfg *planConfig) (checks []i
 		}
 		f := facts{stage: stagePlan, g: g, keys: p.seal, nr: nr, rec: rec, forced: cfg.forceAll || cfg.force[nr.id] || cfg.force[nr.meta.Name]}
 		// Are all inputs known now?
-		for _, dep := range nr.deps {
-			if p.Steps[dep].Action != ActionSkip {
-				f.waitsFor = g.nrs[dep].id
-				break
-			}
-		}
+		f.waitsFor = p.waitsFor(nr)
 		outputs := func(i int32) any {
 			if f.waitsFor == "" {
 				return p.outs[i]
@@ -263,6 +259,12 @@ func (p *Plan) setStep(i int, v verdict) {
 // none of it). planning leaves the services of nodes that do not exist
 // yet unresolved (role.Env.NodePending).
 func (p *Plan) bind(i int, out func(int32) any, scratch *[]role.Output, planning bool) (any, error) {
+	return p.bindRecording(i, out, scratch, planning, nil)
+}
+
+// bindRecording is bind, recording in *bindings, when not nil, where each
+// input field came from (Plan.Inputs).
+func (p *Plan) bindRecording(i int, out func(int32) any, scratch *[]role.Output, planning bool, bindings *[]role.Binding) (any, error) {
 	nr := p.g.nrs[i]
 	env := role.Env{Node: nr.name}
 	if nr.def.UsesServices() {
@@ -296,7 +298,13 @@ func (p *Plan) bind(i int, out func(int32) any, scratch *[]role.Output, planning
 			}()
 		}
 	}
-	in, err := nr.def.BindInput(env)
+	var in any
+	var err error
+	if bindings != nil {
+		in, *bindings, err = nr.def.Bind(env)
+	} else {
+		in, err = nr.def.BindInput(env)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("graph: planning %s: %w", nr.id, err)
 	}
@@ -416,11 +424,8 @@ func (p *Plan) runChecks(ctx context.Context, idx []int, ins []any, par int) err
 		if p.Steps[i].Action != ActionSkip {
 			continue
 		}
-		for _, dep := range nr.deps {
-			if p.Steps[dep].Action != ActionSkip {
-				p.setStep(i, decide(&facts{stage: stageUpstreamRuns, g: p.g, nr: nr, waitsFor: p.g.nrs[dep].id}))
-				break
-			}
+		if w := p.waitsFor(nr); w != "" {
+			p.setStep(i, decide(&facts{stage: stageUpstreamRuns, g: p.g, nr: nr, waitsFor: w}))
 		}
 	}
 	return nil

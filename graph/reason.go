@@ -2,8 +2,11 @@ package graph
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/masonops/mason/internal/problems"
 )
 
 // ReasonKind says why a node-role runs, is skipped, waits or is held: the
@@ -56,9 +59,11 @@ const (
 	// ("destructive role was interrupted while running (attempt 2);
 	// inspect node n1 and force it to run again").
 	ReasonHeldDestructive
-	// ReasonInputsAfterRun: its inputs are known only once something it
-	// waits for has run; it runs then only if they changed ("inputs known
-	// after run (waits for a@n1)").
+	// ReasonInputsAfterRun: its inputs are known only once what it waits
+	// for has run; it runs then only if they changed ("inputs known after
+	// run (waits for a@n1, a@n2)"). The reason names every node-role it
+	// waits for that runs, and only those: for a role.Same input, the
+	// producer on its own node.
 	ReasonInputsAfterRun
 	// ReasonRanElsewhere: another controller ran it with the same inputs
 	// since the plan was made; its output is adopted ("run by another
@@ -179,4 +184,70 @@ func versionText(v string) string {
 		return `""`
 	}
 	return v
+}
+
+// waitsFor renders what node-role nr waits for among the node-roles that
+// will run (not skipped in the plan so far): every one of them, by role
+// ("etcd-peer-url@n4, etcd-peer-url@n5"; "peer-url on n1 … n100 (100
+// nodes)" for many), or "" when all it waits for is converged and its
+// inputs are known now.
+func (p *Plan) waitsFor(nr *nodeRole) string {
+	first := -1
+	for k, dep := range nr.deps {
+		if p.Steps[dep].Action != ActionSkip {
+			first = k
+			break
+		}
+	}
+	if first < 0 {
+		return ""
+	}
+	var runs []int32
+	for _, dep := range nr.deps[first:] {
+		if p.Steps[dep].Action != ActionSkip {
+			runs = append(runs, dep)
+		}
+	}
+	return nodeRolesText(p.g, runs)
+}
+
+// nodeRolesText names node-roles for a sentence, grouped by role, roles
+// in name order: "a@n1", "a@n1, a@n2, b", or, for more than three of one
+// role, "a on n1 … n100 (100 nodes)".
+func nodeRolesText(g *dag, is []int32) string {
+	if len(is) == 1 {
+		return g.nrs[is[0]].id
+	}
+	type group struct {
+		role  string
+		nodes []string
+	}
+	var groups []*group
+	for _, i := range is {
+		nr := g.nrs[i]
+		var gr *group
+		for _, x := range groups {
+			if x.role == nr.meta.Name {
+				gr = x
+			}
+		}
+		if gr == nil {
+			gr = &group{role: nr.meta.Name}
+			groups = append(groups, gr)
+		}
+		gr.nodes = append(gr.nodes, nr.name)
+	}
+	slices.SortFunc(groups, func(a, b *group) int { return strings.Compare(a.role, b.role) })
+	var parts []string
+	for _, gr := range groups {
+		slices.SortFunc(gr.nodes, problems.Compare)
+		if len(gr.nodes) > 3 {
+			parts = append(parts, gr.role+" on "+problems.Nodes(gr.nodes))
+			continue
+		}
+		for _, n := range gr.nodes {
+			parts = append(parts, nodeRoleID(gr.role, n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -148,8 +148,12 @@ func (e *executor) attempt(i int32, in any, reason string, last *success, r *run
 	if r.attempts > 1 || p.Steps[i].Action == ActionRunIfChanged {
 		e.emit(i, Event{State: StateRunning, Attempt: r.attempts, Why: r.why, Reason: reason})
 	}
-	rc := role.NewContext(role.ContextOptions{Deployment: p.Deployment, Role: nr.meta.Name, Node: nr.node,
-		Logger: e.logger, Services: e.services, Attempt: r.attempts})
+	opts := role.ContextOptions{Deployment: p.Deployment, Role: nr.meta.Name, Node: nr.node,
+		Logger: e.logger, Services: e.services, Attempt: r.attempts}
+	if e.em.on() {
+		opts.Progress = e.progressOf(i, r.attempts, r.why)
+	}
+	rc := role.NewContext(opts)
 	out, err := nr.def.Run(e.runCtx, rc, in)
 	if err != nil {
 		r.lastErr = err

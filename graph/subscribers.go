@@ -10,7 +10,8 @@ import (
 )
 
 // LogSubscriber logs every event to l: failures at Error, retries and
-// blocked node-roles at Warn, pending ones at Debug, the rest at Info.
+// blocked node-roles at Warn, pending ones at Debug, the rest (and the
+// roles' progress reports) at Info.
 func LogSubscriber(l *slog.Logger) Subscriber {
 	return SubscriberFunc(func(ctx context.Context, e Event) {
 		level := slog.LevelInfo
@@ -45,7 +46,12 @@ func LogSubscriber(l *slog.Logger) Subscriber {
 		if e.Reason != "" {
 			attrs = append(attrs, slog.String("reason", e.Reason))
 		}
-		l.LogAttrs(ctx, level, e.ID+" "+e.State.String(), attrs...)
+		msg := e.ID + " " + e.State.String()
+		if e.Progress != "" {
+			attrs = append(attrs, slog.String("progress", e.Progress))
+			msg = e.ID + ": " + e.Progress
+		}
+		l.LogAttrs(ctx, level, msg, attrs...)
 	})
 }
 
@@ -62,16 +68,19 @@ type jsonEvent struct {
 	Error      string    `json:"error,omitempty"`
 	BlockedBy  string    `json:"blocked_by,omitempty"`
 	Reason     string    `json:"reason,omitempty"`
+	Progress   string    `json:"progress,omitempty"`
 }
 
 // JSONLines writes every event to w as one JSON object per line, for
-// machines: {"time":…,"deployment":…,"id":…,"state":"failed",…}.
+// machines: {"time":…,"deployment":…,"id":…,"state":"failed",…}; a
+// role's progress report has "progress" set.
 func JSONLines(w io.Writer) Subscriber {
 	var mu sync.Mutex
 	enc := json.NewEncoder(w)
 	return SubscriberFunc(func(ctx context.Context, e Event) {
 		j := jsonEvent{Time: e.Time.UTC(), Deployment: e.Deployment, ID: e.ID, Role: e.Role, Node: e.Node, State: e.State,
-			Attempt: e.Attempt, DurationMS: float64(e.Duration.Microseconds()) / 1000, BlockedBy: e.BlockedBy, Reason: e.Reason}
+			Attempt: e.Attempt, DurationMS: float64(e.Duration.Microseconds()) / 1000, BlockedBy: e.BlockedBy, Reason: e.Reason,
+			Progress: e.Progress}
 		if e.Err != nil {
 			j.Error = e.Err.Error()
 		}

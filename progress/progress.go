@@ -78,6 +78,11 @@ type item struct {
 	err            error
 	blockedBy      string
 	reason         string
+	// note is the role's last progress report while it runs, noted when
+	// it came and last written (Lines mode) when.
+	note           string
+	notedAt, wrote time.Time
+	unwritten      bool
 }
 
 // New returns a Display writing to w.
@@ -115,6 +120,12 @@ func (d *Display) Handle(_ context.Context, e graph.Event) {
 		d.startTicker()
 	}
 	it := d.items[e.ID]
+	if e.Progress != "" {
+		if it != nil && it.state == graph.StateRunning {
+			d.noted(t, it, e.Progress)
+		}
+		return
+	}
 	if it == nil {
 		it = &item{id: e.ID, role: e.Role, node: e.Node}
 		d.items[e.ID] = it
@@ -124,6 +135,7 @@ func (d *Display) Handle(_ context.Context, e graph.Event) {
 	}
 	it.state = e.State
 	d.counts[it.state]++
+	it.note, it.unwritten = "", false
 	if e.Attempt > 0 {
 		it.attempt = e.Attempt
 	}
@@ -215,6 +227,11 @@ func (d *Display) tick() {
 		_ = d.draw(now, false)
 		return
 	}
+	for _, it := range d.order {
+		if it.unwritten && now.Sub(it.wrote) >= noteEvery {
+			d.writeNote(now, it)
+		}
+	}
 	if d.active() > 0 && d.opts.Summary > 0 && now.Sub(d.lastLine) >= d.opts.Summary {
 		_ = d.summary(now, false)
 	}
@@ -263,6 +280,29 @@ func (d *Display) line(t time.Time, it *item) {
 	d.lastLine = t
 }
 
+// noteEvery is the least time between two progress lines of one
+// node-role in Lines mode; reports in between show in the summary.
+const noteEvery = 5 * time.Second
+
+// noted records a running node-role's progress report; Lines mode writes
+// it as a line unless one was written for it less than noteEvery ago.
+func (d *Display) noted(t time.Time, it *item, msg string) {
+	it.note, it.notedAt = msg, t
+	if d.live {
+		return
+	}
+	if !it.wrote.IsZero() && t.Sub(it.wrote) < noteEvery {
+		it.unwritten = true
+		return
+	}
+	d.writeNote(t, it)
+}
+
+func (d *Display) writeNote(t time.Time, it *item) {
+	fmt.Fprintf(d.w, "[%s] running %s %s: %s\n", elapsed(t.Sub(d.start)), it.id, dur(t.Sub(it.since)), problems.OneLine(it.note))
+	it.wrote, it.unwritten, d.lastLine = t, false, t
+}
+
 // summary writes the counts as one line in Lines mode.
 func (d *Display) summary(now time.Time, last bool) error {
 	d.lastLine = now
@@ -279,6 +319,9 @@ func (d *Display) summary(now time.Time, last bool) error {
 				b.WriteString(", ")
 			}
 			fmt.Fprintf(&b, "%s %s", it.id, dur(now.Sub(it.since)))
+			if it.note != "" {
+				fmt.Fprintf(&b, " (%s)", problems.OneLine(it.note))
+			}
 		}
 	}
 	if d.slowest != nil && d.ranAny {
@@ -395,6 +438,9 @@ func (d *Display) frame(now time.Time, final bool, room int) []string {
 			l = fmt.Sprintf("  retrying  %-*s %6s  %s: %s", idw, it.id, "", it.reason, errText(it.err))
 		} else if it.attempt > 1 {
 			l += fmt.Sprintf("  attempt %d", it.attempt)
+		}
+		if it.state == graph.StateRunning && it.note != "" {
+			l += "  " + problems.OneLine(it.note)
 		}
 		lines = append(lines, l)
 	}

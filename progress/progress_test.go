@@ -172,3 +172,50 @@ func TestLinesRate(t *testing.T) {
 	require.Len(t, lines, 2001, "a start and a done per node-role, and the last summary")
 	require.Equal(t, "[   2.0s] 1000 of 1000 done (1000 succeeded); slowest r@n0 0.0s", lines[2000])
 }
+
+func noting(msg string) func(*graph.Event) { return func(e *graph.Event) { e.Progress = msg } }
+
+// A role's own progress reports show beside it: in the live area on its
+// running line, in Lines mode as a line (at most one per node-role every
+// few seconds; the latest in the summary), and never as a transition.
+func TestRoleProgressShows(t *testing.T) {
+	ctx := context.Background()
+
+	d, buf, c := newTest(Live, Options{Width: 80, Height: 10})
+	t0 := c.t
+	d.Handle(ctx, ev(t0, "wait-ready", graph.StateRunning, attempt(1)))
+	d.Handle(ctx, ev(c.add(time.Second), "wait-ready", graph.StateRunning, attempt(1), noting("waiting for 3/5 nodes Ready")))
+	c.add(time.Second)
+	d.tick()
+	frame := strings.Split(strings.TrimSuffix(strings.TrimPrefix(buf.String(), "\x1b[J"), "\n"), "\n")
+	require.Equal(t, []string{
+		"web: running 2.0s · 0 of 1 done, 1 running",
+		"  running   wait-ready   2.0s  waiting for 3/5 nodes Ready",
+	}, frame)
+	d.Handle(ctx, ev(c.add(time.Second), "wait-ready", graph.StateSucceeded, attempt(1), took(3*time.Second)))
+	buf.Reset()
+	require.NoError(t, d.Close())
+	require.NotContains(t, buf.String(), "waiting for", "a finished role's report is gone")
+
+	d, buf, c = newTest(Lines, Options{Summary: 10 * time.Second})
+	t0 = c.t
+	d.Handle(ctx, ev(t0, "wait-ready", graph.StateRunning, attempt(1)))
+	d.Handle(ctx, ev(c.add(time.Second), "wait-ready", graph.StateRunning, attempt(1), noting("waiting for 1/5 nodes Ready")))
+	d.Handle(ctx, ev(c.add(time.Second), "wait-ready", graph.StateRunning, attempt(1), noting("waiting for 2/5 nodes Ready")))
+	d.Handle(ctx, ev(c.add(time.Second), "wait-ready", graph.StateRunning, attempt(1), noting("waiting for 3/5 nodes Ready")))
+	d.tick() // less than 5 s since the last progress line: nothing
+	c.add(3 * time.Second)
+	d.tick() // now the latest one
+	c.add(10 * time.Second)
+	d.tick() // the summary, with the report
+	d.Handle(ctx, ev(c.add(time.Second), "wait-ready", graph.StateSucceeded, attempt(1), took(17*time.Second)))
+	require.NoError(t, d.Close())
+	require.Equal(t, strings.Join([]string{
+		"[   0.0s] start   wait-ready",
+		"[   1.0s] running wait-ready 1.0s: waiting for 1/5 nodes Ready",
+		"[   6.0s] running wait-ready 6.0s: waiting for 3/5 nodes Ready",
+		"[  16.0s] 0 of 1 done, 1 running; running wait-ready 16s (waiting for 3/5 nodes Ready)",
+		"[  17.0s] done    wait-ready in 17s",
+		"[  17.0s] 1 of 1 done (1 succeeded); slowest wait-ready 17s",
+	}, "\n")+"\n", buf.String())
+}

@@ -26,6 +26,9 @@ type Context struct {
 	log      atomic.Pointer[slog.Logger]
 	services *Services
 	attempt  int
+	progress func(string)
+	// said is the last progress report, to drop repeats.
+	said atomic.Pointer[string]
 }
 
 // ContextOptions configures NewContext.
@@ -40,6 +43,9 @@ type ContextOptions struct {
 	Services *Services
 	// Attempt counts runs of this node-role, starting at 1.
 	Attempt int
+	// Progress receives the role's progress reports (Context.Progress);
+	// nil discards them. The graph turns each into an event.
+	Progress func(msg string)
 }
 
 // NewContext builds a Context. The graph calls it for every run; tests call
@@ -63,6 +69,7 @@ func NewContext(o ContextOptions) *Context {
 		base:       log,
 		services:   svcs,
 		attempt:    o.Attempt,
+		progress:   o.Progress,
 	}
 }
 
@@ -94,6 +101,29 @@ func (c *Context) Attempt() int { return c.attempt }
 
 // Services returns the application's services.
 func (c *Context) Services() *Services { return c.services }
+
+// Progress reports how a long run is getting on, in a few words that
+// stand until the next report or the end of the run: "waiting for 3/5
+// nodes Ready", "member-add postponed: the cluster is settling". The
+// progress display shows it beside the running node-role (package
+// progress), and subscribers of the graph's events receive it as an
+// Event with Progress set. Report when something changes, not in a tight
+// loop: a report equal to the last one is dropped. Nothing is sent when
+// no one listens; never put a secret in it.
+func (c *Context) Progress(format string, args ...any) {
+	if c.progress == nil {
+		return
+	}
+	msg := format
+	if len(args) > 0 {
+		msg = fmt.Sprintf(format, args...)
+	}
+	if last := c.said.Load(); last != nil && *last == msg {
+		return
+	}
+	c.said.Store(&msg)
+	c.progress(msg)
+}
 
 func (c *Context) transport() (provider.Transport, error) {
 	if c.node == nil {

@@ -48,5 +48,8 @@
 //
 // While it runs, a role reaches the world through its [Context] (its node:
 // addresses and a Transport to run commands and copy files; a logger) and
-// through the services its input declares. Nothing is global.
+// through the services its input declares. Nothing is global. A role that
+// waits a long time says how it is getting on with [Context.Progress]
+// ("waiting for 3/5 nodes Ready"); the progress display shows it beside
+// the running node-role.
 package role

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/internal/problems"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 )
@@ -165,44 +165,32 @@ func (s *Spec) Role(name string) *RoleBlock {
 }
 
 // Diagnostics turns errors from graph.NewPlan into diagnostics at the
-// role blocks they concern: a cycle at the first role block on it, a
-// wiring mistake at the consuming role's block. Errors it cannot place are
-// reported without a location.
+// role blocks they concern, one per distinct problem: a cycle at the first
+// role block on it, told in the spec's words; a wiring mistake at the
+// consuming role's block, once for all the nodes it happened on. Errors
+// it cannot place are reported without a location.
 func (s *Spec) Diagnostics(err error) hcl.Diagnostics {
-	if err == nil {
-		return nil
-	}
-	var errs []error
-	var me *multierror.Error
-	if errors.As(err, &me) {
-		errs = me.Errors
-	} else {
-		errs = []error{err}
-	}
 	var diags hcl.Diagnostics
-	for _, e := range errs {
+	for _, c := range problems.Causes(err, nodeOf) {
+		e := c.Errs[0]
 		var ce *graph.CycleError
 		var be *role.BindError
 		switch {
 		case errors.As(e, &ce):
 			var rng *hcl.Range
-			seen := map[string]bool{}
-			var names []string
 			for _, id := range ce.Path {
 				r, _, _ := strings.Cut(id, "@")
-				if !seen[r] {
-					seen[r] = true
-					names = append(names, r)
-				}
-				if rb := s.Role(r); rb != nil && rng == nil {
+				if rb := s.Role(r); rb != nil {
 					rng = rb.Range.Ptr()
+					break
 				}
 			}
-			sort.Strings(names)
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Dependency cycle",
-				Detail:  fmt.Sprintf("%s. Roles %s wait for each other through their inputs or Requires; change one so it does not need the other.", ce.Error(), strings.Join(names, ", ")),
-				Subject: rng})
+				Detail: s.cycleDetail(ce), Subject: rng})
 		case errors.As(e, &be):
+			if len(c.Nodes) > 1 {
+				be = problems.OnNodes(be, c.Nodes)
+			}
 			var rng *hcl.Range
 			if rb := s.Role(be.Role); rb != nil {
 				rng = rb.Range.Ptr()
@@ -210,10 +198,91 @@ func (s *Spec) Diagnostics(err error) hcl.Diagnostics {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Input cannot be wired",
 				Detail: be.Error() + ". Bind a role that produces it, set the attribute in attrs, or fix the role's input in Go.", Subject: rng})
 		default:
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Deployment is not valid", Detail: e.Error()})
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Deployment is not valid",
+				Detail: strings.TrimPrefix(c.Text, "graph: ")})
 		}
 	}
 	return diags
+}
+
+// nodeOf returns the node an error of the graph is about, when it says.
+func nodeOf(err error) string {
+	var be *role.BindError
+	var nre *graph.NodeRoleError
+	switch {
+	case errors.As(err, &be):
+		return be.Node
+	case errors.As(err, &nre):
+		_, node, _ := strings.Cut(nre.ID, "@")
+		return node
+	}
+	return ""
+}
+
+// cycleDetail tells a cycle in the spec's words: each node-role on it and
+// why it waits for the next — a reference in the spec, an input the
+// role's Go code wires by type, an attribute the next one publishes, or a
+// requirement of the role's Go code.
+func (s *Spec) cycleDetail(ce *graph.CycleError) string {
+	var steps []string
+	for k := 0; k+1 < len(ce.Path); k++ {
+		from, to := ce.Path[k], ce.Path[k+1]
+		fr, _, _ := strings.Cut(from, "@")
+		tr, _, _ := strings.Cut(to, "@")
+		why := s.waitReasons(fr, tr)
+		if len(why) == 0 {
+			why = []string{"it needs its output"}
+		}
+		steps = append(steps, from+" waits for "+to+" ("+strings.Join(why, "; ")+")")
+	}
+	return fmt.Sprintf("%s: %s. Roles on a cycle can never start; remove one of these references, or change one role so it does not need the other.",
+		strings.Join(ce.Path, " → "), strings.Join(steps, ", and "))
+}
+
+// waitReasons says why role block consumer waits for role producer.
+func (s *Spec) waitReasons(consumer, producer string) []string {
+	rb, pb := s.Role(consumer), s.Role(producer)
+	if rb == nil || pb == nil {
+		return nil
+	}
+	var why []string
+	refs := map[string]bool{}
+	for _, ref := range rb.Refs {
+		if ref.Producer == producer {
+			refs[ref.Input] = true
+			why = append(why, fmt.Sprintf("%s = %s at %s", ref.Input, s.source(ref.Range), rangeText(ref.Range)))
+		}
+	}
+	published := map[string]bool{}
+	for _, p := range pb.Def.Publishes() {
+		published[p.Attr] = true
+	}
+	for _, in := range rb.Def.Inputs() {
+		if refs[in.Field] {
+			continue
+		}
+		switch {
+		case in.Kind.Wired() && in.Type == pb.Def.Out() && (in.Role == "" || in.Role == producer):
+			why = append(why, fmt.Sprintf("its input %s takes %s's output: the role's Go code wires it by type", in.Describe(), producer))
+		case in.Kind == role.InputAttr && published[in.Attr]:
+			why = append(why, fmt.Sprintf("its input %s reads attribute %q, which %s publishes", in.Field, in.Attr, producer))
+		}
+	}
+	for _, req := range rb.Def.Meta().Requires {
+		if req == producer {
+			why = append(why, fmt.Sprintf("role %s requires role %s in its Go code", consumer, producer))
+		}
+	}
+	return why
+}
+
+// source is the spec's text in rng, or "the reference" when the file is
+// not at hand.
+func (s *Spec) source(rng hcl.Range) string {
+	if f := s.Files[rng.Filename]; f != nil && rng.Start.Byte < rng.End.Byte && rng.End.Byte <= len(f.Bytes) {
+		return string(f.Bytes[rng.Start.Byte:rng.End.Byte])
+	}
+	return "the reference"
 }
 
 // Format prints diagnostics one a line, "file:line:col: error: summary:

@@ -3,6 +3,7 @@ package spec_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -86,7 +87,7 @@ func TestPlanErrorsAsDiagnostics(t *testing.T) {
 		name, src, want string
 	}{
 		{name: "cycle through Go wiring", src: "deployment = \"c\"\nrole \"ping\" {}\nrole \"pong\" {}\n",
-			want: "c.hcl:2:1: error: Dependency cycle: graph: dependency cycle: "},
+			want: `c.hcl:2:1: error: Dependency cycle: ping → pong → ping: ping waits for pong (its input X reads attribute "test.pong", which pong publishes), and pong waits for ping (its input X reads attribute "test.ping", which ping publishes). Roles on a cycle can never start; remove one of these references, or change one role so it does not need the other.` + "\n"},
 		{name: "missing producer", src: "deployment = \"c\"\npool \"p\" {\n  count = 1\n}\n\nrole \"member\" {\n  on = [pool.p]\n}\n",
 			want: "c.hcl:6:1: error: Input cannot be wired: role \"member\" on p-1: input Peers (role.All[spec_test.PeerURLOut]): no role produced it"},
 	} {
@@ -97,7 +98,11 @@ func TestPlanErrorsAsDiagnostics(t *testing.T) {
 			require.NoError(t, err)
 			_, err = graph.NewPlan(context.Background(), d, mem.New())
 			require.Error(t, err)
-			require.Contains(t, spec.Format(s.Diagnostics(err)), tc.want)
+			got := spec.Format(s.Diagnostics(err))
+			require.Contains(t, got, tc.want)
+			require.Equal(t, 1, strings.Count(got, "\n"), "one diagnostic: %s", got)
+			require.NotContains(t, got, "graph:", "the spec's words, not the graph's")
+			require.NotContains(t, got, "Meta.Requires")
 		})
 	}
 }
