@@ -175,6 +175,7 @@ func memberAdd(ctx context.Context, rc *role.Context, peers role.All[PeerURLOut]
 			}
 			if err != nil && strings.Contains(err.Error(), "unhealthy cluster") {
 				rc.Log().Info("member-add postponed: the cluster is still settling", "peer_url", self.PeerURL)
+				rc.Progress("waiting for its turn to join: the cluster is still settling")
 				return err
 			}
 			if err != nil {

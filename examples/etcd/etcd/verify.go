@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -61,7 +62,13 @@ func (Verify) Run(ctx context.Context, rc *role.Context, in VerifyIn) (VerifyOut
 
 	wait := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(200*time.Millisecond),
 		backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(90*time.Second)), ctx)
-	err = backoff.Retry(func() error { return healthy(ctx, cli, endpoints) }, wait)
+	err = backoff.Retry(func() error {
+		err := healthy(ctx, cli, endpoints)
+		if err != nil {
+			rc.Progress("waiting for the cluster: %s", strings.TrimPrefix(err.Error(), errNotHealthy.Error()+": "))
+		}
+		return err
+	}, wait)
 	if err != nil {
 		return VerifyOut{}, err
 	}
