@@ -172,7 +172,7 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 			*bindings = append(*bindings, b)
 		}
 	}
-	if err := errs.ErrorOrNil(); err != nil {
+	if err := flat(errs); err != nil {
 		return nil, err
 	}
 	return inV.Interface(), nil
@@ -281,6 +281,23 @@ func (d *Def) CheckUses(env Env) error {
 		}
 		_, err := d.bindUses(in, env, reflect.Value{})
 		errs = multierror.Append(errs, err)
+	}
+	return flat(errs)
+}
+
+// flat is errs as one error, or nil: its causes one a line, without
+// go-multierror's count, bullets and blank lines, so that it reads the
+// same alone and inside another message. errors.As still reaches each.
+func flat(errs *multierror.Error) error {
+	if errs == nil {
+		return nil
+	}
+	errs.ErrorFormat = func(es []error) string {
+		lines := make([]string, len(es))
+		for i, e := range es {
+			lines[i] = e.Error()
+		}
+		return strings.Join(lines, "\n")
 	}
 	return errs.ErrorOrNil()
 }

@@ -159,7 +159,7 @@ func (d *Def) parseInputs() error {
 		}
 		d.inputs = append(d.inputs, in)
 	}
-	return errs.ErrorOrNil()
+	return flat(errs)
 }
 
 // parseOutputs reads the output fields published as attributes.

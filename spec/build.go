@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/hashicorp/go-multierror"
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/masonops/mason/attr"
@@ -52,13 +51,22 @@ func (s *Spec) NodeID(name string) string { return provider.StableID(s.Name, nam
 // their provenance.
 func (s *Spec) Deployment(nodes []*provider.Node) (*graph.Deployment, error) {
 	d := graph.NewDeployment(s.Name)
-	var errs *multierror.Error
+	// Mistakes, each once (a pool's value is set on each of its nodes),
+	// flat.
+	var errs []error
+	seen := map[string]bool{}
+	fail := func(err error) {
+		if !seen[err.Error()] {
+			seen[err.Error()] = true
+			errs = append(errs, err)
+		}
+	}
 	keys := make([]attr.Decl, 0, len(s.reg.keys))
 	for _, name := range sortedKeys(s.reg.keys) {
 		keys = append(keys, s.reg.keys[name])
 	}
 	if err := d.Attrs().Declare(keys...); err != nil {
-		errs = multierror.Append(errs, fmt.Errorf("spec: declaring the registry's attribute keys: %w", err))
+		fail(fmt.Errorf("spec: declaring the registry's attribute keys: %w", err))
 	}
 	byName := map[string]*provider.Node{}
 	for _, n := range nodes {
@@ -89,14 +97,14 @@ func (s *Spec) Deployment(nodes []*provider.Node) (*graph.Deployment, error) {
 				src := attr.FromSpec(attr.LayerNode, v.rng.Filename, v.rng.Start.Line)
 				src.Node = name
 				if err := d.NodeAttrs(name).SetAny(v.name, v.v, src); err != nil {
-					errs = multierror.Append(errs, fmt.Errorf("%s: %w", rangeText(v.rng), err))
+					fail(fmt.Errorf("%s: %w", rangeText(v.rng), err))
 				}
 			}
 		}
 	}
 	for _, v := range s.values {
 		if err := d.Attrs().SetAny(v.name, v.v, attr.FromSpec(attr.LayerDeployment, v.rng.Filename, v.rng.Start.Line)); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("%s: %w", rangeText(v.rng), err))
+			fail(fmt.Errorf("%s: %w", rangeText(v.rng), err))
 		}
 	}
 	for _, rb := range s.Roles {
@@ -118,7 +126,7 @@ func (s *Spec) Deployment(nodes []*provider.Node) (*graph.Deployment, error) {
 			}
 		}
 	}
-	return d, errs.ErrorOrNil()
+	return d, errors.Join(errs...)
 }
 
 // OpenServices configures the spec's service blocks through the registry's
