@@ -250,7 +250,11 @@ func (c *command) status(ctx context.Context) int {
 			for _, st := range p.Steps {
 				if !seen[st.ID] {
 					counts["never run"]++
-					fmt.Fprintf(tw, "%s\t%s\t\t\t%s\n", st.ID, "never run", strings.Join(append([]string{"waits for"}, st.WaitsFor...), " "))
+					detail := ""
+					if len(st.WaitsFor) > 0 {
+						detail = "waits for " + strings.Join(st.WaitsFor, ", ")
+					}
+					fmt.Fprintf(tw, "%s\t%s\t\t\t%s\n", st.ID, "never run", detail)
 				}
 			}
 		}
