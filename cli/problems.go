@@ -3,29 +3,18 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/masonops/mason/deploy"
-	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/internal/problems"
-	"github.com/masonops/mason/role"
 )
 
 // nodeOf returns the node an error is about, when it says.
 func nodeOf(err error) string {
 	var ne *deploy.NodeError
-	var be *role.BindError
-	var nre *graph.NodeRoleError
-	switch {
-	case errors.As(err, &ne):
+	if errors.As(err, &ne) {
 		return ne.Node
-	case errors.As(err, &be):
-		return be.Node
-	case errors.As(err, &nre):
-		_, node, _ := strings.Cut(nre.ID, "@")
-		return node
 	}
-	return ""
+	return problems.NodeOf(err)
 }
 
 // problemLines flattens err and groups the causes that differ only in

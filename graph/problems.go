@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/masonops/mason/internal/problems"
-	"github.com/masonops/mason/role"
 )
 
 // Problems is the error of [NewPlan] and [Apply] when more than one thing
@@ -75,7 +74,7 @@ func (p *Problem) Error() string { return p.text }
 func (p *Problem) Unwrap() []error { return p.Errs }
 
 // gather groups err's causes as Problems for op; a single cause on at
-// most one node is returned as it was.
+// most one node is returned alone (out of a one-error list).
 func gather(op string, err error) error {
 	if err == nil {
 		return nil
@@ -84,9 +83,9 @@ func gather(op string, err error) error {
 	if errors.As(err, &already) && error(already) == err {
 		return err
 	}
-	causes := problems.Causes(err, nodeOf)
+	causes := problems.Causes(err, nil)
 	if len(causes) == 1 && len(causes[0].Errs) == 1 {
-		return err
+		return causes[0].Errs[0] // the one leaf, out of its list
 	}
 	ps := &Problems{Op: op, List: make([]*Problem, len(causes))}
 	for i, c := range causes {
@@ -96,16 +95,9 @@ func gather(op string, err error) error {
 	return ps
 }
 
-// nodeOf returns the node an error is about, when it says.
-func nodeOf(err error) string {
-	var be *role.BindError
-	var nre *NodeRoleError
-	switch {
-	case errors.As(err, &be):
-		return be.Node
-	case errors.As(err, &nre):
-		_, node, _ := strings.Cut(nre.ID, "@")
-		return node
-	}
-	return ""
+// Node returns the node the failed node-role ran on ("" for service
+// scope).
+func (e *NodeRoleError) Node() string {
+	_, node, _ := strings.Cut(e.ID, "@")
+	return node
 }

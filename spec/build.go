@@ -179,7 +179,7 @@ func (s *Spec) Role(name string) *RoleBlock {
 // it cannot place are reported without a location.
 func (s *Spec) Diagnostics(err error) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	for _, c := range problems.Causes(err, nodeOf) {
+	for _, c := range problems.Causes(err, nil) {
 		e := c.Errs[0]
 		var ce *graph.CycleError
 		var be *role.BindError
@@ -211,20 +211,6 @@ func (s *Spec) Diagnostics(err error) hcl.Diagnostics {
 		}
 	}
 	return diags
-}
-
-// nodeOf returns the node an error of the graph is about, when it says.
-func nodeOf(err error) string {
-	var be *role.BindError
-	var nre *graph.NodeRoleError
-	switch {
-	case errors.As(err, &be):
-		return be.Node
-	case errors.As(err, &nre):
-		_, node, _ := strings.Cut(nre.ID, "@")
-		return node
-	}
-	return ""
 }
 
 // cycleDetail tells a cycle in the spec's words: each node-role on it and

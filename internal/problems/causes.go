@@ -20,8 +20,23 @@ type Cause struct {
 	Text string
 }
 
+// NodeOf returns the node an error is about, when it says: a
+// *role.BindError's node, or that of an error with a Node() string method
+// (graph.NodeRoleError).
+func NodeOf(err error) string {
+	var be *role.BindError
+	var nn interface{ Node() string }
+	switch {
+	case errors.As(err, &be):
+		return be.Node
+	case errors.As(err, &nn):
+		return nn.Node()
+	}
+	return ""
+}
+
 // Causes flattens err and groups its leaves that differ only in their
-// node (nodeOf tells a leaf's node, "" for none), in the order of their
+// node (nodeOf tells a leaf's node, "" for none; nil means NodeOf), in the order of their
 // first occurrence. A leaf that is a *role.BindError speaks for itself:
 // the wrappers around it only name the node-role it already names, and a
 // group of them reads as the BindError restated for all its nodes
@@ -31,6 +46,9 @@ func Causes(err error, nodeOf func(error) string) []Cause {
 	leaves := Flatten(err)
 	if len(leaves) == 0 {
 		return nil
+	}
+	if nodeOf == nil {
+		nodeOf = NodeOf
 	}
 	ps := make([]Problem, len(leaves))
 	bes := make([]*role.BindError, len(leaves))
