@@ -183,7 +183,7 @@ func TestEndToEnd(t *testing.T) {
 		// founding set runs once (Meta.Once): its input is known only after
 		// the new peer URLs exist, and then it is not re-run.
 		require.Equal(t, map[string]string{
-			"etcd-bootstrap":      "inputs known after run (waits for etcd-peer-url@n4)",
+			"etcd-bootstrap":      "inputs known after run (waits for etcd-peer-url@n4, etcd-peer-url@n5)",
 			"etcd-peer-url@n4":    "new",
 			"etcd-peer-url@n5":    "new",
 			"etcd-member-cert@n4": "new",

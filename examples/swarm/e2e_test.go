@@ -149,7 +149,7 @@ func TestEndToEnd(t *testing.T) {
 			"demo-endpoint@w3":      "run: new",
 			"swarm-lb":              "run: input Backends changed: +w3",
 			"swarm-dns":             "run: input Nodes changed: +w3",
-			"swarm-verify":          "run-if-changed: inputs known after run (waits for swarm-lb)",
+			"swarm-verify":          "run-if-changed: inputs known after run (waits for swarm-dns, swarm-lb)",
 		}, ran(s3.Plan))
 		require.Equal(t, []string{"m1 ready active manager", "w1 ready active worker", "w2 ready active worker", "w3 ready active worker"}, swarmNodes(t, ctx, op))
 		require.Equal(t, []string{"m1", "w1", "w2", "w3"}, s3.Answered)
@@ -252,7 +252,7 @@ func TestEndToEnd(t *testing.T) {
 			"swarm-lb":       "run: input Backends changed: -w3",
 			"swarm-dns":      "run: input Nodes changed: -w3",
 			"swarm-leave@w3": "run: new",
-			"swarm-verify":   "run-if-changed: inputs known after run (waits for swarm-lb)",
+			"swarm-verify":   "run-if-changed: inputs known after run (waits for swarm-dns, swarm-lb)",
 		}, ran(s2.Plan))
 		require.Equal(t, []string{"m1 ready active manager", "w1 ready active worker", "w2 ready active worker"}, swarmNodes(t, ctx, op))
 		require.Equal(t, []string{"m1", "w1", "w2"}, backends(t, ctx, cfg, s2))
