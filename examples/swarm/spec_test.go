@@ -15,6 +15,7 @@ import (
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/spec"
 	"github.com/masonops/mason/store/mem"
 )
@@ -105,6 +106,10 @@ func TestSpecPlansLikeTheGoDeployment(t *testing.T) {
 			gd := swarm.Deployment(swarm.DeploymentName, n)
 			gd.UseServices(svcs)
 			graph.Set(gd, swarm.OperatorDir, "/tmp/unused/operator")
+			kek, err := seal.New(bytes.Repeat([]byte{1}, 32))
+			require.NoError(t, err)
+			gd.UseKEK(kek) // the join tokens are sealed in the journal
+			hd.UseKEK(kek)
 			st := mem.New()
 			t.Cleanup(func() { st.Close() })
 			gp, err := graph.NewPlan(ctx, gd, st, graph.SkipChecks())

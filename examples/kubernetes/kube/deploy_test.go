@@ -16,6 +16,7 @@ import (
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
+	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/mem"
 )
 
@@ -35,6 +36,9 @@ func TestDeploymentPlans(t *testing.T) {
 		d := Deployment("plan", fakeNodes("cp", size.cps, 10), fakeNodes("w", size.workers, 20))
 		graph.Set(d, LBAddr, "10.99.0.1")
 		d.UseServices(planServices(t))
+		kek, err := seal.Generate()
+		require.NoError(t, err)
+		d.UseKEK(kek) // the encryption key is sealed in the journal
 		p, err := graph.NewPlan(context.Background(), d, mem.New())
 		require.NoError(t, err)
 		perNode := 0
