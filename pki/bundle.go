@@ -22,7 +22,8 @@ import (
 type Bundle struct {
 	Service  string
 	Kind     Kind
-	Name     string    // Identity.Name
+	Name     string    // Identity.Name: the certificate's CN
+	ID       string    // what the certificate is stored under: Identity.ID, or Name (for Authority.Renew)
 	Serial   string    // hex
 	NotAfter time.Time // the leaf's expiry
 	// CertPEM is the leaf certificate followed by any intermediate: the

@@ -20,7 +20,10 @@
 // refused with a [*RequestError] before anything is signed. Issuing the same
 // request twice returns the same certificate until it is due for renewal, so
 // re-running a converged deployment changes nothing; [Authority.Renew]
-// replaces a leaf with a new key for the same identity.
+// replaces a leaf with a new key for the same identity. An identity's
+// certificate is stored under its Name (the CN), or under [Identity.ID]
+// when several holders present the same CN — each Kubernetes API server's
+// is CN "kubernetes" — so each keeps its own.
 //
 // Rotation and revocation: [Authority.RotateRoot] creates a new root and
 // keeps the old one trusted for an overlap window; [Authority.Revoke] adds a

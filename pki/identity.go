@@ -72,9 +72,16 @@ func (k Kind) extKeyUsage() []x509.ExtKeyUsage {
 type Identity struct {
 	// Name is the certificate's common name: the node's name for server and
 	// peer certificates, the user ("system:node:n1", "admin") for client
-	// certificates. It also names the certificate in the store, so one
-	// identity holds one current certificate per kind.
+	// certificates. Unless ID is set it also names the certificate in the
+	// store, so one identity holds one current certificate per kind.
 	Name string
+	// ID names the certificate in the store when holders share a common
+	// name: every API server of a Kubernetes cluster presents CN
+	// "kubernetes", yet each holds its own certificate for its own names
+	// ("kube-apiserver/cp1"). One ID holds one current certificate per
+	// kind; "" (or the Name itself) means Name. It is not written into the
+	// certificate.
+	ID string
 	// DNSNames are the exact DNS names a server answers to. Wildcards are
 	// refused.
 	DNSNames []string
@@ -181,6 +188,12 @@ func (r Request) normalize(service string, c constraints, caAlg Algorithm) (Requ
 		return refuse("Identity.Name", printable(r.Identity.Name), err)
 	}
 	out.Identity.Name = r.Identity.Name
+	if r.Identity.ID != "" && r.Identity.ID != r.Identity.Name {
+		if err := checkID(r.Identity.ID); err != "" {
+			return refuse("Identity.ID", printable(r.Identity.ID), err)
+		}
+		out.Identity.ID = r.Identity.ID
+	}
 	if len(r.Identity.DNSNames) > maxNames || len(r.Identity.IPs) > maxNames || len(r.Identity.Groups) > maxNames {
 		return refuse("Identity", "", fmt.Sprintf("at most %d DNS names, IPs and groups each", maxNames))
 	}
@@ -271,6 +284,34 @@ func checkText(s string) string {
 	return ""
 }
 
+// maxIDLength bounds Identity.ID, which only names a store record.
+const maxIDLength = 253
+
+// checkID validates an Identity.ID: printable UTF-8 of at most 253 bytes.
+func checkID(s string) string {
+	switch {
+	case len(s) > maxIDLength:
+		return fmt.Sprintf("longer than %d bytes", maxIDLength)
+	case !utf8.ValidString(s):
+		return "not valid UTF-8"
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return "contains a control or non-printable character"
+		}
+	}
+	return ""
+}
+
+// key is the name the identity's certificate is stored under: its ID, or
+// its Name when it has none.
+func (id Identity) key() string {
+	if id.ID != "" {
+		return id.ID
+	}
+	return id.Name
+}
+
 // checkDNSName validates and lower-cases one DNS name: letters, digits and
 // hyphens in labels of 1-63 bytes, at most 253 bytes, no wildcard, not an
 // IP literal.
@@ -316,6 +357,6 @@ func printable(s string) string {
 
 // sameIdentity reports whether two normalized identities are equal.
 func sameIdentity(a, b Identity) bool {
-	return a.Name == b.Name && slices.Equal(a.DNSNames, b.DNSNames) &&
+	return a.Name == b.Name && a.ID == b.ID && slices.Equal(a.DNSNames, b.DNSNames) &&
 		slices.Equal(a.IPs, b.IPs) && slices.Equal(a.Groups, b.Groups)
 }

@@ -80,7 +80,7 @@ func (m *Manager) CAPEM(ctx context.Context, service string) ([]byte, error) {
 }
 
 // leafRecord is the current certificate of one identity, at
-// <prefix><service>/leaf/<kind>/<name>.
+// <prefix><service>/leaf/<kind>/<id> (the identity's ID, or its Name).
 type leafRecord struct {
 	Request  Request // normalized
 	Gen      int
@@ -96,13 +96,14 @@ type leafRecord struct {
 type serialRecord struct {
 	Kind     Kind
 	Name     string
+	ID       string `json:",omitempty"` // Identity.ID; "" means Name
 	Gen      int
 	NotAfter time.Time
 	Cert     []byte // DER
 }
 
-func (a *Authority) leafKey(k Kind, name string) string {
-	return a.key("leaf", k.String(), url.PathEscape(name))
+func (a *Authority) leafKey(k Kind, id string) string {
+	return a.key("leaf", k.String(), url.PathEscape(id))
 }
 
 // Issue returns a certificate for req. If the store already holds one for
@@ -113,19 +114,20 @@ func (a *Authority) Issue(ctx context.Context, req Request) (Bundle, error) {
 	return a.issue(ctx, req, false)
 }
 
-// Renew replaces the stored certificate of the identity kind/name with a
-// new one for the same identity and profile, with a new key.
-func (a *Authority) Renew(ctx context.Context, kind Kind, name string) (Bundle, error) {
-	e, err := a.m.st.Get(ctx, a.leafKey(kind, name))
+// Renew replaces the stored certificate of the identity kind/id with a new
+// one for the same identity and profile, with a new key. id is the
+// identity's ID, or its Name when it has none (Bundle.ID is either).
+func (a *Authority) Renew(ctx context.Context, kind Kind, id string) (Bundle, error) {
+	e, err := a.m.st.Get(ctx, a.leafKey(kind, id))
 	if errors.Is(err, store.ErrNotFound) {
-		return Bundle{}, fmt.Errorf("pki: renewing %s certificate %q of %q: none was issued; call Issue first", kind, printable(name), a.service)
+		return Bundle{}, fmt.Errorf("pki: renewing %s certificate %q of %q: none was issued; call Issue first", kind, printable(id), a.service)
 	}
 	if err != nil {
-		return Bundle{}, fmt.Errorf("pki: renewing %s certificate %q of %q: %w", kind, printable(name), a.service, err)
+		return Bundle{}, fmt.Errorf("pki: renewing %s certificate %q of %q: %w", kind, printable(id), a.service, err)
 	}
 	var rec leafRecord
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
-		return Bundle{}, fmt.Errorf("pki: renewing %s certificate %q of %q: decoding record: %w", kind, printable(name), a.service, err)
+		return Bundle{}, fmt.Errorf("pki: renewing %s certificate %q of %q: decoding record: %w", kind, printable(id), a.service, err)
 	}
 	return a.issue(ctx, rec.Request, true)
 }
@@ -138,7 +140,7 @@ func (a *Authority) issue(ctx context.Context, req Request, force bool) (Bundle,
 		a.m.log.Warn("pki: request refused", "service", a.service, "error", err.Error())
 		return Bundle{}, err
 	}
-	lkey := a.leafKey(nreq.Kind, nreq.Identity.Name)
+	lkey := a.leafKey(nreq.Kind, nreq.Identity.key())
 	for attempt := 0; attempt < 5; attempt++ {
 		var leafRev int64
 		e, err := a.m.st.Get(ctx, lkey)
@@ -199,6 +201,7 @@ func (a *Authority) bundle(st *state, g *generation, req Request, serial string,
 		Service:  a.service,
 		Kind:     req.Kind,
 		Name:     req.Identity.Name,
+		ID:       req.Identity.key(),
 		Serial:   serial,
 		NotAfter: notAfter,
 		CertPEM:  chain,
@@ -266,7 +269,7 @@ func (a *Authority) sign(ctx context.Context, st *state, req Request, lkey strin
 	if err != nil {
 		return fail("encoding record", err)
 	}
-	sr, err := json.Marshal(serialRecord{Kind: req.Kind, Name: req.Identity.Name, Gen: g.rec.Gen, NotAfter: notAfter, Cert: der})
+	sr, err := json.Marshal(serialRecord{Kind: req.Kind, Name: req.Identity.Name, ID: req.Identity.ID, Gen: g.rec.Gen, NotAfter: notAfter, Cert: der})
 	if err != nil {
 		return fail("encoding record", err)
 	}
@@ -277,7 +280,7 @@ func (a *Authority) sign(ctx context.Context, st *state, req Request, lkey strin
 		return fail("recording it", err)
 	}
 	if a.m.log.Enabled(ctx, slog.LevelInfo) {
-		a.m.log.Info("pki: certificate issued", "service", a.service, "kind", req.Kind.String(), "name", req.Identity.Name,
+		a.m.log.Info("pki: certificate issued", "service", a.service, "kind", req.Kind.String(), "name", req.Identity.Name, "id", req.Identity.key(),
 			"serial", sh, "generation", g.rec.Gen, "dns", req.Identity.DNSNames, "ips", fmt.Sprint(req.Identity.IPs), "not_after", notAfter)
 	}
 	return a.bundle(st, g, req, sh, der, keyDER, notAfter), nil

@@ -81,7 +81,7 @@ func (a *Authority) Revoke(ctx context.Context, serial string, reason int) error
 			return fmt.Errorf("pki: revoking serial %s of %q: encoding: %w", sh, a.service, err)
 		}
 		ops := []store.Op{store.PutOp(a.key("revocations"), b).IfRevision(st.revRev)}
-		lkey := a.leafKey(sr.Kind, sr.Name)
+		lkey := a.leafKey(sr.Kind, sr.key())
 		if le, err := a.m.st.Get(ctx, lkey); err == nil {
 			var lr leafRecord
 			if json.Unmarshal(le.Value, &lr) == nil && lr.Serial == sh {
@@ -231,4 +231,12 @@ func normSerial(s string) (string, bool) {
 		return "", false
 	}
 	return serialHex(n), true
+}
+
+// key is the identity the serial was issued to, as leaves are stored.
+func (sr serialRecord) key() string {
+	if sr.ID != "" {
+		return sr.ID
+	}
+	return sr.Name
 }
