@@ -348,7 +348,7 @@ func ran(r *graph.Result) []string {
 	return out
 }
 
-func keys(m map[string]string) []string {
+func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
@@ -414,14 +414,14 @@ func lbClient(t *testing.T, s *kube.Summary, cert *tls.Certificate) *http.Client
 	cfg := readKubeconfig(t, s.Kubeconfig)
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(cfg.ca))
-	host, _, _ := net.SplitHostPort(strings.TrimPrefix(cfg.server, "https://"))
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(s.APIURL, "https://"))
 	tlsCfg := &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		tlsCfg.Certificates = []tls.Certificate{*cert}
 	}
-	// The kubeconfig names the balancer's DNS name; this host's resolver
-	// does not serve it, so dial the balancer's address (the name is still
-	// the one the certificate must carry).
+	// Requests name the balancer's DNS name, which the certificate must
+	// carry; this host's resolver does not serve it, so dial the
+	// balancer's address.
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, network, s.LB)
 	}
@@ -451,6 +451,11 @@ func readKubeconfig(t *testing.T, path string) kubeconfigFile {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
+	return parseKubeconfig(t, b)
+}
+
+func parseKubeconfig(t *testing.T, b []byte) kubeconfigFile {
+	t.Helper()
 	var k kubeconfigFile
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.SplitN(strings.TrimSpace(line), ": ", 2)
@@ -511,98 +516,163 @@ func nodeFileBytes(t *testing.T, ctx context.Context, n *provider.Node, path str
 	return b
 }
 
-// checkCertificates reads every certificate file on every node and checks
-// that it chains to one of the deployment's authorities (whose roots are
-// read from the CA files on the nodes, and must be the ones the
-// controller's pki holds) and names nothing but its own node, the load
-// balancer and the kubernetes service.
-func checkCertificates(t *testing.T, ctx context.Context, s *kube.Summary) {
+// certWant is what one certificate must say: the hard way's CN and O, and
+// exactly these SANs.
+type certWant struct {
+	cn   string
+	o    []string
+	dns  []string
+	ips  []string
+	kind x509.ExtKeyUsage
+}
+
+// wantCerts lists every certificate the cluster holds, by node and file
+// (a kubeconfig stands for the certificate it embeds; "" is the
+// controller), with the CN, O and SANs the issue asks for.
+func wantCerts(s *kube.Summary) map[string]map[string]certWant {
 	lbIP, _, _ := net.SplitHostPort(s.LB)
 	lbName := strings.TrimPrefix(strings.Split(s.APIURL, ":")[1], "//")
-	serviceIP := "10.32.0.1"
 	service := []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster", "kubernetes.default.svc.cluster.local"}
+	client, server := x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth
+	out := map[string]map[string]certWant{"": {
+		"admin.kubeconfig": {cn: "admin", o: []string{"system:masters"}, kind: client},
+	}}
+	for _, n := range s.ControlPlane {
+		ip := n.InterfaceAddr.String()
+		out[n.Name] = map[string]certWant{
+			"/var/lib/kubernetes/kubernetes.crt": {cn: "kubernetes", dns: append(slices.Clone(service), n.Name, lbName),
+				ips: []string{"10.32.0.1", ip, lbIP}, kind: server},
+			"/var/lib/kubernetes/kubelet-client.crt":                 {cn: "kube-apiserver-kubelet-client", o: []string{kube.APIServerGroup}, kind: client},
+			"/var/lib/kubernetes/etcd-client.crt":                    {cn: "kube-apiserver-etcd-client", kind: client},
+			"/var/lib/kubernetes/front-proxy-client.crt":             {cn: "front-proxy-client", kind: client},
+			"/var/lib/kubernetes/service-account.crt":                {cn: "service-accounts", kind: client},
+			"/etc/etcd/pki/member.crt":                               {cn: n.Name, dns: []string{n.Name + ".etcd.mason.lab"}, ips: []string{ip}, kind: server},
+			"/var/lib/kubernetes/admin.kubeconfig":                   {cn: "admin", o: []string{"system:masters"}, kind: client},
+			"/var/lib/kubernetes/kube-controller-manager.kubeconfig": {cn: "system:kube-controller-manager", o: []string{"system:kube-controller-manager"}, kind: client},
+			"/var/lib/kubernetes/kube-scheduler.kubeconfig":          {cn: "system:kube-scheduler", o: []string{"system:kube-scheduler"}, kind: client},
+		}
+	}
+	for _, n := range s.Workers {
+		kubelet := certWant{cn: "system:node:" + n.Name, o: []string{"system:nodes"}, dns: []string{n.Name}, ips: []string{n.InterfaceAddr.String()}, kind: server}
+		out[n.Name] = map[string]certWant{
+			"/var/lib/kubelet/kubelet.crt":   kubelet,
+			"/var/lib/kubelet/kubeconfig":    kubelet,
+			"/var/lib/kube-proxy/kubeconfig": {cn: "system:kube-proxy", o: []string{"system:node-proxier"}, kind: client},
+		}
+	}
+	return out
+}
+
+// checkCertificates reads every certificate file and kubeconfig on every
+// node and the controller's admin kubeconfig, and checks each against
+// wantCerts: it chains to one of the deployment's authorities (whose roots
+// are read from the CA files on the nodes, and must be mason's), has the
+// CN, O and SANs the issue lists and nothing else, and no two holders share
+// a key (but the service-account key pair, which every API server must
+// hold). No certificate file may be missing from the list or from a node.
+func checkCertificates(t *testing.T, ctx context.Context, s *kube.Summary) {
+	want := wantCerts(s)
 	roots := x509.NewCertPool()
 	nRoots := 0
-	checked := 0
-	for _, n := range append(s.ControlPlane, s.Workers...) {
-		// CA bundles first: every *ca.crt file.
-		list := nodeRun(t, ctx, n, "sh", "-c", "find /var/lib/kubernetes /var/lib/kubelet /etc/etcd/pki -name '*.crt' 2>/dev/null | sort")
+	nodes := append(slices.Clone(s.ControlPlane), s.Workers...)
+	found := map[string]map[string][]*x509.Certificate{"": {}}
+	for _, n := range nodes {
+		found[n.Name] = map[string][]*x509.Certificate{}
+		list := nodeRun(t, ctx, n, "sh", "-c", "find /var/lib/kubernetes /var/lib/kubelet /var/lib/kube-proxy /etc/etcd/pki \\( -name '*.crt' -o -name '*kubeconfig' \\) 2>/dev/null | sort")
 		files := strings.Fields(list)
 		require.NotEmpty(t, files, n.Name)
 		for _, f := range files {
-			if strings.HasSuffix(f, "ca.crt") {
-				b := nodeFileBytes(t, ctx, n, f)
+			b := nodeFileBytes(t, ctx, n, f)
+			switch {
+			case strings.HasSuffix(f, "ca.crt"): // CA bundles
 				for _, c := range parseCerts(t, b) {
 					require.True(t, c.IsCA, "%s on %s holds CA certificates only", f, n.Name)
 					require.Equal(t, []string{"mason"}, c.Subject.Organization, "%s on %s: a mason authority", f, n.Name)
 					roots.AddCert(c)
 					nRoots++
 				}
+			case strings.HasSuffix(f, "kubeconfig"):
+				found[n.Name][f] = kubeconfigCerts(t, b, n.Name, f)
+			default:
+				found[n.Name][f] = parseCerts(t, b)
 			}
 		}
 	}
-	for _, n := range append(s.ControlPlane, s.Workers...) {
-		list := nodeRun(t, ctx, n, "sh", "-c", "find /var/lib/kubernetes /var/lib/kubelet /etc/etcd/pki -name '*.crt' ! -name '*ca.crt' 2>/dev/null | sort")
-		for _, f := range strings.Fields(list) {
-			chain := parseCerts(t, nodeFileBytes(t, ctx, n, f))
+	hostKC, err := os.ReadFile(s.Kubeconfig)
+	require.NoError(t, err)
+	found[""]["admin.kubeconfig"] = kubeconfigCerts(t, hostKC, "the controller", s.Kubeconfig)
+
+	holders := map[string]string{} // public key -> node:file
+	checked := 0
+	for node, files := range found {
+		where := func(f string) string { return fmt.Sprintf("%s on %s", f, orController(node)) }
+		require.ElementsMatch(t, keys(want[node]), keys(files), "the certificates on %s", orController(node))
+		for f, chain := range files {
+			w := want[node][f]
 			leaf := chain[0]
 			inter := x509.NewCertPool()
 			for _, c := range chain[1:] {
 				inter.AddCert(c)
 			}
-			_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-			require.NoError(t, err, "%s on %s chains to a mason authority", f, n.Name)
-			okNames := append([]string{n.Name, n.Name + ".etcd.mason.lab", lbName}, service...)
-			for _, d := range leaf.DNSNames {
-				require.Contains(t, okNames, d, "%s on %s names only its own node (and the API's names)", f, n.Name)
-			}
+			_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{w.kind}})
+			require.NoError(t, err, "%s chains to a mason authority", where(f))
+			require.Equal(t, w.cn, leaf.Subject.CommonName, "CN of %s", where(f))
+			require.ElementsMatch(t, w.o, leaf.Subject.Organization, "O of %s", where(f))
+			require.ElementsMatch(t, w.dns, leaf.DNSNames, "DNS names of %s", where(f))
+			var ips []string
 			for _, ip := range leaf.IPAddresses {
 				a, _ := netip.AddrFromSlice(ip)
-				require.Contains(t, []string{n.InterfaceAddr.String(), lbIP, serviceIP}, a.Unmap().String(), "%s on %s names only its own address", f, n.Name)
+				ips = append(ips, a.Unmap().String())
 			}
-			if strings.HasSuffix(f, "/kubernetes.crt") {
-				got := slices.Clone(leaf.DNSNames)
-				slices.Sort(got)
-				want := append(slices.Clone(service), n.Name, lbName)
-				slices.Sort(want)
-				require.Equal(t, want, got, "the API server's serving names on %s", n.Name)
-				require.Len(t, leaf.IPAddresses, 3)
+			require.ElementsMatch(t, w.ips, ips, "IPs of %s", where(f))
+			if strings.HasSuffix(f, "kubeconfig") {
+				server := kubeconfigServer(t, node, f, s)
+				if node == "" {
+					require.Equal(t, "https://"+s.LB, server, "the controller's kubeconfig names the load balancer's address")
+				} else {
+					require.Equal(t, s.APIURL, server, "%s points at the load balancer's name", where(f))
+				}
 			}
-			if strings.HasSuffix(f, "/kubelet.crt") {
-				require.Equal(t, "system:node:"+n.Name, leaf.Subject.CommonName)
-				require.Equal(t, []string{"system:nodes"}, leaf.Subject.Organization)
-				require.Equal(t, []string{n.Name}, leaf.DNSNames)
+			pub := string(leaf.RawSubjectPublicKeyInfo)
+			if other, ok := holders[pub]; ok && !strings.HasSuffix(f, "service-account.crt") &&
+				!(strings.HasSuffix(f, "/kubelet/kubeconfig") || strings.HasSuffix(f, "/kubelet/kubelet.crt")) {
+				t.Fatalf("%s shares its key with %s", where(f), other)
 			}
+			holders[pub] = node + ":" + f
 			checked++
 		}
 	}
-	// Kubeconfigs embed certificates too.
-	for _, n := range s.ControlPlane {
-		for _, f := range []string{"admin", "kube-controller-manager", "kube-scheduler"} {
-			checked += checkKubeconfigCert(t, ctx, n, "/var/lib/kubernetes/"+f+".kubeconfig", roots)
-		}
-	}
-	for _, n := range s.Workers {
-		checked += checkKubeconfigCert(t, ctx, n, "/var/lib/kubelet/kubeconfig", roots)
-		checked += checkKubeconfigCert(t, ctx, n, "/var/lib/kube-proxy/kubeconfig", roots)
-	}
-	t.Logf("checked %d certificates against %d mason roots", checked, nRoots)
+	require.Equal(t, 9*len(s.ControlPlane)+3*len(s.Workers)+1, checked)
+	t.Logf("checked %d certificates (CN, O, SANs, chain, own key) against %d mason roots", checked, nRoots)
 }
 
-func checkKubeconfigCert(t *testing.T, ctx context.Context, n *provider.Node, path string, roots *x509.CertPool) int {
-	b := nodeFileBytes(t, ctx, n, path)
-	dir := t.TempDir()
-	p := filepath.Join(dir, "kc")
-	require.NoError(t, os.WriteFile(p, b, 0o600))
-	k := readKubeconfig(t, p)
-	require.Equal(t, "https://api.kube.mason.lab:6443", k.server, "%s on %s points at the load balancer's name", path, n.Name)
-	leaf := parseCerts(t, k.cert)[0]
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	require.NoError(t, err, "%s on %s", path, n.Name)
-	if strings.Contains(path, "kubelet") {
-		require.Equal(t, "system:node:"+n.Name, leaf.Subject.CommonName)
+func orController(node string) string {
+	if node == "" {
+		return "the controller"
 	}
-	return 1
+	return node
+}
+
+// kubeconfigCerts returns the client certificate a kubeconfig embeds.
+func kubeconfigCerts(t *testing.T, b []byte, node, path string) []*x509.Certificate {
+	k := parseKubeconfig(t, b)
+	require.NotEmpty(t, k.cert, "%s on %s embeds a client certificate", path, node)
+	return parseCerts(t, k.cert)
+}
+
+// kubeconfigServer reads the server of a kubeconfig on node ("" for the
+// controller).
+func kubeconfigServer(t *testing.T, node, path string, s *kube.Summary) string {
+	if node == "" {
+		return readKubeconfig(t, s.Kubeconfig).server
+	}
+	for _, n := range append(slices.Clone(s.ControlPlane), s.Workers...) {
+		if n.Name == node {
+			return parseKubeconfig(t, nodeFileBytes(t, context.Background(), n, path)).server
+		}
+	}
+	t.Fatalf("no node %s", node)
+	return ""
 }
 
 func parseCerts(t *testing.T, b []byte) []*x509.Certificate {

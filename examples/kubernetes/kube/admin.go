@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"os"
 	"path/filepath"
 
@@ -10,7 +12,14 @@ import (
 )
 
 // Admin writes the admin kubeconfig on the controller
-// (kubernetes.admin_dir/admin.kubeconfig), for the operator's kubectl.
+// (kubernetes.admin_dir/admin.kubeconfig), for the operator's kubectl, with
+// a certificate of the operator's own (not the one the control-plane
+// nodes' admin kubeconfigs hold).
+//
+// It names the load balancer by address, not by its DNS name as the nodes'
+// kubeconfigs do: the controller's resolver does not serve the
+// deployment's zone, and the address is in every API server's
+// certificate, so `kubectl --kubeconfig admin.kubeconfig` works as is.
 type Admin struct{}
 
 // AdminIn is the API's address, the CA and where to write.
@@ -30,17 +39,19 @@ type AdminOut struct {
 
 // Meta implements role.Role.
 func (Admin) Meta() role.Meta {
-	return role.Meta{Name: "kube-admin-kubeconfig", Version: "1", Scope: role.ScopeService,
+	return role.Meta{Name: "kube-admin-kubeconfig", Version: "2", Scope: role.ScopeService,
 		Doc: "writes the admin kubeconfig on the controller"}
 }
 
 // Run implements role.Role.
 func (Admin) Run(ctx context.Context, rc *role.Context, in AdminIn) (AdminOut, error) {
-	b, err := issue(ctx, rc, in.Issuer.Value, ClusterCA, pki.Request{Kind: pki.Client, Identity: adminID})
+	b, err := issue(ctx, rc, in.Issuer.Value, ClusterCA, pki.Request{Kind: pki.Client, Identity: heldBy(adminID, "operator")})
 	if err != nil {
 		return AdminOut{}, err
 	}
-	data := kubeconfig(in.Endpoint.Value.URL, adminID.Name, in.CAs.Value.ClusterCA, b)
+	ep := in.Endpoint.Value
+	server := "https://" + net.JoinHostPort(ep.Addr.String(), strconv.Itoa(ep.Port))
+	data := kubeconfig(server, adminID.Name, in.CAs.Value.ClusterCA, b)
 	path := filepath.Join(in.Dir, "admin.kubeconfig")
 	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
 		return AdminOut{}, err

@@ -75,6 +75,7 @@ func apiServerService(in APIServerIn, nodeIP string) service {
 		"--kubelet-preferred-address-types=InternalIP,Hostname",
 		"--proxy-client-cert-file=" + d + "/front-proxy-client.crt",
 		"--proxy-client-key-file=" + d + "/front-proxy-client.key",
+		"--requestheader-allowed-names=" + FrontProxyClient,
 		"--requestheader-client-ca-file=" + d + "/front-proxy-ca.crt",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--requestheader-group-headers=X-Remote-Group",

@@ -15,9 +15,12 @@ import (
 // certificates for the kubelets, for etcd and as the front proxy, the
 // service-account key pair, and the three CA bundles.
 //
-// The serving certificate names every form of kubernetes.default.svc.
-// cluster.local, the kubernetes service's IP, this API server's node name
-// and address, and the load balancer's name and address — nothing else.
+// The serving certificate has the hard way's CN, "kubernetes", and names
+// every form of kubernetes.default.svc.cluster.local, the kubernetes
+// service's IP, this API server's node name and address, and the load
+// balancer's name and address — nothing else. The client certificates have
+// kubeadm's CNs. Every API server has certificates of its own (stored
+// under IDs naming its node, ServingID), none shares a key with another.
 type APIServerCerts struct{}
 
 // APIServerCertsIn is what the names come from.
@@ -40,7 +43,7 @@ const APIServerGroup = "mason:kube-apiservers"
 
 // Meta implements role.Role.
 func (APIServerCerts) Meta() role.Meta {
-	return role.Meta{Name: "kube-apiserver-certs", Version: "1", Doc: "issues and installs an API server's certificates"}
+	return role.Meta{Name: "kube-apiserver-certs", Version: "2", Doc: "issues and installs an API server's certificates"}
 }
 
 // Run implements role.Role.
@@ -53,7 +56,8 @@ func (APIServerCerts) Run(ctx context.Context, rc *role.Context, in APIServerCer
 	}
 	ep := in.Endpoint.Value
 	serving := pki.Identity{
-		Name:     n.Name,
+		Name:     "kubernetes",
+		ID:       ServingID(n.Name),
 		DNSNames: append(serviceNames(), n.Name, ep.Name),
 		IPs:      []netip.Addr{svcIP, n.InterfaceAddr, ep.Addr},
 	}
@@ -66,9 +70,9 @@ func (APIServerCerts) Run(ctx context.Context, rc *role.Context, in APIServerCer
 		ca      string
 	}{
 		{&out.Serving, ClusterCA, pki.Request{Kind: pki.Server, Identity: serving}, "kubernetes", "ca.crt"},
-		{&out.KubeletClient, ClusterCA, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: "kube-apiserver-" + n.Name, Groups: []string{APIServerGroup}}}, "kubelet-client", ""},
-		{&out.EtcdClient, etcd.Service, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: "kube-apiserver-" + n.Name}}, "etcd-client", "etcd-ca.crt"},
-		{&out.ProxyClient, FrontProxyCA, pki.Request{Kind: pki.Client, Identity: pki.Identity{Name: "front-proxy-client-" + n.Name}}, "front-proxy-client", "front-proxy-ca.crt"},
+		{&out.KubeletClient, ClusterCA, pki.Request{Kind: pki.Client, Identity: heldBy(pki.Identity{Name: "kube-apiserver-kubelet-client", Groups: []string{APIServerGroup}}, n.Name)}, "kubelet-client", ""},
+		{&out.EtcdClient, etcd.Service, pki.Request{Kind: pki.Client, Identity: heldBy(pki.Identity{Name: "kube-apiserver-etcd-client"}, n.Name)}, "etcd-client", "etcd-ca.crt"},
+		{&out.ProxyClient, FrontProxyCA, pki.Request{Kind: pki.Client, Identity: heldBy(pki.Identity{Name: FrontProxyClient}, n.Name)}, "front-proxy-client", "front-proxy-ca.crt"},
 	}
 	for _, s := range steps {
 		b, err := issue(ctx, rc, in.Issuer.Value, s.service, s.req)
@@ -88,6 +92,22 @@ func (APIServerCerts) Run(ctx context.Context, rc *role.Context, in APIServerCer
 // Check reports drift when an installed certificate is missing or changed.
 func (APIServerCerts) Check(ctx context.Context, rc *role.Context, _ APIServerCertsIn, last APIServerCertsOut) (string, error) {
 	return certsDrift(ctx, rc.Node(), last.Serving, last.KubeletClient, last.EtcdClient, last.ProxyClient, last.ServiceAccount), nil
+}
+
+// ServingID is the pki ID of node's API server serving certificate (CN
+// "kubernetes", like every API server's), for pki.Authority.Renew.
+func ServingID(node string) string { return "kube-apiserver/" + node }
+
+// FrontProxyClient is the CN of the API servers' front-proxy client
+// certificates, the only name aggregated API servers accept.
+const FrontProxyClient = "front-proxy-client"
+
+// heldBy gives an identity that several nodes hold (CN "admin" on every
+// control-plane node) an ID of each holder's own, so each gets its own
+// certificate and key.
+func heldBy(id pki.Identity, holder string) pki.Identity {
+	id.ID = id.Name + "/" + holder
+	return id
 }
 
 // serviceNames are the kubernetes service's DNS names, every form.

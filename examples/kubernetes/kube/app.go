@@ -85,12 +85,10 @@ type Summary struct {
 	Smoke      SmokeOut
 }
 
-// KubectlCommand is a kubectl command line that works from the controller:
-// the kubeconfig names the load balancer's DNS name, which this host's
-// resolver does not serve, so it points kubectl at the balancer's address
-// (in the API servers' certificates too).
+// KubectlCommand is a kubectl command line that works from the controller
+// (the admin kubeconfig names the load balancer's address).
 func (s *Summary) KubectlCommand(args ...string) []string {
-	return append([]string{s.Kubectl, "--kubeconfig=" + s.Kubeconfig, "--server=https://" + s.LB}, args...)
+	return append([]string{s.Kubectl, "--kubeconfig=" + s.Kubeconfig}, args...)
 }
 
 // env is what a run needs open: the lab, the state, the services.

@@ -25,11 +25,21 @@ import (
 var Binaries = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "pause"}
 
 // Artifacts is a directory on the controller holding the Binaries of one
-// version, with each file's SHA-256.
+// version, with each file's SHA-256 and the size and modification time it
+// had when it was hashed.
 type Artifacts struct {
 	Version string
 	Dir     string
 	SHA256  map[string]string
+	Stamps  map[string]FileStamp
+}
+
+// FileStamp is a file's size and modification time when its digest was
+// taken: while the file still has them, its digest need not be computed
+// again.
+type FileStamp struct {
+	Size    int64
+	ModTime time.Time
 }
 
 // Path returns the local path of binary name.
@@ -325,40 +335,97 @@ func download(ctx context.Context, client *http.Client, url, path, want string) 
 	return os.Rename(tmp.Name(), path)
 }
 
-// writeSums records each binary's SHA-256 in dir/SHA256SUMS.
+// writeSums records each binary's SHA-256 in dir/SHA256SUMS (the format
+// sha256sum -c reads), and in dir/STAMPS the size and modification time
+// each file had when it was hashed.
 func writeSums(dir string) error {
 	var b strings.Builder
+	stamps := map[string]FileStamp{}
 	for _, name := range Binaries {
-		sum, err := fileSHA256(filepath.Join(dir, name))
+		sum, st, err := hashStamped(filepath.Join(dir, name))
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		fmt.Fprintf(&b, "%s  %s\n", sum, name)
+		stamps[name] = st
 	}
-	return os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(b.String()), 0o644)
+	if err := writeAtomic(filepath.Join(dir, "SHA256SUMS"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return writeStamps(dir, stamps)
+}
+
+func writeStamps(dir string, stamps map[string]FileStamp) error {
+	js, err := json.Marshal(stamps)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, "STAMPS"), js, 0o644)
 }
 
 // readArtifacts reads dir/SHA256SUMS and checks that every binary is there
-// with that size-independent digest (re-hashing ~400 MB on every run would
-// cost seconds; the sums are checked where they matter, on the nodes).
+// and still holds that digest: a file whose size and modification time are
+// those recorded in dir/STAMPS when it was hashed is not read again (a
+// converged run must not re-read ~460 MB), any other is hashed, and a
+// changed binary is refused.
 func readArtifacts(version, dir string) (Artifacts, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
 	if err != nil {
 		return Artifacts{}, err
 	}
-	a := Artifacts{Version: version, Dir: dir, SHA256: map[string]string{}}
+	a := Artifacts{Version: version, Dir: dir, SHA256: map[string]string{}, Stamps: map[string]FileStamp{}}
 	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 {
 			a.SHA256[f[1]] = f[0]
 		}
 	}
+	var recorded map[string]FileStamp
+	if js, err := os.ReadFile(filepath.Join(dir, "STAMPS")); err == nil {
+		_ = json.Unmarshal(js, &recorded) // unreadable: everything is hashed
+	}
+	rehashed := false
 	for _, name := range Binaries {
-		if a.SHA256[name] == "" || !fileExists(filepath.Join(dir, name)) {
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
+		if a.SHA256[name] == "" || err != nil {
 			return Artifacts{}, fmt.Errorf("%s: %s missing", dir, name)
 		}
+		st := FileStamp{Size: fi.Size(), ModTime: fi.ModTime()}
+		if old, ok := recorded[name]; !ok || old.Size != st.Size || !old.ModTime.Equal(st.ModTime) {
+			sum, now, err := hashStamped(p)
+			if err != nil {
+				return Artifacts{}, err
+			}
+			if sum != a.SHA256[name] {
+				return Artifacts{}, fmt.Errorf("%s: %s changed since it was built (SHA-256 %s, recorded %s): remove %s to build again", dir, name, sum, a.SHA256[name], filepath.Dir(dir))
+			}
+			st, rehashed = now, true
+		}
+		a.Stamps[name] = st
+	}
+	if rehashed {
+		_ = writeStamps(dir, a.Stamps) // best effort: the next run hashes again without it
 	}
 	return a, nil
+}
+
+// hashStamped returns a file's SHA-256 and the stamp it had while hashed.
+func hashStamped(path string) (string, FileStamp, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", FileStamp{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", FileStamp{}, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", FileStamp{}, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), FileStamp{Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 func fileSHA256(path string) (string, error) {

@@ -9,7 +9,8 @@ import (
 
 // ControlPlaneKubeconfigs writes the control plane's kubeconfigs — admin,
 // kube-controller-manager, kube-scheduler — each with its own embedded
-// client certificate, pointing at the load balancer's DNS name.
+// client certificate (one per node: the same user on two nodes has two
+// certificates and two keys), pointing at the load balancer's DNS name.
 type ControlPlaneKubeconfigs struct{}
 
 // KubeconfigsIn is the API's address and the cluster CA.
@@ -45,7 +46,7 @@ var (
 
 // Meta implements role.Role.
 func (ControlPlaneKubeconfigs) Meta() role.Meta {
-	return role.Meta{Name: "kube-kubeconfigs-control-plane", Version: "1",
+	return role.Meta{Name: "kube-kubeconfigs-control-plane", Version: "2",
 		Doc: "writes the admin, controller-manager and scheduler kubeconfigs"}
 }
 
@@ -75,7 +76,7 @@ func (ControlPlaneKubeconfigs) Check(ctx context.Context, rc *role.Context, _ Ku
 }
 
 func writeKubeconfig(ctx context.Context, rc *role.Context, in KubeconfigsIn, id pki.Identity, file string) (Kubeconfig, error) {
-	b, err := issue(ctx, rc, in.Issuer.Value, ClusterCA, pki.Request{Kind: pki.Client, Identity: id})
+	b, err := issue(ctx, rc, in.Issuer.Value, ClusterCA, pki.Request{Kind: pki.Client, Identity: heldBy(id, rc.Node().Name)})
 	if err != nil {
 		return Kubeconfig{}, err
 	}

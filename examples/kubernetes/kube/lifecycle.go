@@ -108,7 +108,7 @@ func RotateServing(ctx context.Context, cfg Config) (*Rotation, error) {
 			return nil, err
 		}
 		rot.Old[n.Name] = old
-		b, err := ca.Renew(ctx, pki.Server, n.Name)
+		b, err := ca.Renew(ctx, pki.Server, ServingID(n.Name))
 		if err != nil {
 			return nil, fmt.Errorf("renewing %s's serving certificate: %w", n.Name, err)
 		}

@@ -24,7 +24,7 @@ type WorkerKubeconfigsOut struct {
 
 // Meta implements role.Role.
 func (WorkerKubeconfigs) Meta() role.Meta {
-	return role.Meta{Name: "kube-kubeconfigs-worker", Version: "1",
+	return role.Meta{Name: "kube-kubeconfigs-worker", Version: "2",
 		Doc: "issues the kubelet's certificate, writes the kubelet and kube-proxy kubeconfigs"}
 }
 
