@@ -3,9 +3,9 @@ package kube
 import (
 	"context"
 	"net"
-	"strconv"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
