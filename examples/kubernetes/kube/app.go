@@ -12,15 +12,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/netsvc"
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
 	"github.com/masonops/mason/role"
-	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store"
 	"github.com/masonops/mason/store/bolt"
+	"github.com/masonops/mason/store/mem"
 )
 
 // Config says how big the cluster is and where the example keeps its lab
@@ -95,8 +96,8 @@ func (s *Summary) KubectlCommand(args ...string) []string {
 type env struct {
 	lab   *lab.Lab
 	st    store.Store
+	dep   *deploy.Deployment
 	mgr   *pki.Manager
-	kek   *seal.KEK
 	net   netsvcClient
 	svcs  *role.Services
 	nodes struct{ cp, w []*provider.Node }
@@ -129,16 +130,22 @@ func open(ctx context.Context, cfg Config) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := bolt.Open(filepath.Join(cfg.StateDir, "state.db"), nil)
+	st, missing, err := openState(cfg, true)
 	if err != nil {
 		return nil, err
 	}
 	e := &env{lab: l, st: st}
-	if e.kek, err = loadKEK(filepath.Join(cfg.StateDir, "kek")); err != nil {
+	// The state must belong to the lab's nodes (a lost state over a live
+	// cluster is refused, not taken for a fresh start), and the key must
+	// be the one the state was sealed with.
+	e.dep, err = deploy.Open(ctx, deploy.Options{Name: cfg.Lab, Store: st, Where: "state file " + statePath(cfg), Missing: missing,
+		Provider: l.Provider(), Nodes: nodeSpecs(cfg), Purpose: deploy.Apply, Owner: "kubernetes example",
+		Key: &deploy.KeySource{File: filepath.Join(cfg.StateDir, "kek"), Env: KEKEnv}, DestroyCommand: cfg.command("destroy")})
+	if err != nil {
 		e.close()
 		return nil, err
 	}
-	if e.mgr, err = pki.NewManager(st, pki.Options{Key: e.kek}); err != nil {
+	if e.mgr, err = pki.NewManager(st, pki.Options{Key: e.dep.KEK()}); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -175,37 +182,75 @@ func defaultOf[T any](k interface{ Default() (T, bool) }) T {
 	return v
 }
 
-// ensureNodes creates cp1..cpN and w1..wM (existing ones are found, not
-// made twice) and waits until each is ready.
-func (e *env) ensureNodes(ctx context.Context, cfg Config) error {
-	p := e.lab.Provider()
-	make := func(prefix, pool string, n int) ([]*provider.Node, error) {
-		var out []*provider.Node
+// KEKEnv is the environment variable that may hold the key-encryption key
+// (hex or base64 of 32 bytes) instead of the key file in the state
+// directory.
+const KEKEnv = "MASON_KUBE_KEK"
+
+// nodeSpecs are the nodes cp1..cpN of the control-plane pool and w1..wM of
+// the workers.
+func nodeSpecs(cfg Config) []provider.NodeSpec {
+	var out []provider.NodeSpec
+	add := func(prefix, pool string, n int) {
 		for i := 1; i <= n; i++ {
 			name := fmt.Sprintf("%s%d", prefix, i)
-			if _, err := p.Create(ctx, provider.NodeSpec{ID: name, Name: name, Labels: map[string]string{"pool": pool}}); err != nil {
-				return nil, err
-			}
-			node, err := p.WaitReady(ctx, name)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, node)
+			out = append(out, provider.NodeSpec{ID: name, Name: name, Labels: map[string]string{"pool": pool}})
 		}
-		return out, nil
 	}
-	var err error
-	if e.nodes.cp, err = make("cp", ControlPlanePool, cfg.ControlPlanes); err != nil {
+	add("cp", ControlPlanePool, cfg.ControlPlanes)
+	add("w", WorkerPool, cfg.Workers)
+	return out
+}
+
+// ensureNodes creates the nodes the lab does not hold yet (four at a time;
+// existing ones are found, not made twice) and waits until each is ready.
+func (e *env) ensureNodes(ctx context.Context) error {
+	nodes, err := e.dep.CreateNodes(ctx, nil)
+	if err != nil {
 		return err
 	}
-	e.nodes.w, err = make("w", WorkerPool, cfg.Workers)
-	return err
+	e.nodes.cp, e.nodes.w = nil, nil
+	for _, n := range nodes { // in nodeSpecs' order
+		if n.Labels["pool"] == ControlPlanePool {
+			e.nodes.cp = append(e.nodes.cp, n)
+		} else {
+			e.nodes.w = append(e.nodes.w, n)
+		}
+	}
+	return nil
+}
+
+// statePath is the example's state file.
+func statePath(cfg Config) string { return filepath.Join(cfg.StateDir, "state.db") }
+
+// openState opens (and so locks) the state file; create says a missing
+// one may be made (else an empty store stands in). missing says the file
+// did not exist.
+func openState(cfg Config, create bool) (store.Store, bool, error) {
+	_, err := os.Stat(statePath(cfg))
+	missing := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !missing {
+		return nil, false, fmt.Errorf("kubernetes example: state file %s: %w", statePath(cfg), err)
+	}
+	if missing && !create {
+		return mem.New(), true, nil
+	}
+	st, err := bolt.Open(statePath(cfg), &bolt.Options{Owner: "kubernetes example"})
+	if err != nil {
+		return nil, missing, fmt.Errorf("kubernetes example: %w", err)
+	}
+	return st, missing, nil
+}
+
+// command is the command line that runs sub with this config.
+func (c Config) command(sub string) string {
+	return fmt.Sprintf("go run ./examples/kubernetes -lab %s -state %s %s", c.Lab, c.StateDir, sub)
 }
 
 func (e *env) deployment(cfg Config) *graph.Deployment {
 	d := Deployment(cfg.Lab, e.nodes.cp, e.nodes.w)
 	d.UseServices(e.svcs)
-	d.UseKEK(e.kek) // seals the encryption key in the journal
+	d.UseKEK(e.dep.KEK()) // seals the encryption key in the journal
 	gw := e.lab.Gateway().String()
 	graph.Set(d, LBAddr, gw)
 	graph.Set(d, DNSServer, gw)
@@ -226,18 +271,16 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	defer e.close()
-	if have, err := e.lab.Provider().List(ctx); err == nil {
-		workers := 0
-		for _, n := range have {
-			if n.Labels["pool"] == WorkerPool {
-				workers++
-			}
-		}
-		if workers > cfg.Workers {
-			return nil, fmt.Errorf("kubernetes example: the lab has %d workers, want %d: scale in with RemoveWorker (the `scale-in` command)", workers, cfg.Workers)
+	workers := 0
+	for _, n := range e.dep.Nodes() {
+		if n.Labels["pool"] == WorkerPool {
+			workers++
 		}
 	}
-	if err := e.ensureNodes(ctx, cfg); err != nil {
+	if workers > cfg.Workers {
+		return nil, fmt.Errorf("kubernetes example: the lab has %d workers, want %d: scale in with RemoveWorker (the `scale-in` command)", workers, cfg.Workers)
+	}
+	if err := e.ensureNodes(ctx); err != nil {
 		return nil, err
 	}
 	return e.apply(ctx, cfg)
@@ -280,20 +323,46 @@ func (e *env) artifacts(ctx context.Context, cfg Config) (Artifacts, error) {
 	return src.Fetch(ctx, defaultOf(Version), io.Discard)
 }
 
-// Destroy stops the network services daemon, removes the lab (every node,
-// process, namespace, interface and firewall rule), the kubelets' cgroup
-// roots and the state directory.
+// Destroy stops the network services daemon, removes the deployment's
+// nodes and, when none is left in the lab, the lab (every process,
+// namespace, interface and firewall rule), then the deployment's records,
+// the kubelets' cgroup roots and the state directory. It works after a
+// crash and when nodes are already gone, and may be run again.
 func Destroy(ctx context.Context, cfg Config) error {
 	if err := stopNetsvc(cfg.StateDir); err != nil {
 		return err
 	}
+	if err := lab.Check(); err != nil {
+		return err
+	}
+	st, missing, err := openState(cfg, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
 	if err != nil {
 		return err
 	}
-	if err := l.Teardown(ctx); err != nil {
+	// The lab holds only this deployment's nodes: all of them go, also
+	// those a lost state no longer knows.
+	have, err := l.Provider().List(ctx)
+	if err != nil {
 		return err
 	}
+	var specs []provider.NodeSpec
+	for _, n := range have {
+		specs = append(specs, provider.NodeSpec{ID: n.ID, Name: n.Name})
+	}
+	dep, err := deploy.Open(ctx, deploy.Options{Name: cfg.Lab, Store: st, Where: "state file " + statePath(cfg), Missing: missing,
+		Provider: l.Provider(), Nodes: specs, Purpose: deploy.Destroy, Owner: "kubernetes example"})
+	if err != nil {
+		return err
+	}
+	if _, err := dep.Destroy(ctx); err != nil {
+		return err
+	}
+	st.Close()
 	if err := removeCgroups("/mason-" + cfg.Lab); err != nil {
 		return err
 	}
@@ -332,19 +401,6 @@ func removeCgroups(root string) error {
 		}
 	}
 	return nil
-}
-
-// loadKEK reads the key-encryption key, creating it on first use. It sits
-// beside the state file only because this is an example: keep a real one
-// somewhere the state file is not.
-// The same key seals the CA keys (pki) and the journal's secrets (the
-// API servers' encryption key).
-func loadKEK(path string) (*seal.KEK, error) {
-	k, err := seal.LoadFile(path)
-	if errors.Is(err, seal.ErrNoKey) {
-		return seal.CreateFile(path)
-	}
-	return k, err
 }
 
 // progress prints one line per finished or failed node-role.

@@ -33,7 +33,7 @@ func RemoveWorker(ctx context.Context, cfg Config) (*Summary, string, error) {
 		return nil, "", err
 	}
 	defer e.close()
-	if err := e.ensureNodes(ctx, cfg); err != nil {
+	if err := e.ensureNodes(ctx); err != nil {
 		return nil, "", err
 	}
 	victim := e.nodes.w[len(e.nodes.w)-1]
@@ -94,7 +94,7 @@ func RotateServing(ctx context.Context, cfg Config) (*Rotation, error) {
 		return nil, err
 	}
 	defer e.close()
-	if err := e.ensureNodes(ctx, cfg); err != nil {
+	if err := e.ensureNodes(ctx); err != nil {
 		return nil, err
 	}
 	ca, err := e.mgr.Load(ctx, ClusterCA)
