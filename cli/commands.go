@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -23,9 +24,7 @@ import (
 	"github.com/masonops/mason/spec"
 )
 
-func converged(p *graph.Plan) bool {
-	return p.Count(graph.ActionRun) == 0 && p.Count(graph.ActionRunIfChanged) == 0 && p.Count(graph.ActionHold) == 0
-}
+func converged(p *graph.Plan) bool { return p.Converged() }
 
 func (c *command) fail(format string, args ...any) int {
 	fmt.Fprintf(c.errw, "%s %s: %s\n", c.app.Name, c.name, fmt.Sprintf(format, args...))
@@ -70,50 +69,25 @@ func (c *command) plan(ctx context.Context) int {
 	return ExitOK
 }
 
-// left says which nodes left the deployment (the spec no longer names
-// them, but the provider still has them or the journal still knows their
-// node-roles). Nothing removes them yet: the graph's removal of nodes is
-// still to come, so plan says so rather than "converged".
+// left lists the node-roles the journal knows on nodes still in the
+// deployment whose role is no longer bound there (nodes that left are in
+// the plan's removals).
 func (c *command) left(s *session, p *graph.Plan) []string {
-	want := map[string]bool{}
-	for _, ns := range s.spec.NodeSpecs() {
-		want[ns.ID] = true
-	}
-	byNode := map[string][]string{}
-	var names []string
-	note := func(node string) {
-		if _, ok := byNode[node]; !ok {
-			byNode[node] = nil
-			names = append(names, node)
-		}
-	}
-	for _, n := range s.dep.Nodes() {
-		if !want[n.ID] {
-			note(n.Name)
-		}
-	}
-	for _, id := range p.Orphans {
-		if _, node, ok := strings.Cut(id, "@"); ok {
-			note(node)
-			byNode[node] = append(byNode[node], id)
-		} else {
-			note("")
-			byNode[""] = append(byNode[""], id)
-		}
-	}
-	slices.SortFunc(names, problems.Compare)
 	var out []string
-	for _, node := range names {
-		what := "node " + node + " left the deployment"
-		if node == "" {
-			what = "service roles left the deployment"
-		}
-		if ids := byNode[node]; len(ids) > 0 {
-			what += "; the journal still has " + strings.Join(ids, ", ")
-		}
-		out = append(out, "  left           "+what+": not removed (removing nodes from a deployment is not supported yet; "+c.app.Name+" destroy removes all of it)")
+	for _, id := range p.Orphans {
+		out = append(out, "  orphan         "+id+": its role is no longer bound there; nothing runs for it ("+c.app.Name+" destroy forgets it)")
 	}
 	return out
+}
+
+// removalHint names the command that removes a node whose undo failed
+// ("" when none failed).
+func (c *command) removalHint(err error) string {
+	var re *graph.RemovalError
+	if !errors.As(err, &re) || re.ID == "" {
+		return ""
+	}
+	return fmt.Sprintf("to remove node %s although its undo fails (it is already gone, say): %s\n", re.Node, c.commandLine("apply", "-force-remove", re.Node))
 }
 
 // resumeHint says which node-roles are held and the command that resumes
@@ -172,9 +146,20 @@ func (c *command) apply(ctx context.Context) int {
 			res.Count(graph.StateSucceeded), res.Count(graph.StateFailed), res.Count(graph.StateBlocked),
 			res.Count(graph.StateSkipped), res.Elapsed.Round(time.Millisecond))
 	}
+	if res != nil {
+		for _, rm := range res.Removals {
+			switch {
+			case rm.Done && rm.Err != nil:
+				fmt.Fprintf(report, "removed node %s by force; its failed undos: %s\n", rm.Node, oneLine(rm.Err.Error()))
+			case rm.Done:
+				fmt.Fprintf(report, "removed node %s\n", rm.Node)
+			}
+		}
+	}
 	if err != nil {
 		code := c.failErr("", err)
 		fmt.Fprint(c.errw, c.resumeHint(p))
+		fmt.Fprint(c.errw, c.removalHint(err))
 		return code
 	}
 	return ExitOK
@@ -243,9 +228,12 @@ func (c *command) status(ctx context.Context) int {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", e.ID, e.State, e.Attempt, e.At.UTC().Format(time.RFC3339), detail)
 	}
-	// Node-roles of the spec the journal has never seen.
+	// Node-roles of the spec the journal has never seen, and nodes that
+	// left.
+	var removals []graph.Removal
 	if d, err := s.spec.Deployment(s.nodes); err == nil {
 		d.UseKEK(s.kek())
+		s.dep.PlanRemovals(d)
 		if p, err := graph.NewPlan(ctx, d, s.st, graph.SkipChecks()); err == nil {
 			for _, st := range p.Steps {
 				if !seen[st.ID] {
@@ -257,9 +245,13 @@ func (c *command) status(ctx context.Context) int {
 					fmt.Fprintf(tw, "%s\t%s\t\t\t%s\n", st.ID, "never run", detail)
 				}
 			}
+			removals = p.Removals
 		}
 	}
 	tw.Flush()
+	for _, rm := range removals {
+		fmt.Fprintf(c.out, "node %s: %s; %s removes it\n", rm.Node, rm.Reason, c.commandLine("apply"))
+	}
 	var parts []string
 	for _, k := range []string{"succeeded", "failed", "blocked", "running", "retrying", "pending", "skipped", "never run"} {
 		if counts[k] > 0 {

@@ -200,6 +200,7 @@ type command struct {
 	out, errw io.Writer
 
 	specs, vars, varFiles, force listFlag
+	forceRemove                  listFlag
 	state                        string
 	forceAll, skipChecks         bool
 	parallelism                  int
@@ -247,6 +248,7 @@ func (c *command) flags() *flag.FlagSet {
 		fs.Var(&c.force, "force", "run this node-role (`ROLE@NODE`) or every node-role of a role (ROLE) even if converged or held (repeatable)")
 		fs.BoolVar(&c.forceAll, "force-all", false, "run every node-role")
 		fs.BoolVar(&c.skipChecks, "skip-checks", false, "plan without running roles' drift checks")
+		fs.Var(&c.forceRemove, "force-remove", "remove node `NODE`, which left the deployment, even if its roles' undos fail (it is already gone, say); the undos still run (repeatable)")
 	}
 	switch c.name {
 	case "apply":
@@ -466,7 +468,11 @@ func (c *command) planFor(ctx context.Context, s *session, extra ...graph.PlanOp
 	}
 	d.UseServices(s.svcs)
 	d.UseKEK(s.kek())
+	s.dep.PlanRemovals(d) // nodes that left are undone and deleted
 	var opts []graph.PlanOption
+	if len(c.forceRemove) > 0 {
+		opts = append(opts, graph.ForceRemove(c.forceRemove...))
+	}
 	if len(c.force) > 0 {
 		opts = append(opts, graph.Force(c.force...))
 	}

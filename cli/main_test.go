@@ -486,17 +486,3 @@ func TestStateInEtcd(t *testing.T) {
 	require.Equal(t, cli.ExitOK, code)
 	require.Contains(t, out, "front: 7 succeeded")
 }
-
-// A node dropped from the spec is named by plan as having left, with its
-// node-roles, and plan does not call the deployment converged. (Removing
-// it is the graph's removal, still to come.)
-func TestPlanNamesANodeThatLeft(t *testing.T) {
-	c := newFrontEnd(t, appSpec)
-	code, _, errs := c.run("apply")
-	require.Equal(t, cli.ExitOK, code, errs)
-	require.NoError(t, os.WriteFile(c.spec, []byte(strings.Replace(appSpec, `nodes = ["n1", "n2", "n3"]`, `nodes = ["n1", "n2"]`, 1)), 0o644))
-	code, out, errs := c.run("plan")
-	require.Equal(t, cli.ExitOK, code, errs)
-	require.NotContains(t, out, "no changes")
-	require.Contains(t, out, "  left           node n3 left the deployment; the journal still has member@n3, peer-url@n3: not removed (removing nodes from a deployment is not supported yet; prov destroy removes all of it)\n")
-}

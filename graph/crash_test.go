@@ -27,7 +27,7 @@ import (
 const crashEnv = "MASON_GRAPH_CRASH_CHILD_DIR"
 
 func TestMain(m *testing.M) {
-	childtest.Dispatch(map[string]func(childtest.T){foEnv: controllerProcess})
+	childtest.Dispatch(map[string]func(childtest.T){foEnv: controllerProcess, removeCrashEnv: removeCrashChild})
 	if dir := os.Getenv(crashEnv); dir != "" {
 		if err := crashChild(dir); err != nil {
 			fmt.Fprintln(os.Stderr, "crash child:", err)

@@ -37,6 +37,10 @@ type Deployment struct {
 	logger    *slog.Logger
 	kek       *seal.KEK // UseKEK (secrets.go)
 	errs      *multierror.Error
+	// leaving are nodes that left but still exist (Leaving); deleter
+	// deletes them once removed (DeleteNodesWith).
+	leaving map[string]*provider.Node
+	deleter NodeDeleter
 }
 
 // Pool is a named group of nodes in a deployment, the usual target of
@@ -231,6 +235,32 @@ func (d *Deployment) SetRollout(roleName string, r Rollout) {
 	}
 	d.rollouts[roleName] = r
 }
+
+// Leaving names nodes that are no longer part of the deployment but still
+// exist, so that the plan removes them ([Removal]): their node-roles are
+// undone on them (through their Transport), in reverse dependency order,
+// then they are deleted ([Deployment.DeleteNodesWith]) and forgotten.
+// Nodes the journal knows node-roles of are found without it, but their
+// undos then get a node with only a name; name every leaving node that
+// still exists. A node may not be both in a pool and leaving.
+func (d *Deployment) Leaving(nodes ...*provider.Node) {
+	if d.leaving == nil {
+		d.leaving = map[string]*provider.Node{}
+	}
+	for _, n := range nodes {
+		if n == nil || n.Name == "" {
+			d.fail(fmt.Errorf("graph: Leaving: a node without a name; leaving nodes are named like the deployment's"))
+			continue
+		}
+		d.leaving[n.Name] = n
+	}
+}
+
+// DeleteNodesWith sets what deletes a node that left the deployment, once
+// its node-roles are undone; without it the plan only undoes and forgets
+// them, and the application deletes the node itself. Package deploy's
+// Deployment is one (deploy.Deployment.PlanRemovals sets it).
+func (d *Deployment) DeleteNodesWith(nd NodeDeleter) { d.deleter = nd }
 
 // UseServices sets the services the deployment's roles use: their
 // [role.Uses] inputs are filled from s when the plan is made (a missing

@@ -62,7 +62,10 @@ type Outcome struct {
 type Result struct {
 	Deployment string
 	Outcomes   []Outcome
-	Elapsed    time.Duration
+	// Removals says what became of each of the plan's Removals, in
+	// order; a removal not started (one before it failed) is missing.
+	Removals []Removed
+	Elapsed  time.Duration
 	index      map[string]int32
 }
 
@@ -175,6 +178,7 @@ type executor struct {
 	// collects the Apply's errors. Both belong to the loop's goroutine.
 	awaiting minHeap[pendingDurable]
 	errs     *multierror.Error
+	removed  []Removed // of the plan's removals (remove.go)
 }
 
 // runMem is what one run of a node-role allocates for the journal, in one
@@ -234,6 +238,9 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	e.runCtx = runCtx
 	if o.ctl != nil {
 		defer context.AfterFunc(o.ctl.lost, runCancel)() // roles stop at once when the claims may be gone
+	}
+	if !e.removeLeft() { // nodes that left go first (remove.go)
+		return e.finish(began)
 	}
 	e.schedule()
 	e.announce(began)
@@ -487,7 +494,7 @@ func (e *executor) finish(began time.Time) (*Result, error) {
 	if err := e.ctx.Err(); err != nil {
 		e.errs = multierror.Append(e.errs, fmt.Errorf("graph: apply of %s stopped: %w; %d node-roles not started (apply again to continue)", e.p.Deployment, err, e.count(StatePending)))
 	}
-	res := &Result{Deployment: e.p.Deployment, Outcomes: e.outc, Elapsed: time.Since(began), index: e.p.g.index}
+	res := &Result{Deployment: e.p.Deployment, Outcomes: e.outc, Removals: e.removed, Elapsed: time.Since(began), index: e.p.g.index}
 	return res, gather("apply of "+e.p.Deployment, e.errs.ErrorOrNil())
 }
 

@@ -535,7 +535,9 @@ func TestTwoDeploymentsSideBySide(t *testing.T) {
 	require.Equal(t, 16-1-2-1+3, fs[1].total()) // a@n2 ran 3 times; b@n2, c@n2 and agg never
 }
 
-func TestRemovedNodeIsOrphanedAndForgotten(t *testing.T) {
+// A node dropped from the deployment is removed: its node-roles (no
+// Undo here) are forgotten, and its peers re-run.
+func TestRemovedNodeIsForgotten(t *testing.T) {
 	f := newFakes()
 	st := memStore(t)
 	d := graph.NewDeployment("shrink")
@@ -547,7 +549,14 @@ func TestRemovedNodeIsOrphanedAndForgotten(t *testing.T) {
 	chain(f, d, "n1")
 	p, err := graph.NewPlan(context.Background(), d, st)
 	require.NoError(t, err)
-	require.Equal(t, []string{"a@n2", "b@n2", "c@n2"}, p.Orphans)
+	require.Empty(t, p.Orphans)
+	require.Len(t, p.Removals, 1)
+	var forgotten []string
+	for _, s := range p.Removals[0].Steps {
+		require.False(t, s.Undo)
+		forgotten = append(forgotten, s.ID)
+	}
+	require.ElementsMatch(t, []string{"a@n2", "b@n2", "c@n2"}, forgotten)
 	s, _ := p.Step("agg@n1")
 	require.Equal(t, "input Peers changed: -n2", s.Reason)
 	require.Equal(t, graph.ReasonInputChanged, s.Why)
@@ -557,8 +566,7 @@ func TestRemovedNodeIsOrphanedAndForgotten(t *testing.T) {
 	_, err = graph.Apply(context.Background(), p, graph.Options{})
 	require.ErrorContains(t, err, "already applied")
 
-	// Rebuilt from scratch under the same name: forget it, and it runs again.
-	require.NoError(t, graph.ForgetNode(context.Background(), st, "shrink", "n2"))
+	// Added again under the same name: it runs again.
 	d = graph.NewDeployment("shrink")
 	chain(f, d, "n1", "n2")
 	p, err = graph.NewPlan(context.Background(), d, st)

@@ -76,9 +76,14 @@ type Plan struct {
 	// everything it waits for.
 	Steps []Step
 
-	// Orphans lists node-roles the journal knows but the deployment no
-	// longer has (a node or a role was removed). Nothing runs for them;
-	// ForgetNode clears a removed node's records.
+	// Removals lists the nodes that left the deployment, by name, with
+	// the node-roles to undo and forget on each; Apply removes them
+	// before anything else runs.
+	Removals []Removal
+
+	// Orphans lists node-roles the journal knows on nodes that are still
+	// in the deployment, whose role no longer is bound there. Nothing
+	// runs for them.
 	Orphans []string
 
 	applied  atomic.Bool
@@ -99,6 +104,9 @@ type planConfig struct {
 	forceAll  bool
 	checkPar  int
 	skipCheck bool
+	// forceRemove names leaving nodes whose failed undos do not stop
+	// their removal (ForceRemove).
+	forceRemove map[string]bool
 }
 
 // Force plans the given node-roles (IDs like "etcd-member@n1") or roles
@@ -154,12 +162,9 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 	if err != nil {
 		return nil, gather("planning "+d.name, err)
 	}
-	for id := range recMap {
-		if _, ok := g.index[id]; !ok {
-			p.Orphans = append(p.Orphans, id)
-		}
+	if p.Removals, p.Orphans, err = p.planRemovals(ctx, recMap, &cfg); err != nil {
+		return nil, err
 	}
-	sort.Strings(p.Orphans)
 	if len(checks) > 0 {
 		if err := p.runChecks(ctx, checks, ins, cfg.checkPar); err != nil {
 			return nil, err
@@ -451,7 +456,14 @@ func (p *Plan) Step(id string) (Step, bool) {
 	return p.Steps[i], true
 }
 
-// String lists the plan, one node-role per line: action, ID, reason.
+// Converged reports whether applying the plan would change nothing:
+// nothing runs, nothing is held, no node is to be removed.
+func (p *Plan) Converged() bool {
+	return len(p.Removals) == 0 && p.Count(ActionSkip) == len(p.Steps)
+}
+
+// String lists the plan, one node-role per line: action, ID, reason;
+// then the nodes to remove, each with the node-roles to undo and forget.
 func (p *Plan) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "plan for %s: %d to run, %d to run if changed, %d converged", p.Deployment,
@@ -459,9 +471,15 @@ func (p *Plan) String() string {
 	if h := p.Count(ActionHold); h > 0 {
 		fmt.Fprintf(&b, ", %d held", h)
 	}
+	if n := len(p.Removals); n == 1 {
+		b.WriteString(", 1 node to remove")
+	} else if n > 1 {
+		fmt.Fprintf(&b, ", %d nodes to remove", n)
+	}
 	b.WriteByte('\n')
 	for _, s := range p.Steps {
 		fmt.Fprintf(&b, "  %-14s %s: %s\n", s.Action, s.ID, s.Reason)
 	}
+	removalText(&b, p.Removals)
 	return b.String()
 }

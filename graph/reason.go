@@ -77,11 +77,18 @@ const (
 	// a breaker tripped or an earlier batch did not pass ("blocked by
 	// a@n1: ...").
 	ReasonBlocked
+	// ReasonNodeLeft: its node left the deployment; it is undone and
+	// forgotten, the node deleted ("node web-4 left the deployment").
+	ReasonNodeLeft
+	// ReasonForcedRemoval: as ReasonNodeLeft, by ForceRemove: failed
+	// undos do not stop it ("node web-4 left the deployment; removed by
+	// force").
+	ReasonForcedRemoval
 )
 
 var reasonKindNames = [...]string{"", "new", "input-changed", "version-changed", "last-run-failed", "interrupted",
 	"drifted", "check-failed", "forced", "output-unreadable", "converged", "destructive-done", "held-destructive",
-	"inputs-after-run", "ran-elsewhere", "failed-elsewhere", "blocked"}
+	"inputs-after-run", "ran-elsewhere", "failed-elsewhere", "blocked", "node-left", "forced-removal"}
 
 // String returns the kind's name ("input-changed").
 func (k ReasonKind) String() string {
@@ -95,7 +102,7 @@ func (k ReasonKind) String() string {
 func (k ReasonKind) Runs() bool {
 	switch k {
 	case ReasonNew, ReasonInputChanged, ReasonVersionChanged, ReasonLastFailed, ReasonInterrupted,
-		ReasonDrifted, ReasonCheckFailed, ReasonForced, ReasonOutputUnreadable:
+		ReasonDrifted, ReasonCheckFailed, ReasonForced, ReasonOutputUnreadable, ReasonNodeLeft, ReasonForcedRemoval:
 		return true
 	}
 	return false
@@ -175,6 +182,10 @@ func (r reason) String() string {
 		return "failed in another controller since the plan"
 	case ReasonBlocked:
 		return r.text
+	case ReasonNodeLeft:
+		return "node " + r.node + " left the deployment"
+	case ReasonForcedRemoval:
+		return "node " + r.node + " left the deployment; removed by force"
 	}
 	return r.kind.String()
 }

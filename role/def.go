@@ -23,6 +23,7 @@ type Def struct {
 	// with the role's own types: no reflection on the call path.
 	run   func(ctx context.Context, rc *Context, in any) (any, error)
 	check func(ctx context.Context, rc *Context, in, last any) (string, error) // nil without a Checker
+	undo  func(ctx context.Context, rc *Context, last any) error               // nil without an Undoer (undo.go)
 	// fieldIdx and fieldNames list the digested input fields in order:
 	// every input but Uses.
 	fieldIdx   []int
@@ -77,6 +78,7 @@ func Of[In, Out any](r Role[In, Out]) *Def {
 			return c.Check(ctx, rc, v, l)
 		}
 	}
+	d.undo = undoOf[Out](r, d)
 	d.err = d.parse()
 	return d
 }
@@ -98,6 +100,9 @@ func (d *Def) parse() error {
 		if m := reflect.ValueOf(d.role).MethodByName("Check"); m.IsValid() {
 			return fmt.Errorf("role %q: Check has signature %v; want func(context.Context, *role.Context, %v, %v) (string, error)", name, m.Type(), d.in, d.out)
 		}
+	}
+	if err := d.checkUndo(); err != nil {
+		return err
 	}
 	if err := d.parseInputs(); err != nil {
 		return err
