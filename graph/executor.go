@@ -66,7 +66,7 @@ type Result struct {
 	// order; a removal not started (one before it failed) is missing.
 	Removals []Removed
 	Elapsed  time.Duration
-	index      map[string]int32
+	index    map[string]int32
 }
 
 // Count returns how many node-roles ended in state st.
