@@ -12,6 +12,10 @@
 //   - [Deployment.CreateNodes] creates the nodes the provider does not have
 //     yet, under a lock in the state store, stamping each with the
 //     deployment's identity.
+//   - [Deployment.PlanRemovals] lets a graph plan remove the nodes the
+//     deployment no longer wants: it names them as leaving (their
+//     node-roles are undone on them) and deletes them from the provider
+//     once that is done.
 //   - [Held] and [ResumeHint] say which node-roles a plan holds (an
 //     interrupted destructive role) and the exact command that resumes one.
 //   - [Deployment.Destroy] removes what the deployment created: its nodes,

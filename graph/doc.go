@@ -55,6 +55,35 @@
 // closed/open/half-open breaker for calls to flaky APIs, for providers
 // and services.)
 //
+// # Removing nodes
+//
+// A node that leaves the deployment — dropped from its pools, while the
+// journal still knows node-roles on it, or named by [Deployment.Leaving]
+// because it still exists — is planned as a [Removal] ([Plan.Removals]),
+// with the typed reason [ReasonNodeLeft] ("node web-4 left the
+// deployment"), and a plan with a removal is never [Plan.Converged].
+// [Apply] removes such nodes first, one at a time: it runs the Undo of
+// each of the node's node-roles whose role implements [role.Undoer], in
+// reverse dependency order, with the output of its last run (a member
+// leaves its cluster before its certificate goes), then has the node
+// deleted by the [NodeDeleter] the application gives
+// ([Deployment.DeleteNodesWith]; package deploy's does it for a
+// provider's nodes), then forgets it. Node-roles without an Undo are only
+// forgotten. Only then does the rest of the plan run, so the peers whose
+// aggregate inputs lost the node ("input Peers changed: -web-4") run
+// against a cluster without it.
+//
+// A removal is journaled like any step: each undo's record says it is
+// running, a removal mark keeps the node known until it is deleted, so a
+// crash mid-removal is resumed by the next plan (undos must be
+// idempotent; those that finished are not run again). An undo that fails
+// — after its role's retries — stops the removal: the node is not
+// deleted, nothing else runs, the error is a [*RemovalError] naming the
+// node-role, and the next plan says why the node is still there.
+// [ForceRemove] removes a node that is already gone: its undos still run
+// (those that reach the rest of the cluster may succeed) but their
+// failures no longer stop it.
+//
 // # Journal and crashes
 //
 // Every transition (pending, running, retrying, succeeded, failed,

@@ -46,6 +46,13 @@
 // naming the role, the node, the field and every place that was looked
 // at.
 //
+// Two capabilities are optional, discovered by Of like database/sql's
+// driver.Pinger: a [Checker] tells whether what the role set up drifted
+// (planning re-runs it), and an [Undoer] takes it back when its node
+// leaves the deployment (an etcd member's member-remove, a Swarm node's
+// drain and leave), given its last output. [FuncRole.WithUndo] gives a
+// function role an Undo.
+//
 // While it runs, a role reaches the world through its [Context] (its node:
 // addresses and a Transport to run commands and copy files; a logger) and
 // through the services its input declares. Nothing is global. A role that

@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/masonops/mason/examples/etcd/etcd"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/provider/lab"
+	"github.com/masonops/mason/store/bolt"
 	"github.com/masonops/mason/store/mem"
 )
 
@@ -228,6 +230,137 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, "drifted: etcd is not running on "+victim.Name, st.Reason)
 	})
 
+	t.Run("ScaleToThreeRemovesMembersWhileAClientWorks", func(t *testing.T) {
+		require.Len(t, s.Nodes, 5)
+		l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
+		require.NoError(t, err)
+		var leaving []*lab.NodeInfo
+		for _, n := range s.Nodes[3:] {
+			fresh, err := l.Provider().Get(ctx, n.ID)
+			require.NoError(t, err)
+			var info *lab.NodeInfo
+			require.True(t, fresh.As(&info))
+			leaving = append(leaving, info)
+		}
+
+		// A client of the members that stay writes and reads all through
+		// the change; every request that fails is counted.
+		tlsCfg, err := etcd.ClientTLS(operator, ca)
+		require.NoError(t, err)
+		cli, err := etcd.Dial(s.Endpoints[:3], tlsCfg)
+		require.NoError(t, err)
+		defer cli.Close()
+		stop := make(chan struct{})
+		type load struct {
+			requests, failed int
+			errs             []string
+		}
+		done := make(chan load)
+		go func() {
+			var ld load
+			deadline := time.Now().Add(6 * time.Minute)
+			for i := 0; i < 100000 && time.Now().Before(deadline); i++ {
+				select {
+				case <-stop:
+					done <- ld
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				val := fmt.Sprint(i)
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := cli.Put(cctx, "e2e/load", val)
+				ld.requests++
+				if err == nil {
+					var got *clientv3.GetResponse
+					got, err = cli.Get(cctx, "e2e/load")
+					ld.requests++
+					if err == nil && (len(got.Kvs) != 1 || string(got.Kvs[0].Value) != val) {
+						err = fmt.Errorf("read %v after writing %s", got.Kvs, val)
+					}
+				}
+				cancel()
+				if err != nil {
+					ld.failed++
+					ld.errs = append(ld.errs, err.Error())
+				}
+			}
+			<-stop
+			done <- ld
+		}()
+
+		cfg3 := cfg
+		cfg3.Members = 3
+		s3, err := etcd.Up(ctx, cfg3)
+		time.Sleep(time.Second) // and a moment after
+		close(stop)
+		ld := <-done
+		require.NoError(t, err)
+		t.Logf("client during 5 -> 3: %d requests, %d failed %v", ld.requests, ld.failed, ld.errs)
+		require.Greater(t, ld.requests, 20)
+		require.Zero(t, ld.failed, "failed requests during the removal: %v", ld.errs)
+
+		var removals []string
+		for _, rm := range s3.Plan.Removals {
+			require.Equal(t, graph.ReasonNodeLeft, rm.Why)
+			for _, st := range rm.Steps {
+				removals = append(removals, fmt.Sprintf("%s %v %s", st.ID, st.Undo, st.Reason))
+			}
+		}
+		require.Equal(t, []string{
+			"etcd-member@n4 true undo: node n4 left the deployment",
+			"etcd-member-cert@n4 false forget: the role has no Undo",
+			"etcd-peer-url@n4 false forget: the role has no Undo",
+			"etcd-member@n5 true undo: node n5 left the deployment",
+			"etcd-member-cert@n5 false forget: the role has no Undo",
+			"etcd-peer-url@n5 false forget: the role has no Undo",
+		}, removals)
+		for _, rm := range s3.Result.Removals {
+			require.True(t, rm.Done, rm.Node)
+			require.NoError(t, rm.Err)
+		}
+		ran := map[string]string{}
+		for _, st := range s3.Plan.Steps {
+			if st.Action != graph.ActionSkip {
+				ran[st.ID] = st.Reason
+			}
+		}
+		require.Equal(t, map[string]string{
+			"etcd-member@n1": "input Peers changed: -n4 -n5",
+			"etcd-member@n2": "input Peers changed: -n4 -n5",
+			"etcd-member@n3": "input Peers changed: -n4 -n5",
+			"etcd-verify":    "input Members changed: -n4 -n5",
+		}, ran)
+		require.Contains(t, log.String(), "removed member n4 (member-remove, then its node was deleted)")
+
+		// The cluster has the three members, and n4 and n5 are gone.
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		list, err := cli.MemberList(cctx)
+		require.NoError(t, err)
+		var names []string
+		for _, m := range list.Members {
+			names = append(names, m.Name)
+		}
+		require.ElementsMatch(t, []string{"n1", "n2", "n3"}, names)
+		for k, info := range leaving {
+			_, err := l.Provider().Get(ctx, s.Nodes[3+k].ID)
+			require.ErrorIs(t, err, provider.ErrNotFound)
+			_, err = os.Stat(info.NetNS)
+			require.True(t, os.IsNotExist(err), "netns %s is gone", info.NetNS)
+			require.Error(t, exec.Command("ip", "link", "show", info.HostVeth).Run(), "veth %s is gone", info.HostVeth)
+			require.ErrorIs(t, syscall.Kill(info.PID, 0), syscall.ESRCH, "node init %d is gone", info.PID)
+		}
+		entries := journalOf(t, ctx, cfg)
+		for _, e := range entries {
+			require.NotRegexp(t, `@n[45]$`, e.ID, "the journal forgot the removed members")
+		}
+
+		again, err := etcd.Up(ctx, cfg3)
+		require.NoError(t, err)
+		require.True(t, again.Plan.Converged(), again.Plan.String())
+		s = s3
+	})
+
 	t.Run("DestroyLeavesNothingBehind", func(t *testing.T) {
 		l, err := lab.Open(ctx, lab.Options{Name: cfg.Lab, Dir: cfg.LabDir})
 		require.NoError(t, err)
@@ -275,4 +408,16 @@ func nodeFile(t *testing.T, ctx context.Context, nodes []*provider.Node, name, p
 	}
 	t.Fatalf("no node %s", name)
 	return ""
+}
+
+// journalOf reads the example's journal (the state file is open only
+// while it reads).
+func journalOf(t *testing.T, ctx context.Context, cfg etcd.Config) []graph.Entry {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(cfg.StateDir, "state.db"), nil)
+	require.NoError(t, err)
+	defer st.Close()
+	entries, err := graph.ReadJournal(ctx, st, cfg.Lab)
+	require.NoError(t, err)
+	return entries
 }

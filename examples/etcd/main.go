@@ -4,6 +4,7 @@
 //
 //	go run ./examples/etcd                # deploy (or converge) 3 members
 //	go run ./examples/etcd -members 5     # scale to 5: new members join with member-add
+//	go run ./examples/etcd -members 3     # back to 3: two members leave with member-remove, their nodes are deleted
 //	go run ./examples/etcd destroy        # remove the lab and the state
 //	go run ./examples/etcd -force etcd-member@n2   # run a node-role again, or resume a held step as its message says
 //
@@ -39,6 +40,10 @@ func main() {
 	logFile := flag.String("log", "", "also write the progress as log lines to `file`")
 	flag.Func("force", "run this node-role (`ROLE@NODE`) or role even if converged or held (repeatable); a held step's message names it", func(s string) error {
 		cfg.Force = append(cfg.Force, s)
+		return nil
+	})
+	flag.Func("force-remove", "remove member `NODE`, which left (beyond -members), even if its member-remove fails; for a node already gone (repeatable)", func(s string) error {
+		cfg.ForceRemove = append(cfg.ForceRemove, s)
 		return nil
 	})
 	flag.Parse()

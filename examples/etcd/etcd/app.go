@@ -46,6 +46,10 @@ type Config struct {
 	// Force names node-roles (ROLE@NODE) or roles to run although
 	// converged or held, as the front end's -force does.
 	Force []string
+	// ForceRemove names members that left (beyond Members) to remove even
+	// if their undo fails, as the front end's -force-remove does: for a
+	// node that is already gone.
+	ForceRemove []string
 	// Command is how the user runs the example, for the commands it
 	// suggests; "" means "go run ./examples/etcd" with this Config's flags.
 	Command string
@@ -146,9 +150,6 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 		undo()
 		return nil, err
 	}
-	if have := dep.Nodes(); len(have) > cfg.Members {
-		return nil, fmt.Errorf("etcd example: the lab has %d members and scaling down is not supported yet; run %s first", len(have), cfg.command("destroy"))
-	}
 	nodes, err := dep.CreateNodes(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -163,19 +164,33 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	d := Deployment(cfg.Lab, nodes...)
 	d.UseServices(svcs)
 	d.UseKEK(dep.KEK())
+	dep.PlanRemovals(d) // members beyond cfg.Members leave: member-remove, then their nodes are deleted
 	graph.Set(d, OperatorDir, filepath.Join(cfg.StateDir, "operator"))
 
 	var opts []graph.PlanOption
 	if len(cfg.Force) > 0 {
 		opts = append(opts, graph.Force(cfg.Force...))
 	}
+	if len(cfg.ForceRemove) > 0 {
+		opts = append(opts, graph.ForceRemove(cfg.ForceRemove...))
+	}
 	plan, err := graph.NewPlan(ctx, d, st, opts...)
 	if err != nil {
 		return nil, err
 	}
 	w := cfg.out()
-	fmt.Fprintf(w, "plan for %s (%d members): %d to run, %d converged\n", cfg.Lab, len(nodes),
+	fmt.Fprintf(w, "plan for %s (%d members): %d to run, %d converged", cfg.Lab, len(nodes),
 		len(plan.Steps)-plan.Count(graph.ActionSkip), plan.Count(graph.ActionSkip))
+	if len(plan.Removals) > 0 {
+		fmt.Fprintf(w, ", %d members to remove", len(plan.Removals))
+	}
+	fmt.Fprintln(w)
+	for _, rm := range plan.Removals {
+		fmt.Fprintf(w, "  %-14s %-28s %s\n", "remove", "node "+rm.Node, rm.Reason)
+		for _, s := range rm.Steps {
+			fmt.Fprintf(w, "    %-12s %-28s %s\n", map[bool]string{true: "undo", false: "forget"}[s.Undo], s.ID, s.Reason)
+		}
+	}
 	for _, s := range plan.Steps {
 		if s.Action != graph.ActionSkip {
 			fmt.Fprintf(w, "  %-14s %-28s %s\n", s.Action, s.ID, s.Reason)
@@ -193,6 +208,17 @@ func Up(ctx context.Context, cfg Config) (*Summary, error) {
 	_ = show.Close()
 	if logged != nil {
 		_ = logged.Close()
+	}
+	if res != nil {
+		for _, rm := range res.Removals {
+			if rm.Done {
+				fmt.Fprintf(w, "removed member %s (member-remove, then its node was deleted)\n", rm.Node)
+			}
+		}
+	}
+	var re *graph.RemovalError
+	if errors.As(err, &re) && re.ID != "" {
+		err = fmt.Errorf("%w\nto remove %s anyway (its node is gone, say): %s -force-remove %s", err, re.Node, cfg.command(""), re.Node)
 	}
 	sum := &Summary{Plan: plan, Result: res, Nodes: nodes}
 	if err != nil {

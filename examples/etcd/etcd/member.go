@@ -37,6 +37,9 @@ type MemberOut struct {
 	// Joined is "new" for founding members and "existing" for members
 	// added to the running cluster with member-add.
 	Joined string
+	// Cluster is every member's client URL at this run: where Undo
+	// reaches the cluster to remove this member.
+	Cluster []string
 }
 
 // Meta implements role.Role.
@@ -57,6 +60,9 @@ func (Member) Run(ctx context.Context, rc *role.Context, in MemberIn) (MemberOut
 	}
 	founders := in.Bootstrap.Value.Founders
 	out := MemberOut{Name: node.Name, ClientURL: self.ClientURL, PeerURL: self.PeerURL, Joined: "new"}
+	for _, p := range in.Peers {
+		out.Cluster = append(out.Cluster, p.Value.ClientURL)
+	}
 	if !slices.Contains(founders, node.Name) {
 		out.Joined = "existing"
 	}
