@@ -48,6 +48,8 @@ type Removal struct {
 	// not given this one (Leaving): it no longer exists, so undos that
 	// need it fail; force the removal to forget it anyway.
 	Gone bool
+
+	known bool // the journal or a removal mark knew it when planned
 }
 
 // RemovalStep is one node-role of a leaving node.
@@ -137,8 +139,10 @@ func (p *Plan) planRemovals(ctx context.Context, recMap map[string]*record, cfg 
 		return nil, nil, fmt.Errorf("graph: reading the removals of %s: %w", d.name, err)
 	}
 	left := map[string]bool{}
+	known := map[string]bool{}
 	for _, e := range ents {
-		left[strings.TrimPrefix(e.Key, removalPrefix(d.name))] = true
+		n := strings.TrimPrefix(e.Key, removalPrefix(d.name))
+		left[n], known[n] = true, true
 	}
 	var errs []error
 	for name := range d.leaving {
@@ -158,7 +162,7 @@ func (p *Plan) planRemovals(ctx context.Context, recMap map[string]*record, cfg 
 			orphans = append(orphans, id) // a role dropped, not a node
 			continue
 		}
-		left[node] = true
+		left[node], known[node] = true, true
 		byNode[node] = append(byNode[node], rec)
 	}
 	for n := range cfg.forceRemove {
@@ -186,7 +190,7 @@ func (p *Plan) planRemovals(ctx context.Context, recMap map[string]*record, cfg 
 		}
 	}
 	for node := range left {
-		rm := Removal{Node: node, Why: ReasonNodeLeft, Gone: d.deleter != nil && d.leaving[node] == nil}
+		rm := Removal{Node: node, Why: ReasonNodeLeft, Gone: d.deleter != nil && d.leaving[node] == nil, known: known[node]}
 		if cfg.forceRemove[node] {
 			rm.Why = ReasonForcedRemoval
 		}
@@ -270,6 +274,17 @@ func (e *executor) removeNode(rm *Removal) Removed {
 		}
 		w.cl = cl
 		defer func() { _ = cl.Release(context.WithoutCancel(e.ctx)) }()
+		// Another controller may have removed it since the plan.
+		if rm.known {
+			gone, err := e.removedElsewhere(rm.Node)
+			if err != nil {
+				return fail(&RemovalError{Node: rm.Node, Err: err})
+			}
+			if gone {
+				out.Done = true
+				return out
+			}
+		}
 	}
 	markKey := removalPrefix(p.Deployment) + rm.Node
 	mark := removalMark{Node: rm.Node, Started: time.Now().UTC()}
@@ -442,4 +457,26 @@ func removalText(b *strings.Builder, rms []Removal) {
 			fmt.Fprintf(b, "  %-14s %s: %s\n", action, s.ID, why)
 		}
 	}
+}
+
+// removedElsewhere reports whether the store knows nothing more of node:
+// no removal mark, no record. (With a Controller, another one may have
+// finished its removal since the plan.)
+func (e *executor) removedElsewhere(node string) (bool, error) {
+	p := e.p
+	if _, err := p.st.Get(e.ctx, removalPrefix(p.Deployment)+node); err == nil {
+		return false, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, fmt.Errorf("reading its removal: %w", err)
+	}
+	ents, _, err := p.st.List(e.ctx, journalPrefix(p.Deployment))
+	if err != nil {
+		return false, fmt.Errorf("reading the journal: %w", err)
+	}
+	for _, ent := range ents {
+		if strings.HasSuffix(ent.Key, "@"+node) {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -373,3 +373,36 @@ func TestRemoveNodeResumesAfterSIGKILL(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, p.Converged(), p.String())
 }
+
+// With a Controller, a removal is claimed; one another controller did
+// since the plan is not done again.
+func TestRemoveNodeWithControllers(t *testing.T) {
+	ctx := context.Background()
+	st := memStore(t)
+	w := &shrinkWorld{}
+	_, _, err := planApply(t, w.deployment("web-1", "web-2", "web-3"), st, graph.Options{})
+	require.NoError(t, err)
+	w.log = nil
+	plan := func() *graph.Plan {
+		d := w.deployment("web-1", "web-2")
+		d.Leaving(leavingNode("web-3"))
+		p, err := graph.NewPlan(ctx, d, st)
+		require.NoError(t, err)
+		return p
+	}
+	pa, pb := plan(), plan()
+	ra, err := graph.Apply(ctx, pa, graph.Options{Controller: &graph.Controller{Name: "ctl-a"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"member@web-3", "peer@web-3"}, ra.Removals[0].Undone)
+	rb, err := graph.Apply(ctx, pb, graph.Options{Controller: &graph.Controller{Name: "ctl-b"}})
+	require.NoError(t, err)
+	require.True(t, rb.Removals[0].Done)
+	require.Empty(t, rb.Removals[0].Undone, "removed by ctl-a already")
+	n := 0
+	for _, l := range w.lines() {
+		if strings.HasPrefix(l, "undo ") || strings.HasPrefix(l, "delete ") {
+			n++
+		}
+	}
+	require.Equal(t, 3, n, "two undos and one deletion in all: %v", w.lines())
+}
