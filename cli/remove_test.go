@@ -1,19 +1,24 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/masonops/mason/cli"
 	"github.com/masonops/mason/internal/memprovider"
 	"github.com/masonops/mason/provider"
+	"github.com/masonops/mason/provider/lab"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/spec"
 )
@@ -141,4 +146,96 @@ func TestShrinkThroughTheFrontEnd(t *testing.T) {
 			require.Equal(t, "no changes: shrink is converged (7 node-roles)\n", out)
 		})
 	}
+}
+
+// On real lab nodes: a node dropped from the spec is deleted by apply
+// (namespace, veth and init gone), and destroy with the smaller spec
+// leaves nothing of the lab.
+func TestShrinkOnTheLab(t *testing.T) {
+	if err := lab.Check(); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skip("lab nodes cannot run here: " + err.Error())
+		}
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tmp := t.TempDir()
+	labDir := filepath.Join(tmp, "lab")
+	name := fmt.Sprintf("removal-s%d", os.Getpid())
+	specFile := filepath.Join(tmp, "lab.hcl")
+	writeSpec := func(nodes string) {
+		require.NoError(t, os.WriteFile(specFile, []byte(fmt.Sprintf(`deployment = "shrinklab"
+provider "lab" {
+  name = %q
+  dir  = %q
+}
+pool "web" {
+  nodes = [%s]
+}
+role "hostname" {
+  on = [pool.web]
+}
+`, name, labDir, nodes)), 0o644))
+	}
+	state := filepath.Join(tmp, "lab.state")
+	run := func(args ...string) (int, string) {
+		var out bytes.Buffer
+		code := cli.Run(ctx, cli.App{Name: "prov", Registry: labRegistry(""), Stdout: &out, Stderr: &out},
+			append(args, "-spec", specFile, "-state", state), nil)
+		return code, out.String()
+	}
+	t.Cleanup(func() {
+		if l, err := lab.Open(context.Background(), lab.Options{Name: name, Dir: labDir}); err == nil {
+			_ = l.Teardown(context.Background())
+		}
+	})
+	writeSpec(`"n1", "n2", "n3"`)
+	code, out := run("apply")
+	require.Equal(t, cli.ExitOK, code, out)
+	l, err := lab.Open(ctx, lab.Options{Name: name, Dir: labDir})
+	require.NoError(t, err)
+	bridge := l.Bridge()
+	nodes, err := l.Provider().List(ctx)
+	require.NoError(t, err)
+	var infos []*lab.NodeInfo
+	n3 := ""
+	for _, n := range nodes {
+		var info *lab.NodeInfo
+		require.True(t, n.As(&info))
+		infos = append(infos, info)
+		if n.Name == "n3" {
+			n3 = n.ID
+		}
+	}
+	require.Len(t, infos, 3)
+	require.NotEmpty(t, n3)
+
+	writeSpec(`"n1", "n2"`)
+	code, out = run("plan")
+	require.Equal(t, cli.ExitOK, code, out)
+	require.Contains(t, out, "  remove         node n3: node n3 left the deployment\n")
+	require.Contains(t, out, "  forget         hostname@n3: the role has no Undo\n")
+	code, out = run("apply")
+	require.Equal(t, cli.ExitOK, code, out)
+	require.Contains(t, out, "removed node n3\n")
+	_, err = l.Provider().Get(ctx, n3)
+	require.ErrorIs(t, err, provider.ErrNotFound)
+	var gone *lab.NodeInfo
+	for k, n := range nodes {
+		if n.ID == n3 {
+			gone = infos[k]
+		}
+	}
+	var ws unix.WaitStatus
+	_, _ = unix.Wait4(gone.PID, &ws, unix.WNOHANG, nil)
+	require.Empty(t, labLeftovers(t, filepath.Join(tmp, "no-such-dir"), "no-such-bridge", []*lab.NodeInfo{gone}), "n3 is gone from the machine")
+	code, out = run("status")
+	require.Equal(t, cli.ExitOK, code, out)
+	require.NotContains(t, out, "@n3")
+
+	code, out = run("destroy", "-yes")
+	require.Equal(t, cli.ExitOK, code, out)
+	require.Contains(t, out, "removed what provider lab made for the deployment")
+	require.Empty(t, labLeftovers(t, labDir, bridge, infos), "after destroy: %s", out)
 }
