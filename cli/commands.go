@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"slices"
@@ -286,6 +287,9 @@ func (c *command) why(ctx context.Context) int {
 	defer s.close()
 	id := c.args[0]
 	step, ok := p.Step(id)
+	if !ok && removalWhy(c.out, p, id) {
+		return ExitOK
+	}
 	if !ok {
 		var ids []string
 		for _, st := range p.Steps {
@@ -488,4 +492,24 @@ func (c *command) sharedState() bool {
 func controllerName() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s pid %d", host, os.Getpid())
+}
+
+// removalWhy explains a node-role of a node that left, if id is one.
+func removalWhy(w io.Writer, p *graph.Plan, id string) bool {
+	for _, rm := range p.Removals {
+		for _, s := range rm.Steps {
+			if s.ID != id {
+				continue
+			}
+			action, why, _ := strings.Cut(s.Reason, ": ")
+			fmt.Fprintf(w, "%s: %s — %s\n", s.ID, action, why)
+			fmt.Fprintf(w, "  node %s is removed: its node-roles are undone in this order, then it is deleted:\n", rm.Node)
+			for _, o := range rm.Steps {
+				a, _, _ := strings.Cut(o.Reason, ": ")
+				fmt.Fprintf(w, "    %s %s (last %s)\n", a, o.ID, o.Last)
+			}
+			return true
+		}
+	}
+	return false
 }

@@ -109,6 +109,10 @@ func TestShrinkThroughTheFrontEnd(t *testing.T) {
 			} {
 				require.Contains(t, out, line)
 			}
+			code, out, _ = c.run("why", "member@web-4")
+			require.Equal(t, cli.ExitOK, code)
+			require.Contains(t, out, "member@web-4: undo — node web-4 left the deployment\n")
+			require.Contains(t, out, "    undo member@web-4 (last succeeded)\n    forget peer-url@web-4 (last succeeded)\n")
 			code, out, _ = c.run("status")
 			require.Equal(t, cli.ExitOK, code)
 			require.Contains(t, out, "member@web-4")
