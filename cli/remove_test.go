@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -215,6 +216,15 @@ role "hostname" {
 	require.Len(t, infos, 3)
 	require.NotEmpty(t, n3)
 
+	// A daemon started the way the lab's doc says (nsenter --net only) on
+	// the node that leaves, and one on a node that stays.
+	marks := map[string]string{}
+	for k, n := range nodes {
+		marks[n.Name] = fmt.Sprint(100000 + os.Getpid()*10 + k)
+		require.NoError(t, exec.Command("setsid", "-f", "nsenter", "--net="+infos[k].NetNS, "sleep", marks[n.Name]).Run())
+		require.Eventually(t, func() bool { return liveWithArgs("sleep", marks[n.Name]) }, 5*time.Second, 10*time.Millisecond)
+	}
+
 	writeSpec(`"n1", "n2"`)
 	code, out = run("plan")
 	require.Equal(t, cli.ExitOK, code, out)
@@ -234,6 +244,8 @@ role "hostname" {
 	var ws unix.WaitStatus
 	_, _ = unix.Wait4(gone.PID, &ws, unix.WNOHANG, nil)
 	require.Empty(t, labLeftovers(t, filepath.Join(tmp, "no-such-dir"), "no-such-bridge", []*lab.NodeInfo{gone}), "n3 is gone from the machine")
+	require.False(t, liveWithArgs("sleep", marks["n3"]), "n3's daemon ended with it")
+	require.True(t, liveWithArgs("sleep", marks["n1"]), "n1's daemon runs on")
 	code, out = run("status")
 	require.Equal(t, cli.ExitOK, code, out)
 	require.NotContains(t, out, "@n3")
@@ -242,4 +254,24 @@ role "hostname" {
 	require.Equal(t, cli.ExitOK, code, out)
 	require.Contains(t, out, "removed what provider lab made for the deployment")
 	require.Empty(t, labLeftovers(t, labDir, bridge, infos), "after destroy: %s", out)
+	for _, m := range marks {
+		require.False(t, liveWithArgs("sleep", m), "daemon %s ended with the lab", m)
+	}
+}
+
+// liveWithArgs reports whether a process that is not a zombie runs with
+// exactly these arguments.
+func liveWithArgs(args ...string) bool {
+	want := strings.Join(args, "\x00") + "\x00"
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || string(b) != want {
+			continue
+		}
+		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
+			return true
+		}
+	}
+	return false
 }
