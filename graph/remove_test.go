@@ -303,14 +303,15 @@ func TestRemoveNodeWithoutUndo(t *testing.T) {
 
 const removeCrashEnv = "MASON_GRAPH_REMOVE_CRASH_DIR"
 
-// removeCrashChild removes web-3 from a bolt state; deleting the node
-// blocks (after writing "blocked"), and the parent kills the process.
+// removeCrashChild removes web-3 from a bolt state; at the step named
+// by $MASON_GRAPH_REMOVE_CRASH_AT it blocks (after writing "blocked"),
+// and the parent kills the process.
 func removeCrashChild(t childtest.T) {
 	dir := os.Getenv(removeCrashEnv)
 	st, err := bolt.Open(filepath.Join(dir, "state.db"), nil)
 	require.NoError(t, err)
 	w := &shrinkWorld{block: func(what string) {
-		if what == "delete web-3" {
+		if strings.HasPrefix(what, os.Getenv("MASON_GRAPH_REMOVE_CRASH_AT")) {
 			_ = os.WriteFile(filepath.Join(dir, "blocked"), nil, 0o644)
 			select {} // killed here
 		}
@@ -323,55 +324,76 @@ func removeCrashChild(t childtest.T) {
 	require.NoError(t, err)
 }
 
-// A process killed mid-removal — every undo done, the node not yet
-// deleted — leaves a removal the next plan resumes: no undo runs twice,
-// the node is deleted, and only then do the peers run.
+// A process killed mid-removal — in an undo, or after every undo, before
+// the node is deleted — leaves a removal the next plan resumes: no undo
+// that finished runs again, the interrupted one does, the node is
+// deleted, and only then do the peers run.
 func TestRemoveNodeResumesAfterSIGKILL(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	{
-		st, err := bolt.Open(filepath.Join(dir, "state.db"), nil)
-		require.NoError(t, err)
-		_, _, err = planApply(t, (&shrinkWorld{}).deployment("web-1", "web-2", "web-3"), st, graph.Options{})
-		require.NoError(t, err)
-		require.NoError(t, st.Close())
-	}
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), removeCrashEnv+"="+dir)
-	var out strings.Builder
-	child.Stdout, child.Stderr = &out, &out
-	require.NoError(t, child.Start())
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "blocked")); err == nil {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the child never reached the deletion: %s", out.String())
-		time.Sleep(10 * time.Millisecond)
-	}
-	require.NoError(t, child.Process.Signal(syscall.SIGKILL))
-	_ = child.Wait()
+	for _, tc := range []struct {
+		at        string
+		undoAgain []string // undos the resumed removal runs
+	}{
+		{"undo peer@web-3", []string{"undo peer@web-3 https://web-3"}},
+		{"delete web-3", nil},
+	} {
+		t.Run(tc.at, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx := context.Background()
+			{
+				st, err := bolt.Open(filepath.Join(dir, "state.db"), nil)
+				require.NoError(t, err)
+				_, _, err = planApply(t, (&shrinkWorld{}).deployment("web-1", "web-2", "web-3"), st, graph.Options{})
+				require.NoError(t, err)
+				require.NoError(t, st.Close())
+			}
+			child := exec.Command(os.Args[0], "-test.run=^$")
+			child.Env = append(os.Environ(), removeCrashEnv+"="+dir, "MASON_GRAPH_REMOVE_CRASH_AT="+tc.at)
+			var out strings.Builder
+			child.Stdout, child.Stderr = &out, &out
+			require.NoError(t, child.Start())
+			deadline := time.Now().Add(time.Minute)
+			for {
+				if _, err := os.Stat(filepath.Join(dir, "blocked")); err == nil {
+					break
+				}
+				require.True(t, time.Now().Before(deadline), "the child never reached %s: %s", tc.at, out.String())
+				time.Sleep(10 * time.Millisecond)
+			}
+			require.NoError(t, child.Process.Signal(syscall.SIGKILL))
+			_ = child.Wait()
 
-	st, err := bolt.Open(filepath.Join(dir, "state.db"), nil)
-	require.NoError(t, err)
-	defer st.Close()
-	w := &shrinkWorld{}
-	d := w.deployment("web-1", "web-2")
-	d.Leaving(leavingNode("web-3"))
-	p, err := graph.NewPlan(ctx, d, st)
-	require.NoError(t, err)
-	require.Len(t, p.Removals, 1, "the removal is still known, with nothing left to undo")
-	require.Empty(t, p.Removals[0].Steps)
-	require.False(t, p.Converged())
-	_, err = graph.Apply(ctx, p, graph.Options{})
-	require.NoError(t, err)
-	log := w.lines()
-	require.Equal(t, "delete web-3", log[0], "no undo ran twice")
-	require.ElementsMatch(t, []string{"run member@web-1", "run member@web-2", "run verify 2"}, log[1:])
+			st, err := bolt.Open(filepath.Join(dir, "state.db"), nil)
+			require.NoError(t, err)
+			defer st.Close()
+			w := &shrinkWorld{}
+			d := w.deployment("web-1", "web-2")
+			d.Leaving(leavingNode("web-3"))
+			p, err := graph.NewPlan(ctx, d, st)
+			require.NoError(t, err)
+			require.Len(t, p.Removals, 1, "the removal is still known")
+			require.False(t, p.Converged())
+			var undos []string
+			for _, s := range p.Removals[0].Steps {
+				if s.Undo {
+					undos = append(undos, s.ID+" "+s.Last.String())
+				}
+			}
+			if tc.undoAgain != nil {
+				require.Equal(t, []string{"peer@web-3 running"}, undos, "member@web-3 was undone before the crash")
+			} else {
+				require.Empty(t, undos)
+			}
+			_, err = graph.Apply(ctx, p, graph.Options{})
+			require.NoError(t, err)
+			log := w.lines()
+			require.Equal(t, append(tc.undoAgain, "delete web-3"), log[:len(tc.undoAgain)+1])
+			require.ElementsMatch(t, []string{"run member@web-1", "run member@web-2", "run verify 2"}, log[len(tc.undoAgain)+1:])
 
-	p, err = graph.NewPlan(ctx, w.deployment("web-1", "web-2"), st)
-	require.NoError(t, err)
-	require.True(t, p.Converged(), p.String())
+			p, err = graph.NewPlan(ctx, w.deployment("web-1", "web-2"), st)
+			require.NoError(t, err)
+			require.True(t, p.Converged(), p.String())
+		})
+	}
 }
 
 // With a Controller, a removal is claimed; one another controller did
