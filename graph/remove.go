@@ -364,7 +364,10 @@ func (e *executor) undo(rm *Removal, s *RemovalStep, node *provider.Node, w remo
 	op := func() error {
 		attempts++
 		rec := record{ID: s.ID, State: StateRunning, Attempt: attempts, Reason: reason, At: time.Now(), Last: s.last}
-		buf = rec.marshal(buf[:0])
+		var err error
+		if buf, err = p.seal.marshal(&rec, key, buf[:0]); err != nil { // a secret output stays sealed
+			return backoff.Permanent(&RemovalError{Node: rm.Node, Err: fmt.Errorf("journaling the undo of %s: %w", s.ID, err)})
+		}
 		if err := w.txn(e.ctx, store.PutOp(key, append([]byte(nil), buf...))); err != nil {
 			return backoff.Permanent(&RemovalError{Node: rm.Node, Err: fmt.Errorf("journaling the undo of %s: %w", s.ID, err)})
 		}
@@ -406,7 +409,11 @@ func (e *executor) undo(rm *Removal, s *RemovalStep, node *provider.Node, w remo
 // *RemovalError.
 func (e *executor) undoFailed(rm *Removal, s *RemovalStep, w removalWriter, key string, ev Event, attempts int, dur time.Duration, err error) error {
 	rec := record{ID: s.ID, State: StateFailed, Attempt: attempts, Reason: ev.Reason, Error: undoFailed + err.Error(), At: time.Now(), Duration: dur, Last: s.last}
-	if jerr := w.txn(e.ctx, store.PutOp(key, rec.marshal(nil))); jerr != nil {
+	b, jerr := e.p.seal.marshal(&rec, key, nil) // a secret output stays sealed
+	if jerr == nil {
+		jerr = w.txn(e.ctx, store.PutOp(key, b))
+	}
+	if jerr != nil {
 		return &RemovalError{Node: rm.Node, Err: fmt.Errorf("journaling the undo of %s: %w", s.ID, jerr)}
 	}
 	ev.State, ev.Attempt, ev.Duration, ev.Err = StateFailed, attempts, dur, err

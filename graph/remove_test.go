@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/graph"
 	"github.com/masonops/mason/internal/childtest"
 	"github.com/masonops/mason/provider"
@@ -427,4 +428,38 @@ func TestRemoveNodeWithControllers(t *testing.T) {
 		}
 	}
 	require.Equal(t, 3, n, "two undos and one deletion in all: %v", w.lines())
+}
+
+type RmSecretOut struct{ Token attr.Secret[string] }
+
+// An undo gets a secret output unsealed, and the records a removal
+// writes (running, failed) keep it sealed.
+func TestRemoveNodeKeepsSecretsSealed(t *testing.T) {
+	ctx := context.Background()
+	st := memStore(t)
+	kek := testKEK(t)
+	const secret = "s3cr3t-join-token-4711"
+	var got []string
+	build := func(names ...string) *graph.Deployment {
+		r := role.Func(role.Meta{Name: "join"}, func(ctx context.Context, rc *role.Context, _ struct{}) (RmSecretOut, error) {
+			return RmSecretOut{Token: attr.Conceal(secret)}, nil
+		}).WithUndo(func(ctx context.Context, rc *role.Context, last RmSecretOut) error {
+			got = append(got, last.Token.Reveal())
+			return errors.New("swarm leave: no manager answers")
+		})
+		d := graph.NewDeployment("sealed")
+		d.Bind(d.Pool("p", nodes(names...)...), role.Of(r))
+		d.UseKEK(kek)
+		return d
+	}
+	_, _, err := planApply(t, build("n1", "n2"), st, graph.Options{})
+	require.NoError(t, err)
+	_, _, err = planApply(t, build("n1"), st, graph.Options{})
+	require.ErrorContains(t, err, "undo of join@n2 failed: swarm leave: no manager answers")
+	require.Equal(t, []string{secret}, got, "the undo got the secret")
+	ents, _, err := st.List(ctx, "")
+	require.NoError(t, err)
+	for _, e := range ents {
+		require.NotContains(t, string(e.Value), secret, e.Key)
+	}
 }
