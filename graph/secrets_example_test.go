@@ -3,12 +3,14 @@ package graph_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/graph"
+	"github.com/masonops/mason/provider"
 	"github.com/masonops/mason/role"
 	"github.com/masonops/mason/seal"
 	"github.com/masonops/mason/store/bolt"
@@ -50,8 +52,8 @@ func ExampleDeployment_UseKEK() {
 		})
 	deployment := func(k *seal.KEK) *graph.Deployment {
 		d := graph.NewDeployment("swarm")
-		d.Bind(d.Pool("managers", node("m1", 11)), role.Of(manager))
-		d.Bind(d.Pool("workers", node("w1", 12)), role.Of(worker))
+		d.Bind(d.Pool("managers", &provider.Node{Name: "m1", InterfaceAddr: netip.MustParseAddr("10.78.0.11")}), role.Of(manager))
+		d.Bind(d.Pool("workers", &provider.Node{Name: "w1", InterfaceAddr: netip.MustParseAddr("10.78.0.12")}), role.Of(worker))
 		d.UseKEK(k)
 		return d
 	}
