@@ -118,7 +118,8 @@ func peakRSS() uint64 {
 // runs nothing), then adding one node (plan + apply: every view re-runs
 // with one more peer). Metrics: seconds of each step, state bytes per
 // node-role, the peak live heap and the peak RSS of the process over the
-// whole sequence.
+// whole sequence; and the CPU seconds of each step (the whole process's,
+// collector included: steadier than wall time on a shared machine).
 //
 //	go test ./graph -run '^$' -bench 'AllPeers' -benchtime 1x -timeout 30m
 func BenchmarkAllPeers(b *testing.B) {
@@ -135,6 +136,8 @@ func BenchmarkAllPeers(b *testing.B) {
 
 type allPeersMetrics struct {
 	plan, apply, replan, noop, add1 float64 // seconds
+	planCPU, applyCPU, replanCPU    float64 // CPU seconds of the process
+	add1CPU                         float64
 	stateBytes, heap, rss           float64
 	nodeRoles                       float64
 }
@@ -145,6 +148,10 @@ func (m *allPeersMetrics) add(o allPeersMetrics) {
 	m.replan += o.replan
 	m.noop += o.noop
 	m.add1 += o.add1
+	m.planCPU += o.planCPU
+	m.applyCPU += o.applyCPU
+	m.replanCPU += o.replanCPU
+	m.add1CPU += o.add1CPU
 	m.stateBytes += o.stateBytes
 	m.heap = max(m.heap, o.heap)
 	m.rss = max(m.rss, o.rss)
@@ -157,6 +164,10 @@ func (m *allPeersMetrics) report(b *testing.B, n float64) {
 	b.ReportMetric(m.replan/n, "replan-s")
 	b.ReportMetric(m.noop/n, "noop-apply-s")
 	b.ReportMetric(m.add1/n, "add1-s")
+	b.ReportMetric(m.planCPU/n, "plan-cpu-s")
+	b.ReportMetric(m.applyCPU/n, "apply-cpu-s")
+	b.ReportMetric(m.replanCPU/n, "replan-cpu-s")
+	b.ReportMetric(m.add1CPU/n, "add1-cpu-s")
 	b.ReportMetric(m.stateBytes/n/m.nodeRoles, "state-B/noderole")
 	b.ReportMetric(m.heap/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(m.rss/(1<<20), "peak-rss-MiB")
@@ -175,30 +186,35 @@ func runAllPeers(b *testing.B, nodes int, path string) allPeersMetrics {
 	}
 	defer st.Close()
 	var m allPeersMetrics
+	var cpu [2]float64 // of the last step's plan and apply
 	step := func(d *Deployment, wantRun int) (planS, applyS float64) {
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		p, err := NewPlan(ctx, d, st)
 		if err != nil {
 			b.Fatal(err)
 		}
-		t1 := time.Now()
+		t1, c1 := time.Now(), cpuTime()
 		res, err := Apply(ctx, p, Options{Parallelism: 16})
 		if err != nil {
 			b.Fatal(err)
 		}
-		t2 := time.Now()
+		t2, c2 := time.Now(), cpuTime()
 		if got := res.Count(StateSucceeded); got != wantRun {
 			b.Fatalf("%d nodes: %d node-roles ran, want %d", nodes, got, wantRun)
 		}
+		cpu = [2]float64{(c1 - c0).Seconds(), (c2 - c1).Seconds()}
 		return t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds()
 	}
 	m.plan, m.apply = step(allPeersDeployment(nodes), 2*nodes+1)
+	m.planCPU, m.applyCPU = cpu[0], cpu[1]
 	m.replan, m.noop = step(allPeersDeployment(nodes), 0)
+	m.replanCPU = cpu[0]
 	// One node more: its addr and view run, and every other view and the
 	// total run again with one more peer.
 	p1, a1 := step(allPeersDeployment(nodes+1), nodes+3)
 	m.nodeRoles = float64(2*(nodes+1) + 1) // in the state file, measured at the end
 	m.add1 = p1 + a1
+	m.add1CPU = cpu[0] + cpu[1]
 	m.heap = float64(hp.done())
 	m.rss = float64(peakRSS())
 	st.Close()

@@ -129,10 +129,10 @@ func BenchmarkExecutorOverhead(b *testing.B) {
 func bareSchedule(g *dag, par int) float64 {
 	start := time.Now()
 	n := len(g.nrs)
-	need := make([]int32, n)
+	kids, need := g.schedGraph() // aggregates are vertices too: done when their producers are
 	var ready []int32
-	for i, nr := range g.nrs {
-		if need[i] = int32(len(nr.deps)); need[i] == 0 {
+	for i := range n {
+		if need[i] == 0 {
 			ready = append(ready, int32(i))
 		}
 	}
@@ -154,9 +154,18 @@ func bareSchedule(g *dag, par int) float64 {
 		i := <-res
 		running--
 		done++
-		for _, k := range g.nrs[i].kids {
-			if need[k]--; need[k] == 0 {
+		for _, k := range kids[i] {
+			if need[k]--; need[k] != 0 {
+				continue
+			}
+			if int(k) < n {
 				ready = append(ready, k)
+				continue
+			}
+			for _, c := range kids[k] { // a barrier
+				if need[c]--; need[c] == 0 {
+					ready = append(ready, c)
+				}
 			}
 		}
 	}

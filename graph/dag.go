@@ -23,9 +23,12 @@ type nodeRole struct {
 	node *provider.Node // nil for service scope
 	name string         // node name, "" for service scope
 
-	deps    []int32 // everything this waits for, unique, sorted
-	kids    []int32 // everything that waits for this
-	wired   []int32 // producers of wiring inputs, unique, sorted by (node, role)
+	deps []int32 // the node-roles this waits for, unique, sorted (aggregates apart)
+	aggs []int32 // the aggregates (All inputs) this waits for, unique
+	// kids is everything that waits for this: node-roles, and aggregates
+	// as len(dag.nrs)+index (the scheduler's vertices).
+	kids    []int32
+	wired   []int32 // producers of Same and One inputs, unique, sorted by (node, role)
 	pubs    []int32 // producers of attribute inputs (published outputs)
 	peers   []peerInput
 	hasAttr bool
@@ -55,11 +58,10 @@ type outputAlias struct {
 	typ   reflect.Type
 }
 
-// peerInput is an All input and its producers, for plans to say which
-// peers were added or removed.
+// peerInput is an All input and the aggregate that fills it.
 type peerInput struct {
-	field     string
-	producers []int32
+	field string
+	agg   int32
 }
 
 // dag is a deployment expanded into node-roles, in topological order
@@ -68,6 +70,11 @@ type dag struct {
 	d     *Deployment
 	nrs   []*nodeRole
 	index map[string]int32
+	aggs  []*aggregate
+	// peerSets reads the peer sets journaled by earlier runs (NewPlan
+	// sets it).
+	peerSets *peerSets
+	dec      outputDecoders // for the journal's outputs
 }
 
 func nodeRoleID(roleName, node string) string {
@@ -91,7 +98,12 @@ func build(d *Deployment) (*dag, error) {
 	if err := b.wire(); err != nil {
 		return nil, err
 	}
-	return b.order()
+	g, err := b.order()
+	if err != nil {
+		return nil, err
+	}
+	g.finishAggregates()
+	return g, nil
 }
 
 // builder holds what the phases of build share.
@@ -103,6 +115,7 @@ type builder struct {
 	infoOf    []*defInfo
 	typeSlots map[reflect.Type]int
 	roleSlots map[string]int
+	aggIndex  map[aggKey]int32 // shared aggregates
 }
 
 // defInfo is what build needs of a role, looked up once per role instead

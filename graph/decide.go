@@ -1,9 +1,6 @@
 package graph
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // stage is when decide is asked about a node-role.
 type stage uint8
@@ -53,6 +50,9 @@ type facts struct {
 	// computes them from in, only if it needs them.
 	digest string
 	fields map[string]string
+	// shared are the digests of the input's shared aggregates, by field
+	// (stagePlan).
+	shared map[string]string
 	// prev is the plan's verdict so far, and drift and checkErr what the
 	// node-role's check said (stageChecked).
 	prev     verdict
@@ -152,7 +152,7 @@ func decide(f *facts) verdict {
 		if f.waitsFor != "" {
 			return verdict{action: ActionRunIfChanged, why: reason{kind: ReasonInputsAfterRun, text: f.waitsFor}}
 		}
-		dg, fields, err := f.keys.digestInputs(nr, f.in)
+		dg, fields, err := f.keys.digestInputs(nr, f.in, f.shared)
 		if err != nil {
 			return verdict{err: fmt.Errorf("graph: %s: %w", nr.id, err)}
 		}
@@ -170,7 +170,7 @@ func (f *facts) settle(last *success, why reason) verdict {
 	if why.kind != 0 && !f.nr.meta.Destructive && !f.nr.meta.Once {
 		return run(why)
 	}
-	out, err := decodeOutput(last.Output, f.nr.def.Out())
+	out, err := f.g.dec.decode(last.Output, f.nr.def.Out())
 	if err != nil {
 		return run(reason{kind: ReasonOutputUnreadable, text: err.Error()})
 	}
@@ -192,7 +192,7 @@ func (f *facts) claimed() verdict {
 	}
 	switch {
 	case rec.State == StateSucceeded && rec.Last != nil && rec.Last.Digest == f.digest && rec.Last.Version == nr.meta.Version:
-		out, err := decodeOutput(rec.Last.Output, nr.def.Out())
+		out, err := f.g.dec.decode(rec.Last.Output, nr.def.Out())
 		if err != nil {
 			return verdict{} // run it here
 		}
@@ -218,25 +218,7 @@ func sameRecord(a, b *record) bool {
 }
 
 // peersChanged compares the producers of every All input with the ones
-// recorded at the last successful run.
+// recorded at the last successful run (aggregate.go: once per aggregate).
 func peersChanged(g *dag, nr *nodeRole, last *success) ([]string, string) {
-	var changed, parts []string
-	for _, pi := range nr.peers {
-		now := peerLabels(g, pi.producers)
-		was := last.Peers[pi.field]
-		add, del := diffSorted(now, was)
-		if len(add) == 0 && len(del) == 0 {
-			continue
-		}
-		var d []string
-		for _, a := range add {
-			d = append(d, "+"+a)
-		}
-		for _, r := range del {
-			d = append(d, "-"+r)
-		}
-		changed = append(changed, pi.field)
-		parts = append(parts, "input "+pi.field+" changed: "+strings.Join(d, " "))
-	}
-	return changed, strings.Join(parts, "; ")
+	return g.peersChanged(nr, last)
 }

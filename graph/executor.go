@@ -174,6 +174,8 @@ type executor struct {
 	services *role.Services
 	// outOf returns the output of node-role k, for binding.
 	outOf func(k int32) any
+	// aggs gathers the aggregates from outs.
+	aggs *aggValues
 	// awaiting are successes waiting for their record to be durable; errs
 	// collects the Apply's errors. Both belong to the loop's goroutine.
 	awaiting minHeap[pendingDurable]
@@ -232,6 +234,10 @@ func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
 func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) {
 	began := time.Now()
 	e := newExecutor(ctx, p, o, j)
+	if err := writePeerSets(ctx, p); err != nil {
+		_ = j.close()
+		return &Result{Deployment: p.Deployment, Outcomes: e.outc, Elapsed: time.Since(began), index: p.g.index}, err
+	}
 	defer e.startWorkers()()
 	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer runCancel()
@@ -261,6 +267,8 @@ func newExecutor(ctx context.Context, p *Plan, o Options, j journal) *executor {
 		e.services = role.NewServices()
 	}
 	e.outOf = func(k int32) any { return e.outs[k] }
+	e.aggs = newAggValues(p.g, e.outOf)
+	e.aggs.adopt(p.aggs, p.Steps)
 	for i, st := range p.Steps {
 		if r := p.recs[i]; r != nil {
 			e.last[i] = r.Last
@@ -296,14 +304,13 @@ func (e *executor) startWorkers() (stop func()) {
 // over the node-roles of each role that will run.
 func (e *executor) schedule() {
 	p, g := e.p, e.p.g
-	n := len(g.nrs)
-	kids := make([][]int32, n)
-	deps := make([]int32, n)
-	nodeOf := make([]int32, n)
+	kids, deps := g.schedGraph()
+	nodeOf := make([]int32, len(kids))
+	for i := range nodeOf {
+		nodeOf[i] = -1
+	}
 	nodeIdx := map[string]int32{}
 	for i, nr := range g.nrs {
-		kids[i], deps[i] = nr.kids, int32(len(nr.deps))
-		nodeOf[i] = -1
 		if nr.name != "" {
 			ix, ok := nodeIdx[nr.name]
 			if !ok {

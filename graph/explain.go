@@ -28,7 +28,7 @@ func (p *Plan) Inputs(id string) ([]role.Binding, error) {
 		return reflect.Zero(p.g.nrs[k].def.Out()).Interface()
 	}
 	var bs []role.Binding
-	if _, err := p.bindRecording(int(i), outputs, nil, true, &bs); err != nil {
+	if _, _, err := p.bindRecording(int(i), outputs, newAggValues(p.g, outputs), true, nil, true, &bs); err != nil {
 		return bs, err
 	}
 	return bs, nil

@@ -40,6 +40,11 @@ func (p *Plan) BindingsOf(id string) ([]role.Binding, error) {
 	for _, w := range nr.wired {
 		env.Outputs = append(env.Outputs, role.Output{Role: p.g.nrs[w].meta.Name, Node: p.g.nrs[w].name, Value: p.outs[w]})
 	}
+	shared, _, err := p.aggs.env(nr, true)
+	if err != nil {
+		return nil, err
+	}
+	env.Shared = shared
 	_, bs, err := nr.def.Bind(env)
 	return bs, err
 }

@@ -7,35 +7,56 @@ import (
 
 // order links every node-role to what waits for it and numbers the
 // node-roles in topological order (Kahn's algorithm, stable: ready
-// node-roles in binding order), or reports a cycle.
+// node-roles in binding order), or reports a cycle. An aggregate is a
+// vertex between its producers and its consumers (numbered after the
+// node-roles), so an All input costs one edge per producer and one per
+// consumer, not one per pair.
 func (b *builder) order() (*dag, error) {
 	nrs, g := b.nrs, b.g
+	n := int32(len(nrs))
 	for i, nr := range nrs {
 		for _, p := range nr.deps {
 			nrs[p].kids = append(nrs[p].kids, int32(i))
 		}
 	}
-	need := make([]int32, len(nrs))
+	for a, agg := range g.aggs {
+		if len(agg.producers) == 0 {
+			continue // nothing waits for it
+		}
+		for _, p := range agg.producers {
+			nrs[p].kids = append(nrs[p].kids, n+int32(a))
+		}
+	}
+	need := make([]int32, int(n)+len(g.aggs))
 	var queue []int32
 	for i, nr := range nrs {
-		need[i] = int32(len(nr.deps))
+		need[i] = int32(len(nr.deps) + len(nr.aggs))
 		if need[i] == 0 {
 			queue = append(queue, int32(i))
 		}
+	}
+	for a, agg := range g.aggs {
+		need[n+int32(a)] = int32(len(agg.producers))
 	}
 	topo := make([]int32, 0, len(nrs))
 	for len(queue) > 0 {
 		i := queue[0]
 		queue = queue[1:]
-		topo = append(topo, i)
-		for _, k := range nrs[i].kids {
+		var kids []int32
+		if i < n {
+			topo = append(topo, i)
+			kids = nrs[i].kids
+		} else {
+			kids = g.aggs[i-n].consumers
+		}
+		for _, k := range kids {
 			if need[k]--; need[k] == 0 {
 				queue = append(queue, k)
 			}
 		}
 	}
 	if len(topo) != len(nrs) {
-		return nil, findCycle(nrs, need)
+		return nil, findCycle(g, nrs, need)
 	}
 	// Renumber in topological order.
 	remap := make([]int32, len(nrs))
@@ -44,20 +65,27 @@ func (b *builder) order() (*dag, error) {
 	}
 	g.nrs = make([]*nodeRole, len(nrs))
 	for oldI, nr := range nrs {
-		for _, s := range []*[]int32{&nr.deps, &nr.kids, &nr.wired, &nr.pubs} {
+		for _, s := range []*[]int32{&nr.deps, &nr.wired, &nr.pubs} {
 			for k, v := range *s {
 				(*s)[k] = remap[v]
 			}
 		}
-		for _, p := range nr.peers {
-			for k, v := range p.producers {
-				p.producers[k] = remap[v]
+		for k, v := range nr.kids {
+			if v < n {
+				nr.kids[k] = remap[v]
 			}
 		}
 		slices.Sort(nr.deps)
 		slices.Sort(nr.kids)
 		g.nrs[remap[oldI]] = nr
 		g.index[nr.id] = remap[oldI]
+	}
+	for _, agg := range g.aggs {
+		for _, s := range []*[]int32{&agg.producers, &agg.consumers} {
+			for k, v := range *s {
+				(*s)[k] = remap[v]
+			}
+		}
 	}
 	return g, nil
 }
@@ -76,8 +104,9 @@ func (e *CycleError) Error() string {
 }
 
 // findCycle finds a cycle among the node-roles Kahn's algorithm could not
-// order (need > 0) by walking their dependencies.
-func findCycle(nrs []*nodeRole, need []int32) error {
+// order (need > 0) by walking their dependencies (through an aggregate,
+// to each of its producers).
+func findCycle(g *dag, nrs []*nodeRole, need []int32) error {
 	const (
 		white = iota
 		grey
@@ -90,7 +119,14 @@ func findCycle(nrs []*nodeRole, need []int32) error {
 	visit = func(i int32) bool {
 		color[i] = grey
 		stack = append(stack, i)
-		for _, p := range nrs[i].deps {
+		deps := nrs[i].deps
+		if len(nrs[i].aggs) > 0 {
+			deps = slices.Clone(deps)
+			for _, a := range nrs[i].aggs {
+				deps = append(deps, g.aggs[a].producers...)
+			}
+		}
+		for _, p := range deps {
 			if need[p] == 0 {
 				continue // ordered fine; not part of a cycle
 			}

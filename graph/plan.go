@@ -93,7 +93,9 @@ type Plan struct {
 	recs     []*record
 	outs     []any // outputs of skipped node-roles, from the journal
 	nodeVals map[string]*attr.Values
-	seal     *sealer // the deployment's keys, nil without secrets (secrets.go)
+	seal     *sealer    // the deployment's keys, nil without secrets (secrets.go)
+	aggs     *aggValues // aggregates gathered from outs (aggregate.go)
+	aggWaits *aggWaits
 }
 
 // PlanOption changes how [NewPlan] decides.
@@ -152,6 +154,8 @@ func NewPlan(ctx context.Context, d *Deployment, st store.Store, opts ...PlanOpt
 	n := len(g.nrs)
 	p := &Plan{Deployment: d.name, Steps: make([]Step, n), d: d, st: st, g: g, seal: keys,
 		recs: make([]*record, n), outs: make([]any, n), nodeVals: map[string]*attr.Values{}}
+	p.aggs, g.peerSets = newAggValues(g, func(i int32) any { return p.outs[i] }), newPeerSets(ctx, st, d.name)
+	p.aggWaits = newAggWaits(g)
 	for name := range d.nodeAttrs {
 		d.attrsFor(name, p.nodeVals)
 	}
@@ -182,7 +186,9 @@ func (p *Plan) decideAll(recMap map[string]*record, cfg *planConfig) (checks []i
 	var errs *multierror.Error
 	nwaits := 0
 	for _, nr := range g.nrs {
-		nwaits += len(nr.deps)
+		if len(nr.aggs) == 0 {
+			nwaits += len(nr.deps)
+		}
 	}
 	waits := make([]string, nwaits)
 	for i, nr := range g.nrs {
@@ -190,14 +196,11 @@ func (p *Plan) decideAll(recMap map[string]*record, cfg *planConfig) (checks []i
 		p.recs[i] = rec
 		s := &p.Steps[i]
 		*s = Step{ID: nr.id, Role: nr.meta.Name, Node: nr.name}
-		if len(nr.deps) > 0 {
-			// Cut from one array for all steps, capped so that appending
-			// to one step's list never writes into the next one's.
-			s.WaitsFor = waits[:len(nr.deps):len(nr.deps)]
-			waits = waits[len(nr.deps):]
-			for k, dep := range nr.deps {
-				s.WaitsFor[k] = g.nrs[dep].id
-			}
+		if len(nr.deps)+len(nr.aggs) > 0 {
+			// Cut from one array for all steps (or shared with an
+			// aggregate's consumers), capped so that appending to one
+			// step's list never writes into another's.
+			s.WaitsFor = g.waitsFor(int32(i), &waits)
 		}
 		if rec != nil {
 			s.Last = rec.State
@@ -220,12 +223,12 @@ func (p *Plan) decideAll(recMap map[string]*record, cfg *planConfig) (checks []i
 		// Bind now when the inputs are known (for the digest), or when
 		// attributes must be checked; wiring was checked by build.
 		if f.waitsFor == "" || nr.hasAttr {
-			in, err := p.bind(i, outputs, nil, true)
+			in, shared, err := p.bind(i, outputs, p.aggs, f.waitsFor == "", nil, true)
 			if err != nil {
 				errs = multierror.Append(errs, err)
 				continue
 			}
-			f.in = in
+			f.in, f.shared = in, shared
 		}
 		v := decide(&f)
 		if v.err != nil {
@@ -259,22 +262,29 @@ func (p *Plan) setStep(i int, v verdict) {
 	}
 }
 
-// bind fills node-role i's input from the outputs given by out. scratch,
-// if not nil, is reused for the list of upstream outputs (Bind keeps
-// none of it). planning leaves the services of nodes that do not exist
-// yet unresolved (role.Env.NodePending).
-func (p *Plan) bind(i int, out func(int32) any, scratch *[]role.Output, planning bool) (any, error) {
-	return p.bindRecording(i, out, scratch, planning, nil)
+// bind fills node-role i's input from the outputs given by out, and its
+// All inputs from aggs if known, empty otherwise; it returns the input
+// and those aggregates' digests by field. scratch, if not nil, is reused
+// for the list of upstream outputs (Bind keeps none of it). planning
+// leaves the services of nodes that do not exist yet unresolved
+// (role.Env.NodePending).
+func (p *Plan) bind(i int, out func(int32) any, aggs *aggValues, known bool, scratch *[]role.Output, planning bool) (any, map[string]string, error) {
+	return p.bindRecording(i, out, aggs, known, scratch, planning, nil)
 }
 
 // bindRecording is bind, recording in *bindings, when not nil, where each
 // input field came from (Plan.Inputs).
-func (p *Plan) bindRecording(i int, out func(int32) any, scratch *[]role.Output, planning bool, bindings *[]role.Binding) (any, error) {
+func (p *Plan) bindRecording(i int, out func(int32) any, aggs *aggValues, known bool, scratch *[]role.Output, planning bool, bindings *[]role.Binding) (any, map[string]string, error) {
 	nr := p.g.nrs[i]
 	env := role.Env{Node: nr.name}
 	if nr.def.UsesServices() {
 		env = nr.usesEnv(p.d.services, planning)
 	}
+	shared, digests, err := aggs.env(nr, known)
+	if err != nil {
+		return nil, nil, err
+	}
+	env.Shared = shared
 	if nr.hasAttr {
 		env.Attrs = p.attrsFor(nr.name)
 		if len(nr.pubs) > 0 {
@@ -282,7 +292,7 @@ func (p *Plan) bindRecording(i int, out func(int32) any, scratch *[]role.Output,
 			for _, pi := range nr.pubs {
 				pub := p.g.nrs[pi]
 				if err := pub.publish(env.Attrs, out(pi)); err != nil {
-					return nil, fmt.Errorf("graph: %s: %w", nr.id, err)
+					return nil, nil, fmt.Errorf("graph: %s: %w", nr.id, err)
 				}
 			}
 		}
@@ -304,16 +314,15 @@ func (p *Plan) bindRecording(i int, out func(int32) any, scratch *[]role.Output,
 		}
 	}
 	var in any
-	var err error
 	if bindings != nil {
 		in, *bindings, err = nr.def.Bind(env)
 	} else {
 		in, err = nr.def.BindInput(env)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("graph: planning %s: %w", nr.id, err)
+		return nil, nil, fmt.Errorf("graph: planning %s: %w", nr.id, err)
 	}
-	return in, nil
+	return in, digests, nil
 }
 
 // publish sets the attributes node-role nr publishes, from its output
@@ -425,6 +434,7 @@ func (p *Plan) runChecks(ctx context.Context, idx []int, ins []any, par int) err
 	// destructive role whose upstream runs shows as run-if-changed here
 	// and as destructive-done without checks; the executor skips it
 	// either way.)
+	p.aggWaits = newAggWaits(p.g) // steps changed
 	for i, nr := range p.g.nrs {
 		if p.Steps[i].Action != ActionSkip {
 			continue

@@ -203,23 +203,7 @@ func versionText(v string) string {
 // nodes)" for many), or "" when all it waits for is converged and its
 // inputs are known now.
 func (p *Plan) waitsFor(nr *nodeRole) string {
-	first := -1
-	for k, dep := range nr.deps {
-		if p.Steps[dep].Action != ActionSkip {
-			first = k
-			break
-		}
-	}
-	if first < 0 {
-		return ""
-	}
-	var runs []int32
-	for _, dep := range nr.deps[first:] {
-		if p.Steps[dep].Action != ActionSkip {
-			runs = append(runs, dep)
-		}
-	}
-	return nodeRolesText(p.g, runs)
+	return p.aggWaits.text(p, nr) // aggregate.go: with the producers of its All inputs, each aggregate looked at once
 }
 
 // nodeRolesText names node-roles for a sentence, grouped by role, roles

@@ -38,9 +38,9 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 func (e *executor) ready(i int32, scratch *[]role.Output, r *runResult) (in any, dg string, fields map[string]string, ok bool) {
 	p, nr := e.p, e.p.g.nrs[i]
 	step := &p.Steps[i]
-	in, err := p.bind(int(i), e.outOf, scratch, false)
+	in, shared, err := p.bind(int(i), e.outOf, e.aggs, true, scratch, false)
 	if err == nil {
-		if dg, fields, err = p.seal.digestInputs(nr, in); err != nil {
+		if dg, fields, err = p.seal.digestInputs(nr, in, shared); err != nil {
 			err = fmt.Errorf("graph: %s: %w", nr.id, err)
 		}
 	}
@@ -114,7 +114,7 @@ func (e *executor) succeeded(i int32, out any, dg string, fields map[string]stri
 	if len(nr.peers) > 0 {
 		succ.Peers = make(map[string][]string, len(nr.peers))
 		for _, pi := range nr.peers {
-			succ.Peers[pi.field] = peerLabels(e.p.g, pi.producers)
+			succ.Peers[pi.field] = e.p.g.aggs[pi.agg].refs // the peer set, journaled once (aggregate.go)
 		}
 	}
 	r.out, r.last = out, succ

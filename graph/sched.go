@@ -7,6 +7,9 @@ import "fmt"
 // time, goroutines or I/O, so the executor and the makespan benchmark's
 // virtual clock drive the same code.
 type sched struct {
+	// Vertices [0, real) are node-roles; the others are barriers
+	// (aggregates): done, never run, once all they wait for is.
+	real    int32
 	kids    [][]int32
 	need    []int32 // unfinished dependencies (and batch gates)
 	node    []int32 // node index, -1 for none
@@ -53,24 +56,36 @@ type heapItem struct {
 
 func (a heapItem) less(b heapItem) bool { return a.key < b.key || (a.key == b.key && a.i < b.i) }
 
-// newSched prepares the core for n node-roles. deps counts each one's
-// dependencies; est is each one's estimated duration (any unit).
+// newSched prepares the core for len(est) node-roles and, after them,
+// len(kids)-len(est) barriers. deps counts each vertex's dependencies;
+// node is each one's node index (-1 for none, and for barriers); est is
+// each node-role's estimated duration (any unit).
 func newSched(kids [][]int32, deps []int32, node []int32, nodes int, est []int64, perNode int, fifo bool) *sched {
 	n := len(kids)
-	s := &sched{kids: kids, need: append([]int32(nil), deps...), node: node, prio: make([]int64, n),
+	s := &sched{real: int32(len(est)), kids: kids, need: append([]int32(nil), deps...), node: node, prio: make([]int64, n),
 		state: make([]State, n), perNode: int32(perNode), busy: make([]int32, nodes),
 		parked: make([]minHeap[heapItem], nodes), fifo: fifo,
 		roleOf: make([]int32, n), batchOf: make([]int32, n), by: make([]int32, n), why: make([]string, n)}
 	if s.perNode < 1 {
 		s.perNode = 1
 	}
-	// Kids come later in topological order: walk backwards.
-	for i := n - 1; i >= 0; i-- {
+	// Kids come later in topological order: walk backwards. A barrier's
+	// kids come after every node-role it waits for, so its priority is
+	// known by the time the last of those (in that order) asks for it.
+	barrier := make([]bool, n-len(est))
+	prio := func(k int32) int64 {
+		if k >= s.real && !barrier[k-s.real] {
+			barrier[k-s.real] = true
+			for _, c := range kids[k] {
+				s.prio[k] = max(s.prio[k], s.prio[c])
+			}
+		}
+		return s.prio[k]
+	}
+	for i := len(est) - 1; i >= 0; i-- {
 		var best int64
 		for _, k := range kids[i] {
-			if s.prio[k] > best {
-				best = s.prio[k]
-			}
+			best = max(best, prio(k))
 		}
 		s.prio[i] = best + est[i]
 	}
@@ -132,15 +147,17 @@ func (s *sched) addRollout(name string, r Rollout, members []int32) {
 func (s *sched) skip(i int32) {
 	s.state[i] = StateSkipped
 	for _, k := range s.kids[i] {
-		s.need[k]--
+		if s.need[k]--; s.need[k] == 0 && k >= s.real {
+			s.skip(k) // a barrier whose node-roles all skip
+		}
 	}
 }
 
-// start queues everything that is ready.
+// start queues every node-role that is ready.
 func (s *sched) start() {
-	for i := range s.state {
+	for i := range s.real {
 		if s.state[i] == StatePending && s.need[i] == 0 {
-			s.push(int32(i))
+			s.push(i)
 		}
 	}
 }
@@ -200,12 +217,23 @@ func (s *sched) succeed(i int32, skipped bool) {
 	} else {
 		s.state[i] = StateSucceeded
 	}
+	s.finished(i)
+	s.batchDone(i, false)
+}
+
+// finished counts i done for what waits for it, and queues what became
+// ready; a barrier that became ready is done at once.
+func (s *sched) finished(i int32) {
 	for _, k := range s.kids[i] {
 		if s.need[k]--; s.need[k] == 0 && s.state[k] == StatePending {
+			if k >= s.real {
+				s.state[k] = StateSucceeded
+				s.finished(k)
+				continue
+			}
 			s.push(k)
 		}
 	}
-	s.batchDone(i, false)
 }
 
 // fail records that i failed; everything below it is blocked. It reports
@@ -253,8 +281,10 @@ func (s *sched) blockBelow(i, by int32, why string) {
 func (s *sched) block(k, by int32, why string) {
 	s.state[k] = StateBlocked
 	s.by[k], s.why[k] = by, why
-	s.trans = append(s.trans, k)
-	s.batchDone(k, true)
+	if k < s.real {
+		s.trans = append(s.trans, k)
+		s.batchDone(k, true)
+	}
 }
 
 // batchDone accounts for member i of a batched rollout reaching a final

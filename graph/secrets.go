@@ -336,9 +336,11 @@ func (d *Deployment) secretAttrs(g *dag) map[string]bool {
 }
 
 // digestInputs is nr.def.DigestInputs with the digests of secret inputs,
-// and the total, keyed. Inputs without secrets cost nothing more.
-func (s *sealer) digestInputs(nr *nodeRole, in any) (string, map[string]string, error) {
-	dg, fields, err := nr.def.DigestInputs(in)
+// and the total, keyed. Inputs without secrets cost nothing more. shared
+// are the plain digests of shared aggregates by field (aggregate.go),
+// which are not walked again.
+func (s *sealer) digestInputs(nr *nodeRole, in any, shared map[string]string) (string, map[string]string, error) {
+	dg, fields, err := nr.def.DigestInputsShared(in, shared)
 	if err != nil || s == nil {
 		return dg, fields, err
 	}

@@ -73,6 +73,18 @@ func (b *builder) wire() error {
 					cands = byType[slot]
 				}
 			}
+			if in.Kind == role.InputAll {
+				a, err := b.aggregateFor(i, in, cands)
+				if err != nil {
+					errs = multierror.Append(errs, err)
+					continue
+				}
+				nr.peers = append(nr.peers, peerInput{field: in.Field, agg: a})
+				if len(b.g.aggs[a].producers) > 0 && !slices.Contains(nr.aggs, a) {
+					nr.aggs = append(nr.aggs, a)
+				}
+				continue
+			}
 			// Resolve decides; the candidates of a wiring input are cut to
 			// those of its type first (Feeds requires it), which keeps the
 			// list short when a node has many roles.
@@ -112,9 +124,6 @@ func (b *builder) wire() error {
 			start := len(nr.wired)
 			for _, k := range m {
 				nr.wired = append(nr.wired, cands[k])
-			}
-			if in.Kind == role.InputAll {
-				nr.peers = append(nr.peers, peerInput{field: in.Field, producers: slices.Clone(nr.wired[start:])})
 			}
 			deps = append(deps, nr.wired[start:]...)
 		}

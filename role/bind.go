@@ -38,6 +38,10 @@ type Env struct {
 	// is then left empty instead of failing, since the node's transport
 	// may offer it. The graph sets it when planning, never when running.
 	NodePending bool
+	// Shared holds values of All inputs built once for all their
+	// consumers ([Input.Gather]), by field name: such a field takes its
+	// value from here, as it is, instead of from Outputs.
+	Shared map[string]any
 }
 
 // Binding records where one input field's value came from.
@@ -137,6 +141,15 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 				continue
 			}
 			if bindings != nil {
+				*bindings = append(*bindings, Binding{Field: in.Field, Sources: src})
+			}
+			continue
+		}
+		if v, ok := env.Shared[in.Field]; ok && in.Kind == InputAll {
+			src, err := in.bindShared(field, v, bindings != nil)
+			if err != nil {
+				errs = d.bindFailed(errs, in, env, err)
+			} else if bindings != nil {
 				*bindings = append(*bindings, Binding{Field: in.Field, Sources: src})
 			}
 			continue

@@ -90,12 +90,23 @@ func (in Input) Resolve(role, node string, ps []Producer, dst []int) ([]int, err
 	if !in.Kind.Wired() {
 		return dst, fmt.Errorf("role %q: input %s is not wired from outputs", role, in.Describe())
 	}
-	for i, p := range ps {
-		if (p.Role != role || p.Node != node) && in.Feeds(node, p) {
-			dst = append(dst, i)
+	var m []int
+	if in.Kind == InputAll {
+		// Every consumer's producers are the shared set, without itself.
+		dst = in.Peers(ps, dst)
+		m = dst[start:]
+		if k := slices.IndexFunc(m, func(i int) bool { return ps[i].Role == role && ps[i].Node == node }); k >= 0 {
+			m = slices.Delete(m, k, k+1)
+			dst = dst[:start+len(m)]
 		}
+	} else {
+		for i, p := range ps {
+			if (p.Role != role || p.Node != node) && in.Feeds(node, p) {
+				dst = append(dst, i)
+			}
+		}
+		m = sortProducers(dst[start:], ps)
 	}
-	m := sortProducers(dst[start:], ps)
 	switch {
 	case len(m) == 0 && !in.Optional:
 		return dst, in.bindError(role, node, in.lookedFor(node), errors.New("no role produced it"))
@@ -104,6 +115,26 @@ func (in Input) Resolve(role, node string, ps []Producer, dst []int) ([]int, err
 			fmt.Errorf("ambiguous: produced by %s; tag the field `role:\"name\"` to choose", producerIDs(m, ps)))
 	}
 	return dst, nil
+}
+
+// Peers returns the indices in ps of the producers that fill All input
+// in, in (node, role) order, appended to dst: the same set for every
+// consumer, which [Input.Resolve] gives each one without itself (a
+// node-role never fills its own input). A graph computes it once per
+// producer set and shares it between the consumers that are not among
+// the producers.
+func (in Input) Peers(ps []Producer, dst []int) []int {
+	start := len(dst)
+	if in.Kind != InputAll {
+		return dst
+	}
+	for i, p := range ps {
+		if in.Feeds("", p) {
+			dst = append(dst, i)
+		}
+	}
+	sortProducers(dst[start:], ps)
+	return dst
 }
 
 func (in Input) bindError(role, node, looked string, err error) *BindError {

@@ -1,8 +1,10 @@
 package role
 
 import (
+	"fmt"
 	"reflect"
 
+	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/provider"
 )
 
@@ -27,6 +29,10 @@ type One[T any] struct {
 // All is an input wired from the outputs of type T of every node-role in
 // the deployment, sorted by node name: cluster linking. Adding a node
 // changes All for every consumer, which is how members learn of new peers.
+//
+// The graph builds one All per producer set and hands the same value to
+// every consumer (see [Input.Gather]): a role must not modify the slice
+// or its elements.
 type All[T any] []Peer[T]
 
 // Peer is one element of an All: a producer's output and where it ran.
@@ -106,6 +112,109 @@ func (All[T]) fill(f reflect.Value, outs []Output) {
 		a[i] = Peer[T]{Node: o.Node, Role: o.Role, Value: o.Value.(T)}
 	}
 	*f.Addr().Interface().(*All[T]) = a
+}
+
+// sharer is what an All field offers for values shared between
+// consumers ([Input.Gather], [Env.Shared]).
+type sharer interface {
+	gather(outs []Output) (any, error)
+	share(field reflect.Value, v any) bool
+	sources(v any) []attr.Source
+}
+
+func (All[T]) gather(outs []Output) (any, error) {
+	a := make(All[T], len(outs))
+	for i, o := range outs {
+		v, ok := o.Value.(T)
+		if !ok {
+			return nil, fmt.Errorf("output of %s is a %T, not a %v", Producer{Role: o.Role, Node: o.Node}.ID(), o.Value, reflect.TypeFor[T]())
+		}
+		a[i] = Peer[T]{Node: o.Node, Role: o.Role, Value: v}
+	}
+	return a, nil
+}
+
+func (All[T]) share(f reflect.Value, v any) bool {
+	a, ok := v.(All[T])
+	if ok {
+		*f.Addr().Interface().(*All[T]) = a
+	}
+	return ok
+}
+
+func (All[T]) sources(v any) []attr.Source {
+	a := v.(All[T])
+	out := make([]attr.Source, len(a))
+	for k, p := range a {
+		out[k] = attr.FromOutput(p.Role, p.Node)
+	}
+	return out
+}
+
+// Gather builds the value of All input in from outs, the outputs of its
+// producers in the order [Input.Resolve] chose them: one value that
+// every consumer of the same producers can share, through [Env.Shared],
+// instead of each building (and digesting) its own copy. Digest it once
+// with [attr.Digest] and give the digest to [Def.DigestInputsShared].
+func (in Input) Gather(outs []Output) (any, error) {
+	s, ok := in.fill.(sharer)
+	if !ok || in.Kind != InputAll {
+		return nil, fmt.Errorf("role: Gather: input %s is not a role.All", in.Describe())
+	}
+	v, err := s.gather(outs)
+	if err != nil {
+		return nil, fmt.Errorf("role: input %s: %w", in.Describe(), err)
+	}
+	return v, nil
+}
+
+// bindShared sets All input in's field to v, a value [Input.Gather] made,
+// and returns where its elements came from when sources is set.
+func (in Input) bindShared(field reflect.Value, v any, sources bool) ([]attr.Source, error) {
+	s, ok := in.fill.(sharer)
+	if !ok || !s.share(field, v) {
+		return nil, fmt.Errorf("shared value is a %T, not a %v", v, field.Type())
+	}
+	if !sources {
+		return nil, nil
+	}
+	return s.sources(v), nil
+}
+
+// DigestInputsShared is [Def.DigestInputs] for an input some of whose
+// fields are shared values whose digests (attr.Digest of the field's
+// value) the caller knows, by field name in known: those fields are not
+// walked again. The result is the same as DigestInputs'.
+func (d *Def) DigestInputsShared(in any, known map[string]string) (string, map[string]string, error) {
+	if len(known) == 0 {
+		return d.DigestInputs(in)
+	}
+	v, err := d.value("input", in, d.in)
+	if err != nil {
+		return "", nil, err
+	}
+	fields := make(map[string]string, len(d.fieldIdx))
+	var small [8]any
+	per := small[:0]
+	if len(d.fieldIdx) > len(small) {
+		per = make([]any, 0, len(d.fieldIdx))
+	}
+	for k, i := range d.fieldIdx {
+		name := d.fieldNames[k]
+		dg, ok := known[name]
+		if !ok {
+			if dg, err = attr.Digest(v.Field(i).Interface()); err != nil {
+				return "", nil, fmt.Errorf("role %q: input %s: %w", d.meta.Name, name, err)
+			}
+		}
+		fields[name] = dg
+		per = append(per, dg)
+	}
+	total, err := attr.DigestFields(d.fieldNames, per)
+	if err != nil {
+		return "", nil, fmt.Errorf("role %q: inputs: %w", d.meta.Name, err)
+	}
+	return total, fields, nil
 }
 
 // serviceFinder resolves a Uses field: the generic code makes the type
