@@ -504,3 +504,55 @@ func (agg *aggregate) anyRuns(steps []Step) bool {
 	}
 	return false
 }
+
+// collectPeerSets deletes the peer sets no node-role's last success
+// refers to any more, once an Apply in which consumers of aggregates ran
+// is journaled: each membership change leaves one set behind otherwise.
+// With a Controller it leaves them: another controller may be about to
+// refer to a set it just wrote. (A set deleted while a node-role of a
+// removed node still referred to it only makes that node-role's reason,
+// should the node return, say less: its input digest still decides.)
+func (e *executor) collectPeerSets() error {
+	if e.o.ctl != nil || len(e.p.g.aggs) == 0 {
+		return nil
+	}
+	ran := false
+	for _, agg := range e.p.g.aggs {
+		for _, c := range agg.consumers {
+			ran = ran || e.outc[c].State == StateSucceeded
+		}
+	}
+	if !ran {
+		return nil
+	}
+	keep := map[string]bool{}
+	for _, l := range e.last {
+		if l == nil {
+			continue
+		}
+		for _, ps := range l.Peers {
+			if len(ps) == 1 && strings.HasPrefix(ps[0], peerSetPrefix) {
+				keep[peerSetKey(e.p.Deployment, ps[0])] = true
+			}
+		}
+	}
+	ctx := context.WithoutCancel(e.ctx)
+	prefix := peerSetKey(e.p.Deployment, "")
+	ents, _, err := e.p.st.List(ctx, prefix)
+	if err != nil {
+		return fmt.Errorf("graph: listing the peer sets of %s: %w", e.p.Deployment, err)
+	}
+	var ops []store.Op
+	for _, ent := range ents {
+		if !keep[ent.Key] {
+			ops = append(ops, store.DeleteOp(ent.Key))
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if _, err := e.p.st.Txn(ctx, ops...); err != nil {
+		return fmt.Errorf("graph: deleting unused peer sets of %s: %w", e.p.Deployment, err)
+	}
+	return nil
+}

@@ -230,7 +230,16 @@ func TestAggregateChangeReruns(t *testing.T) {
 	require.Contains(t, s.Reason, "input Peers changed: -n5")
 	ents, _, err := st.List(context.Background(), "mason/graph/ap/peers/")
 	require.NoError(t, err)
-	require.Len(t, ents, 2, "one peer set per membership, not one per consumer")
+	require.Len(t, ents, 1, "one peer set per membership, not one per consumer; those no record refers to are deleted")
+	res, err = Apply(context.Background(), p, Options{Parallelism: 4})
+	require.NoError(t, err)
+	ents, _, err = st.List(context.Background(), "mason/graph/ap/peers/")
+	require.NoError(t, err)
+	require.Len(t, ents, 1)
+	p, err = NewPlan(context.Background(), apDeployment(5, rec), st)
+	require.NoError(t, err)
+	s, _ = p.Step("view@n3")
+	require.Equal(t, "input Peers changed: +n5", s.Reason)
 }
 
 // testdata/journal-v1-allpeers.db is a bbolt state written by mason before

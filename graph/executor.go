@@ -497,6 +497,8 @@ func (e *executor) finish(began time.Time) (*Result, error) {
 	}
 	if err := e.j.close(); err != nil {
 		e.errs = multierror.Append(e.errs, err)
+	} else if err := e.collectPeerSets(); err != nil {
+		e.errs = multierror.Append(e.errs, err)
 	}
 	if err := e.ctx.Err(); err != nil {
 		e.errs = multierror.Append(e.errs, fmt.Errorf("graph: apply of %s stopped: %w; %d node-roles not started (apply again to continue)", e.p.Deployment, err, e.count(StatePending)))
