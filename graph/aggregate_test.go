@@ -280,3 +280,32 @@ func copyFile(t *testing.T, from, to string) {
 	require.NoError(t, err)
 	require.NoError(t, dst.Close())
 }
+
+// An optional All nobody produces is nil, as when each consumer bound
+// its own; the node-role converges.
+func TestAggregateOptionalEmpty(t *testing.T) {
+	type nobody struct{ X int }
+	var got []bool
+	var mu sync.Mutex
+	r := role.Func(role.Meta{Name: "lonely"}, func(ctx context.Context, rc *role.Context, in struct {
+		Peers role.All[nobody] `optional:"true"`
+	}) (apLocal, error) {
+		mu.Lock()
+		got = append(got, in.Peers == nil)
+		mu.Unlock()
+		return apLocal{}, nil
+	})
+	mk := func() *Deployment {
+		d := NewDeployment("opt")
+		d.Bind(d.Pool("p", &provider.Node{Name: "n1"}, &provider.Node{Name: "n2"}), role.Of(r))
+		return d
+	}
+	st := mem.New()
+	t.Cleanup(func() { st.Close() })
+	_, res := apApply(t, mk(), st)
+	require.Equal(t, 2, res.Count(StateSucceeded))
+	require.Equal(t, []bool{true, true}, got)
+	p, err := NewPlan(context.Background(), mk(), st)
+	require.NoError(t, err)
+	require.Equal(t, 2, p.Count(ActionSkip), p.String())
+}

@@ -123,6 +123,9 @@ type sharer interface {
 }
 
 func (All[T]) gather(outs []Output) (any, error) {
+	if len(outs) == 0 {
+		return All[T](nil), nil // as Bind leaves an optional All nothing filled
+	}
 	a := make(All[T], len(outs))
 	for i, o := range outs {
 		v, ok := o.Value.(T)
