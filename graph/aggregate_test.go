@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -308,4 +309,20 @@ func TestAggregateOptionalEmpty(t *testing.T) {
 	p, err := NewPlan(context.Background(), mk(), st)
 	require.NoError(t, err)
 	require.Equal(t, 2, p.Count(ActionSkip), p.String())
+}
+
+// A converged plan decodes journaled outputs with one primed decoder per
+// output type, and gets the same values.
+func TestPrimedOutputDecoder(t *testing.T) {
+	rec := newAPRecorder()
+	st := mem.New()
+	t.Cleanup(func() { st.Close() })
+	apApply(t, apDeployment(3, rec), st)
+	p, err := NewPlan(context.Background(), apDeployment(3, rec), st)
+	require.NoError(t, err)
+	pd := p.g.dec.m[reflect.TypeFor[apAddr]()]
+	require.NotNil(t, pd)
+	require.NotNil(t, pd.dec, "the journal's outputs did not take the primed decoder")
+	i := p.g.index["addr@n3"]
+	require.Equal(t, apAddr{"10.0.0.n3"}, p.outs[i])
 }

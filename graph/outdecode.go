@@ -44,15 +44,17 @@ func (ds *outputDecoders) decode(b []byte, t reflect.Type) (any, error) {
 		}
 		ds.m[t] = pd
 	}
-	if len(pd.prefix) == 0 || !bytes.HasPrefix(b, pd.prefix) {
+	// The byte before the gob says how the output is held; only plain
+	// gob (with or without a secret in it) is decoded here.
+	if len(pd.prefix) == 0 || (b[0] != outPlain && b[0] != outSecret) || !bytes.HasPrefix(b[1:], pd.prefix) {
 		return decodeOutput(b, t)
 	}
-	msg := b
+	msg := b[1:]
 	if pd.dec == nil {
 		pd.buf.Reset()
 		pd.dec = gob.NewDecoder(&pd.buf)
 	} else {
-		msg = b[len(pd.prefix):]
+		msg = msg[len(pd.prefix):]
 	}
 	pd.buf.Write(msg)
 	p := reflect.New(t)
