@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
@@ -59,7 +60,7 @@ func (Operator) Run(ctx context.Context, rc *role.Context, in OperatorIn) (Opera
 		data []byte
 		mode os.FileMode
 	}{{out.CertFile, b.CertPEM, 0o644}, {out.KeyFile, b.KeyPEM.Reveal(), 0o600}, {out.CAFile, b.CAPEM, 0o644}} {
-		if err := writeAtomic(f.path, f.data, f.mode); err != nil {
+		if err := deploy.WriteFile(f.path, f.data, f.mode); err != nil {
 			return OperatorOut{}, err
 		}
 	}
@@ -74,24 +75,4 @@ func (Operator) Check(_ context.Context, _ *role.Context, _ OperatorIn, last Ope
 		}
 	}
 	return "", nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

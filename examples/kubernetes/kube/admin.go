@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
@@ -56,7 +57,7 @@ func (Admin) Run(ctx context.Context, rc *role.Context, in AdminIn) (AdminOut, e
 	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
 		return AdminOut{}, err
 	}
-	if err := writeAtomic(path, data, 0o600); err != nil {
+	if err := deploy.WriteFile(path, data, 0o600); err != nil {
 		return AdminOut{}, err
 	}
 	return AdminOut{Kubeconfig: path, Serial: b.Serial, Sum: digest(string(data))}, nil
@@ -72,24 +73,4 @@ func (Admin) Check(_ context.Context, _ *role.Context, _ AdminIn, last AdminOut)
 		return last.Kubeconfig + " was changed", nil
 	}
 	return "", nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

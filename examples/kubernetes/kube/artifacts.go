@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/masonops/mason/deploy"
 )
 
 // Binaries are the programs a cluster runs, by file name. Pause is the
@@ -349,7 +351,7 @@ func writeSums(dir string) error {
 		fmt.Fprintf(&b, "%s  %s\n", sum, name)
 		stamps[name] = st
 	}
-	if err := writeAtomic(filepath.Join(dir, "SHA256SUMS"), []byte(b.String()), 0o644); err != nil {
+	if err := deploy.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
 	return writeStamps(dir, stamps)
@@ -360,7 +362,7 @@ func writeStamps(dir string, stamps map[string]FileStamp) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, "STAMPS"), js, 0o644)
+	return deploy.WriteFile(filepath.Join(dir, "STAMPS"), js, 0o644)
 }
 
 // readArtifacts reads dir/SHA256SUMS and checks that every binary is there

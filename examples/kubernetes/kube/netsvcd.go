@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/netsvc/daemon"
 	daemonclient "github.com/masonops/mason/netsvc/daemon/client"
 	"github.com/masonops/mason/pki"
@@ -189,7 +190,7 @@ func installLocal(b pki.Bundle, f pki.Files) error {
 		data []byte
 		mode os.FileMode
 	}{{f.Cert, b.CertPEM, 0o644}, {f.Key, b.KeyPEM.Reveal(), 0o600}, {f.CA, b.CAPEM, 0o644}} {
-		if err := writeAtomic(x.path, x.data, x.mode); err != nil {
+		if err := deploy.WriteFile(x.path, x.data, x.mode); err != nil {
 			return err
 		}
 	}

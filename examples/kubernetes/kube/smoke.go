@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/masonops/mason/deploy"
 	etcd "github.com/masonops/mason/examples/etcd/etcd"
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
@@ -227,7 +228,7 @@ func (Smoke) Run(ctx context.Context, rc *role.Context, in SmokeIn) (SmokeOut, e
 	if err != nil {
 		return SmokeOut{}, err
 	}
-	if err := writeAtomic(filepath.Join(in.Dir, SmokeReport), report, 0o644); err != nil {
+	if err := deploy.WriteFile(filepath.Join(in.Dir, SmokeReport), report, 0o644); err != nil {
 		return SmokeOut{}, err
 	}
 	return out, nil

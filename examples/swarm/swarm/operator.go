@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/masonops/mason/deploy"
 	"github.com/masonops/mason/pki"
 	"github.com/masonops/mason/role"
 )
@@ -52,7 +53,7 @@ func (Operator) Run(ctx context.Context, rc *role.Context, in OperatorIn) (Opera
 		data []byte
 		mode os.FileMode
 	}{{"cert.pem", b.CertPEM, 0o644}, {"key.pem", b.KeyPEM.Reveal(), 0o600}, {"ca.pem", b.CAPEM, 0o644}} {
-		if err := writeAtomic(filepath.Join(in.Dir, f.name), f.data, f.mode); err != nil {
+		if err := deploy.WriteFile(filepath.Join(in.Dir, f.name), f.data, f.mode); err != nil {
 			return OperatorOut{}, err
 		}
 	}
@@ -67,24 +68,4 @@ func (Operator) Check(_ context.Context, _ *role.Context, _ OperatorIn, last Ope
 		}
 	}
 	return "", nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
