@@ -351,13 +351,13 @@ func (e *executor) announce(began time.Time) {
 			e.s.skip(int32(i))
 			e.outc[i].State = StateSkipped
 			first[i] = record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i]}
-			e.j.append(&first[i])
+			e.journal(int32(i), &first[i])
 			e.emit(int32(i), Event{State: StateSkipped, Why: st.Why, Reason: st.Reason})
 		case ActionHold:
 			holds = append(holds, int32(i))
 		default:
 			first[i] = record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i]}
-			e.j.append(&first[i])
+			e.journal(int32(i), &first[i])
 			e.emit(int32(i), Event{State: StatePending, Why: st.Why, Reason: st.Reason})
 		}
 	}
@@ -517,6 +517,13 @@ func (e *executor) count(st State) int {
 	return n
 }
 
+// journal queues rec, a record of node-role i, and returns its sequence
+// number (journal.append).
+func (e *executor) journal(i int32, rec *record) uint64 {
+	rec.slot = i + 1
+	return e.j.append(rec)
+}
+
 func (e *executor) emit(i int32, ev Event) {
 	if !e.em.on() {
 		return
@@ -547,7 +554,7 @@ func (e *executor) failed(i int32) {
 			why = msg
 		}
 		e.outc[k].State, e.outc[k].BlockedBy, e.outc[k].Why, e.outc[k].Reason = StateBlocked, by, ReasonBlocked, why
-		e.j.append(&record{ID: g.nrs[k].id, State: StateBlocked, BlockedBy: by, Reason: why, At: time.Now(), Last: e.last[k]})
+		e.journal(k, &record{ID: g.nrs[k].id, State: StateBlocked, BlockedBy: by, Reason: why, At: time.Now(), Last: e.last[k]})
 		e.emit(k, Event{State: StateBlocked, BlockedBy: by, Why: ReasonBlocked, Reason: why})
 	}
 	if rs != nil {

@@ -29,6 +29,11 @@ type record struct {
 	At        time.Time
 	Duration  time.Duration
 	Last      *success
+
+	// slot, when not 0, is 1 + the node-role's index in the plan it was
+	// made by (not journaled): the writer finds a batch's latest record
+	// of a node-role, and its key, by it.
+	slot int32
 }
 
 // success is a node-role's last successful run.
@@ -93,6 +98,18 @@ type storeJournal struct {
 	ntf     chan struct{}
 	dur     atomic.Uint64
 	failure atomic.Pointer[error]
+
+	// The writer's own, reused from batch to batch: the queue it last
+	// took (handed back to append), the store key of each slot, the batch
+	// number each slot was last written in, and the bytes of a batch's
+	// records (a store copies what it keeps before Txn returns).
+	spareQ    []*record
+	spareHeld []*claim.Claim
+	keys      []string
+	written   []uint32
+	batchNo   uint32
+	arena     []byte
+	ops       []store.Op
 }
 
 func journalPrefix(deployment string) string { return "mason/graph/" + deployment + "/nr/" }
@@ -177,13 +194,14 @@ func (j *storeJournal) close() error {
 // writer is the single goroutine that persists batches, in order.
 func (j *storeJournal) writer() {
 	defer close(j.done)
-	var buf []byte
 	for {
 		j.mu.Lock()
 		batch, held, last, closing := j.queue, j.held, j.queued, j.closing
-		j.queue, j.held = nil, nil
+		j.queue, j.held = j.spareQ, j.spareHeld
+		j.spareQ, j.spareHeld = nil, nil
 		j.mu.Unlock()
 		if len(batch) == 0 {
+			j.spareQ, j.spareHeld = batch, held
 			if closing {
 				return
 			}
@@ -191,13 +209,16 @@ func (j *storeJournal) writer() {
 			continue
 		}
 		if j.err() == nil {
-			if err := j.write(batch, held, &buf); err != nil {
+			if err := j.write(batch, held); err != nil {
 				err = fmt.Errorf("graph: writing journal %s: %w; the executor stops starting work", j.prefix, err)
 				j.failure.Store(&err)
 			} else {
 				j.dur.Store(last)
 			}
 		}
+		clear(batch)
+		clear(held)
+		j.spareQ, j.spareHeld = batch[:0], held[:0]
 		select {
 		case j.ntf <- struct{}{}:
 		default:
@@ -210,13 +231,37 @@ func (j *storeJournal) writer() {
 // by default (--max-request-bytes).
 const txnBytes = 1 << 20
 
-func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) error {
+func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
 	// Only the latest record of a node-role in a batch matters; a batch
 	// that fits the store's limits is one atomic Txn, so nothing in
-	// between is ever visible.
-	latest := make(map[string]int, len(batch))
-	for i, r := range batch {
-		latest[r.ID] = i
+	// between is ever visible. Records the executor made carry their
+	// node-role's slot; others (none today) are told apart by ID.
+	j.batchNo++
+	if j.batchNo == 0 { // wrapped: forget every slot's old batch number
+		clear(j.written)
+		j.batchNo = 1
+	}
+	var latest map[string]int
+	for i := len(batch) - 1; i >= 0; i-- {
+		r := batch[i]
+		if r.slot == 0 {
+			if latest == nil {
+				latest = map[string]int{}
+			}
+			if _, ok := latest[r.ID]; !ok {
+				latest[r.ID] = i
+			}
+			continue
+		}
+		if int(r.slot) >= len(j.written) {
+			j.written = append(j.written, make([]uint32, int(r.slot)+1-len(j.written))...)
+			j.keys = append(j.keys, make([]string, len(j.written)-len(j.keys))...)
+		}
+		if j.written[r.slot] == j.batchNo {
+			batch[i] = nil // a later record of the same node-role is written
+			continue
+		}
+		j.written[r.slot] = j.batchNo
 	}
 	// Records per Txn, and bytes, when the store limits them. Fenced, a
 	// record takes up to two writes (its put, its claim's release) and one
@@ -228,7 +273,8 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 			maxRecs = max(1, maxRecs/2)
 		}
 	}
-	ops := make([]store.Op, 0, len(latest)+1)
+	ops := j.ops[:0]
+	defer func() { clear(ops); j.ops = ops[:0] }()
 	var released []string
 	n, size := 0, 0
 	created := false
@@ -239,6 +285,9 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 		ops = append(ops, store.PutOp(keysKey(s.deployment), s.create).IfRevision(0))
 		n, created = 1, true
 	}
+	// Every value of a Txn is a slice of one arena, reused once the Txn
+	// returned: stores copy what they keep.
+	arena := j.arena[:0]
 	// A batch split in several Txns is not atomic as a whole, but
 	// durable() counts it only once every Txn is written, which is all
 	// the executor's rules (dependents and destructive roles wait for
@@ -268,11 +317,15 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 		if created {
 			j.seal.create, created = nil, false
 		}
-		ops, released, n, size = ops[:0], released[:0], 0, 0
+		clear(ops)
+		if cap(arena) > cap(j.arena) {
+			j.arena = arena[:0]
+		}
+		ops, released, n, size, arena = ops[:0], released[:0], 0, 0, j.arena[:0]
 		return nil
 	}
 	for i, r := range batch {
-		if latest[r.ID] != i {
+		if r == nil || (r.slot == 0 && latest[r.ID] != i) {
 			continue
 		}
 		var c *claim.Claim
@@ -284,16 +337,25 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 				continue // made before this controller held the node-role
 			}
 		}
+		key := j.key(r)
+		start := len(arena)
 		var err error
-		if *buf, err = j.seal.marshal(r, j.prefix+r.ID, (*buf)[:0]); err != nil {
+		if arena, err = j.seal.marshal(r, key, arena); err != nil {
 			return err
 		}
-		if maxBytes > 0 && n > 0 && size+len(*buf) > maxBytes {
+		rlen := len(arena) - start
+		if maxBytes > 0 && n > 0 && size+rlen > maxBytes {
+			// The record goes with the next Txn: move it to the arena's
+			// start once this one is written.
+			rec := append([]byte(nil), arena[start:]...)
+			arena = arena[:start]
 			if err := flush(); err != nil {
 				return err
 			}
+			start = len(arena)
+			arena = append(arena, rec...)
 		}
-		ops = append(ops, store.PutOp(j.prefix+r.ID, bytes.Clone(*buf)))
+		ops = append(ops, store.PutOp(key, arena[start:len(arena):len(arena)]))
 		if c != nil {
 			ops = append(ops, c.Fence())
 			if r.State.Final() {
@@ -302,7 +364,7 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 			}
 		}
 		n++
-		size += len(*buf)
+		size += rlen
 		if n == maxRecs {
 			if err := flush(); err != nil {
 				return err
@@ -310,6 +372,19 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim, buf *[]byte) 
 		}
 	}
 	return flush()
+}
+
+// key is the store key of r's node-role, made once per slot.
+func (j *storeJournal) key(r *record) string {
+	if r.slot == 0 {
+		return j.prefix + r.ID
+	}
+	k := j.keys[r.slot]
+	if k == "" || k[len(j.prefix):] != r.ID {
+		k = j.prefix + r.ID
+		j.keys[r.slot] = k
+	}
+	return k
 }
 
 // decodeOutput reverses outputCodecs.encode into a value of type t. An

@@ -25,7 +25,7 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 	out, err := e.runRetrying(i, in, reason, &r)
 	if err != nil {
 		r.err = err
-		e.j.append(&record{ID: e.p.g.nrs[i].id, State: StateFailed, Attempt: r.attempts, Error: err.Error(), Reason: reason, At: time.Now(), Duration: r.dur, Last: e.last[i]})
+		e.journal(i, &record{ID: e.p.g.nrs[i].id, State: StateFailed, Attempt: r.attempts, Error: err.Error(), Reason: reason, At: time.Now(), Duration: r.dur, Last: e.last[i]})
 		return
 	}
 	e.succeeded(i, out, dg, fields, reason, &r)
@@ -46,7 +46,7 @@ func (e *executor) ready(i int32, scratch *[]role.Output, r *runResult) (in any,
 	}
 	if err != nil {
 		r.err = err
-		e.j.append(&record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})
+		e.journal(i, &record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})
 		return nil, "", nil, false
 	}
 	if e.o.ctl != nil && e.o.ctl.acquire(e, i, dg, r) {
@@ -59,7 +59,7 @@ func (e *executor) ready(i int32, scratch *[]role.Output, r *runResult) (in any,
 		r.reason, r.why = v.why.String(), v.why.kind
 		if v.action == ActionSkip {
 			r.skipped, r.out = true, v.out
-			e.j.append(&record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
+			e.journal(i, &record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
 			return nil, "", nil, false
 		}
 	}
@@ -106,7 +106,7 @@ func (e *executor) succeeded(i int32, out any, dg string, fields map[string]stri
 	enc, err := e.codecs.encode(out)
 	if err != nil {
 		r.err = fmt.Errorf("graph: %s: %w", nr.id, err)
-		e.j.append(&record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: e.last[i]})
+		e.journal(i, &record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: e.last[i]})
 		return
 	}
 	succ := &r.mem.succ
@@ -119,7 +119,7 @@ func (e *executor) succeeded(i int32, out any, dg string, fields map[string]stri
 	}
 	r.out, r.last = out, succ
 	r.mem.done = record{ID: nr.id, State: StateSucceeded, Attempt: r.attempts, Reason: reason, At: succ.At, Duration: r.dur, Last: succ}
-	r.seq = e.j.append(&r.mem.done)
+	r.seq = e.journal(i, &r.mem.done)
 }
 
 // attempt runs node-role i once, journaling the attempt.
@@ -137,7 +137,7 @@ func (e *executor) attempt(i int32, in any, reason string, last *success, r *run
 		rec = new(record)
 	}
 	*rec = record{ID: nr.id, State: StateRunning, Attempt: r.attempts, Reason: reason, At: at, Last: last}
-	seq := e.j.append(rec)
+	seq := e.journal(i, rec)
 	if nr.meta.Destructive {
 		// A destructive role must never run without the journal knowing,
 		// or a crash would let it run again unforced.
@@ -159,7 +159,7 @@ func (e *executor) attempt(i int32, in any, reason string, last *success, r *run
 		r.lastErr = err
 		var perm *backoff.PermanentError
 		if !errors.As(err, &perm) {
-			e.j.append(&record{ID: nr.id, State: StateRetrying, Attempt: r.attempts, Error: err.Error(), At: time.Now(), Duration: time.Since(at), Last: last})
+			e.journal(i, &record{ID: nr.id, State: StateRetrying, Attempt: r.attempts, Error: err.Error(), At: time.Now(), Duration: time.Since(at), Last: last})
 		}
 	}
 	return out, err
