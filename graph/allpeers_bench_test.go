@@ -139,6 +139,7 @@ type allPeersMetrics struct {
 	planCPU, applyCPU, replanCPU    float64 // CPU seconds of the process
 	add1CPU                         float64
 	stateBytes, heap, rss           float64
+	dataBytes                       float64 // keys and values in the store
 	nodeRoles                       float64
 }
 
@@ -153,6 +154,7 @@ func (m *allPeersMetrics) add(o allPeersMetrics) {
 	m.replanCPU += o.replanCPU
 	m.add1CPU += o.add1CPU
 	m.stateBytes += o.stateBytes
+	m.dataBytes += o.dataBytes
 	m.heap = max(m.heap, o.heap)
 	m.rss = max(m.rss, o.rss)
 	m.nodeRoles = o.nodeRoles
@@ -169,6 +171,9 @@ func (m *allPeersMetrics) report(b *testing.B, n float64) {
 	b.ReportMetric(m.replanCPU/n, "replan-cpu-s")
 	b.ReportMetric(m.add1CPU/n, "add1-cpu-s")
 	b.ReportMetric(m.stateBytes/n/m.nodeRoles, "state-B/noderole")
+	// The file grows in steps (bbolt doubles it up to 1 GiB), so its size
+	// per node-role jumps between node counts; what is stored does not.
+	b.ReportMetric(m.dataBytes/n/m.nodeRoles, "data-B/noderole")
 	b.ReportMetric(m.heap/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(m.rss/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(0, "ns/op") // the sequence's total time says nothing
@@ -217,6 +222,13 @@ func runAllPeers(b *testing.B, nodes int, path string) allPeersMetrics {
 	m.add1CPU = cpu[0] + cpu[1]
 	m.heap = float64(hp.done())
 	m.rss = float64(peakRSS())
+	ents, _, err := st.List(ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range ents {
+		m.dataBytes += float64(len(e.Key) + len(e.Value))
+	}
 	st.Close()
 	if fi, err := os.Stat(path); err == nil {
 		m.stateBytes = float64(fi.Size())
