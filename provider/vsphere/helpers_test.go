@@ -5,9 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -63,11 +67,55 @@ func newSim(t *testing.T, delays map[string]int) *vcsim {
 	c, err := govmomi.NewClient(ctx, &u, true)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Logout(context.Background()) })
+	serializeTasks(m, c)
 	ca, err := s.CertificateFile() // removed by s.Close
 	require.NoError(t, err)
 	v := &vcsim{model: m, server: s, client: c, thumb: soap.ThumbprintSHA1(s.Certificate()), caFile: ca}
 	v.makeTemplate(t, linkedTemplate)
 	return v
+}
+
+// serializeTasks makes the simulator run one task at a time, as a vCenter
+// that queues them would: a request that starts a task (a *_Task method)
+// waits for the tasks started before it to finish. vcsim v0.52–v0.56
+// reads a datastore's summary without its lock while another task's
+// disk configuration writes it under the lock (Datastore.resolve copies
+// mo.Datastore by value; configureDevice updates FreeSpace), which -race
+// reports whenever two VMs are cloned or reconfigured at once — as
+// concurrent creates do. Other calls (property collector, waits, logins)
+// go through at once, so clients still overlap everything else.
+func serializeTasks(m *simulator.Model, admin *govmomi.Client) {
+	var mu sync.Mutex
+	taskRef := regexp.MustCompile(`<returnval type="Task">([^<]+)</returnval>`)
+	// More specific than the SDK's own "/sdk" pattern, so it is served
+	// first; ServeMux registration is safe while the server runs.
+	m.Service.ServeMux.HandleFunc("POST "+m.Service.Context.Map.Path, func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if !bytes.Contains(body, []byte("_Task")) {
+			m.Service.ServeSDK(w, r)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		rec := httptest.NewRecorder()
+		m.Service.ServeSDK(rec, r)
+		for k, vs := range rec.Header() {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		if sub := taskRef.FindSubmatch(rec.Body.Bytes()); sub != nil {
+			ref := types.ManagedObjectReference{Type: "Task", Value: string(sub[1])}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_ = object.NewTask(admin.Client, ref).Wait(ctx) // its outcome is the caller's to read
+		}
+	})
 }
 
 // makeTemplate powers the VM off, snapshots it and marks it a template.

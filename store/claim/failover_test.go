@@ -256,19 +256,26 @@ func failoverRun(t *testing.T, c *etcdtest.Cluster, run int) (freed, takeover ti
 		return err == nil && countState(ents, "succeeded") >= failoverNodeRoles/5
 	}, 60*time.Second, 20*time.Millisecond, "run %d: the controllers made no progress", run)
 
-	claims, _, err := st.List(ctx, "claims/")
-	require.NoError(t, err)
-	held := map[string]int{}
-	for _, e := range claims {
-		held[string(e.Value)]++
-	}
+	// The victim: whoever holds the most claims. A single look can fall
+	// between claims (every controller just released one, or a loaded
+	// machine delayed them all), so look until someone holds one.
 	victim := ""
-	for owner, n := range held {
-		if victim == "" || n > held[victim] {
-			victim = owner
+	require.Eventually(t, func() bool {
+		claims, _, err := st.List(ctx, "claims/")
+		if err != nil {
+			return false
 		}
-	}
-	require.NotEmpty(t, victim, "someone holds claims mid-run")
+		held := map[string]int{}
+		for _, e := range claims {
+			held[string(e.Value)]++
+		}
+		for owner, n := range held {
+			if victim == "" || n > held[victim] {
+				victim = owner
+			}
+		}
+		return victim != ""
+	}, 30*time.Second, 5*time.Millisecond, "run %d: nobody holds a claim mid-run", run)
 	// Kill it right after it journals the start of a node-role, so it dies
 	// holding work (every role runs at least 50ms).
 	_, jrev, err := st.List(ctx, "journal/")
