@@ -43,6 +43,14 @@ type Command struct {
 	// Timeout, if positive, bounds the run; expiry kills the command and
 	// Run returns an error wrapping context.DeadlineExceeded.
 	Timeout time.Duration
+	// Batch marks a short command that only reads (a drift check: stat,
+	// sha256sum, a version query) and may therefore run in one remote
+	// shell together with other Batch commands queued for the same node,
+	// saving a round trip and a session each; its output, exit status and
+	// timeout stay its own. A command with Stdin is never batched.
+	// Transports that do not batch ignore it; the ssh transport documents
+	// its rules.
+	Batch bool
 }
 
 // Result is what a finished command produced.

@@ -10,23 +10,38 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
+// upstream is what a conn opens session channels on: an SSH client of
+// its own, or a connection kept by a holder (see Persist).
+type upstream interface {
+	OpenChannel(name string, data []byte) (gossh.Channel, <-chan *gossh.Request, error)
+	// Close ends this process's use of it (a held connection stays with
+	// its holder).
+	Close() error
+}
+
 // conn is the one SSH connection kept per claimed host, shared by every
 // command on it: each command is a session (an SSH channel) multiplexed
 // over it, at most Options.MaxSessions at a time. A broken connection is
 // replaced on the next command.
 type conn struct {
-	inv  *Inventory
-	host Host
-	user string
-	sem  chan struct{}
+	inv   *Inventory
+	host  Host
+	user  string
+	sem   chan struct{}
+	batch *batcher
 
 	mu     sync.Mutex
-	client *gossh.Client
+	client upstream
 	closed bool
+	// facts are the facts the holder kept for a held connection ("" when
+	// they must be read).
+	facts string
 }
 
-func newConn(inv *Inventory, host Host, user string, c *gossh.Client) *conn {
-	return &conn{inv: inv, host: host, user: user, client: c, sem: make(chan struct{}, inv.opts.MaxSessions)}
+func newConn(inv *Inventory, host Host, user string, c upstream) *conn {
+	cn := &conn{inv: inv, host: host, user: user, client: c, sem: make(chan struct{}, inv.opts.MaxSessions)}
+	cn.batch = &batcher{conn: cn, window: inv.opts.BatchWindow}
+	return cn
 }
 
 // channel opens a session channel, reconnecting once if the connection
@@ -55,7 +70,7 @@ func (c *conn) channel(ctx context.Context) (gossh.Channel, <-chan *gossh.Reques
 
 // openSession opens a session channel, giving up (and closing the
 // connection) when the server does not answer within timeout.
-func openSession(c *gossh.Client, timeout time.Duration) (gossh.Channel, <-chan *gossh.Request, error) {
+func openSession(c upstream, timeout time.Duration) (gossh.Channel, <-chan *gossh.Request, error) {
 	type result struct {
 		ch   gossh.Channel
 		reqs <-chan *gossh.Request
@@ -85,4 +100,12 @@ func (c *conn) close() {
 		c.client.Close()
 		c.client = nil
 	}
+}
+
+// upstreamNow returns what the conn's sessions open on now (nil between a
+// break and the next reconnect).
+func (c *conn) upstreamNow() upstream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.client
 }

@@ -15,7 +15,16 @@ import (
 
 // connect dials host as the first of users that accepts our keys, retrying
 // with backoff while the machine does not answer.
+// With Options.Persist it first asks the holder, which keeps connections
+// across controller processes; when the holder cannot serve (none
+// answers, or it failed to reach the host) it dials directly, and
+// errors (typed host key errors included) come from that direct attempt.
 func (inv *Inventory) connect(ctx context.Context, host Host, users []string) (*conn, string, error) {
+	if inv.hold != nil {
+		if c, err := inv.hold.connect(ctx, host, users); err == nil {
+			return c, c.user, nil
+		}
+	}
 	var got *conn
 	var user string
 	op := func() error {
@@ -55,10 +64,21 @@ func isAuthError(err error) bool {
 
 func hostPort(h Host) string { return net.JoinHostPort(h.Addr, strconv.Itoa(h.Port)) }
 
-// dial makes one connection attempt as user, bounded by ConnectTimeout.
+// dial makes one direct connection attempt as user, bounded by
+// ConnectTimeout.
 func (inv *Inventory) dial(ctx context.Context, host Host, user string) (*conn, error) {
-	addr := hostPort(host)
-	dctx, cancel := context.WithTimeout(ctx, inv.opts.ConnectTimeout)
+	c, err := dialSSH(ctx, hostPort(host), user, []gossh.AuthMethod{gossh.PublicKeys(inv.opts.Signers...)}, inv.kh, inv.opts.ConnectTimeout)
+	if err != nil {
+		return nil, err
+	}
+	go keepAlive(c, inv.opts.KeepAlive, inv.opts.ConnectTimeout)
+	return newConn(inv, host, user, c), nil
+}
+
+// dialSSH makes one SSH connection to addr as user, checking the host key
+// against kh, bounded by timeout (TCP connect and handshake).
+func dialSSH(ctx context.Context, addr, user string, auth []gossh.AuthMethod, kh *knownHosts, timeout time.Duration) (*gossh.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	nc, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
 	if err != nil {
@@ -66,10 +86,10 @@ func (inv *Inventory) dial(ctx context.Context, host Host, user string) (*conn, 
 	}
 	cfg := &gossh.ClientConfig{
 		User:              user,
-		Auth:              []gossh.AuthMethod{gossh.PublicKeys(inv.opts.Signers...)},
-		HostKeyCallback:   inv.checkHostKey,
-		HostKeyAlgorithms: inv.knownAlgorithms(addr, nc.RemoteAddr()),
-		Timeout:           inv.opts.ConnectTimeout,
+		Auth:              auth,
+		HostKeyCallback:   kh.check,
+		HostKeyAlgorithms: kh.algorithms(addr, nc.RemoteAddr()),
+		Timeout:           timeout,
 	}
 	// Bound the handshake too, not just the TCP connect.
 	deadline, _ := dctx.Deadline()
@@ -80,9 +100,7 @@ func (inv *Inventory) dial(ctx context.Context, host Host, user string) (*conn, 
 		return nil, err
 	}
 	_ = nc.SetDeadline(time.Time{})
-	client := gossh.NewClient(cc, chans, reqs)
-	go keepAlive(client, inv.opts.KeepAlive, inv.opts.ConnectTimeout)
-	return newConn(inv, host, user, client), nil
+	return gossh.NewClient(cc, chans, reqs), nil
 }
 
 // keepAlive sends a keepalive request every interval and closes the client

@@ -48,17 +48,24 @@ func (inv *Inventory) describe(ctx context.Context, c *claim, user string, users
 	for k, v := range c.spec.Labels {
 		n.Labels[k] = v
 	}
-	cmd := provider.Command{Args: []string{"sh", "-c", factsScript}, Timeout: 30 * time.Second}
-	res, err := n.Transport.Run(ctx, cmd)
-	if err != nil {
-		return nil, fmt.Errorf("read facts of %s: %w", c.host.Name, err)
+	facts := c.conn.facts // kept by a holder with the connection
+	if facts == "" {
+		cmd := provider.Command{Args: []string{"sh", "-c", factsScript}, Timeout: 30 * time.Second}
+		res, err := n.Transport.Run(ctx, cmd)
+		if err != nil {
+			return nil, fmt.Errorf("read facts of %s: %w", c.host.Name, err)
+		}
+		facts = string(res.Stdout)
+		if inv.hold != nil {
+			inv.hold.putFacts(c.conn, facts)
+		}
 	}
 	type indexedMAC struct {
 		index int
 		mac   net.HardwareAddr
 	}
 	var macs []indexedMAC
-	for _, line := range strings.Split(string(res.Stdout), "\n") {
+	for _, line := range strings.Split(facts, "\n") {
 		k, v, ok := strings.Cut(line, "=")
 		if !ok || v == "" {
 			continue

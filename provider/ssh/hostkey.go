@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"sync"
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -16,14 +17,14 @@ import (
 // which key types the file holds for a host.
 var probeKey, _ = gossh.NewPublicKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public())
 
-// knownAlgorithms returns the host key algorithms known_hosts has keys for
+// algorithms returns the host key algorithms known_hosts has keys for
 // at addr, so the server presents a key we can check: a host known by its
 // RSA key would otherwise offer its ed25519 key and look changed. It
 // returns nil (the library's defaults) for unknown hosts.
-func (inv *Inventory) knownAlgorithms(addr string, remote net.Addr) []string {
-	inv.khMu.Lock()
-	defer inv.khMu.Unlock()
-	cb, err := inv.knownHosts()
+func (kh *knownHosts) algorithms(addr string, remote net.Addr) []string {
+	kh.mu.Lock()
+	defer kh.mu.Unlock()
+	cb, err := kh.callback()
 	if err != nil {
 		return nil
 	}
@@ -68,14 +69,25 @@ func (e *HostKeyError) Error() string {
 	return fmt.Sprintf("host key of %s (%s) is not in known_hosts: refusing to connect; verify the fingerprint and add it (ssh-keyscan), or enable TrustOnFirstUse", e.Host, e.Fingerprint)
 }
 
-// checkHostKey verifies key against KnownHosts, re-reading the file
-// whenever it changed, so keys added by TOFU or by the user are seen.
-func (inv *Inventory) checkHostKey(hostname string, remote net.Addr, key gossh.PublicKey) error {
-	inv.khMu.Lock()
-	defer inv.khMu.Unlock()
-	cb, err := inv.knownHosts()
+// knownHosts checks host keys against one known_hosts file. The
+// inventory has one; a holder has one per file its controllers name.
+type knownHosts struct {
+	path string
+	tofu bool
+
+	mu sync.Mutex // serializes reads of the file and TOFU appends
+	kh gossh.HostKeyCallback
+	st os.FileInfo // of the file kh was parsed from
+}
+
+// check verifies key against the file, re-reading it whenever it
+// changed, so keys added by TOFU or by the user are seen.
+func (kh *knownHosts) check(hostname string, remote net.Addr, key gossh.PublicKey) error {
+	kh.mu.Lock()
+	defer kh.mu.Unlock()
+	cb, err := kh.callback()
 	if err != nil {
-		return fmt.Errorf("read known_hosts %s: %w", inv.opts.KnownHosts, err)
+		return fmt.Errorf("read known_hosts %s: %w", kh.path, err)
 	}
 	err = cb(hostname, remote, key)
 	var ke *knownhosts.KeyError
@@ -83,10 +95,10 @@ func (inv *Inventory) checkHostKey(hostname string, remote net.Addr, key gossh.P
 		return err
 	}
 	hk := &HostKeyError{Host: hostname, Fingerprint: gossh.FingerprintSHA256(key), Changed: len(ke.Want) > 0}
-	if hk.Changed || !inv.opts.TrustOnFirstUse {
+	if hk.Changed || !kh.tofu {
 		return hk
 	}
-	f, err := os.OpenFile(inv.opts.KnownHosts, os.O_APPEND|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(kh.path, os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("trust on first use: %w", err)
 	}
@@ -98,22 +110,22 @@ func (inv *Inventory) checkHostKey(hostname string, remote net.Addr, key gossh.P
 	return nil
 }
 
-// knownHosts returns the checker for the KnownHosts file, parsed again
-// only when the file changed (size, modification time or inode): parsing
-// it for every dial, under khMu, serialized connecting to many machines.
-// The caller holds khMu.
-func (inv *Inventory) knownHosts() (gossh.HostKeyCallback, error) {
-	st, err := os.Stat(inv.opts.KnownHosts)
+// callback returns the checker for the file, parsed again only when the
+// file changed (size, modification time or inode): parsing it for every
+// dial, under mu, serialized connecting to many machines. The caller
+// holds mu.
+func (kh *knownHosts) callback() (gossh.HostKeyCallback, error) {
+	st, err := os.Stat(kh.path)
 	if err != nil {
 		return nil, err
 	}
-	if inv.kh != nil && os.SameFile(st, inv.khStat) && st.Size() == inv.khStat.Size() && st.ModTime().Equal(inv.khStat.ModTime()) {
-		return inv.kh, nil
+	if kh.kh != nil && os.SameFile(st, kh.st) && st.Size() == kh.st.Size() && st.ModTime().Equal(kh.st.ModTime()) {
+		return kh.kh, nil
 	}
-	cb, err := knownhosts.New(inv.opts.KnownHosts)
+	cb, err := knownhosts.New(kh.path)
 	if err != nil {
 		return nil, err
 	}
-	inv.kh, inv.khStat = cb, st
+	kh.kh, kh.st = cb, st
 	return cb, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -67,6 +68,17 @@ type Options struct {
 	// connections; a connection that misses one for ConnectTimeout is
 	// closed (and replaced by the next command). Default 30s.
 	KeepAlive time.Duration
+	// Persist, if set, keeps the connections open after this process ends,
+	// in a holder process the next controller reuses them from (see
+	// [Persist]).
+	Persist *Persist
+	// BatchWindow is how long a command marked [provider.Command.Batch]
+	// waits for others to the same machine before they go as one remote
+	// command (see [Transport.Run]); default 2ms, negative means no wait.
+	BatchWindow time.Duration
+	// Logger receives warnings (a holder that does not answer) and debug
+	// messages; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Inventory is a provider driver over the machines in Options.Hosts. Its
@@ -76,9 +88,8 @@ type Inventory struct {
 	opts  Options
 	hosts map[string]Host
 
-	khMu   sync.Mutex // serializes known_hosts reads and TOFU appends
-	kh     gossh.HostKeyCallback
-	khStat os.FileInfo // of the file kh was parsed from
+	kh   *knownHosts
+	hold *holdClient // nil without Options.Persist
 
 	mu     sync.Mutex
 	claims map[string]*claim // by node ID
@@ -125,7 +136,21 @@ func Open(opts Options) (*Inventory, error) {
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = 30 * time.Second
 	}
-	inv := &Inventory{opts: opts, hosts: map[string]Host{}, claims: map[string]*claim{}}
+	if opts.BatchWindow == 0 {
+		opts.BatchWindow = 2 * time.Millisecond
+	}
+	inv := &Inventory{opts: opts, hosts: map[string]Host{}, claims: map[string]*claim{},
+		kh: &knownHosts{path: opts.KnownHosts, tofu: opts.TrustOnFirstUse}}
+	if opts.Persist != nil {
+		p := opts.Persist.withDefaults()
+		if p.Dir == "" {
+			return nil, errors.New("ssh: Options.Persist.Dir is empty: name the holder's directory")
+		}
+		if p.Start && !hookCalled.Load() {
+			return nil, errors.New("ssh: Options.Persist.Start needs ssh.HolderMain() called first in main (it runs this program again as the holder)")
+		}
+		inv.hold = &holdClient{inv: inv, p: p}
+	}
 	for _, h := range opts.Hosts {
 		if h.Name == "" || h.Addr == "" {
 			return nil, fmt.Errorf("ssh: inventory host %+v needs a Name and an Addr", h)
@@ -266,7 +291,17 @@ func (inv *Inventory) Close() error {
 	for _, c := range dialed {
 		c.close()
 	}
+	if inv.hold != nil {
+		inv.hold.close()
+	}
 	return nil
+}
+
+func (inv *Inventory) logger() *slog.Logger {
+	if inv.opts.Logger != nil {
+		return inv.opts.Logger
+	}
+	return slog.Default()
 }
 
 // Dial connects to a machine that is not one of the inventory's hosts — a

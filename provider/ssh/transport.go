@@ -27,10 +27,35 @@ var _ provider.Transport = (*Transport)(nil)
 // timeout or cancellation the remote command is sent SIGKILL and the
 // session closed. A command that leaves a background process holding its
 // output returns [WaitDelay] after it exited.
+//
+// Commands marked [provider.Command.Batch] (and without Stdin) are group
+// committed per machine: the first waits Options.BatchWindow for company,
+// then those queued go as one remote shell, each in its own subshell with
+// stdin from /dev/null; while a batch runs, new ones queue for the next
+// (at most 32 a batch). Each gets its own output and exit status (one
+// ended by signal N gets 128+N, and its stderr may end with the shell's
+// note of it); its Result.Duration is the batch's. Timeouts stay per command: when one
+// expires the batch is killed, that command's Run returns the deadline
+// error, the commands that had finished get their results, and the
+// unfinished others run again alone — which is why Batch is only for
+// commands that merely read.
 func (t *Transport) Run(ctx context.Context, cmd provider.Command) (provider.Result, error) {
 	if len(cmd.Args) == 0 {
 		return provider.Result{}, errors.New("ssh: run: empty command")
 	}
+	if cmd.Batch && cmd.Stdin == nil {
+		if cmd.Timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, cmd.Timeout)
+			defer cancel()
+		}
+		return t.conn.batch.run(ctx, t, cmd)
+	}
+	return t.runOne(ctx, cmd)
+}
+
+// runOne runs cmd on a session of its own.
+func (t *Transport) runOne(ctx context.Context, cmd provider.Command) (provider.Result, error) {
 	if cmd.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cmd.Timeout)
