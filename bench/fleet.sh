@@ -9,7 +9,8 @@
 #   command only when the config changed.
 #
 # Phases, per tool and round: cold apply (nothing on the nodes, no
-# connection open, mason's state empty), converged re-run, re-run after
+# connection open — neither Ansible's ControlPersist masters nor mason's
+# connection holder — mason's state empty), converged re-run, re-run after
 # fleet_version changed (touches every node's config), drift (one node's
 # config tampered with). After every run the end state is checked on every
 # node through the lab's own transport (fleetbench verify: config, payload,
@@ -71,6 +72,23 @@ stop_masters() { # stop Ansible's ControlPersist masters under $WORK
 	done
 }
 
+# stop_holders ends mason's SSH connection holders (fleetbench mason
+# starts one per lab, DIR/mason-holder, as Ansible starts its masters),
+# by the PID in their lock file, only if that PID runs this bench's binary.
+stop_holders() {
+	local l p i
+	for l in "$WORK"/n*/mason-holder/holder.lock; do
+		[ -f "$l" ] || continue
+		p=$(cat "$l" 2>/dev/null || true)
+		[ -n "$p" ] && [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$BIN" ] || continue
+		kill "$p" 2>/dev/null || true
+		for i in $(seq 1 50); do
+			[ -S "${l%/*}/holder.sock" ] || break
+			sleep 0.1
+		done
+	done
+}
+
 stop_watchdog() {
 	local p
 	for p in ${WATCHDOG:-} ${SAMPLER:-}; do
@@ -117,6 +135,7 @@ cleanup() {
 		cp "$WORK"/n*/*.log "$FLEET_KEEP/" 2>/dev/null || true
 	fi
 	stop_masters
+	stop_holders
 	for d in "${LABS_UP[@]}"; do
 		"$BIN" down -dir "$d" >&2 || rc=1
 	done
@@ -232,6 +251,7 @@ cycle() {
 	"$BIN" reset -dir "$dir" >&2
 	rm -f "$dir/mason.state"
 	stop_masters
+	stop_holders
 	mkdir -p "$dir/cp-$tool-$round"
 	ansible_cfg "$dir" "$n" "$dir/cp-$tool-$round"
 	run_tool "$tool" "$dir" "$n" "$round" cold 1

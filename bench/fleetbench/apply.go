@@ -27,8 +27,12 @@ var (
 // process: claim every machine over SSH (connect, facts), plan against the
 // journal (drift checks included), apply. again > 0 applies that many more
 // times in the same process, over the connections already open (what a
-// long-running controller does), each timed on its own line.
-func applyMason(ctx context.Context, dir, version, state string, again int) error {
+// long-running controller does), each timed on its own line. With hold
+// set, the connections are kept by a holder process in that directory
+// (started by the first run, idle for holdIdle before it exits), so a
+// later run — a new process — reuses them, as Ansible's ControlPersist
+// masters are reused.
+func applyMason(ctx context.Context, dir, version, state string, again int, hold string, holdIdle time.Duration) error {
 	began := time.Now()
 	f, err := loadFleet(dir)
 	if err != nil {
@@ -43,6 +47,9 @@ func applyMason(ctx context.Context, dir, version, state string, again int) erro
 		return err
 	}
 	opts := ssh.Options{Signers: []gossh.Signer{key}, KnownHosts: filepath.Join(dir, knownHosts), Users: []string{"root"}}
+	if hold != "" {
+		opts.Persist = &ssh.Persist{Dir: hold, Idle: holdIdle, Start: true}
+	}
 	for _, n := range f.Nodes {
 		opts.Hosts = append(opts.Hosts, ssh.Host{Name: n.Name, Addr: n.Addr.String()})
 	}
@@ -81,7 +88,9 @@ func applyMason(ctx context.Context, dir, version, state string, again int) erro
 		graph.Set(d, fleetVersion, version)
 		graph.Set(d, fleetBlob, filepath.Join(dir, blobFile))
 		par := 2 * len(nodes)
-		plan, err := graph.NewPlan(ctx, d, st, graph.CheckParallelism(par))
+		// Every drift check at once: the transport batches a node's checks
+		// into one remote command (provider.Command.Batch).
+		plan, err := graph.NewPlan(ctx, d, st, graph.CheckParallelism(4*len(nodes)))
 		if err != nil {
 			return err
 		}

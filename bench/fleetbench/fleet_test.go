@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/masonops/mason/provider/lab"
+	"github.com/masonops/mason/provider/ssh"
 )
 
 // needTools skips (outside CI) or fails (in CI) without labs, sshd or
@@ -42,8 +43,16 @@ func needTools(t *testing.T, ansible bool) {
 	}
 }
 
+// TestMain lets the test binary serve as the ssh connection holder the
+// mason runs start, as fleetbench itself does.
+func TestMain(m *testing.M) {
+	ssh.HolderMain()
+	os.Exit(m.Run())
+}
+
 // The mason side and the checker: verify accepts what mason built, and
-// rejects a tampered node until mason repairs it.
+// rejects a tampered node until mason repairs it. The runs after the
+// first reuse the connections of the holder the first one started.
 func TestMasonSideAndVerify(t *testing.T) {
 	needTools(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -56,13 +65,24 @@ func TestMasonSideAndVerify(t *testing.T) {
 		require.NoError(t, down(ctx, dir))
 	})
 	state := filepath.Join(dir, "mason.state")
+	hold := filepath.Join(dir, holderDir)
+	applyMason := func(ctx context.Context, dir, version, state string, again int) error {
+		return applyMason(ctx, dir, version, state, again, hold, time.Minute)
+	}
 	require.Error(t, verify(ctx, dir, "1", 1, ""), "nothing applied yet")
 	require.NoError(t, applyMason(ctx, dir, "1", state, 0))
+	// The holder this test's first run started ends with the test.
+	pidText, err := os.ReadFile(filepath.Join(hold, "holder.lock"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	require.NoError(t, err)
+	require.NotEqual(t, os.Getpid(), pid)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGTERM) })
 	require.NoError(t, verify(ctx, dir, "1", 1, ""))
 	require.NoError(t, applyMason(ctx, dir, "1", state, 0))
 	require.NoError(t, verify(ctx, dir, "1", 1, ""), "a converged re-run runs the command again nowhere")
 	require.NoError(t, tamper(ctx, dir, "n02"))
-	err := verify(ctx, dir, "1", 1, "")
+	err = verify(ctx, dir, "1", 1, "")
 	require.ErrorContains(t, err, "n02: config is")
 	require.NotContains(t, err.Error(), "n01")
 	require.NoError(t, applyMason(ctx, dir, "1", state, 0))

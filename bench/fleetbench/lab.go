@@ -39,6 +39,7 @@ const (
 	clientKey  = "id_ed25519"
 	knownHosts = "known_hosts"
 	blobFile   = "blob.bin"
+	holderDir  = "mason-holder" // the ssh connection holder's directory
 )
 
 // up creates the lab: n nodes, each running its own sshd that accepts

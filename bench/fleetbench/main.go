@@ -3,7 +3,7 @@
 // nodes (each running a real sshd):
 //
 //	fleetbench up -dir D -name NAME -n N   make the lab, start sshd in every node
-//	fleetbench mason -dir D -version V [-again K]  apply the work with mason over SSH (K more times, connections kept)
+//	fleetbench mason -dir D -version V [-again K] [-persist=false]  apply the work with mason over SSH (K more times, connections kept)
 //	fleetbench verify -dir D -version V -reloads K [-tampered NODE]
 //	fleetbench tamper -dir D -node NODE    change one node's config behind both tools' backs
 //	fleetbench reset -dir D                remove the work from every node
@@ -26,9 +26,14 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"github.com/masonops/mason/provider/ssh"
 )
 
 func main() {
+	// A mason run starts a connection holder by running this binary again
+	// (ssh.Persist.Start); in that process HolderMain serves and exits.
+	ssh.HolderMain()
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: fleetbench up|mason|verify|tamper|reset|hosts|down|report [flags]")
 		os.Exit(2)
@@ -46,6 +51,8 @@ func main() {
 	node := fs.String("node", "", "node (tamper)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile (mason)")
 	again := fs.Int("again", 0, "apply this many more times in the same process, connections kept (mason)")
+	persist := fs.Bool("persist", true, "keep the SSH connections in a holder process (DIR/"+holderDir+") for the next run, as Ansible's ControlPersist does (mason)")
+	holdIdle := fs.Duration("hold-idle", 120*time.Second, "the holder's idle time; the Ansible side's ControlPersist is 120s (mason)")
 	times := fs.String("times", "", "timings file (report)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	_ = fs.Parse(os.Args[2:])
@@ -83,7 +90,11 @@ func main() {
 			_ = pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
-		err = applyMason(ctx, *dir, *version, *state, *again)
+		hold := ""
+		if *persist {
+			hold = filepath.Join(*dir, holderDir)
+		}
+		err = applyMason(ctx, *dir, *version, *state, *again, hold, *holdIdle)
 	case "verify":
 		err = verify(ctx, *dir, *version, *reloads, *tampered)
 	case "tamper":

@@ -14,7 +14,9 @@ import (
 // The mason side of the work, written as a user would write these roles:
 // facts come from the provider (gathered once, when the node is
 // connected), every file-writing role has a Check that compares what is on
-// the node with what it last wrote, in one command.
+// the node with what it last wrote, in one read-only command marked
+// provider.Command.Batch, so the ssh transport runs a node's checks
+// together.
 
 // factsRole publishes the node's facts for the config of every peer.
 type factsRole struct{}
@@ -57,7 +59,7 @@ func (treeRole) Check(ctx context.Context, rc *role.Context, _ struct{}, _ treeO
 		args = append(args, d.Path)
 		fmt.Fprintf(&want, "%o %s\n", d.Mode, d.Path)
 	}
-	res, err := rc.Node().Transport.Run(ctx, provider.Command{Args: args})
+	res, err := rc.Node().Transport.Run(ctx, provider.Command{Args: args, Batch: true})
 	if err != nil {
 		return "", err
 	}
@@ -147,7 +149,7 @@ func (configRole) Check(ctx context.Context, rc *role.Context, _ configIn, last 
 
 // checkSum reports drift when path's SHA-256 is not want.
 func checkSum(ctx context.Context, rc *role.Context, path, want string) (string, error) {
-	res, err := rc.Node().Transport.Run(ctx, provider.Command{Args: []string{"sha256sum", path}})
+	res, err := rc.Node().Transport.Run(ctx, provider.Command{Args: []string{"sha256sum", path}, Batch: true})
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -45,20 +46,32 @@ func (hc *holdClient) connect(ctx context.Context, host Host, users []string) (*
 		FactsMaxAge: hc.p.FactsMaxAge, Keys: keyStrings(inv.opts.Signers),
 	}
 	b, _ := json.Marshal(req)
-	ok, payload, err := cl.SendRequest(reqConnect, true, b)
+	ch, reqs, err := cl.OpenChannel(chanConnect, b)
+	if err != nil {
+		var oce *gossh.OpenChannelError
+		if !errors.As(err, &oce) {
+			hc.drop(cl, err)
+		}
+		return nil, err
+	}
+	go gossh.DiscardRequests(reqs)
+	stop := context.AfterFunc(ctx, func() { ch.Close() })
+	payload, err := io.ReadAll(ch)
+	stop()
+	ch.Close()
+	var reply connectReply
+	if err == nil {
+		err = json.Unmarshal(payload, &reply)
+	}
 	if err != nil {
 		hc.drop(cl, err)
 		return nil, err
 	}
-	if !ok {
+	if reply.Error != "" {
 		// The host itself is the trouble (down, key refused, host key
 		// unknown): the direct attempt reports it, typed.
-		inv.logger().Debug("ssh: the holder could not connect; connecting directly", "host", host.Name, "err", string(payload))
-		return nil, fmt.Errorf("holder: %s", payload)
-	}
-	var reply connectReply
-	if err := json.Unmarshal(payload, &reply); err != nil {
-		return nil, fmt.Errorf("holder: bad reply: %w", err)
+		inv.logger().Debug("ssh: the holder could not connect; connecting directly", "host", host.Name, "err", reply.Error)
+		return nil, fmt.Errorf("holder: %s", reply.Error)
 	}
 	c := newConn(inv, host, reply.User, &heldConn{hc: hc, client: cl, id: reply.ID})
 	c.facts = reply.Facts

@@ -29,11 +29,13 @@ import (
 // already serves the directory.
 var ErrHolderRunning = errors.New("ssh: a holder already serves this directory")
 
-// The holder's protocol: SSH over the unix socket, with these global
-// requests and channel types (payloads are JSON).
+// The holder's protocol: SSH over the unix socket, with these channel
+// types and global request (payloads are JSON). Connecting is a channel,
+// not a global request: x/crypto allows one global request awaiting its
+// reply at a time, which would connect to the machines one by one.
 const (
-	reqConnect   = "connect@masonops" // connectRequest → connectReply
-	reqFacts     = "facts@masonops"   // factsRequest
+	chanConnect  = "connect@masonops" // extra data connectRequest; the holder writes a connectReply and closes
+	reqFacts     = "facts@masonops"   // factsRequest, no reply
 	chanSession  = "session@masonops" // extra data: the held connection's ID
 	chanAgent    = "auth-agent@openssh.com"
 	holderEnv    = "MASON_SSH_HOLDER"      // the directory, for HolderMain
@@ -58,6 +60,7 @@ type connectReply struct {
 	ID    string
 	User  string
 	Facts string // "" when the controller must read them
+	Error string // why the holder could not connect
 }
 
 type factsRequest struct {
@@ -288,9 +291,6 @@ func (h *holder) serveController(nc net.Conn) {
 		defer wg.Done()
 		for r := range reqs {
 			switch r.Type {
-			case reqConnect:
-				wg.Add(1)
-				go func() { defer wg.Done(); h.connect(ctl, r) }()
 			case reqFacts:
 				h.putFacts(r)
 			default:
@@ -301,12 +301,16 @@ func (h *holder) serveController(nc net.Conn) {
 		}
 	}()
 	for ch := range chans {
-		if ch.ChannelType() != chanSession {
-			_ = ch.Reject(gossh.UnknownChannelType, "the holder opens sessions only")
-			continue
+		switch ch.ChannelType() {
+		case chanSession:
+			wg.Add(1)
+			go func() { defer wg.Done(); h.session(ch) }()
+		case chanConnect:
+			wg.Add(1)
+			go func() { defer wg.Done(); h.connect(ctl, ch) }()
+		default:
+			_ = ch.Reject(gossh.UnknownChannelType, "the holder opens sessions and connections only")
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); h.session(ch) }()
 	}
 	sc.Close()
 	wg.Wait()
@@ -338,19 +342,25 @@ func (r connectRequest) key() string {
 	return strings.Join([]string{r.Addr, strings.Join(r.Users, ","), r.KnownHosts, strconv.FormatBool(r.TOFU), strings.Join(r.Keys, ",")}, "\x00")
 }
 
-func (h *holder) connect(ctl *controller, r *gossh.Request) {
+func (h *holder) connect(ctl *controller, nch gossh.NewChannel) {
 	var req connectRequest
-	if err := json.Unmarshal(r.Payload, &req); err != nil || req.Addr == "" || len(req.Users) == 0 {
-		_ = r.Reply(false, []byte("bad connect request"))
+	if err := json.Unmarshal(nch.ExtraData(), &req); err != nil || req.Addr == "" || len(req.Users) == 0 {
+		_ = nch.Reject(gossh.Prohibited, "bad connect request")
 		return
 	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	go gossh.DiscardRequests(reqs)
+	defer ch.Close()
 	reply, err := h.hold(ctl, req)
 	if err != nil {
-		_ = r.Reply(false, []byte(err.Error()))
-		return
+		reply = connectReply{Error: err.Error()}
 	}
 	b, _ := json.Marshal(reply)
-	_ = r.Reply(true, b)
+	_, _ = ch.Write(b)
+	_ = ch.CloseWrite()
 }
 
 // hold returns the kept connection for req, connecting when there is none
