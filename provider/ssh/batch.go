@@ -127,7 +127,8 @@ func (b *batcher) runBatch(t *Transport, items []*batchItem) {
 	for i, it := range live {
 		cmds[i] = it.cmd
 	}
-	res, err := t.runOne(bctx, provider.Command{Args: []string{"sh", "-c", batchScript(marker, cmds)}})
+	// The script is the login shell's own line: no second shell to start.
+	res, err := t.runLine(bctx, provider.Command{Args: []string{fmt.Sprintf("(a batch of %d commands)", len(cmds))}}, batchScript(marker, cmds))
 	outs := splitBatch(marker, len(live), res.Stdout, res.Stderr)
 	var rerun []*batchItem
 	for i, it := range live {
@@ -151,7 +152,8 @@ func (b *batcher) runBatch(t *Transport, items []*batchItem) {
 	wg.Wait()
 }
 
-// batchScript runs cmds one after the other, each in a subshell, framing
+// batchScript runs cmds one after the other, each in a subshell (POSIX
+// shell syntax, as every command line of this transport), framing
 // its stdout and stderr with marker lines: "M i\n" before, "\nM i X\n"
 // (X its exit status) after on stdout, "\nM i\n" after on stderr.
 func batchScript(marker string, cmds []provider.Command) string {

@@ -30,4 +30,20 @@
 // The machine's facts (CPUs, memory, OS release, hostname, kernel, MACs)
 // are read once, when the node is created, with one command that runs no
 // other program but ip(8).
+//
+// Two things make a re-run of a converged deployment cheap for the
+// machines, whose sshd pays for every connection (tens of milliseconds of
+// CPU) and every command:
+//
+//   - [Options.Persist] keeps the connections in a holder process that
+//     outlives the controller, as OpenSSH's ControlPersist does for
+//     Ansible: the next controller process reuses them over a private unix
+//     socket, with the facts read on them. The holder holds no key (the
+//     controller signs for it), checks host keys as strictly as the
+//     inventory does, and exits when idle. [HolderMain] lets a program
+//     start it itself; [ServeHolder] runs one explicitly.
+//   - Commands marked [provider.Command.Batch] — short read-only ones such
+//     as drift checks — are group committed per machine: those queued
+//     together run in one remote shell, each with its own output, exit
+//     status and timeout (see [Transport.Run]).
 package ssh

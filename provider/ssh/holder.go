@@ -284,7 +284,7 @@ func (h *holder) serveController(nc net.Conn) {
 		h.lastUse = time.Now()
 		h.mu.Unlock()
 	}()
-	ctl := &controller{sc: sc}
+	ctl := &controller{sc: sc, granted: map[string]bool{}}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -292,7 +292,7 @@ func (h *holder) serveController(nc net.Conn) {
 		for r := range reqs {
 			switch r.Type {
 			case reqFacts:
-				h.putFacts(r)
+				h.putFacts(ctl, r)
 			default:
 				if r.WantReply {
 					_ = r.Reply(false, nil)
@@ -304,7 +304,7 @@ func (h *holder) serveController(nc net.Conn) {
 		switch ch.ChannelType() {
 		case chanSession:
 			wg.Add(1)
-			go func() { defer wg.Done(); h.session(ch) }()
+			go func() { defer wg.Done(); h.session(ctl, ch) }()
 		case chanConnect:
 			wg.Add(1)
 			go func() { defer wg.Done(); h.connect(ctl, ch) }()
@@ -317,11 +317,25 @@ func (h *holder) serveController(nc net.Conn) {
 }
 
 // controller is one connected controller: the agent channel back to it
-// signs for the holder.
+// signs for the holder; granted are the held connections it proved it may
+// use (only those it may open sessions on).
 type controller struct {
-	sc *gossh.ServerConn
-	mu sync.Mutex
-	ag agent.ExtendedAgent
+	sc      *gossh.ServerConn
+	mu      sync.Mutex
+	ag      agent.ExtendedAgent
+	granted map[string]bool
+}
+
+func (c *controller) grant(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.granted[id] = true
+}
+
+func (c *controller) may(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.granted[id]
 }
 
 func (c *controller) agent() (agent.ExtendedAgent, error) {
@@ -357,6 +371,8 @@ func (h *holder) connect(ctl *controller, nch gossh.NewChannel) {
 	reply, err := h.hold(ctl, req)
 	if err != nil {
 		reply = connectReply{Error: err.Error()}
+	} else {
+		ctl.grant(reply.ID)
 	}
 	b, _ := json.Marshal(reply)
 	_, _ = ch.Write(b)
@@ -497,9 +513,9 @@ func (s recordingSigner) SignWithAlgorithm(r io.Reader, data []byte, algorithm s
 	return s.AlgorithmSigner.SignWithAlgorithm(r, data, algorithm)
 }
 
-func (h *holder) putFacts(r *gossh.Request) {
+func (h *holder) putFacts(ctl *controller, r *gossh.Request) {
 	var req factsRequest
-	if json.Unmarshal(r.Payload, &req) != nil {
+	if json.Unmarshal(r.Payload, &req) != nil || !ctl.may(req.ID) {
 		return
 	}
 	h.mu.Lock()
@@ -516,9 +532,14 @@ func (h *holder) putFacts(r *gossh.Request) {
 // session forwards one session channel to the held connection it names:
 // data both ways, stderr, end of input, and requests both ways (exec,
 // signal, exit-status, ...).
-func (h *holder) session(nch gossh.NewChannel) {
+func (h *holder) session(ctl *controller, nch gossh.NewChannel) {
+	id := string(nch.ExtraData())
+	if !ctl.may(id) {
+		_ = nch.Reject(gossh.Prohibited, "connect first: no such held connection for this controller")
+		return
+	}
 	h.mu.Lock()
-	hd := h.byID[string(nch.ExtraData())]
+	hd := h.byID[id]
 	h.mu.Unlock()
 	if hd == nil {
 		_ = nch.Reject(gossh.ConnectionFailed, "no such held connection")

@@ -333,4 +333,26 @@ except Exception as e: print("error", e)`
 	})
 	n, _ := create(t)
 	require.True(t, heldNow(n), "with everything in order the holder serves")
+
+	t.Run("another key of the same user", func(t *testing.T) {
+		// A process of the same user with another key can neither claim
+		// the held connection by naming the key that made it, nor open
+		// sessions on it without connecting.
+		_, other := newKey(t)
+		inv := openInventory(t, Options{Hosts: []Host{hostOf(m, "root")}, Signers: []gossh.Signer{other}, KnownHosts: kh, Persist: &Persist{Dir: dir}})
+		cl, err := inv.hold.get(ctx)
+		require.NoError(t, err)
+		_, _, err = cl.OpenChannel(chanSession, []byte(n.Transport.(*Transport).conn.upstreamNow().(*heldConn).id))
+		require.ErrorContains(t, err, "connect first")
+		req, err := json.Marshal(connectRequest{Addr: m.addr(), Users: []string{"root"}, KnownHosts: kh, ConnectTimeout: 5 * time.Second,
+			KeepAlive: time.Minute, MaxSessions: 8, Keys: keyStrings([]gossh.Signer{client})})
+		require.NoError(t, err)
+		ch, reqs, err := cl.OpenChannel(chanConnect, req)
+		require.NoError(t, err)
+		go gossh.DiscardRequests(reqs)
+		var reply connectReply
+		require.NoError(t, json.NewDecoder(ch).Decode(&reply))
+		require.Contains(t, reply.Error, "does not hold the key")
+		require.Empty(t, reply.ID)
+	})
 }

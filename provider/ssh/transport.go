@@ -56,6 +56,12 @@ func (t *Transport) Run(ctx context.Context, cmd provider.Command) (provider.Res
 
 // runOne runs cmd on a session of its own.
 func (t *Transport) runOne(ctx context.Context, cmd provider.Command) (provider.Result, error) {
+	return t.runLine(ctx, cmd, shfile.CommandLine(cmd))
+}
+
+// runLine runs the shell line for cmd (whose Args name it in errors, and
+// whose Stdin and Timeout apply) on a session of its own.
+func (t *Transport) runLine(ctx context.Context, cmd provider.Command, line string) (provider.Result, error) {
 	if cmd.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cmd.Timeout)
@@ -74,7 +80,7 @@ func (t *Transport) runOne(ctx context.Context, cmd provider.Command) (provider.
 	// The remote shell first reports its PID on stderr (stripped from the
 	// result), so a timed-out command can be killed even where sshd refuses
 	// signal requests (it does for root sessions).
-	s, err := t.conn.startSession(ctx, `printf '%s\n' "$$" >&2; `+shfile.CommandLine(cmd), cmd.Stdin, stdout, stderr)
+	s, err := t.conn.startSession(ctx, `printf '%s\n' "$$" >&2; `+line, cmd.Stdin, stdout, stderr)
 	if err != nil {
 		return provider.Result{}, fmt.Errorf("ssh: run %q on %s: %w", cmd.Args, where, err)
 	}
