@@ -40,8 +40,14 @@ func (hc *holdClient) connect(ctx context.Context, host Host, users []string) (*
 		return nil, err
 	}
 	inv := hc.inv
+	// The holder may run in another directory (one started by Start runs
+	// in /): it gets the known_hosts file's absolute path.
+	khPath, err := filepath.Abs(inv.kh.path)
+	if err != nil {
+		return nil, err
+	}
 	req := connectRequest{
-		Addr: hostPort(host), Users: users, KnownHosts: inv.kh.path, TOFU: inv.kh.tofu,
+		Addr: hostPort(host), Users: users, KnownHosts: khPath, TOFU: inv.kh.tofu,
 		ConnectTimeout: inv.opts.ConnectTimeout, KeepAlive: inv.opts.KeepAlive, MaxSessions: inv.opts.MaxSessions,
 		FactsMaxAge: hc.p.FactsMaxAge, Keys: keyStrings(inv.opts.Signers),
 	}

@@ -101,13 +101,16 @@ func TestHolderReusedAcrossProcesses(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "holder")
 	block, err := gossh.MarshalPrivateKey(priv, "")
 	require.NoError(t, err)
-	cfg, err := json.Marshal(childConfig{Dir: dir, KnownHosts: kh, Name: m.name, Addr: m.node.InterfaceAddr.String(),
+	// The children name known_hosts relative to their working directory;
+	// the holder they start runs in another.
+	cfg, err := json.Marshal(childConfig{Dir: dir, KnownHosts: filepath.Base(kh), Name: m.name, Addr: m.node.InterfaceAddr.String(),
 		Key: pem.EncodeToMemory(block), Idle: 4 * time.Second})
 	require.NoError(t, err)
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	child := func() map[string]any {
 		cmd := exec.Command(exe)
+		cmd.Dir = filepath.Dir(kh)
 		cmd.Env = append(os.Environ(), "MASON_SSH_TEST_CONTROLLER="+string(cfg))
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
