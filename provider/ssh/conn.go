@@ -87,7 +87,15 @@ func openSession(c upstream, timeout time.Duration) (gossh.Channel, <-chan *goss
 	case r := <-got:
 		return r.ch, r.reqs, r.err
 	case <-t.C:
-		c.Close() // makes the pending OpenChannel return
+		// Closing makes a pending OpenChannel return; a held connection's
+		// (Close leaves it with the holder) may still succeed: close what
+		// comes, or it would keep one of the machine's sessions.
+		c.Close()
+		go func() {
+			if r := <-got; r.err == nil {
+				r.ch.Close()
+			}
+		}()
 		return nil, nil, fmt.Errorf("opening a session took longer than %s", timeout)
 	}
 }
