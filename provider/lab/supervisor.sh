@@ -234,14 +234,23 @@ supervise() {
 	log=$logs/$n.log
 	child= sleeper= stopping= restarts=0 starts= exited=0 code=0
 	trap 'stopping=1; [ -n "$child" ] && pkill -TERM -g "$child" 2>/dev/null; [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null' TERM INT HUP
-	trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null' USR1
+	# USR1 is an explicit start (start_unit while the unit waits to be
+	# restarted): it cuts the restart delay short and, as a start someone
+	# asked for, clears the count of automatic restarts, so a program whose
+	# bad configuration was just fixed is not refused for the failures it
+	# had before the fix.
+	trap 'kicked=1; [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null' USR1
 	put() {
 		printf 'state=%s\npid=%s\nexited=%s\nexit=%s\nrestarts=%s\nsince=%s\nsup=%s\n' \
 			"$1" "${child:-0}" "$exited" "$code" "$restarts" "$(date +%s)" "$$" >"$s/status.new"
 		mv -f "$s/status.new" "$s/status"
 	}
+	kicked=
 	while :; do
 		now=$(date +%s)
+		if [ -n "$kicked" ]; then
+			starts= kicked=
+		fi
 		set -- $starts
 		if [ $# -ge "$burst" ] && [ $((now - $1)) -lt "$interval" ]; then
 			echo "mason-unit: $n started $burst times within ${interval}s; not restarting it again" >>"$log"
