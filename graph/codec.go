@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,20 +47,21 @@ func (w *recWriter) t(v time.Time) {
 	w.i(v.UnixNano())
 }
 
-func (w *recWriter) strMap(m map[string]string) {
-	var small [8]string
-	keys := small[:0]
-	if len(m) > len(small) {
-		keys = make([]string, 0, len(m))
+// fields writes f in name order (as version 2 always did, from a map).
+func (w *recWriter) fields(f fieldDigests) {
+	var small [8]int
+	order := small[:0]
+	if f.len() > len(small) {
+		order = make([]int, 0, f.len())
 	}
-	for k := range m {
-		keys = append(keys, k)
+	for k := range f.names {
+		order = append(order, k)
 	}
-	slices.Sort(keys)
-	w.u(uint64(len(keys)))
-	for _, k := range keys {
-		w.s(k)
-		w.s(m[k])
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(f.names[a], f.names[b]) })
+	w.u(uint64(len(order)))
+	for _, k := range order {
+		w.s(f.names[k])
+		w.s(f.digs[k])
 	}
 }
 
@@ -81,7 +83,7 @@ func (r *record) marshal(buf []byte) []byte {
 	w.u(1)
 	w.s(l.Version)
 	w.s(l.Digest)
-	w.strMap(l.Fields)
+	w.fields(l.Fields)
 	var small [8]string
 	pk := small[:0]
 	if len(l.Peers) > len(small) {
@@ -167,10 +169,13 @@ func (rec *record) unmarshal(b []byte) error {
 		l := &success{}
 		l.Version, l.Digest = r.s(), r.s()
 		if n := r.u(); n > 0 && r.err == nil {
-			l.Fields = make(map[string]string, n)
+			l.Fields = fieldDigests{names: make([]string, 0, n), digs: make([]string, 0, n)}
 			for range n {
-				k := r.s()
-				l.Fields[k] = r.s()
+				if r.err != nil {
+					break
+				}
+				l.Fields.names = append(l.Fields.names, r.s())
+				l.Fields.digs = append(l.Fields.digs, r.s())
 			}
 		}
 		if n := r.u(); n > 0 && r.err == nil {
@@ -232,6 +237,8 @@ type outputCodec struct {
 	enc     *gob.Encoder
 	prefix  []byte
 	fresh   bool
+	// fast, when set, writes the value messages enc would (fastgob.go).
+	fast *fastGob
 }
 
 type outputCodecs struct{ m sync.Map } // reflect.Type → *outputCodec
@@ -266,6 +273,9 @@ func newOutputCodec(t reflect.Type) *outputCodec {
 		return c
 	}
 	c.prefix = first[:len(first)-c.buf.Len()]
+	if f := newFastGob(t); f != nil && f.setTypeID(c.buf.Bytes()) && bytes.Equal(f.appendMessage(nil, zero), c.buf.Bytes()) {
+		c.fast = f
+	}
 	c.buf.Reset()
 	return c
 }
@@ -289,6 +299,10 @@ func (c *outputCodec) encode(v reflect.Value) ([]byte, error) {
 			return nil, outputErr(v.Type(), err)
 		}
 		return buf.Bytes(), nil
+	}
+	if c.fast != nil {
+		out := make([]byte, 0, 1+len(c.prefix)+64)
+		return c.fast.appendMessage(append(append(out, held), c.prefix...), v), nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -69,13 +69,23 @@ func TestRecordRoundTrip(t *testing.T) {
 		{ID: "a@n1", State: StatePending, At: at},
 		{ID: "svc", State: StateFailed, Attempt: 3, Error: "boom", Reason: "new", At: at, Duration: time.Second},
 		{ID: "b@n2", State: StateSucceeded, Attempt: 1, At: at, Last: &success{Version: "1", Digest: "sha256:x",
-			Fields: map[string]string{"A": "d1", "B": "d2"}, Peers: map[string][]string{"Peers": {"n1", "n2"}},
+			Fields: fieldsOf(map[string]string{"A": "d1", "B": "d2"}), Peers: map[string][]string{"Peers": {"n1", "n2"}},
 			Output: []byte{outPlain, 1, 2, 3}, Duration: time.Millisecond, At: at}},
 	} {
 		var got record
 		require.NoError(t, got.unmarshal(r.marshal(nil)))
 		require.Equal(t, *r, got)
 	}
+	// A run's field digests come in the role's field order; the record
+	// holds them in name order, byte for byte as when they were a map.
+	run := &record{ID: "c@n1", State: StateSucceeded, At: at, Last: &success{Digest: "sha256:y",
+		Fields: fieldDigests{names: []string{"Zone", "Addr"}, digs: []string{"dz", "da"}}}}
+	sorted := &record{ID: "c@n1", State: StateSucceeded, At: at, Last: &success{Digest: "sha256:y",
+		Fields: fieldsOf(map[string]string{"Zone": "dz", "Addr": "da"})}}
+	require.Equal(t, sorted.marshal(nil), run.marshal(nil))
+	var back record
+	require.NoError(t, back.unmarshal(run.marshal(nil)))
+	require.Equal(t, *sorted, back)
 	var got record
 	require.ErrorContains(t, got.unmarshal([]byte{9}), "unknown record format 9")
 	full := (&record{ID: "x", Last: &success{Version: "v"}}).marshal(nil)

@@ -18,6 +18,7 @@ func (nr *nodeRole) producer() role.Producer {
 // executor schedules.
 type nodeRole struct {
 	id   string
+	key  string // in the journal: journalPrefix + id
 	def  *role.Def
 	meta *role.Meta     // shared by the node-roles of one role
 	node *provider.Node // nil for service scope

@@ -49,7 +49,7 @@ type facts struct {
 	// them already (stageClaimed, stageInputsKnown); otherwise decide
 	// computes them from in, only if it needs them.
 	digest string
-	fields map[string]string
+	fields fieldDigests
 	// shared are the digests of the input's shared aggregates, by field
 	// (stagePlan).
 	shared map[string]string

@@ -25,14 +25,15 @@ func TestDecide(t *testing.T) {
 	}))
 	require.NoError(t, def.Err())
 	in := decideIn{Token: "t"}
-	dg, fields, err := def.DigestInputs(in)
+	dg, fm, err := def.DigestInputs(in)
 	require.NoError(t, err)
+	fields := fieldsOf(fm)
 	var codecs outputCodecs
 	enc, err := codecs.encode(decideOut{V: "old"})
 	require.NoError(t, err)
 	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	ok := &success{Version: "2", Digest: dg, Fields: fields, Output: enc}
-	stale := &success{Version: "2", Digest: "other", Fields: map[string]string{"Token": "other"}, Output: enc}
+	stale := &success{Version: "2", Digest: "other", Fields: fieldsOf(map[string]string{"Token": "other"}), Output: enc}
 	oldVersion := &success{Version: "1", Digest: dg, Fields: fields, Output: enc}
 	unreadable := &success{Version: "2", Digest: dg, Fields: fields, Output: []byte("\x00not gob")}
 	rec := func(st State, last *success) *record {

@@ -287,9 +287,9 @@ func (e *executor) startWorkers() (stop func()) {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			var scratch []role.Output
+			var wm workerMem
 			for i := range e.jobs {
-				e.work(i, &scratch)
+				e.work(i, &wm)
 			}
 		}()
 	}
@@ -345,22 +345,24 @@ func (e *executor) announce(began time.Time) {
 	p := e.p
 	var holds []int32
 	first := make([]record, len(p.Steps)) // the first record of every node-role, in one allocation
+	queued := make([]*record, 0, len(p.Steps))
 	for i, st := range p.Steps {
 		switch st.Action {
 		case ActionSkip:
 			e.s.skip(int32(i))
 			e.outc[i].State = StateSkipped
-			first[i] = record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i]}
-			e.journal(int32(i), &first[i])
+			first[i] = record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i], slot: int32(i) + 1}
+			queued = append(queued, &first[i])
 			e.emit(int32(i), Event{State: StateSkipped, Why: st.Why, Reason: st.Reason})
 		case ActionHold:
 			holds = append(holds, int32(i))
 		default:
-			first[i] = record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i]}
-			e.journal(int32(i), &first[i])
+			first[i] = record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i], slot: int32(i) + 1}
+			queued = append(queued, &first[i])
 			e.emit(int32(i), Event{State: StatePending, Why: st.Why, Reason: st.Reason})
 		}
 	}
+	e.j.appendAll(queued) // events may go before their records are queued: they never say a record is durable
 	e.s.start()
 	for _, i := range holds {
 		err := fmt.Errorf("held: %s", p.Steps[i].Reason)
@@ -423,9 +425,10 @@ func (e *executor) dispatch(stopping bool, running int) int {
 			break
 		}
 		started++
-		if st := &e.p.Steps[i]; st.Action != ActionRunIfChanged {
+		if e.em.on() && e.p.Steps[i].Action != ActionRunIfChanged {
 			// Announced here, in scheduling order, so that events show
 			// exactly what started before and after a breaker tripped.
+			st := &e.p.Steps[i]
 			e.emit(i, Event{State: StateRunning, Attempt: 1, Why: st.Why, Reason: st.Reason})
 		}
 		e.jobs <- i

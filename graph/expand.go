@@ -31,12 +31,15 @@ func (b *builder) expand() error {
 	b.typeSlots, b.roleSlots = map[reflect.Type]int{}, map[string]int{}
 	all := make([]nodeRole, 0, size) // one allocation for every node-role
 	infos := map[*role.Def]*defInfo{}
+	keyPrefix := journalPrefix(d.name)
 	add := func(def *role.Def, node *provider.Node, bd binding) {
 		name := ""
 		if node != nil {
 			name = node.Name
 		}
-		id := nodeRoleID(def.Name(), name)
+		// The journal key holds the ID: one string for both.
+		key := keyPrefix + nodeRoleID(def.Name(), name)
+		id := key[len(keyPrefix):]
 		if _, dup := b.g.index[id]; dup {
 			errs = multierror.Append(errs, fmt.Errorf("graph: role %q is bound twice to %s (again at %s:%d); bind each role once per node", def.Name(), orDeployment(name), bd.file, bd.line))
 			return
@@ -53,7 +56,7 @@ func (b *builder) expand() error {
 			}
 			infos[def] = info
 		}
-		all = append(all, nodeRole{id: id, def: def, meta: info.meta, node: node, name: name, aliases: info.schema.aliases})
+		all = append(all, nodeRole{id: id, key: key, def: def, meta: info.meta, node: node, name: name, aliases: info.schema.aliases})
 		b.nrs = append(b.nrs, &all[len(all)-1])
 		b.infoOf = append(b.infoOf, info)
 	}

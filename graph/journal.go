@@ -6,7 +6,9 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -40,7 +42,7 @@ type record struct {
 type success struct {
 	Version string
 	Digest  string
-	Fields  map[string]string
+	Fields  fieldDigests
 	Peers   map[string][]string
 	// Output is the role's output struct in gob, after a byte that says
 	// how it is held (outPlain, outSecret, outSealed; see secrets.go): an
@@ -48,6 +50,47 @@ type success struct {
 	Output   []byte
 	Duration time.Duration
 	At       time.Time
+}
+
+// fieldDigests are the digests of a node-role's input fields: names[k]'s
+// is digs[k]. Made by a run, names is the role definition's own list
+// (role.Def.DigestedInputs, never modified); read from the journal, it is
+// the record's, in name order. digs belongs to the record.
+type fieldDigests struct {
+	names, digs []string
+}
+
+// fieldsOf makes fieldDigests from a map (tests, and records of old
+// code paths).
+func fieldsOf(m map[string]string) fieldDigests {
+	f := fieldDigests{names: make([]string, 0, len(m)), digs: make([]string, 0, len(m))}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		f.names = append(f.names, k)
+		f.digs = append(f.digs, m[k])
+	}
+	return f
+}
+
+func (f fieldDigests) len() int { return len(f.names) }
+
+// get returns the digest of field name.
+func (f fieldDigests) get(name string) (string, bool) {
+	for k, n := range f.names {
+		if n == name {
+			return f.digs[k], true
+		}
+	}
+	return "", false
+}
+
+// set replaces the digest of field name, if it has one.
+func (f fieldDigests) set(name, dg string) {
+	for k, n := range f.names {
+		if n == name {
+			f.digs[k] = dg
+			return
+		}
+	}
 }
 
 // journal persists node-role transitions. Appends are asynchronous and
@@ -63,6 +106,8 @@ type journal interface {
 	// append queues rec and returns its sequence number. rec must not be
 	// modified afterwards.
 	append(rec *record) uint64
+	// appendAll is append for each of recs, in order, at once.
+	appendAll(recs []*record)
 	// durable returns the highest sequence number known to be persisted.
 	durable() uint64
 	// notify receives a value after each batch is persisted or fails.
@@ -109,6 +154,8 @@ type storeJournal struct {
 	written   []uint32
 	batchNo   uint32
 	arena     []byte
+	recBytes  int // bytes of the records marshalled so far, and how many
+	recs      int
 	ops       []store.Op
 }
 
@@ -167,6 +214,30 @@ func (j *storeJournal) append(rec *record) uint64 {
 	default:
 	}
 	return seq
+}
+
+func (j *storeJournal) appendAll(recs []*record) {
+	if len(recs) == 0 {
+		return
+	}
+	var held []*claim.Claim
+	if j.claims != nil {
+		held = make([]*claim.Claim, len(recs))
+		for k, rec := range recs {
+			held[k] = j.claims.Held(rec.ID) // as append says
+		}
+	}
+	j.mu.Lock()
+	j.queue = append(j.queue, recs...)
+	if j.claims != nil {
+		j.held = append(j.held, held...)
+	}
+	j.queued += uint64(len(recs))
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (j *storeJournal) durable() uint64         { return j.dur.Load() }
@@ -273,6 +344,15 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
 			maxRecs = max(1, maxRecs/2)
 		}
 	}
+	// The ops of a Txn, room made at once rather than op by op: a record
+	// takes up to three (fenced), a Txn holds at most maxRecs records.
+	want := len(batch) + 1
+	if maxRecs > 0 {
+		want = min(want, 3*maxRecs+1)
+	}
+	if want = min(want, 1<<16); cap(j.ops) < want {
+		j.ops = make([]store.Op, 0, want)
+	}
 	ops := j.ops[:0]
 	defer func() { clear(ops); j.ops = ops[:0] }()
 	var released []string
@@ -286,7 +366,14 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
 		n, created = 1, true
 	}
 	// Every value of a Txn is a slice of one arena, reused once the Txn
-	// returned: stores copy what they keep.
+	// returned: stores copy what they keep. It is sized for the batch at
+	// once (by the records written so far), not grown record by record.
+	if j.recBytes == 0 {
+		j.recBytes, j.recs = 160, 1
+	}
+	if need := min(len(batch)*(j.recBytes/j.recs+16), 8<<20); cap(j.arena) < need {
+		j.arena = make([]byte, 0, need)
+	}
 	arena := j.arena[:0]
 	// A batch split in several Txns is not atomic as a whole, but
 	// durable() counts it only once every Txn is written, which is all
@@ -344,6 +431,8 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
 			return err
 		}
 		rlen := len(arena) - start
+		j.recBytes += rlen
+		j.recs++
 		if maxBytes > 0 && n > 0 && size+rlen > maxBytes {
 			// The record goes with the next Txn: move it to the arena's
 			// start once this one is written.

@@ -78,7 +78,9 @@ func (b *builder) order() (*dag, error) {
 		slices.Sort(nr.deps)
 		slices.Sort(nr.kids)
 		g.nrs[remap[oldI]] = nr
-		g.index[nr.id] = remap[oldI]
+		if remap[oldI] != int32(oldI) { // bound in order already: mostly
+			g.index[nr.id] = remap[oldI]
+		}
 	}
 	for _, agg := range g.aggs {
 		for _, s := range []*[]int32{&agg.producers, &agg.consumers} {

@@ -382,10 +382,10 @@ func diffSorted(now, was []string) (add, del []string) {
 	return add, del
 }
 
-func changedFields(now, was map[string]string) []string {
+func changedFields(now, was fieldDigests) []string {
 	var out []string
-	for f, d := range now {
-		if was[f] != d {
+	for k, f := range now.names {
+		if d, _ := was.get(f); d != now.digs[k] {
 			out = append(out, f)
 		}
 	}

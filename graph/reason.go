@@ -213,6 +213,37 @@ func nodeRolesText(g *dag, is []int32) string {
 	if len(is) == 1 {
 		return g.nrs[is[0]].id
 	}
+	if len(is) <= 3 {
+		// No role can have more than three: the IDs in role, then node,
+		// order (what the groups below give), in one allocation.
+		var small [3]*nodeRole
+		nrs := small[:0]
+		size := 0
+		for _, i := range is {
+			nrs = append(nrs, g.nrs[i])
+			size += len(g.nrs[i].id) + 2
+		}
+		slices.SortFunc(nrs, func(a, b *nodeRole) int {
+			if c := strings.Compare(a.meta.Name, b.meta.Name); c != 0 {
+				return c
+			}
+			return problems.Compare(a.name, b.name)
+		})
+		var sb strings.Builder
+		sb.Grow(size)
+		for k, nr := range nrs {
+			if k > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(nr.id)
+		}
+		return sb.String()
+	}
+	return groupedText(g, is)
+}
+
+// groupedText is nodeRolesText for any number of node-roles.
+func groupedText(g *dag, is []int32) string {
 	type group struct {
 		role  string
 		nodes []string

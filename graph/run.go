@@ -11,17 +11,35 @@ import (
 	"github.com/masonops/mason/role"
 )
 
+// workerMem is what a worker keeps from one node-role to the next.
+type workerMem struct {
+	outs []role.Output // scratch for binding
+	runs []runMem      // handed out one at a time, allocated in blocks
+}
+
+// runMem returns a zero runMem. Those of one block stay in memory while
+// any is referenced: until the executor is done with their successes.
+func (wm *workerMem) runMem() *runMem {
+	if len(wm.runs) == 0 {
+		wm.runs = make([]runMem, 32)
+	}
+	m := &wm.runs[0]
+	wm.runs = wm.runs[1:]
+	return m
+}
+
 // work runs node-role i in a worker: binds its inputs, decides (for a
 // run-if-changed node-role, or after a Controller claims it) whether it
 // must run, runs it with retries and journals the outcome.
-func (e *executor) work(i int32, scratch *[]role.Output) {
+func (e *executor) work(i int32, wm *workerMem) {
 	r := runResult{i: i}
 	defer func() { e.res <- r }()
-	in, dg, fields, ok := e.ready(i, scratch, &r)
+	in, dg, fields, ok := e.ready(i, &wm.outs, &r)
 	if !ok {
 		return
 	}
 	reason := r.reason
+	r.mem = wm.runMem()
 	out, err := e.runRetrying(i, in, reason, &r)
 	if err != nil {
 		r.err = err
@@ -35,7 +53,7 @@ func (e *executor) work(i int32, scratch *[]role.Output) {
 // it still runs: false when r already says what became of it (it failed
 // to bind, another controller ran it, its inputs did not change). r.reason
 // and r.why are then why it runs.
-func (e *executor) ready(i int32, scratch *[]role.Output, r *runResult) (in any, dg string, fields map[string]string, ok bool) {
+func (e *executor) ready(i int32, scratch *[]role.Output, r *runResult) (in any, dg string, fields fieldDigests, ok bool) {
 	p, nr := e.p, e.p.g.nrs[i]
 	step := &p.Steps[i]
 	in, shared, err := p.bind(int(i), e.outOf, e.aggs, true, scratch, false)
@@ -47,10 +65,10 @@ func (e *executor) ready(i int32, scratch *[]role.Output, r *runResult) (in any,
 	if err != nil {
 		r.err = err
 		e.journal(i, &record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})
-		return nil, "", nil, false
+		return nil, "", fieldDigests{}, false
 	}
 	if e.o.ctl != nil && e.o.ctl.acquire(e, i, dg, r) {
-		return nil, "", nil, false // another controller ran it, or it could not be claimed
+		return nil, "", fieldDigests{}, false // another controller ran it, or it could not be claimed
 	}
 	r.reason, r.why = step.Reason, step.Why
 	if step.Action == ActionRunIfChanged {
@@ -60,7 +78,7 @@ func (e *executor) ready(i int32, scratch *[]role.Output, r *runResult) (in any,
 		if v.action == ActionSkip {
 			r.skipped, r.out = true, v.out
 			e.journal(i, &record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
-			return nil, "", nil, false
+			return nil, "", fieldDigests{}, false
 		}
 	}
 	return in, dg, fields, true
@@ -73,7 +91,7 @@ func (e *executor) runRetrying(i int32, in any, reason string, r *runResult) (an
 	nr := e.p.g.nrs[i]
 	last := e.last[i]
 	started := time.Now()
-	r.mem = &runMem{started: started}
+	r.mem.started = started
 	var out any
 	var err error
 	if nr.meta.Retry.MaxAttempts > 1 {
@@ -101,7 +119,7 @@ func (e *executor) runRetrying(i int32, in any, reason string, r *runResult) (an
 
 // succeeded journals node-role i's success: its output, and the digest
 // and peers a later plan compares with.
-func (e *executor) succeeded(i int32, out any, dg string, fields map[string]string, reason string, r *runResult) {
+func (e *executor) succeeded(i int32, out any, dg string, fields fieldDigests, reason string, r *runResult) {
 	nr := e.p.g.nrs[i]
 	enc, err := e.codecs.encode(out)
 	if err != nil {

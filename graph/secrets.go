@@ -339,8 +339,10 @@ func (d *Deployment) secretAttrs(g *dag) map[string]bool {
 // and the total, keyed. Inputs without secrets cost nothing more. shared
 // are the plain digests of shared aggregates by field (aggregate.go),
 // which are not walked again.
-func (s *sealer) digestInputs(nr *nodeRole, in any, shared map[string]string) (string, map[string]string, error) {
-	dg, fields, err := nr.def.DigestInputsShared(in, shared)
+func (s *sealer) digestInputs(nr *nodeRole, in any, shared map[string]string) (string, fieldDigests, error) {
+	names := nr.def.DigestedInputs()
+	fields := fieldDigests{names: names, digs: make([]string, len(names))}
+	dg, err := nr.def.DigestInputsInto(in, shared, fields.digs)
 	if err != nil || s == nil {
 		return dg, fields, err
 	}
@@ -349,8 +351,8 @@ func (s *sealer) digestInputs(nr *nodeRole, in any, shared map[string]string) (s
 		return dg, fields, nil
 	}
 	for _, f := range keyed {
-		if v, ok := fields[f]; ok {
-			fields[f] = s.key(v)
+		if v, ok := fields.get(f); ok {
+			fields.set(f, s.key(v))
 		}
 	}
 	return s.key(dg), fields, nil
@@ -382,8 +384,8 @@ func (s *sealer) migrate(g *dag, recs map[string]*record) {
 		l, def := r.Last, g.nrs[i].def
 		if keyed := s.keyed[def]; len(keyed) > 0 {
 			for _, f := range keyed {
-				if v, ok := l.Fields[f]; ok && !strings.HasPrefix(v, keyedPrefix) {
-					l.Fields[f] = s.key(v)
+				if v, ok := l.Fields.get(f); ok && !strings.HasPrefix(v, keyedPrefix) {
+					l.Fields.set(f, s.key(v))
 				}
 			}
 			if !strings.HasPrefix(l.Digest, keyedPrefix) {
@@ -444,5 +446,11 @@ func (s *sealer) read(r *record, key string, b []byte) error {
 func (p *Plan) newJournal() *storeJournal {
 	j := newStoreJournal(p.st, p.Deployment)
 	j.seal = p.seal
+	// The key of every slot is known: the node-roles hold them.
+	j.keys = make([]string, len(p.g.nrs)+1)
+	j.written = make([]uint32, len(p.g.nrs)+1)
+	for i, nr := range p.g.nrs {
+		j.keys[i+1] = nr.key
+	}
 	return j
 }

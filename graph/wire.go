@@ -94,9 +94,10 @@ func (b *builder) wire() error {
 			if len(cands) > len(pbuf) {
 				ps = big[:0]
 			}
+			wantSlot, typed := b.typeSlots[in.Type]
 			for _, c := range cands {
-				if in.Kind != role.InputAttr && nrs[c].def.Out() != in.Type {
-					continue
+				if in.Kind != role.InputAttr && (!typed || b.infoOf[c].typeSlot != wantSlot) {
+					continue // not of the input's type (slots number output types)
 				}
 				ps, kept = append(ps, nrs[c].producer()), append(kept, c)
 			}

@@ -110,8 +110,9 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 	inV := reflect.New(d.in).Elem()
 	var errs *multierror.Error
 	// Wiring inputs are resolved against env.Outputs as producers, on the
-	// stack while they are few; idx and sel are reused from field to field
-	// (fill keeps none of them; sel goes to the heap, through fill).
+	// stack while they are few; idx is reused from field to field, and sel
+	// is the one output that fills a Same or One field, or a copy of the
+	// several of an All (fill keeps none of them).
 	var pbuf [8]Producer
 	var ibuf [8]int
 	prods, idx := pbuf[:0], ibuf[:0]
@@ -172,9 +173,13 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 			}
 			continue
 		}
-		sel = sel[:0]
-		for _, k := range m {
-			sel = append(sel, env.Outputs[k])
+		if len(m) == 1 {
+			sel = env.Outputs[m[0] : m[0]+1] // no copy: fill keeps none
+		} else {
+			sel = sel[:0:0] // not into env.Outputs
+			for _, k := range m {
+				sel = append(sel, env.Outputs[k])
+			}
 		}
 		in.fill.fill(field, sel)
 		if bindings != nil {

@@ -217,32 +217,44 @@ func (d *Def) Publish(vs *attr.Values, node string, out any) error {
 // are not digested: a service is not a value the role's result depends
 // on.
 func (d *Def) DigestInputs(in any) (string, map[string]string, error) {
+	return d.DigestInputsShared(in, nil)
+}
+
+// DigestedInputs names the input fields DigestInputs digests, in the
+// order DigestInputsInto writes their digests. The slice is the
+// definition's own: do not modify it.
+func (d *Def) DigestedInputs() []string { return d.fieldNames }
+
+// DigestInputsInto is [Def.DigestInputsShared] writing the digest of each
+// field into per, in the order of DigestedInputs (per must have that
+// length), instead of into a new map: what the graph calls for every
+// run.
+func (d *Def) DigestInputsInto(in any, known map[string]string, per []string) (string, error) {
+	if err := d.Err(); err != nil {
+		return "", err
+	}
 	v, err := d.value("input", in, d.in)
 	if err != nil {
-		return "", nil, err
+		return "", err
+	}
+	if len(per) != len(d.fieldIdx) {
+		return "", fmt.Errorf("role %q: DigestInputsInto: %d digests for %d inputs", d.meta.Name, len(per), len(d.fieldIdx))
 	}
 	if len(d.fieldIdx) == 0 {
-		return d.noInputs, map[string]string{}, nil
+		return d.noInputs, nil
 	}
-	var small [4]string
-	per := small[:0]
-	if len(d.fieldIdx) > len(small) {
-		per = make([]string, 0, len(d.fieldIdx))
+	if len(known) > 0 {
+		return d.digestShared(v, known, per)
 	}
-	per = per[:len(d.fieldIdx)]
 	total, err := attr.DigestStructFields(v, d.fieldIdx, d.fieldNames, per)
 	if err != nil {
 		// Say which field: digest them one by one (errors are rare).
 		for k, i := range d.fieldIdx {
 			if _, ferr := attr.Digest(v.Field(i).Interface()); ferr != nil {
-				return "", nil, fmt.Errorf("role %q: input %s: %w", d.meta.Name, d.fieldNames[k], ferr)
+				return "", fmt.Errorf("role %q: input %s: %w", d.meta.Name, d.fieldNames[k], ferr)
 			}
 		}
-		return "", nil, fmt.Errorf("role %q: inputs: %w", d.meta.Name, err)
+		return "", fmt.Errorf("role %q: inputs: %w", d.meta.Name, err)
 	}
-	fields := make(map[string]string, len(per))
-	for k, name := range d.fieldNames {
-		fields[name] = per[k]
-	}
-	return total, fields, nil
+	return total, nil
 }

@@ -130,3 +130,39 @@ func ExampleInput_Resolve() {
 	// Peers (role.All[role_test.PeerURL]) [peer-url@n1 peer-url@n2 peer-url@n3] <nil>
 	// Own (role.Same[role_test.PeerURL]) [peer-url@n2] <nil>
 }
+
+// A plan says which inputs changed by comparing digests field by field.
+// DigestInputs maps them by name; DigestInputsInto writes them into a
+// slice the caller owns, in DigestedInputs order — what an executor that
+// digests every node-role's input calls.
+func ExampleDef_DigestInputsInto() {
+	type Endpoint struct{ URL string }
+	type In struct {
+		API  role.Same[Endpoint]
+		Port int `attr:"api.port" default:"6443"`
+	}
+	def := role.Of(role.Func(role.Meta{Name: "client"}, func(ctx context.Context, rc *role.Context, in In) (struct{}, error) {
+		return struct{}{}, nil
+	}))
+	digest := func(url string) (string, []string) {
+		in := In{API: role.Same[Endpoint]{Value: Endpoint{url}, Role: "api"}, Port: 6443}
+		per := make([]string, len(def.DigestedInputs()))
+		total, err := def.DigestInputsInto(in, nil, per)
+		if err != nil {
+			panic(err)
+		}
+		return total, per
+	}
+	t1, f1 := digest("https://10.0.0.1:6443")
+	t2, f2 := digest("https://10.0.0.2:6443")
+	fmt.Println(def.DigestedInputs())
+	fmt.Println("total changed:", t1 != t2)
+	for k, name := range def.DigestedInputs() {
+		fmt.Printf("%s changed: %v\n", name, f1[k] != f2[k])
+	}
+	// Output:
+	// [API Port]
+	// total changed: true
+	// API changed: true
+	// Port changed: false
+}

@@ -189,35 +189,48 @@ func (in Input) bindShared(field reflect.Value, v any, sources bool) ([]attr.Sou
 // value) the caller knows, by field name in known: those fields are not
 // walked again. The result is the same as DigestInputs'.
 func (d *Def) DigestInputsShared(in any, known map[string]string) (string, map[string]string, error) {
-	if len(known) == 0 {
-		return d.DigestInputs(in)
+	var small [4]string
+	per := small[:0]
+	if len(d.fieldIdx) > len(small) {
+		per = make([]string, 0, len(d.fieldIdx))
 	}
-	v, err := d.value("input", in, d.in)
+	per = per[:len(d.fieldIdx)]
+	total, err := d.DigestInputsInto(in, known, per)
 	if err != nil {
 		return "", nil, err
 	}
-	fields := make(map[string]string, len(d.fieldIdx))
+	fields := make(map[string]string, len(per))
+	for k, name := range d.fieldNames {
+		fields[name] = per[k]
+	}
+	return total, fields, nil
+}
+
+// digestShared digests the fields of v into per, taking the digests of
+// the fields in known as they are.
+func (d *Def) digestShared(v reflect.Value, known map[string]string, per []string) (string, error) {
 	var small [8]any
-	per := small[:0]
+	vals := small[:0]
 	if len(d.fieldIdx) > len(small) {
-		per = make([]any, 0, len(d.fieldIdx))
+		vals = make([]any, 0, len(d.fieldIdx))
 	}
 	for k, i := range d.fieldIdx {
 		name := d.fieldNames[k]
 		dg, ok := known[name]
 		if !ok {
+			var err error
 			if dg, err = attr.Digest(v.Field(i).Interface()); err != nil {
-				return "", nil, fmt.Errorf("role %q: input %s: %w", d.meta.Name, name, err)
+				return "", fmt.Errorf("role %q: input %s: %w", d.meta.Name, name, err)
 			}
 		}
-		fields[name] = dg
-		per = append(per, dg)
+		per[k] = dg
+		vals = append(vals, dg)
 	}
-	total, err := attr.DigestFields(d.fieldNames, per)
+	total, err := attr.DigestFields(d.fieldNames, vals)
 	if err != nil {
-		return "", nil, fmt.Errorf("role %q: inputs: %w", d.meta.Name, err)
+		return "", fmt.Errorf("role %q: inputs: %w", d.meta.Name, err)
 	}
-	return total, fields, nil
+	return total, nil
 }
 
 // serviceFinder resolves a Uses field: the generic code makes the type

@@ -128,6 +128,18 @@ type Op struct {
 // PutOp writes value at key.
 func PutOp(key string, value []byte, opts ...PutOption) Op {
 	op := Op{Kind: OpPut, Key: key, Value: value}
+	if len(opts) > 0 {
+		op = withOptions(op, opts)
+	}
+	return op
+}
+
+// withOptions applies opts to a copy of op. It is apart from PutOp so
+// that only a put with options moves its Op to the heap (an option takes
+// its address).
+//
+//go:noinline
+func withOptions(op Op, opts []PutOption) Op {
 	for _, o := range opts {
 		o(&op)
 	}
