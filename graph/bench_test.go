@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -94,32 +95,36 @@ func runOverhead(b *testing.B, st store.Store) float64 {
 // cpu-ns/noderole (CPU time of the whole process, steadier than wall time
 // on a shared machine; target ≤ 4,000), and the same two for a bare
 // in-degree scheduler over the same graph in the same run (bareSchedule:
-// the same worker pool and channels, no plan, binding, digest or journal),
-// with their ratios x-bare and cpu-x-bare (goal ≤ 10).
+// a worker pool fed through channels, no plan, binding, digest or
+// journal), with their ratios x-bare and cpu-x-bare (goal ≤ 10); and the
+// ratios to a bare scheduler that hands out work as the executor does,
+// under one lock (bareSharedSchedule: x-bare-shared, cpu-x-bare-shared).
 func BenchmarkExecutorOverhead(b *testing.B) {
 	g, err := build(overheadDeployment(2000))
 	if err != nil {
 		b.Fatal(err)
 	}
-	var total, bare float64
-	var cpu, bareCPU time.Duration
+	var total, bare, shared float64
+	var cpu, bareCPU, sharedCPU time.Duration
+	// Each timed part starts on a collected heap, so that none pays for
+	// the garbage of another (the bare schedulers make almost none, and
+	// their figures moved most with the collector).
+	timed := func(f func() float64) (float64, time.Duration) {
+		b.StopTimer()
+		runtime.GC()
+		b.StartTimer()
+		c := cpuTime()
+		w := f()
+		return w, cpuTime() - c
+	}
 	for range b.N {
-		// Each timed part starts on a collected heap, so that neither
-		// pays for the garbage of the other (the bare scheduler makes
-		// almost none, and its figure moved most with the collector).
 		st := mem.New()
-		b.StopTimer()
-		runtime.GC()
-		b.StartTimer()
-		c0 := cpuTime()
-		total += runOverhead(b, st)
-		c1 := cpuTime()
-		b.StopTimer()
-		runtime.GC()
-		b.StartTimer()
-		c2 := cpuTime()
-		bare += bareSchedule(g, 16)
-		cpu, bareCPU = cpu+c1-c0, bareCPU+cpuTime()-c2
+		w, c := timed(func() float64 { return runOverhead(b, st) })
+		total, cpu = total+w, cpu+c
+		w, c = timed(func() float64 { return bareSchedule(g, 16) })
+		bare, bareCPU = bare+w, bareCPU+c
+		w, c = timed(func() float64 { return bareSharedSchedule(g, 16) })
+		shared, sharedCPU = shared+w, sharedCPU+c
 		st.Close()
 	}
 	n := float64(b.N)
@@ -130,6 +135,69 @@ func BenchmarkExecutorOverhead(b *testing.B) {
 	b.ReportMetric(float64(bareCPU)/n/nrs, "bare-cpu-ns/noderole")
 	b.ReportMetric(total/bare, "x-bare")
 	b.ReportMetric(float64(cpu)/float64(bareCPU), "cpu-x-bare")
+	b.ReportMetric(shared/n, "bare-shared-ns/noderole")
+	b.ReportMetric(total/shared, "x-bare-shared")
+	b.ReportMetric(float64(cpu)/float64(sharedCPU), "cpu-x-bare-shared")
+}
+
+// bareSharedSchedule is bareSchedule as the executor schedules: par
+// workers take ready node-roles from one list and count them done under
+// one lock, waiting on a condition when nothing is ready — no channel
+// hand-offs. It returns the wall time per node-role.
+func bareSharedSchedule(g *dag, par int) float64 {
+	start := time.Now()
+	n := len(g.nrs)
+	kids, need := g.schedGraph()
+	var mu sync.Mutex
+	wake := sync.NewCond(&mu)
+	var ready []int32
+	for i := range n {
+		if need[i] == 0 {
+			ready = append(ready, int32(i))
+		}
+	}
+	done := 0
+	release := func(k int32) {
+		if need[k]--; need[k] != 0 {
+			return
+		}
+		if int(k) < n {
+			ready = append(ready, k)
+			return
+		}
+		for _, c := range kids[k] { // a barrier
+			if need[c]--; need[c] == 0 {
+				ready = append(ready, c)
+			}
+		}
+	}
+	var workers sync.WaitGroup
+	for range par {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			for done < n {
+				if len(ready) == 0 {
+					wake.Wait()
+					continue
+				}
+				i := ready[len(ready)-1]
+				ready = ready[:len(ready)-1]
+				mu.Unlock()
+				// the role: nothing
+				mu.Lock()
+				done++
+				for _, k := range kids[i] {
+					release(k)
+				}
+				wake.Broadcast()
+			}
+		}()
+	}
+	workers.Wait()
+	return float64(time.Since(start).Nanoseconds()) / float64(n)
 }
 
 // bareSchedule runs g's node-roles as a bare in-degree scheduler would —

@@ -64,7 +64,7 @@ type controlled struct {
 	// so controllers share a deployment's work instead of queueing behind
 	// each other.
 	freed   chan int32
-	parked  int // executor loop only
+	parked  int // under the executor's mu
 	stop    chan struct{}
 	waiters sync.WaitGroup
 }
@@ -88,7 +88,7 @@ func (c *controlled) parkedN() int {
 
 // park takes node-role i, which another controller holds, back from
 // running to pending, and waits for its claim's release in the
-// background. Called from the executor loop.
+// background. Called with the executor's mu held.
 func (c *controlled) park(s *sched, i int32, id string) {
 	s.state[i] = StatePending
 	c.parked++

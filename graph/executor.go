@@ -165,8 +165,6 @@ type executor struct {
 	// roles get.
 	ctx    context.Context
 	runCtx context.Context
-	res    chan runResult
-	jobs   chan int32
 	trips  []trip
 	codecs outputCodecs
 	// Shared by every role context of this Apply.
@@ -176,8 +174,18 @@ type executor struct {
 	outOf func(k int32) any
 	// aggs gathers the aggregates from outs.
 	aggs *aggValues
+	// mu guards the scheduler and what follows, which the workers and
+	// run's goroutine change (run); wake is signalled when there may be
+	// work, or the executor is done.
+	mu   sync.Mutex
+	wake *sync.Cond
+	// running counts the node-roles in workers; stopping says nothing new
+	// starts (ctx ended, the journal failed); finished, that the workers
+	// are done.
+	running            int
+	stopping, finished bool
 	// awaiting are successes waiting for their record to be durable; errs
-	// collects the Apply's errors. Both belong to the loop's goroutine.
+	// collects the Apply's errors.
 	awaiting minHeap[pendingDurable]
 	errs     *multierror.Error
 	removed  []Removed // of the plan's removals (remove.go)
@@ -229,8 +237,8 @@ func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	return apply(ctx, p, o, j)
 }
 
-// apply runs p on journal j: the workers, the scheduler and the loop that
-// feeds one from the other, each in a function of its own below.
+// apply runs p on journal j: removals first, then the scheduler and the
+// workers that take from it (run), each in a function of its own below.
 func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) {
 	began := time.Now()
 	e := newExecutor(ctx, p, o, j)
@@ -238,7 +246,6 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 		_ = j.close()
 		return &Result{Deployment: p.Deployment, Outcomes: e.outc, Elapsed: time.Since(began), index: p.g.index}, err
 	}
-	defer e.startWorkers()()
 	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer runCancel()
 	e.runCtx = runCtx
@@ -250,7 +257,7 @@ func apply(ctx context.Context, p *Plan, o Options, j journal) (*Result, error) 
 	}
 	e.schedule()
 	e.announce(began)
-	e.loop(runCancel)
+	e.run(runCancel)
 	return e.finish(began)
 }
 
@@ -258,7 +265,7 @@ func newExecutor(ctx context.Context, p *Plan, o Options, j journal) *executor {
 	n := len(p.g.nrs)
 	e := &executor{p: p, o: o, j: j, em: &emitter{sub: o.Events, ctx: ctx},
 		outs: append([]any(nil), p.outs...), last: make([]*success, n), outc: make([]Outcome, n),
-		ctx: ctx, res: make(chan runResult, o.Parallelism), jobs: make(chan int32, o.Parallelism)}
+		ctx: ctx}
 	e.logger, e.services = p.d.logger, p.d.services
 	if e.logger == nil {
 		e.logger = slog.New(slog.DiscardHandler)
@@ -276,27 +283,6 @@ func newExecutor(ctx context.Context, p *Plan, o Options, j journal) *executor {
 		e.outc[i] = Outcome{ID: st.ID, Role: st.Role, Node: st.Node, State: StatePending, Why: st.Why, Reason: st.Reason}
 	}
 	return e
-}
-
-// startWorkers starts a fixed pool of workers (their stacks, grown once by
-// the calls into roles, are reused) and returns the function that stops
-// them and waits for them.
-func (e *executor) startWorkers() (stop func()) {
-	var workers sync.WaitGroup
-	for range e.o.Parallelism {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			var wm workerMem
-			for i := range e.jobs {
-				e.work(i, &wm)
-			}
-		}()
-	}
-	return func() {
-		close(e.jobs)
-		workers.Wait()
-	}
 }
 
 // schedule sets up the scheduler: what waits for what, which node each
@@ -375,65 +361,107 @@ func (e *executor) announce(began time.Time) {
 	}
 }
 
-// loop hands ready node-roles to the workers and takes their results
-// until nothing runs or waits any more, or ctx is cancelled (then the
-// running ones finish, cancelled with runCancel after Options.StopTimeout).
-func (e *executor) loop(runCancel context.CancelFunc) {
-	o, j := e.o, e.j
-	running := 0
-	stopping := false
-	done := e.ctx.Done()
+// run runs the scheduled node-roles until nothing runs or waits any
+// more, or ctx is cancelled (then the running ones finish, cancelled with
+// runCancel after Options.StopTimeout). Parallelism workers take ready
+// node-roles from the scheduler and hand back their results under e.mu —
+// no goroutine in between, so a node-role costs no channel hand-off —
+// and one more goroutine turns the journal's progress, freed claims and
+// the end of ctx into the same changes. Their stacks, grown once by the
+// calls into roles, are reused from node-role to node-role.
+func (e *executor) run(runCancel context.CancelFunc) {
+	o := e.o
+	e.wake = sync.NewCond(&e.mu)
 	var stopTimer *time.Timer
-	defer func() {
-		if stopTimer != nil {
-			stopTimer.Stop()
+	quit := make(chan struct{})
+	var events sync.WaitGroup
+	events.Add(1)
+	go func() {
+		defer events.Done()
+		done := e.ctx.Done()
+		freed := o.ctl.freedC() // parked node-roles whose claim was freed
+		for {
+			select {
+			case <-e.j.notify():
+				e.mu.Lock()
+			case i := <-freed:
+				e.mu.Lock()
+				o.ctl.unpark(e.s, i)
+			case <-done:
+				done = nil
+				e.mu.Lock()
+				e.stopping = true
+				if o.StopTimeout > 0 {
+					stopTimer = time.AfterFunc(o.StopTimeout, runCancel)
+				}
+			case <-quit:
+				return
+			}
+			e.settle()
+			e.mu.Unlock()
 		}
 	}()
-	freed := o.ctl.freedC() // parked node-roles whose claim was freed
-	for {
-		running += e.dispatch(stopping, running)
-		if running == 0 && e.awaiting.len() == 0 && (stopping || o.ctl.parkedN() == 0) {
-			return
-		}
-		select {
-		case r := <-e.res:
-			running--
-			e.result(r)
-		case i := <-freed:
-			o.ctl.unpark(e.s, i)
-		case <-j.notify():
-		case <-done:
-			stopping, done = true, nil
-			if o.StopTimeout > 0 {
-				stopTimer = time.AfterFunc(o.StopTimeout, runCancel)
-			}
-		}
-		if err := j.err(); err != nil && !stopping {
-			stopping = true
-		}
-		e.settleDurable(running)
+	var workers sync.WaitGroup
+	for range o.Parallelism {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			e.worker()
+		}()
+	}
+	workers.Wait()
+	close(quit)
+	events.Wait()
+	if stopTimer != nil {
+		stopTimer.Stop()
 	}
 }
 
-// dispatch starts ready node-roles while fewer than Parallelism run, and
-// returns how many it started.
-func (e *executor) dispatch(stopping bool, running int) int {
-	started := 0
-	for !stopping && running+started < e.o.Parallelism {
-		i := e.s.next()
-		if i < 0 {
-			break
+// worker takes ready node-roles and runs them until the executor is
+// done.
+func (e *executor) worker() {
+	var wm workerMem
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for !e.finished {
+		i := int32(-1)
+		if !e.stopping {
+			i = e.s.next()
 		}
-		started++
+		if i < 0 {
+			if e.running == 0 && e.awaiting.len() == 0 && (e.stopping || e.o.ctl.parkedN() == 0) {
+				e.finished = true
+				e.wake.Broadcast()
+				return
+			}
+			e.wake.Wait()
+			continue
+		}
+		e.running++
 		if e.em.on() && e.p.Steps[i].Action != ActionRunIfChanged {
 			// Announced here, in scheduling order, so that events show
 			// exactly what started before and after a breaker tripped.
 			st := &e.p.Steps[i]
 			e.emit(i, Event{State: StateRunning, Attempt: 1, Why: st.Why, Reason: st.Reason})
 		}
-		e.jobs <- i
+		e.mu.Unlock()
+		r := e.work(i, &wm)
+		e.mu.Lock()
+		e.running--
+		e.result(r)
+		e.settle()
 	}
-	return started
+}
+
+// settle notes a journal that failed (nothing new starts), announces the
+// successes now durable, and wakes the workers that wait for work. e.mu
+// is held.
+func (e *executor) settle() {
+	if e.j.err() != nil {
+		e.stopping = true
+	}
+	e.settleDurable(e.running)
+	e.wake.Broadcast()
 }
 
 // result takes a worker's result.

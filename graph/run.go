@@ -31,9 +31,8 @@ func (wm *workerMem) runMem() *runMem {
 // work runs node-role i in a worker: binds its inputs, decides (for a
 // run-if-changed node-role, or after a Controller claims it) whether it
 // must run, runs it with retries and journals the outcome.
-func (e *executor) work(i int32, wm *workerMem) {
-	r := runResult{i: i}
-	defer func() { e.res <- r }()
+func (e *executor) work(i int32, wm *workerMem) (r runResult) {
+	r = runResult{i: i}
 	in, dg, fields, ok := e.ready(i, &wm.outs, &r)
 	if !ok {
 		return
@@ -47,6 +46,7 @@ func (e *executor) work(i int32, wm *workerMem) {
 		return
 	}
 	e.succeeded(i, out, dg, fields, reason, &r)
+	return
 }
 
 // ready binds node-role i's input and fingerprints it, and decides whether
