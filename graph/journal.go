@@ -106,8 +106,9 @@ type journal interface {
 	// append queues rec and returns its sequence number. rec must not be
 	// modified afterwards.
 	append(rec *record) uint64
-	// appendAll is append for each of recs, in order, at once.
-	appendAll(recs []*record)
+	// appendAll is append for each of recs, in order, at once; it returns
+	// the sequence number of the last.
+	appendAll(recs []*record) uint64
 	// durable returns the highest sequence number known to be persisted.
 	durable() uint64
 	// notify receives a value after each batch is persisted or fails.
@@ -193,38 +194,23 @@ func (j *storeJournal) start() {
 }
 
 func (j *storeJournal) append(rec *record) uint64 {
-	var c *claim.Claim
+	one := [1]*record{rec}
+	return j.appendAll(one[:])
+}
+
+// appendAll queues recs, in order, and returns the sequence number of the
+// last one.
+func (j *storeJournal) appendAll(recs []*record) uint64 {
+	var small [1]*claim.Claim
+	var held []*claim.Claim
 	if j.claims != nil {
 		// A record is fenced by the claim its writer held when it was
 		// made: a record made before the claim (pending, skipped at
 		// start) must not be written because the claim is held by the
 		// time the batch goes out.
-		c = j.claims.Held(rec.ID)
-	}
-	j.mu.Lock()
-	j.queue = append(j.queue, rec)
-	if j.claims != nil {
-		j.held = append(j.held, c)
-	}
-	j.queued++
-	seq := j.queued
-	j.mu.Unlock()
-	select {
-	case j.wake <- struct{}{}:
-	default:
-	}
-	return seq
-}
-
-func (j *storeJournal) appendAll(recs []*record) {
-	if len(recs) == 0 {
-		return
-	}
-	var held []*claim.Claim
-	if j.claims != nil {
-		held = make([]*claim.Claim, len(recs))
-		for k, rec := range recs {
-			held[k] = j.claims.Held(rec.ID) // as append says
+		held = small[:0]
+		for _, rec := range recs {
+			held = append(held, j.claims.Held(rec.ID))
 		}
 	}
 	j.mu.Lock()
@@ -233,11 +219,13 @@ func (j *storeJournal) appendAll(recs []*record) {
 		j.held = append(j.held, held...)
 	}
 	j.queued += uint64(len(recs))
+	seq := j.queued
 	j.mu.Unlock()
 	select {
 	case j.wake <- struct{}{}:
 	default:
 	}
+	return seq
 }
 
 func (j *storeJournal) durable() uint64         { return j.dur.Load() }
