@@ -6,9 +6,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
-	"maps"
 	"reflect"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,17 +56,6 @@ type success struct {
 // the record's, in name order. digs belongs to the record.
 type fieldDigests struct {
 	names, digs []string
-}
-
-// fieldsOf makes fieldDigests from a map (tests, and records of old
-// code paths).
-func fieldsOf(m map[string]string) fieldDigests {
-	f := fieldDigests{names: make([]string, 0, len(m)), digs: make([]string, 0, len(m))}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		f.names = append(f.names, k)
-		f.digs = append(f.digs, m[k])
-	}
-	return f
 }
 
 func (f fieldDigests) len() int { return len(f.names) }
@@ -155,8 +142,6 @@ type storeJournal struct {
 	written   []uint32
 	batchNo   uint32
 	arena     []byte
-	recBytes  int // bytes of the records marshalled so far, and how many
-	recs      int
 	ops       []store.Op
 }
 
@@ -354,14 +339,7 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
 		n, created = 1, true
 	}
 	// Every value of a Txn is a slice of one arena, reused once the Txn
-	// returned: stores copy what they keep. It is sized for the batch at
-	// once (by the records written so far), not grown record by record.
-	if j.recBytes == 0 {
-		j.recBytes, j.recs = 160, 1
-	}
-	if need := min(len(batch)*(j.recBytes/j.recs+16), 8<<20); cap(j.arena) < need {
-		j.arena = make([]byte, 0, need)
-	}
+	// returned: stores copy what they keep.
 	arena := j.arena[:0]
 	// A batch split in several Txns is not atomic as a whole, but
 	// durable() counts it only once every Txn is written, which is all
@@ -419,8 +397,6 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
 			return err
 		}
 		rlen := len(arena) - start
-		j.recBytes += rlen
-		j.recs++
 		if maxBytes > 0 && n > 0 && size+rlen > maxBytes {
 			// The record goes with the next Txn: move it to the arena's
 			// start once this one is written.
