@@ -140,37 +140,63 @@ func BenchmarkExecutorOverhead(b *testing.B) {
 	b.ReportMetric(float64(cpu)/float64(sharedCPU), "cpu-x-bare-shared")
 }
 
+// bareGraph is what the bare schedulers keep: what each vertex waits for,
+// the unfinished dependencies of each, and the node-roles ready to run.
+// Vertices [0, n) are node-roles; the others are barriers (aggregates),
+// done when all they wait for is.
+type bareGraph struct {
+	n     int
+	kids  [][]int32
+	need  []int32
+	ready []int32
+}
+
+func newBareGraph(g *dag) *bareGraph {
+	bg := &bareGraph{n: len(g.nrs)}
+	bg.kids, bg.need = g.schedGraph()
+	for i := range bg.n {
+		if bg.need[i] == 0 {
+			bg.ready = append(bg.ready, int32(i))
+		}
+	}
+	return bg
+}
+
+// take removes and returns a ready node-role.
+func (bg *bareGraph) take() int32 {
+	i := bg.ready[len(bg.ready)-1]
+	bg.ready = bg.ready[:len(bg.ready)-1]
+	return i
+}
+
+// done counts node-role i done, making ready what waited only for it.
+func (bg *bareGraph) done(i int32) {
+	for _, k := range bg.kids[i] {
+		if bg.need[k]--; bg.need[k] != 0 {
+			continue
+		}
+		if int(k) < bg.n {
+			bg.ready = append(bg.ready, k)
+			continue
+		}
+		for _, c := range bg.kids[k] { // a barrier
+			if bg.need[c]--; bg.need[c] == 0 {
+				bg.ready = append(bg.ready, c)
+			}
+		}
+	}
+}
+
 // bareSharedSchedule is bareSchedule as the executor schedules: par
 // workers take ready node-roles from one list and count them done under
 // one lock, waiting on a condition when nothing is ready — no channel
 // hand-offs. It returns the wall time per node-role.
 func bareSharedSchedule(g *dag, par int) float64 {
 	start := time.Now()
-	n := len(g.nrs)
-	kids, need := g.schedGraph()
+	bg := newBareGraph(g)
 	var mu sync.Mutex
 	wake := sync.NewCond(&mu)
-	var ready []int32
-	for i := range n {
-		if need[i] == 0 {
-			ready = append(ready, int32(i))
-		}
-	}
 	done := 0
-	release := func(k int32) {
-		if need[k]--; need[k] != 0 {
-			return
-		}
-		if int(k) < n {
-			ready = append(ready, k)
-			return
-		}
-		for _, c := range kids[k] { // a barrier
-			if need[c]--; need[c] == 0 {
-				ready = append(ready, c)
-			}
-		}
-	}
 	var workers sync.WaitGroup
 	for range par {
 		workers.Add(1)
@@ -178,26 +204,23 @@ func bareSharedSchedule(g *dag, par int) float64 {
 			defer workers.Done()
 			mu.Lock()
 			defer mu.Unlock()
-			for done < n {
-				if len(ready) == 0 {
+			for done < bg.n {
+				if len(bg.ready) == 0 {
 					wake.Wait()
 					continue
 				}
-				i := ready[len(ready)-1]
-				ready = ready[:len(ready)-1]
+				i := bg.take()
 				mu.Unlock()
 				// the role: nothing
 				mu.Lock()
 				done++
-				for _, k := range kids[i] {
-					release(k)
-				}
+				bg.done(i)
 				wake.Broadcast()
 			}
 		}()
 	}
 	workers.Wait()
-	return float64(time.Since(start).Nanoseconds()) / float64(n)
+	return float64(time.Since(start).Nanoseconds()) / float64(bg.n)
 }
 
 // bareSchedule runs g's node-roles as a bare in-degree scheduler would —
@@ -207,14 +230,7 @@ func bareSharedSchedule(g *dag, par int) float64 {
 // overhead is measured against.
 func bareSchedule(g *dag, par int) float64 {
 	start := time.Now()
-	n := len(g.nrs)
-	kids, need := g.schedGraph() // aggregates are vertices too: done when their producers are
-	var ready []int32
-	for i := range n {
-		if need[i] == 0 {
-			ready = append(ready, int32(i))
-		}
-	}
+	bg := newBareGraph(g) // aggregates are vertices too: done when their producers are
 	jobs, res := make(chan int32, par), make(chan int32, par)
 	for range par {
 		go func() {
@@ -224,32 +240,18 @@ func bareSchedule(g *dag, par int) float64 {
 		}()
 	}
 	running, done := 0, 0
-	for done < n {
-		for len(ready) > 0 && running < par {
-			jobs <- ready[len(ready)-1]
-			ready = ready[:len(ready)-1]
+	for done < bg.n {
+		for len(bg.ready) > 0 && running < par {
+			jobs <- bg.take()
 			running++
 		}
 		i := <-res
 		running--
 		done++
-		for _, k := range kids[i] {
-			if need[k]--; need[k] != 0 {
-				continue
-			}
-			if int(k) < n {
-				ready = append(ready, k)
-				continue
-			}
-			for _, c := range kids[k] { // a barrier
-				if need[c]--; need[c] == 0 {
-					ready = append(ready, c)
-				}
-			}
-		}
+		bg.done(i)
 	}
 	close(jobs)
-	return float64(time.Since(start).Nanoseconds()) / float64(n)
+	return float64(time.Since(start).Nanoseconds()) / float64(bg.n)
 }
 
 // BenchmarkJournalBolt: the overhead benchmark on bbolt (one fsync per
