@@ -160,24 +160,6 @@ func processAlive(pid int) bool {
 	return !strings.HasPrefix(rest, "Z")
 }
 
-// logBuffer collects an inventory's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // serveHolder runs a holder in this process until the returned stop is
 // called (or the test ends).
 func serveHolder(t *testing.T, dir string) (stop func()) {
@@ -214,7 +196,7 @@ func TestHolderCommandsAndFallback(t *testing.T) {
 	m := startMachine(t, l, "fallback", client.PublicKey(), []string{"root"}, true)
 	dir := filepath.Join(t.TempDir(), "holder")
 	stop := serveHolder(t, dir)
-	logs := &logBuffer{}
+	logs := &lockedBuffer{} // the inventory's log lines
 	inv := openInventory(t, Options{Hosts: []Host{hostOf(m, "root")}, Signers: []gossh.Signer{client}, KnownHosts: knownHostsFile(t, m),
 		Persist: &Persist{Dir: dir}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	ctx := ctxT(t)
@@ -249,7 +231,7 @@ func TestHolderCommandsAndFallback(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "direct\n", string(res.Stdout))
 	require.False(t, heldNow(n), "the connection is the inventory's own now")
-	require.Contains(t, logs.String(), "connecting directly")
+	require.Contains(t, string(logs.Bytes()), "connecting directly")
 	require.Equal(t, 2, sshdConnections(t, m))
 }
 
@@ -266,12 +248,12 @@ func TestHolderRefusals(t *testing.T) {
 	serveHolder(t, dir)
 	ctx := ctxT(t)
 	create := func(t *testing.T) (*provider.Node, string) {
-		logs := &logBuffer{}
+		logs := &lockedBuffer{} // the inventory's log lines
 		inv := openInventory(t, Options{Hosts: []Host{hostOf(m, "root")}, Signers: []gossh.Signer{client}, KnownHosts: kh,
 			Persist: &Persist{Dir: dir}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		n, err := inv.Provider().Create(ctx, provider.NodeSpec{ID: "n", Name: m.name})
 		require.NoError(t, err)
-		return n, logs.String()
+		return n, string(logs.Bytes())
 	}
 
 	t.Run("directory open to others", func(t *testing.T) {
