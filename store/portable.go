@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -131,6 +132,13 @@ func (p *Portable) Delete(ctx context.Context, key string) error {
 // a map.
 const smallTxn = 8
 
+// keySets holds the sets Txn looks for duplicate keys with, emptied, so
+// that a large transaction does not build a new one each time. Sets that
+// grew past maxKeySet are let go rather than kept.
+var keySets = sync.Pool{New: func() any { return map[string]struct{}{} }}
+
+const maxKeySet = 1 << 16
+
 // Txn implements [Store].
 func (p *Portable) Txn(ctx context.Context, ops ...Op) (int64, error) {
 	if err := ctx.Err(); err != nil {
@@ -138,7 +146,13 @@ func (p *Portable) Txn(ctx context.Context, ops ...Op) (int64, error) {
 	}
 	var seen map[string]struct{}
 	if len(ops) > smallTxn {
-		seen = make(map[string]struct{}, len(ops))
+		seen = keySets.Get().(map[string]struct{})
+		defer func() {
+			if len(seen) <= maxKeySet {
+				clear(seen)
+				keySets.Put(seen)
+			}
+		}()
 	}
 	for i, op := range ops {
 		if op.Key == "" {

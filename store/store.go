@@ -11,6 +11,12 @@ import (
 // use by multiple goroutines.
 type Store interface {
 	// Get returns the entry at key, or an error wrapping ErrNotFound.
+	//
+	// Values a Store returns (from Get, List and watch events) are to be
+	// read, not changed: a backend may share them with what it stores and
+	// with other readers (store/mem does), so copy one before modifying
+	// it. Values passed to a write are copied: the caller may reuse them
+	// once the write returns.
 	Get(ctx context.Context, key string) (Entry, error)
 
 	// List returns every entry whose key starts with prefix, sorted by key,

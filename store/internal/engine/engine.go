@@ -61,10 +61,9 @@ type Engine struct {
 
 	hub hub
 	// Scratch space of applyLocked, reused under mu (nothing keeps it:
-	// backends copy writes, the hub copies events).
+	// backends and the hub copy the writes they keep).
 	olds   []oldRecord
 	writes []Write
-	evs    []store.Event
 
 	stop chan struct{}
 	done chan struct{}
@@ -163,12 +162,22 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 	e.leaseMu.Lock()
 	noLeases := len(e.leases) == 0
 	e.leaseMu.Unlock()
-	olds := grow(e.olds, len(ops))
-	defer func() { e.olds = keep(olds) }()
-	for i, op := range ops {
-		if noLeases && op.Kind == store.OpPut && !op.Check {
-			olds[i] = oldRecord{}
-			continue
+	// olds is needed only when some op reads its key's old record.
+	var olds []oldRecord
+	leased := false // some op writes with a lease
+	values := 0     // bytes of the values put
+	for i := range ops {
+		op := &ops[i] // not a copy: an Op is large
+		if op.Kind == store.OpPut {
+			values += len(op.Value)
+			leased = leased || op.Lease != 0
+			if noLeases && !op.Check {
+				continue
+			}
+		}
+		if olds == nil {
+			olds = grow(e.olds, len(ops))
+			defer func() { e.olds = keep(olds) }()
 		}
 		rec, ok, err := e.b.Get(op.Key)
 		if err != nil {
@@ -179,24 +188,27 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 			return 0, &store.ConflictError{Key: op.Key, Want: op.Rev, Have: rec.Rev}
 		}
 	}
-	e.leaseMu.Lock()
-	for _, op := range ops {
-		if op.Kind == store.OpPut && op.Lease != 0 {
-			if _, ok := e.leases[op.Lease]; !ok {
-				e.leaseMu.Unlock()
-				return 0, fmt.Errorf("%w: %d (writing %q)", store.ErrLeaseNotFound, op.Lease, op.Key)
+	if leased {
+		e.leaseMu.Lock()
+		for _, op := range ops {
+			if op.Kind == store.OpPut && op.Lease != 0 {
+				if _, ok := e.leases[op.Lease]; !ok {
+					e.leaseMu.Unlock()
+					return 0, fmt.Errorf("%w: %d (writing %q)", store.ErrLeaseNotFound, op.Lease, op.Key)
+				}
 			}
 		}
+		e.leaseMu.Unlock()
 	}
-	e.leaseMu.Unlock()
 
 	rev := e.rev + 1
 	writes := grow(e.writes, len(ops))[:0]
 	defer func() { e.writes = keep(writes) }()
-	for i, op := range ops {
-		switch op.Kind {
+	copies := slab{left: values}
+	for i := range ops {
+		switch op := &ops[i]; op.Kind {
 		case store.OpPut:
-			writes = append(writes, Write{Key: op.Key, Rec: Record{Value: clone(op.Value), Rev: rev, Lease: op.Lease}})
+			writes = append(writes, Write{Key: op.Key, Rec: Record{Value: copies.copy(op.Value), Rev: rev, Lease: op.Lease}})
 		case store.OpDelete:
 			if olds[i].exists {
 				writes = append(writes, Write{Key: op.Key, Delete: true})
@@ -211,29 +223,24 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 	}
 	e.rev = rev
 
-	e.leaseMu.Lock()
-	for i, op := range ops {
-		if old := olds[i].lease; olds[i].exists && old != 0 && op.Kind != store.OpCheck {
-			if l := e.leases[old]; l != nil {
-				delete(l.keys, op.Key)
+	if olds != nil || leased {
+		e.leaseMu.Lock()
+		for i, op := range ops {
+			if olds != nil && op.Kind != store.OpCheck {
+				if old := olds[i].lease; olds[i].exists && old != 0 {
+					if l := e.leases[old]; l != nil {
+						delete(l.keys, op.Key)
+					}
+				}
+			}
+			if op.Kind == store.OpPut && op.Lease != 0 {
+				e.leases[op.Lease].keys[op.Key] = struct{}{}
 			}
 		}
-		if op.Kind == store.OpPut && op.Lease != 0 {
-			e.leases[op.Lease].keys[op.Key] = struct{}{}
-		}
+		e.leaseMu.Unlock()
 	}
-	e.leaseMu.Unlock()
 
-	evs := grow(e.evs, len(writes))
-	defer func() { e.evs = keep(evs) }()
-	for i, w := range writes {
-		if w.Delete {
-			evs[i] = store.Event{Type: store.EventDelete, Key: w.Key, Revision: rev}
-		} else {
-			evs[i] = store.Event{Type: store.EventPut, Key: w.Key, Value: w.Rec.Value, Revision: rev}
-		}
-	}
-	e.hub.publish(evs)
+	e.hub.publish(rev, writes)
 	return rev, nil
 }
 
@@ -390,17 +397,43 @@ func keep[T any](s []T) []T {
 	return s[:0]
 }
 
-// grow returns s resized to n elements, reallocated only when too small.
+// grow returns s resized to n elements, reallocated only when too small,
+// with room to spare (as append grows), so that transactions of slowly
+// growing sizes do not reallocate each time.
 func grow[T any](s []T, n int) []T {
 	if cap(s) < n {
-		return make([]T, n)
+		return make([]T, n, max(n, 2*cap(s)))
 	}
 	return s[:n]
 }
 
-func clone(b []byte) []byte {
-	if b == nil {
-		return []byte{}
+// slabSize bounds the block a transaction's values are copied into: one
+// allocation for many values, and a block stays alive while any value in
+// it does (keys are overwritten one by one), so at most this much is kept
+// for one value that outlives its neighbours.
+const slabSize = 8 << 10
+
+// slab copies a transaction's values into shared blocks of at most
+// slabSize bytes (values larger than a block have their own). Each copy's
+// capacity is its length, so appending to one never writes into another.
+type slab struct {
+	buf  []byte
+	left int // bytes of the values still to copy
+}
+
+func (s *slab) copy(v []byte) []byte {
+	n := len(v)
+	s.left -= n
+	if n == 0 {
+		return []byte{} // a put of nil stores an empty, non-nil value
 	}
-	return append([]byte(nil), b...)
+	if n > cap(s.buf)-len(s.buf) {
+		if n >= slabSize/2 {
+			return append([]byte(nil), v...)
+		}
+		s.buf = make([]byte, 0, min(n+s.left, slabSize))
+	}
+	at := len(s.buf)
+	s.buf = append(s.buf, v...)
+	return s.buf[at:len(s.buf):len(s.buf)]
 }

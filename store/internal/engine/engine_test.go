@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,4 +107,110 @@ func TestHistoryDropsWholeRevisions(t *testing.T) {
 	ev := <-ch
 	require.Equal(t, after, ev.Revision)
 	require.Equal(t, "k/after", ev.Key)
+}
+
+// The store keeps copies of what a Txn put: the caller may reuse the
+// buffer its values were sliced from at once, and neither reads nor
+// watchers (live or replaying) see the change. Values of one transaction
+// share blocks, so appending to a value read back must not write into its
+// neighbour.
+func TestTxnCopiesValues(t *testing.T) {
+	s := mem.New()
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	live, err := s.Watch(ctx, "v/", 0)
+	require.NoError(t, err)
+
+	const keys = 300
+	want := map[int64]map[string]string{} // revision -> key -> value
+	put := func(round int) int64 {
+		buf := make([]byte, 0, keys*64)
+		ops := make([]store.Op, 0, keys)
+		vals := map[string]string{}
+		for i := range keys {
+			k := fmt.Sprintf("v/%03d", i)
+			v := fmt.Sprintf("round %d value %d %s", round, i, strings.Repeat("x", i%50))
+			at := len(buf)
+			buf = append(buf, v...)
+			ops = append(ops, store.PutOp(k, buf[at:len(buf):len(buf)]))
+			vals[k] = v
+		}
+		ops = append(ops, store.PutOp("v/nil", nil))
+		vals["v/nil"] = ""
+		rev, err := s.Txn(ctx, ops...)
+		require.NoError(t, err)
+		clear(buf[:cap(buf)]) // the caller reuses its buffer
+		want[rev] = vals
+		return rev
+	}
+	first := put(1)
+	second := put(2)
+
+	for i := range keys {
+		k := fmt.Sprintf("v/%03d", i)
+		e, err := s.Get(ctx, k)
+		require.NoError(t, err)
+		require.Equal(t, want[second][k], string(e.Value), k)
+		require.Equal(t, second, e.Revision)
+		_ = append(e.Value, "spilled"...) // must not reach the next key
+	}
+	for i := range keys {
+		k := fmt.Sprintf("v/%03d", i)
+		e, err := s.Get(ctx, k)
+		require.NoError(t, err)
+		require.Equal(t, want[second][k], string(e.Value), "%s after appending to the values read", k)
+	}
+	e, err := s.Get(ctx, "v/nil")
+	require.NoError(t, err)
+	require.NotNil(t, e.Value, "a put of nil stores an empty value")
+	require.Empty(t, e.Value)
+
+	check := func(name string, ch <-chan store.Event, n int) {
+		for range n {
+			ev := <-ch
+			require.Equal(t, store.EventPut, ev.Type)
+			v, ok := want[ev.Revision][ev.Key]
+			require.True(t, ok, "%s: unexpected event %s at %d", name, ev.Key, ev.Revision)
+			require.Equal(t, v, string(ev.Value), "%s: %s at %d", name, ev.Key, ev.Revision)
+		}
+	}
+	check("live watcher", live, 2*(keys+1))
+	replay, err := s.Watch(ctx, "v/", first)
+	require.NoError(t, err)
+	check("replay", replay, 2*(keys+1))
+}
+
+// Values larger than a shared block, and a transaction mixing them with
+// small ones, deletes and conditions, come back whole.
+func TestTxnLargeAndMixedValues(t *testing.T) {
+	s := mem.New()
+	defer s.Close()
+	ctx := context.Background()
+	big := []byte(strings.Repeat("B", 100<<10))
+	_, err := s.Put(ctx, "gone", []byte("x"))
+	require.NoError(t, err)
+	rev, err := s.Txn(ctx,
+		store.PutOp("small1", []byte("s1")),
+		store.PutOp("big", big),
+		store.DeleteOp("gone"),
+		store.PutOp("new", []byte("n")).IfRevision(0),
+		store.PutOp("small2", []byte("s2")),
+	)
+	require.NoError(t, err)
+	big[0] = 'X'
+	for k, v := range map[string]string{"small1": "s1", "small2": "s2", "new": "n", "big": strings.Repeat("B", 100<<10)} {
+		e, err := s.Get(ctx, k)
+		require.NoError(t, err)
+		require.Equal(t, v, string(e.Value), k)
+		require.Equal(t, rev, e.Revision, k)
+	}
+	_, err = s.Get(ctx, "gone")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	// A failed condition writes none of the transaction.
+	_, err = s.Txn(ctx, store.PutOp("small1", []byte("changed")), store.PutOp("new", []byte("again")).IfRevision(0))
+	require.ErrorIs(t, err, store.ErrConflict)
+	e, err := s.Get(ctx, "small1")
+	require.NoError(t, err)
+	require.Equal(t, "s1", string(e.Value))
 }

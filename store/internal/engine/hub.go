@@ -15,8 +15,10 @@ type hub struct {
 	mu sync.Mutex
 	// ring holds the most recent events (at most ringSize), oldest first
 	// from head, n of them: a ring, so that keeping the history costs no
-	// copying once it is full.
-	ring    []store.Event
+	// copying once it is full. It is made of blocks of ringBlock events,
+	// added as the history grows (head is 0 until the ring is full), so
+	// that growing it copies nothing either.
+	ring    [][]store.Event
 	head, n int
 	base    int64 // events with Revision >= base are all in the ring
 	subs    map[*watcher]struct{}
@@ -26,6 +28,10 @@ type hub struct {
 // ringSize bounds the history: the most recent events up to this many,
 // whole revisions only (a revision partly pushed out goes entirely).
 const ringSize = 2 * historySize
+
+// ringBlock is the number of events in a block of the ring; ringSize is a
+// multiple of it.
+const ringBlock = 512
 
 type watcher struct {
 	prefix string
@@ -46,37 +52,56 @@ func (h *hub) init(rev int64) {
 	}
 }
 
+// size returns the number of events the ring has room for.
+func (h *hub) size() int { return len(h.ring) * ringBlock }
+
 // at returns the k-th oldest event in the ring.
-func (h *hub) at(k int) *store.Event { return &h.ring[(h.head+k)%len(h.ring)] }
+func (h *hub) at(k int) *store.Event {
+	i := h.head + k
+	if i >= h.size() {
+		i -= h.size()
+	}
+	return &h.ring[i/ringBlock][i%ringBlock]
+}
 
 // dropOldest removes the oldest event and returns its revision.
 func (h *hub) dropOldest() int64 {
 	ev := h.at(0)
 	rev := ev.Revision
 	*ev = store.Event{} // keep no value alive
-	h.head = (h.head + 1) % len(h.ring)
+	if h.head++; h.head == h.size() {
+		h.head = 0
+	}
 	h.n--
 	return rev
 }
 
+// event returns the event of write w at revision rev.
+func event(w *Write, rev int64) store.Event {
+	if w.Delete {
+		return store.Event{Type: store.EventDelete, Key: w.Key, Revision: rev}
+	}
+	return store.Event{Type: store.EventPut, Key: w.Key, Value: w.Rec.Value, Revision: rev}
+}
+
 // publish is called with the engine's write lock held, so calls arrive in
-// revision order.
-func (h *hub) publish(evs []store.Event) {
+// revision order. The events share the writes' values, which nobody
+// changes once written.
+func (h *hub) publish(rev int64, writes []Write) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	dropped := int64(-1)
-	for _, ev := range evs {
-		if h.n == len(h.ring) {
-			if len(h.ring) < ringSize {
-				grown := make([]store.Event, min(max(64, 2*len(h.ring)), ringSize))
-				k := copy(grown, h.ring[h.head:])
-				copy(grown[k:], h.ring[:h.head])
-				h.ring, h.head = grown, 0
+	for i := range writes {
+		if h.n == h.size() {
+			if h.size() < ringSize {
+				// Not full yet, so nothing was dropped: head is 0 and
+				// the new block goes after the newest event.
+				h.ring = append(h.ring, make([]store.Event, ringBlock))
 			} else {
 				dropped = h.dropOldest()
 			}
 		}
-		*h.at(h.n) = ev
+		*h.at(h.n) = event(&writes[i], rev)
 		h.n++
 	}
 	if dropped >= 0 {
@@ -87,11 +112,11 @@ func (h *hub) publish(evs []store.Event) {
 		if h.n > 0 {
 			h.base = h.at(0).Revision
 		} else {
-			h.base = evs[len(evs)-1].Revision + 1
+			h.base = rev + 1
 		}
 	}
 	for w := range h.subs {
-		w.push(evs)
+		w.pushWrites(rev, writes)
 	}
 }
 
@@ -149,6 +174,29 @@ func (h *hub) subscribe(ctx context.Context, prefix string, fromRev int64) (<-ch
 	return out, nil
 }
 
+// pushWrites queues the events of writes under w's prefix.
+func (w *watcher) pushWrites(rev int64, writes []Write) {
+	w.mu.Lock()
+	n := 0
+	for i := range writes {
+		if strings.HasPrefix(writes[i].Key, w.prefix) {
+			w.queue = append(w.queue, event(&writes[i], rev))
+			n++
+		}
+	}
+	w.mu.Unlock()
+	if n > 0 {
+		w.wakeUp()
+	}
+}
+
+func (w *watcher) wakeUp() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (w *watcher) push(evs []store.Event) {
 	w.mu.Lock()
 	n := 0
@@ -160,10 +208,7 @@ func (w *watcher) push(evs []store.Event) {
 	}
 	w.mu.Unlock()
 	if n > 0 {
-		select {
-		case w.wake <- struct{}{}:
-		default:
-		}
+		w.wakeUp()
 	}
 }
 
