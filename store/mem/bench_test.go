@@ -25,16 +25,19 @@ const journalKeys = 10_000
 // a collection with the store alive), which every later collection marks.
 func BenchmarkJournalTxn(b *testing.B) {
 	for _, batch := range []int{100, 500, 2000, journalKeys} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchJournal(b, batch, 1) })
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchJournal(b, batch, 1, false) })
 	}
+	// One watcher of every key, as a controller following the journal.
+	b.Run("batch=500/watched", func(b *testing.B) { benchJournal(b, 500, 1, true) })
 	// The second pass leaves every 20th key as the first wrote it, so
 	// that the memory a value keeps alive beside it shows.
-	b.Run("batch=500/keep=5%", func(b *testing.B) { benchJournal(b, 500, 20) })
+	b.Run("batch=500/keep=5%", func(b *testing.B) { benchJournal(b, 500, 20, false) })
 }
 
 // benchJournal writes every key in Txns of batch puts, then every key
-// again but each keep-th (keep 1: none kept).
-func benchJournal(b *testing.B, batch, keep int) {
+// again but each keep-th (keep 1: none kept); with watched, a watcher of
+// every key receives each event before the op ends.
+func benchJournal(b *testing.B, batch, keep int, watched bool) {
 	ctx := context.Background()
 	keys := make([]string, journalKeys)
 	sizes := make([]int, journalKeys)
@@ -67,6 +70,10 @@ func benchJournal(b *testing.B, batch, keep int) {
 			clear(arena)
 		}
 	}
+	perOp := 2 * journalKeys // puts per op
+	if keep > 1 {
+		perOp -= (journalKeys + keep - 1) / keep
+	}
 	var ms runtime.MemStats
 	var retained uint64
 	b.ReportAllocs()
@@ -78,8 +85,31 @@ func benchJournal(b *testing.B, batch, keep int) {
 		before := ms.HeapAlloc
 		b.StartTimer()
 		s := mem.New()
+		wctx, cancel := context.WithCancel(ctx)
+		delivered := make(chan error, 1)
+		if watched {
+			ch, err := s.Watch(wctx, "mason/", 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				for n := range perOp {
+					if _, ok := <-ch; !ok {
+						delivered <- fmt.Errorf("watch closed after %d of %d events", n, perOp)
+						return
+					}
+				}
+				delivered <- nil
+			}()
+		}
 		pass(s, 'p', 1)
 		pass(s, 'r', keep)
+		if watched {
+			if err := <-delivered; err != nil {
+				b.Fatal(err)
+			}
+		}
+		cancel()
 		b.StopTimer()
 		runtime.GC()
 		runtime.ReadMemStats(&ms)

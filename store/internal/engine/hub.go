@@ -37,9 +37,13 @@ type watcher struct {
 	prefix string
 	mu     sync.Mutex
 	queue  []store.Event
-	wake   chan struct{}
-	stop   chan struct{}
-	once   sync.Once
+	// spare is the queue the goroutine sent last, emptied, for pushes to
+	// fill once it takes queue: two queues alternate rather than a new
+	// one growing for every transaction.
+	spare []store.Event
+	wake  chan struct{}
+	stop  chan struct{}
+	once  sync.Once
 }
 
 func (h *hub) init(rev int64) {
@@ -131,13 +135,13 @@ func (h *hub) subscribe(ctx context.Context, prefix string, fromRev int64) (<-ch
 		if fromRev < h.base {
 			return nil, fmt.Errorf("%w: watch from revision %d, oldest available is %d", store.ErrCompacted, fromRev, h.base)
 		}
-		var replay []store.Event
+		// The watcher is not running yet: its queue starts with the
+		// replay, and its goroutine sends that before it waits.
 		for k := range h.n {
-			if ev := h.at(k); ev.Revision >= fromRev {
-				replay = append(replay, *ev)
+			if ev := h.at(k); ev.Revision >= fromRev && strings.HasPrefix(ev.Key, prefix) {
+				w.queue = append(w.queue, *ev)
 			}
 		}
-		w.push(replay)
 	}
 	h.subs[w] = struct{}{}
 	out := make(chan store.Event, 64)
@@ -151,7 +155,7 @@ func (h *hub) subscribe(ctx context.Context, prefix string, fromRev int64) (<-ch
 		for {
 			w.mu.Lock()
 			q := w.queue
-			w.queue = nil
+			w.queue, w.spare = w.spare, nil
 			w.mu.Unlock()
 			for _, ev := range q {
 				select {
@@ -161,6 +165,11 @@ func (h *hub) subscribe(ctx context.Context, prefix string, fromRev int64) (<-ch
 				case <-w.stop:
 					return
 				}
+			}
+			if q = keep(q); q != nil {
+				w.mu.Lock()
+				w.spare = q
+				w.mu.Unlock()
 			}
 			select {
 			case <-w.wake:
@@ -186,29 +195,10 @@ func (w *watcher) pushWrites(rev int64, writes []Write) {
 	}
 	w.mu.Unlock()
 	if n > 0 {
-		w.wakeUp()
-	}
-}
-
-func (w *watcher) wakeUp() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (w *watcher) push(evs []store.Event) {
-	w.mu.Lock()
-	n := 0
-	for _, ev := range evs {
-		if strings.HasPrefix(ev.Key, w.prefix) {
-			w.queue = append(w.queue, ev)
-			n++
+		select {
+		case w.wake <- struct{}{}:
+		default:
 		}
-	}
-	w.mu.Unlock()
-	if n > 0 {
-		w.wakeUp()
 	}
 }
 
