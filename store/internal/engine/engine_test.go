@@ -214,3 +214,46 @@ func TestTxnLargeAndMixedValues(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "s1", string(e.Value))
 }
+
+// A watcher reading while transactions keep coming sees every event once,
+// in order, with its value as written, however its queue is reused.
+func TestWatcherKeepsUpWithTxns(t *testing.T) {
+	s := mem.New()
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := s.Watch(ctx, "q/", 0)
+	require.NoError(t, err)
+	const txns, puts = 60, 100
+	revs := make(chan int64, txns)
+	go func() {
+		defer close(revs)
+		buf := make([]byte, 0, puts*32)
+		ops := make([]store.Op, puts)
+		for n := range txns {
+			buf = buf[:0]
+			for i := range ops {
+				at := len(buf)
+				buf = fmt.Appendf(buf, "txn %d put %d", n, i)
+				ops[i] = store.PutOp(fmt.Sprintf("q/%02d", i), buf[at:])
+			}
+			rev, err := s.Txn(ctx, ops...)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			clear(buf[:cap(buf)])
+			revs <- rev
+		}
+	}()
+	for n := range txns {
+		rev, ok := <-revs
+		require.True(t, ok, "the writer stopped at transaction %d", n)
+		for i := range puts {
+			ev := <-ch
+			require.Equal(t, rev, ev.Revision)
+			require.Equal(t, fmt.Sprintf("q/%02d", i), ev.Key)
+			require.Equal(t, fmt.Sprintf("txn %d put %d", n, i), string(ev.Value))
+		}
+	}
+}
