@@ -135,7 +135,7 @@ const smallTxn = 8
 // keySets holds the sets Txn looks for duplicate keys with, emptied, so
 // that a large transaction does not build a new one each time. Sets that
 // grew past maxKeySet are let go rather than kept.
-var keySets = sync.Pool{New: func() any { return map[string]struct{}{} }}
+var keySets sync.Pool
 
 const maxKeySet = 1 << 16
 
@@ -146,7 +146,10 @@ func (p *Portable) Txn(ctx context.Context, ops ...Op) (int64, error) {
 	}
 	var seen map[string]struct{}
 	if len(ops) > smallTxn {
-		seen = keySets.Get().(map[string]struct{})
+		seen, _ = keySets.Get().(map[string]struct{})
+		if seen == nil {
+			seen = make(map[string]struct{}, len(ops))
+		}
 		defer func() {
 			if len(seen) <= maxKeySet {
 				clear(seen)
@@ -154,7 +157,8 @@ func (p *Portable) Txn(ctx context.Context, ops ...Op) (int64, error) {
 			}
 		}()
 	}
-	for i, op := range ops {
+	for i := range ops {
+		op := &ops[i] // not a copy: an Op is large
 		if op.Key == "" {
 			return 0, errors.New("store: empty key in transaction")
 		}

@@ -20,7 +20,7 @@ var _ store.Store = (*Store)(nil)
 
 // New returns an empty in-memory store. Close it to stop its lease reaper.
 func New() *Store {
-	e, err := engine.New(&backend{m: map[string]engine.Record{}})
+	e, err := engine.New(&backend{m: map[string]record{}, leases: map[string]store.LeaseID{}})
 	if err != nil {
 		// The in-memory backend cannot fail to list itself when empty.
 		panic("mem: " + err.Error())
@@ -30,14 +30,33 @@ func New() *Store {
 
 type backend struct {
 	mu sync.RWMutex
-	m  map[string]engine.Record
+	m  map[string]record
+	// leases holds the lease of each key written with one: few are, and
+	// a record without the field makes every slot of m smaller.
+	leases map[string]store.LeaseID
+}
+
+// record is an engine.Record without its lease.
+type record struct {
+	value []byte
+	rev   int64
+}
+
+func (b *backend) lease(key string) store.LeaseID {
+	if len(b.leases) == 0 {
+		return 0
+	}
+	return b.leases[key]
 }
 
 func (b *backend) Get(key string) (engine.Record, bool, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	r, ok := b.m[key]
-	return r, ok, nil
+	if !ok {
+		return engine.Record{}, false, nil
+	}
+	return engine.Record{Value: r.value, Rev: r.rev, Lease: b.lease(key)}, true, nil
 }
 
 func (b *backend) List(prefix string) ([]store.Entry, error) {
@@ -46,7 +65,7 @@ func (b *backend) List(prefix string) ([]store.Entry, error) {
 	var out []store.Entry
 	for k, r := range b.m {
 		if strings.HasPrefix(k, prefix) {
-			out = append(out, store.Entry{Key: k, Value: r.Value, Revision: r.Rev, Lease: r.Lease})
+			out = append(out, store.Entry{Key: k, Value: r.value, Revision: r.rev, Lease: b.lease(k)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
@@ -56,11 +75,17 @@ func (b *backend) List(prefix string) ([]store.Entry, error) {
 func (b *backend) Commit(_ int64, writes []engine.Write) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, w := range writes {
+	for i := range writes {
+		w := &writes[i]
 		if w.Delete {
 			delete(b.m, w.Key)
 		} else {
-			b.m[w.Key] = w.Rec
+			b.m[w.Key] = record{w.Rec.Value, w.Rec.Rev}
+		}
+		if w.Rec.Lease != 0 {
+			b.leases[w.Key] = w.Rec.Lease
+		} else if len(b.leases) > 0 {
+			delete(b.leases, w.Key)
 		}
 	}
 	return nil
