@@ -257,3 +257,38 @@ func TestWatcherKeepsUpWithTxns(t *testing.T) {
 		}
 	}
 }
+
+// Reads report each key's lease, as written last: set by a put with one,
+// cleared by a plain put or a delete.
+func TestReadsReportLease(t *testing.T) {
+	s := mem.New()
+	defer s.Close()
+	ctx := context.Background()
+	id, err := s.Grant(ctx, time.Minute)
+	require.NoError(t, err)
+	leaseOf := func(key string) (get, list store.LeaseID) {
+		e, err := s.Get(ctx, key)
+		require.NoError(t, err)
+		ents, _, err := s.List(ctx, key)
+		require.NoError(t, err)
+		require.Len(t, ents, 1)
+		return e.Lease, ents[0].Lease
+	}
+	_, err = s.Put(ctx, "l", []byte("1"), store.WithLease(id))
+	require.NoError(t, err)
+	g, l := leaseOf("l")
+	require.Equal(t, []store.LeaseID{id, id}, []store.LeaseID{g, l})
+	_, err = s.Put(ctx, "l", []byte("2"))
+	require.NoError(t, err)
+	g, l = leaseOf("l")
+	require.Zero(t, g)
+	require.Zero(t, l)
+	_, err = s.Put(ctx, "l", []byte("3"), store.WithLease(id))
+	require.NoError(t, err)
+	require.NoError(t, s.Delete(ctx, "l"))
+	_, err = s.Put(ctx, "l", []byte("4"))
+	require.NoError(t, err)
+	g, l = leaseOf("l")
+	require.Zero(t, g, "a delete forgets the lease")
+	require.Zero(t, l)
+}
