@@ -75,6 +75,15 @@ func (b *backend) List(prefix string) ([]store.Entry, error) {
 func (b *backend) Commit(_ int64, writes []engine.Write) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if n := len(writes); n > 64 && n > 2*len(b.m) {
+		// A commit much larger than the store (a plan's first records):
+		// make room at once rather than growing the map step by step.
+		m := make(map[string]record, len(b.m)+n)
+		for k, r := range b.m {
+			m[k] = r
+		}
+		b.m = m
+	}
 	for i := range writes {
 		w := &writes[i]
 		if w.Delete {

@@ -292,3 +292,32 @@ func TestReadsReportLease(t *testing.T) {
 	require.Zero(t, g, "a delete forgets the lease")
 	require.Zero(t, l)
 }
+
+// A transaction much larger than the store keeps what was there.
+func TestLargeTxnKeepsEarlierKeys(t *testing.T) {
+	s := mem.New()
+	defer s.Close()
+	ctx := context.Background()
+	early := map[string]int64{}
+	for i := range 10 {
+		k := fmt.Sprintf("early/%d", i)
+		rev, err := s.Put(ctx, k, []byte(k))
+		require.NoError(t, err)
+		early[k] = rev
+	}
+	ops := make([]store.Op, 500)
+	for i := range ops {
+		ops[i] = store.PutOp(fmt.Sprintf("late/%03d", i), []byte("v"))
+	}
+	_, err := s.Txn(ctx, ops...)
+	require.NoError(t, err)
+	for k, rev := range early {
+		e, err := s.Get(ctx, k)
+		require.NoError(t, err)
+		require.Equal(t, k, string(e.Value))
+		require.Equal(t, rev, e.Revision)
+	}
+	ents, _, err := s.List(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, ents, 510)
+}
