@@ -164,6 +164,11 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 	e.leaseMu.Unlock()
 	// olds is needed only when some op reads its key's old record.
 	var olds []oldRecord
+	defer func() {
+		if olds != nil {
+			e.olds = keep(olds)
+		}
+	}()
 	leased := false // some op writes with a lease
 	values := 0     // bytes of the values put
 	for i := range ops {
@@ -177,7 +182,6 @@ func (e *Engine) applyLocked(ops []store.Op) (int64, error) {
 		}
 		if olds == nil {
 			olds = grow(e.olds, len(ops))
-			defer func() { e.olds = keep(olds) }()
 		}
 		rec, ok, err := e.b.Get(op.Key)
 		if err != nil {
