@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +39,7 @@ type Driver interface {
 type Portable struct {
 	d      Driver
 	prefix string
+	keys   atomic.Pointer[keySet] // kept for Txn's duplicate check
 }
 
 var _ Store = (*Portable)(nil)
@@ -132,28 +133,21 @@ func (p *Portable) Delete(ctx context.Context, key string) error {
 // a map.
 const smallTxn = 8
 
-// keySets holds the sets Txn looks for duplicate keys with, emptied, so
-// that a large transaction does not build a new one each time. Sets that
-// grew past maxKeySet are let go rather than kept.
-var keySets sync.Pool
-
-const maxKeySet = 1 << 16
-
 // Txn implements [Store].
 func (p *Portable) Txn(ctx context.Context, ops ...Op) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	var seen map[string]struct{}
+	var seen *keySet
 	if len(ops) > smallTxn {
-		seen, _ = keySets.Get().(map[string]struct{})
-		if seen == nil {
-			seen = make(map[string]struct{}, len(ops))
+		// The Portable's set, unless another Txn has it now.
+		if seen = p.keys.Swap(nil); seen == nil {
+			seen = &keySet{}
 		}
+		seen.reset(len(ops))
 		defer func() {
-			if len(seen) <= maxKeySet {
-				clear(seen)
-				keySets.Put(seen)
+			if seen.clear(); len(seen.slots) <= maxKeySlots {
+				p.keys.Store(seen)
 			}
 		}()
 	}
@@ -171,8 +165,7 @@ func (p *Portable) Txn(ctx context.Context, ops ...Op) (int64, error) {
 		}
 		dup := false
 		if seen != nil {
-			_, dup = seen[op.Key]
-			seen[op.Key] = struct{}{}
+			dup = seen.add(ops, i)
 		} else {
 			for _, o := range ops[:i] {
 				dup = dup || (o.Kind != OpCheck && o.Key == op.Key)

@@ -321,3 +321,28 @@ func TestLargeTxnKeepsEarlierKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ents, 510)
 }
+
+// A large transaction writing a key twice is refused whole; a condition
+// on a key it also writes is no second write.
+func TestLargeTxnDuplicateKey(t *testing.T) {
+	s := mem.New()
+	defer s.Close()
+	ctx := context.Background()
+	ops := make([]store.Op, 100)
+	for i := range ops {
+		ops[i] = store.PutOp(fmt.Sprintf("d/%03d", i), []byte("v"))
+	}
+	for _, dup := range []int{1, 50, 99} {
+		bad := append(append([]store.Op(nil), ops...), store.DeleteOp(fmt.Sprintf("d/%03d", dup)))
+		_, err := s.Txn(ctx, bad...)
+		require.ErrorContains(t, err, fmt.Sprintf("key %q written twice", fmt.Sprintf("d/%03d", dup)))
+	}
+	ents, _, err := s.List(ctx, "d/")
+	require.NoError(t, err)
+	require.Empty(t, ents, "a refused transaction writes nothing")
+	_, err = s.Txn(ctx, append(ops, store.CheckOp("d/007", 0))...)
+	require.NoError(t, err)
+	ents, _, err = s.List(ctx, "d/")
+	require.NoError(t, err)
+	require.Len(t, ents, 100)
+}
