@@ -161,8 +161,6 @@ func refInfoOf(t reflect.Type) *refTypeInfo {
 	return ti
 }
 
-
-
 func (d *refDigester) str(s string) {
 	d.buf = append(binary.AppendUvarint(d.buf, uint64(len(s))), s...)
 }
