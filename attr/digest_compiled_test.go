@@ -457,6 +457,27 @@ func TestCompiledDigestEdges(t *testing.T) {
 			}
 		})
 	}
+	// DigestStructFields of structs reached through embedded unexported
+	// fields, whose exported fields reflect lets through, and through
+	// hidden ones, whose it does not.
+	type hasText struct{ T rText }
+	type embedsText struct{ hasText }
+	type deeper struct{ embedsText }
+	type viaPtr struct{ *hasText }
+	type hidesText struct{ h hasText }
+	for name, v := range map[string]reflect.Value{
+		"embedded":          reflect.ValueOf(embedsText{hasText{rText{1}}}).Field(0),
+		"embedded twice":    reflect.ValueOf(deeper{embedsText{hasText{rText{2}}}}).Field(0),
+		"embedded twice 2":  reflect.ValueOf(deeper{embedsText{hasText{rText{2}}}}).Field(0).Field(0),
+		"embedded pointer":  reflect.ValueOf(viaPtr{&hasText{rText{3}}}).Field(0).Elem(),
+		"embedded, address": reflect.ValueOf(&embedsText{hasText{rText{4}}}).Elem().Field(0),
+		"hidden":            reflect.ValueOf(hidesText{hasText{rText{5}}}).Field(0),
+		"hidden, address":   reflect.ValueOf(&hidesText{hasText{rText{6}}}).Elem().Field(0),
+		"embedded outer":    reflect.ValueOf(deeper{embedsText{hasText{rText{7}}}}),
+	} {
+		requireSameFields(t, v, name)
+	}
+
 	// A nil interface whose type has MarshalText: the reflective digest
 	// panicked on it; the compiled one writes nil, as for any interface.
 	d1, err := Digest(struct{ TM textIface }{})

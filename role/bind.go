@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unsafe"
 
 	"github.com/hashicorp/go-multierror"
 
@@ -107,7 +108,10 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 	if err := d.Err(); err != nil {
 		return nil, err
 	}
-	inV := reflect.New(d.in).Elem()
+	// The input is filled in place, each field at its offset, through
+	// typed pointers where the field is a wiring type.
+	p := d.newIn()
+	var inV reflect.Value // for attribute inputs: made on first use
 	var errs *multierror.Error
 	// Wiring inputs are resolved against env.Outputs as producers, on the
 	// stack while they are few; idx is reused from field to field, and sel
@@ -118,11 +122,15 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 	prods, idx := pbuf[:0], ibuf[:0]
 	var sel []Output
 	haveProds := false
-	for _, in := range d.inputs {
-		field := inV.Field(in.index)
+	for k := range d.inputs {
+		in := &d.inputs[k]
+		f := unsafe.Add(p, in.offset)
 		switch in.Kind {
 		case InputAttr:
-			src, err := d.bindAttr(in, env, field)
+			if !inV.IsValid() {
+				inV = reflect.NewAt(d.in, p).Elem()
+			}
+			src, err := d.bindAttr(in, env, inV.Field(in.index))
 			if err != nil {
 				errs = d.bindFailed(errs, in, env, err)
 				continue
@@ -136,7 +144,7 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 			}
 			continue
 		case InputUses:
-			src, err := d.bindUses(in, env, field)
+			src, err := d.bindUses(in, env, f)
 			if err != nil {
 				errs = multierror.Append(errs, err)
 				continue
@@ -147,7 +155,7 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 			continue
 		}
 		if v, ok := env.Shared[in.Field]; ok && in.Kind == InputAll {
-			src, err := in.bindShared(field, v, bindings != nil)
+			src, err := in.bindShared(f, v, bindings != nil)
 			if err != nil {
 				errs = d.bindFailed(errs, in, env, err)
 			} else if bindings != nil {
@@ -161,7 +169,7 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 			}
 			haveProds = true
 		}
-		m, err := in.Resolve(d.meta.Name, env.Node, prods, idx[:0])
+		m, err := in.resolve(d.meta.Name, env.Node, prods, idx[:0])
 		idx = m
 		if err != nil {
 			errs = multierror.Append(errs, err)
@@ -181,7 +189,7 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 				sel = append(sel, env.Outputs[k])
 			}
 		}
-		in.fill.fill(field, sel)
+		in.fill.fill(f, sel)
 		if bindings != nil {
 			b := Binding{Field: in.Field, Sources: make([]attr.Source, len(sel))}
 			for k, o := range sel {
@@ -193,16 +201,29 @@ func (d *Def) bind(env Env, bindings *[]Binding) (any, error) {
 	if err := flat(errs); err != nil {
 		return nil, err
 	}
-	return inV.Interface(), nil
+	return d.box(p), nil
 }
 
-func (d *Def) bindFailed(errs *multierror.Error, in Input, env Env, err error) *multierror.Error {
+// box returns the input at p, which nothing else refers to, as an
+// interface value holding it: the interface points to it rather than to
+// a copy, as converting *p would make.
+func (d *Def) box(p unsafe.Pointer) any {
+	var x any
+	e := (*[2]unsafe.Pointer)(unsafe.Pointer(&x)) // an interface: type word, data word
+	e[0], e[1] = d.inType, p
+	if d.inDirect {
+		e[1] = *(*unsafe.Pointer)(p) // a pointer-shaped value is the data word itself
+	}
+	return x
+}
+
+func (d *Def) bindFailed(errs *multierror.Error, in *Input, env Env, err error) *multierror.Error {
 	return multierror.Append(errs, &BindError{Role: d.meta.Name, Node: env.Node, Field: in.Describe(), Looked: d.looked(in, env), Err: err})
 }
 
 // looked lists, for an error message, every place Bind searched for the
 // attribute input in. It is built only when binding fails.
-func (d *Def) looked(in Input, env Env) []string {
+func (d *Def) looked(in *Input, env Env) []string {
 	looked := []string{"override", "role outputs"}
 	if env.Node != "" {
 		looked = append(looked, "node "+env.Node)
@@ -210,7 +231,7 @@ func (d *Def) looked(in Input, env Env) []string {
 	return append(looked, "deployment", "key default", "`default` tag")
 }
 
-func (d *Def) bindAttr(in Input, env Env, field reflect.Value) (*attr.Source, error) {
+func (d *Def) bindAttr(in *Input, env Env, field reflect.Value) (*attr.Source, error) {
 	if env.Attrs != nil {
 		if v, ok := env.Attrs.Lookup(in.Attr); ok {
 			got := reflect.ValueOf(v.Any())
@@ -247,14 +268,14 @@ func (d *Def) bindAttr(in Input, env Env, field reflect.Value) (*attr.Source, er
 	return nil, fmt.Errorf("attribute %q has no value", in.Attr)
 }
 
-// bindUses fills a Uses input: the registered service of its type, else
-// the node's transport if it implements the type. It returns where the
-// service came from (none when env.NodePending left it empty), or a
-// *BindError.
-func (d *Def) bindUses(in Input, env Env, field reflect.Value) ([]attr.Source, error) {
+// bindUses fills a Uses input, whose field is at f: the registered
+// service of its type, else the node's transport if it implements the
+// type. It returns where the service came from (none when
+// env.NodePending left it empty), or a *BindError.
+func (d *Def) bindUses(in *Input, env Env, f unsafe.Pointer) ([]attr.Source, error) {
 	svc, fromTransport, ok := in.finder.find(env.Services, env.Transport)
 	if ok {
-		in.finder.set(field, svc)
+		in.finder.set(f, svc)
 		if fromTransport {
 			return []attr.Source{{Service: in.Type.String(), Node: env.Node, Detail: "capability of node " + env.Node + "'s transport"}}, nil
 		}
@@ -290,14 +311,15 @@ func (d *Def) CheckUses(env Env) error {
 		return nil
 	}
 	var errs *multierror.Error
-	for _, in := range d.inputs {
+	for k := range d.inputs {
+		in := &d.inputs[k]
 		if in.Kind != InputUses {
 			continue
 		}
 		if _, _, ok := in.finder.find(env.Services, env.Transport); ok || (env.NodePending && env.Node != "") {
 			continue
 		}
-		_, err := d.bindUses(in, env, reflect.Value{})
+		_, err := d.bindUses(in, env, nil) // sets nothing: no service was found
 		errs = multierror.Append(errs, err)
 	}
 	return flat(errs)

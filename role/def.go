@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"unsafe"
 
 	"github.com/masonops/mason/attr"
 )
@@ -32,6 +33,12 @@ type Def struct {
 	// same for every run.
 	noInputs string
 	uses     bool // some input is a Uses
+	// newIn allocates a zero In; inType is In's type word and inDirect
+	// says In is pointer-shaped: what box needs to make an interface
+	// value of the In that Bind fills.
+	newIn    func() unsafe.Pointer
+	inType   unsafe.Pointer
+	inDirect bool
 	err      error
 }
 
@@ -54,6 +61,7 @@ func Of[In, Out any](r Role[In, Out]) *Def {
 		return d
 	}
 	d.meta = r.Meta()
+	d.newIn = func() unsafe.Pointer { return unsafe.Pointer(new(In)) }
 	d.run = func(ctx context.Context, rc *Context, in any) (any, error) {
 		v, ok := in.(In)
 		if !ok {
@@ -107,6 +115,9 @@ func (d *Def) parse() error {
 	if err := d.parseInputs(); err != nil {
 		return err
 	}
+	zero := reflect.Zero(d.in).Interface()
+	e := (*[2]unsafe.Pointer)(unsafe.Pointer(&zero))
+	d.inType, d.inDirect = e[0], e[1] == nil // only a pointer-shaped value's data word is nil
 	for _, in := range d.inputs {
 		if in.Kind == InputUses {
 			d.uses = true

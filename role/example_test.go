@@ -166,3 +166,24 @@ func ExampleDef_DigestInputsInto() {
 	// API changed: true
 	// Port changed: false
 }
+
+// An executor that keeps memory per run can build each run's Context in
+// it: InitContext fills storage the caller provides, where NewContext
+// allocates.
+func ExampleInitContext() {
+	type run struct {
+		node provider.Node
+		rc   role.Context // the run's Context, in the run's own memory
+	}
+	runs := make([]run, 3) // one allocation for three runs
+	for i := range runs {
+		r := &runs[i]
+		r.node = provider.Node{Name: fmt.Sprintf("n%d", i+1)}
+		rc := role.InitContext(&r.rc, role.ContextOptions{Deployment: "demo", Role: "hostname", Node: &r.node, Attempt: 1})
+		fmt.Println(rc.Role(), "on", rc.Node().Name, "attempt", rc.Attempt())
+	}
+	// Output:
+	// hostname on n1 attempt 1
+	// hostname on n2 attempt 1
+	// hostname on n3 attempt 1
+}

@@ -39,7 +39,9 @@ func (p Producer) Reaches(node string) (reaches, local bool) {
 // Feeds reports whether p's output fills the wiring input in (Same, One
 // or All) of a consumer on node: p produces in's type, is the role in's
 // `role` tag names if it has one, and — for Same — runs on node.
-func (in Input) Feeds(node string, p Producer) bool {
+func (in Input) Feeds(node string, p Producer) bool { return in.feeds(node, &p) }
+
+func (in *Input) feeds(node string, p *Producer) bool {
 	if !in.Kind.Wired() || p.Out == nil || p.Out != in.Type || (in.Role != "" && p.Role != in.Role) {
 		return false
 	}
@@ -63,6 +65,12 @@ func (in Input) Feeds(node string, p Producer) bool {
 // it binds, and the spec loader when it checks references, so the three
 // cannot disagree.
 func (in Input) Resolve(role, node string, ps []Producer, dst []int) ([]int, error) {
+	return in.resolve(role, node, ps, dst)
+}
+
+// resolve is Resolve; Bind calls it for every input of every node-role,
+// through a pointer, since an Input is large to copy.
+func (in *Input) resolve(role, node string, ps []Producer, dst []int) ([]int, error) {
 	start := len(dst)
 	if in.Kind == InputAttr {
 		var global []int
@@ -93,15 +101,15 @@ func (in Input) Resolve(role, node string, ps []Producer, dst []int) ([]int, err
 	var m []int
 	if in.Kind == InputAll {
 		// Every consumer's producers are the shared set, without itself.
-		dst = in.Peers(ps, dst)
+		dst = in.peers(ps, dst)
 		m = dst[start:]
 		if k := slices.IndexFunc(m, func(i int) bool { return ps[i].Role == role && ps[i].Node == node }); k >= 0 {
 			m = slices.Delete(m, k, k+1)
 			dst = dst[:start+len(m)]
 		}
 	} else {
-		for i, p := range ps {
-			if (p.Role != role || p.Node != node) && in.Feeds(node, p) {
+		for i := range ps {
+			if p := &ps[i]; (p.Role != role || p.Node != node) && in.feeds(node, p) {
 				dst = append(dst, i)
 			}
 		}
@@ -123,13 +131,15 @@ func (in Input) Resolve(role, node string, ps []Producer, dst []int) ([]int, err
 // node-role never fills its own input). A graph computes it once per
 // producer set and shares it between the consumers that are not among
 // the producers.
-func (in Input) Peers(ps []Producer, dst []int) []int {
+func (in Input) Peers(ps []Producer, dst []int) []int { return in.peers(ps, dst) }
+
+func (in *Input) peers(ps []Producer, dst []int) []int {
 	start := len(dst)
 	if in.Kind != InputAll {
 		return dst
 	}
-	for i, p := range ps {
-		if in.Feeds("", p) {
+	for i := range ps {
+		if in.feeds("", &ps[i]) {
 			dst = append(dst, i)
 		}
 	}
@@ -137,12 +147,12 @@ func (in Input) Peers(ps []Producer, dst []int) []int {
 	return dst
 }
 
-func (in Input) bindError(role, node, looked string, err error) *BindError {
+func (in *Input) bindError(role, node, looked string, err error) *BindError {
 	return &BindError{Role: role, Node: node, Field: in.Describe(), Looked: []string{looked}, Err: err}
 }
 
 // lookedFor says where the producers of a wiring input were looked for.
-func (in Input) lookedFor(node string) string {
+func (in *Input) lookedFor(node string) string {
 	who := fmt.Sprintf("outputs of type %v", in.Type)
 	if in.Role != "" {
 		who += fmt.Sprintf(" from role %q", in.Role)

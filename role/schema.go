@@ -65,11 +65,13 @@ type Input struct {
 	// field to the role of that name.
 	Role string
 
-	index  int
-	fill   filler        // for Same, One and All: sets the field from matches
-	finder serviceFinder // for Uses
-	def    reflect.Value // parsed default
-	defSrc attr.Source   // where the default came from, for provenance
+	index     int
+	offset    uintptr       // of the field in the input struct
+	fieldType reflect.Type  // the field's own type
+	fill      filler        // for Same, One and All: sets the field from matches
+	finder    serviceFinder // for Uses
+	def       reflect.Value // parsed default
+	defSrc    attr.Source   // where the default came from, for provenance
 }
 
 // Describe returns how the field is wired, for errors and plans:
@@ -118,7 +120,7 @@ func (d *Def) parseInputs() error {
 		if !f.IsExported() {
 			continue
 		}
-		in := Input{Field: f.Name, index: i, Role: f.Tag.Get("role")}
+		in := Input{Field: f.Name, index: i, offset: f.Offset, fieldType: f.Type, Role: f.Tag.Get("role")}
 		tag, hasTag := f.Tag.Lookup("attr")
 		if tag == "-" {
 			continue

@@ -3,6 +3,7 @@ package role
 import (
 	"fmt"
 	"reflect"
+	"unsafe"
 
 	"github.com/masonops/mason/attr"
 	"github.com/masonops/mason/provider"
@@ -90,35 +91,34 @@ func (One[T]) wireKind() (InputKind, reflect.Type)  { return InputOne, reflect.T
 func (All[T]) wireKind() (InputKind, reflect.Type)  { return InputAll, reflect.TypeFor[T]() }
 func (Uses[T]) wireKind() (InputKind, reflect.Type) { return InputUses, reflect.TypeFor[T]() }
 
-// filler sets a wiring field from matched outputs. The field is
-// addressable (Bind fills a new struct): it is set through a typed
-// pointer, which costs no allocation, unlike reflect.Value.Set of a new
-// value.
+// filler sets a wiring field, at f in the input Bind fills, from matched
+// outputs: the generic code knows the field's type, so it is set through
+// a typed pointer, without reflection.
 type filler interface {
-	fill(field reflect.Value, outs []Output)
+	fill(f unsafe.Pointer, outs []Output)
 }
 
-func (Same[T]) fill(f reflect.Value, outs []Output) {
-	*f.Addr().Interface().(*Same[T]) = Same[T]{Value: outs[0].Value.(T), Role: outs[0].Role}
+func (Same[T]) fill(f unsafe.Pointer, outs []Output) {
+	*(*Same[T])(f) = Same[T]{Value: outs[0].Value.(T), Role: outs[0].Role}
 }
 
-func (One[T]) fill(f reflect.Value, outs []Output) {
-	*f.Addr().Interface().(*One[T]) = One[T]{Value: outs[0].Value.(T), Role: outs[0].Role, Node: outs[0].Node}
+func (One[T]) fill(f unsafe.Pointer, outs []Output) {
+	*(*One[T])(f) = One[T]{Value: outs[0].Value.(T), Role: outs[0].Role, Node: outs[0].Node}
 }
 
-func (All[T]) fill(f reflect.Value, outs []Output) {
+func (All[T]) fill(f unsafe.Pointer, outs []Output) {
 	a := make(All[T], len(outs))
 	for i, o := range outs {
 		a[i] = Peer[T]{Node: o.Node, Role: o.Role, Value: o.Value.(T)}
 	}
-	*f.Addr().Interface().(*All[T]) = a
+	*(*All[T])(f) = a
 }
 
 // sharer is what an All field offers for values shared between
 // consumers ([Input.Gather], [Env.Shared]).
 type sharer interface {
 	gather(outs []Output) (any, error)
-	share(field reflect.Value, v any) bool
+	share(f unsafe.Pointer, v any) bool
 	sources(v any) []attr.Source
 }
 
@@ -137,10 +137,10 @@ func (All[T]) gather(outs []Output) (any, error) {
 	return a, nil
 }
 
-func (All[T]) share(f reflect.Value, v any) bool {
+func (All[T]) share(f unsafe.Pointer, v any) bool {
 	a, ok := v.(All[T])
 	if ok {
-		*f.Addr().Interface().(*All[T]) = a
+		*(*All[T])(f) = a
 	}
 	return ok
 }
@@ -171,12 +171,13 @@ func (in Input) Gather(outs []Output) (any, error) {
 	return v, nil
 }
 
-// bindShared sets All input in's field to v, a value [Input.Gather] made,
-// and returns where its elements came from when sources is set.
-func (in Input) bindShared(field reflect.Value, v any, sources bool) ([]attr.Source, error) {
+// bindShared sets All input in's field, at f, to v, a value
+// [Input.Gather] made, and returns where its elements came from when
+// sources is set.
+func (in *Input) bindShared(f unsafe.Pointer, v any, sources bool) ([]attr.Source, error) {
 	s, ok := in.fill.(sharer)
-	if !ok || !s.share(field, v) {
-		return nil, fmt.Errorf("shared value is a %T, not a %v", v, field.Type())
+	if !ok || !s.share(f, v) {
+		return nil, fmt.Errorf("shared value is a %T, not a %v", v, in.fieldType)
 	}
 	if !sources {
 		return nil, nil
@@ -239,8 +240,8 @@ type serviceFinder interface {
 	// find returns the service of type T: the registered one, else the
 	// transport's capability. fromTransport says which.
 	find(s *Services, t provider.Transport) (svc any, fromTransport, ok bool)
-	// set stores svc (found by find) in the field.
-	set(field reflect.Value, svc any)
+	// set stores svc (found by find) in the field at f.
+	set(f unsafe.Pointer, svc any)
 }
 
 func (Uses[T]) find(s *Services, t provider.Transport) (any, bool, bool) {
@@ -257,6 +258,6 @@ func (Uses[T]) find(s *Services, t provider.Transport) (any, bool, bool) {
 	return nil, false, false
 }
 
-func (Uses[T]) set(f reflect.Value, svc any) {
-	*f.Addr().Interface().(*Uses[T]) = Uses[T]{Value: svc.(T)}
+func (Uses[T]) set(f unsafe.Pointer, svc any) {
+	*(*Uses[T])(f) = Uses[T]{Value: svc.(T)}
 }
