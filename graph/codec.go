@@ -243,7 +243,12 @@ type outputCodec struct {
 
 type outputCodecs struct{ m sync.Map } // reflect.Type → *outputCodec
 
-func (cs *outputCodecs) encode(out any) ([]byte, error) {
+func (cs *outputCodecs) encode(out any) ([]byte, error) { return cs.encodeIn(out, nil) }
+
+// encodeIn is encode, writing small outputs into the free end of *slab
+// (made anew when too little is left) rather than each into an
+// allocation of its own; slab may be nil.
+func (cs *outputCodecs) encodeIn(out any, slab *[]byte) ([]byte, error) {
 	v := reflect.ValueOf(out)
 	if !v.IsValid() {
 		return nil, nil
@@ -252,8 +257,11 @@ func (cs *outputCodecs) encode(out any) ([]byte, error) {
 	if !ok {
 		c, _ = cs.m.LoadOrStore(v.Type(), newOutputCodec(v.Type()))
 	}
-	return c.(*outputCodec).encode(v)
+	return c.(*outputCodec).encode(v, slab)
 }
+
+// slabBytes is the size of a worker's block of encoded outputs.
+const slabBytes = 4 << 10
 
 func newOutputCodec(t reflect.Type) *outputCodec {
 	c := &outputCodec{empty: !hasExported(t), fresh: hasInterface(t, map[reflect.Type]bool{}), secrets: attr.SecretsIn(t)}
@@ -280,7 +288,7 @@ func newOutputCodec(t reflect.Type) *outputCodec {
 	return c
 }
 
-func (c *outputCodec) encode(v reflect.Value) ([]byte, error) {
+func (c *outputCodec) encode(v reflect.Value, slab *[]byte) ([]byte, error) {
 	if c.empty {
 		return nil, nil
 	}
@@ -301,8 +309,21 @@ func (c *outputCodec) encode(v reflect.Value) ([]byte, error) {
 		return buf.Bytes(), nil
 	}
 	if c.fast != nil {
-		out := make([]byte, 0, 1+len(c.prefix)+64)
-		return c.fast.appendMessage(append(append(out, held), c.prefix...), v), nil
+		want := 1 + len(c.prefix) + 64
+		if slab == nil || want > slabBytes/8 {
+			out := make([]byte, 0, want)
+			return c.fast.appendMessage(append(append(out, held), c.prefix...), v), nil
+		}
+		if cap(*slab)-len(*slab) < want {
+			*slab = make([]byte, 0, slabBytes)
+		}
+		free := (*slab)[len(*slab):len(*slab):cap(*slab)]
+		out := c.fast.appendMessage(append(append(free, held), c.prefix...), v)
+		if cap(out) == cap(free) { // written in place: the slab's end moves past it
+			*slab = (*slab)[:len(*slab)+len(out)]
+			out = out[:len(out):len(out)]
+		}
+		return out, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -152,7 +152,7 @@ func decide(f *facts) verdict {
 		if f.waitsFor != "" {
 			return verdict{action: ActionRunIfChanged, why: reason{kind: ReasonInputsAfterRun, text: f.waitsFor}}
 		}
-		dg, fields, err := f.keys.digestInputs(nr, f.in, f.shared)
+		dg, fields, err := f.keys.digestInputs(nr, f.in, f.shared, nil)
 		if err != nil {
 			return verdict{err: fmt.Errorf("graph: %s: %w", nr.id, err)}
 		}

@@ -159,6 +159,8 @@ type executor struct {
 	j    journal
 	em   *emitter
 	outs []any
+	// last is each node-role's last success: the journal's until it runs
+	// here; after a success here, only one with peer sets is kept.
 	last []*success
 	outc []Outcome
 	// ctx is the apply context (retries stop with it); runCtx is what
@@ -191,11 +193,12 @@ type executor struct {
 	removed  []Removed // of the plan's removals (remove.go)
 }
 
-// runMem is what one run of a node-role allocates for the journal, in one
-// allocation: its running and succeeded records and the success.
+// runMem is what one run of a node-role allocates for the journal: its
+// running and succeeded records and, apart (workerMem.runMem), the
+// success.
 type runMem struct {
 	running, done record
-	succ          success
+	succ          *success
 	started       time.Time // of the first attempt
 }
 
@@ -490,7 +493,14 @@ func (e *executor) result(r runResult) {
 	default:
 		// Dependents start only once the output is durable, so no later
 		// step can consume an output a crash would lose.
-		e.outs[r.i], e.last[r.i] = r.out, r.last
+		e.outs[r.i] = r.out
+		// Once journaled, a success is read again only for its peer
+		// sets (collectPeerSets): the others are let go, so that the
+		// collector need not mark thousands of them to the end.
+		e.last[r.i] = nil
+		if len(r.last.Peers) > 0 {
+			e.last[r.i] = r.last
+		}
 		e.awaiting.push(pendingDurable{r.seq, r.i})
 	}
 }

@@ -32,13 +32,14 @@ func (b *builder) expand() error {
 	all := make([]nodeRole, 0, size) // one allocation for every node-role
 	infos := map[*role.Def]*defInfo{}
 	keyPrefix := journalPrefix(d.name)
+	var keys keyText
 	add := func(def *role.Def, node *provider.Node, bd binding) {
 		name := ""
 		if node != nil {
 			name = node.Name
 		}
 		// The journal key holds the ID: one string for both.
-		key := keyPrefix + nodeRoleID(def.Name(), name)
+		key := keys.key(keyPrefix, def.Name(), name)
 		id := key[len(keyPrefix):]
 		if _, dup := b.g.index[id]; dup {
 			errs = multierror.Append(errs, fmt.Errorf("graph: role %q is bound twice to %s (again at %s:%d); bind each role once per node", def.Name(), orDeployment(name), bd.file, bd.line))
@@ -94,6 +95,38 @@ func (b *builder) expand() error {
 		}
 	}
 	return errs.ErrorOrNil()
+}
+
+// keyText makes journal keys (journalPrefix + nodeRoleID) in blocks of
+// text shared by many: one allocation for a few hundred keys rather than
+// one each.
+type keyText struct{ b strings.Builder }
+
+// keyBlock is the size of a block of keys.
+const keyBlock = 16 << 10
+
+func (kt *keyText) key(prefix, roleName, node string) string {
+	n := len(prefix) + len(roleName)
+	if node != "" {
+		n += 1 + len(node)
+	}
+	if n > keyBlock/16 {
+		return prefix + nodeRoleID(roleName, node)
+	}
+	if kt.b.Cap()-kt.b.Len() < n {
+		// A new block; the keys already made keep the old one, which
+		// the builder never writes again.
+		kt.b = strings.Builder{}
+		kt.b.Grow(keyBlock)
+	}
+	start := kt.b.Len()
+	kt.b.WriteString(prefix)
+	kt.b.WriteString(roleName)
+	if node != "" {
+		kt.b.WriteByte('@')
+		kt.b.WriteString(node)
+	}
+	return kt.b.String()[start:]
 }
 
 // infoFor reads what build needs of def's role, once.

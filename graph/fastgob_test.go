@@ -73,6 +73,14 @@ func TestFastGobMatchesGob(t *testing.T) {
 		var buf bytes.Buffer
 		enc := gob.NewEncoder(&buf)
 		require.NoError(t, enc.EncodeValue(reflect.New(typ).Elem()))
+		// Outputs written into a worker's slab must not overlap: each is
+		// checked again once the others were written after it.
+		var slab []byte
+		type written struct {
+			out  []byte
+			want []byte
+		}
+		var inSlab []written
 		for range 2000 {
 			v := reflect.New(typ).Elem()
 			fillRandom(rng, v, 0)
@@ -83,11 +91,18 @@ func TestFastGobMatchesGob(t *testing.T) {
 			require.Equal(t, "keep", string(got[:4]))
 			require.Equal(t, want, got[4:], "%v: %#v", typ, v.Interface())
 
-			out, err := c.encode(v)
+			out, err := c.encode(v, nil)
 			require.NoError(t, err)
+			slabbed, err := c.encode(v, &slab)
+			require.NoError(t, err)
+			require.Equal(t, out, slabbed, "%v: in a slab", typ)
+			inSlab = append(inSlab, written{slabbed, bytes.Clone(out)})
 			back, err := decodeOutput(out, typ)
 			require.NoError(t, err)
 			require.Equal(t, normalize(v.Interface()), normalize(back), "%v round trip", typ)
+		}
+		for k, w := range inSlab {
+			require.Equal(t, w.want, w.out, "%v: output %d changed by those written after it", typ, k)
 		}
 	}
 }

@@ -14,6 +14,30 @@ import (
 func (b *builder) order() (*dag, error) {
 	nrs, g := b.nrs, b.g
 	n := int32(len(nrs))
+	// Every node-role's kids are a part of one slice: counted first.
+	count := make([]int32, n)
+	total := 0
+	for _, nr := range nrs {
+		for _, p := range nr.deps {
+			count[p]++
+		}
+		total += len(nr.deps)
+	}
+	for _, agg := range g.aggs {
+		if len(agg.producers) == 0 {
+			continue // nothing waits for it
+		}
+		for _, p := range agg.producers {
+			count[p]++
+		}
+		total += len(agg.producers)
+	}
+	kids := make([]int32, total)
+	for i, nr := range nrs {
+		if c := count[i]; c > 0 {
+			nr.kids, kids = kids[:0:c], kids[c:]
+		}
+	}
 	for i, nr := range nrs {
 		for _, p := range nr.deps {
 			nrs[p].kids = append(nrs[p].kids, int32(i))
@@ -21,7 +45,7 @@ func (b *builder) order() (*dag, error) {
 	}
 	for a, agg := range g.aggs {
 		if len(agg.producers) == 0 {
-			continue // nothing waits for it
+			continue
 		}
 		for _, p := range agg.producers {
 			nrs[p].kids = append(nrs[p].kids, n+int32(a))

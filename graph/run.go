@@ -15,16 +15,41 @@ import (
 type workerMem struct {
 	outs []role.Output // scratch for binding
 	runs []runMem      // handed out one at a time, allocated in blocks
+	succ []success     // likewise
+	digs []string      // digests of input fields, handed out in slices
+	enc  []byte        // encoded outputs, likewise (outputCodecs.encodeIn)
 }
 
-// runMem returns a zero runMem. Those of one block stay in memory while
-// any is referenced: until the executor is done with their successes.
+// digests returns a slice of n strings for a node-role's field digests,
+// cut from a block shared with other node-roles' digests.
+func (wm *workerMem) digests(n int) []string {
+	if n > 16 {
+		return make([]string, n)
+	}
+	if len(wm.digs) < n {
+		wm.digs = make([]string, 256)
+	}
+	d := wm.digs[:n:n]
+	wm.digs = wm.digs[n:]
+	return d
+}
+
+// runMem returns a zero runMem, with a zero success. Those of one block
+// stay in memory while any is referenced. Successes come in blocks of
+// their own: the executor keeps them to the end, while a run's records
+// are garbage once written, so a kept success must not hold records
+// in memory.
 func (wm *workerMem) runMem() *runMem {
 	if len(wm.runs) == 0 {
 		wm.runs = make([]runMem, 32)
 	}
+	if len(wm.succ) == 0 {
+		wm.succ = make([]success, 32)
+	}
 	m := &wm.runs[0]
 	wm.runs = wm.runs[1:]
+	m.succ = &wm.succ[0]
+	wm.succ = wm.succ[1:]
 	return m
 }
 
@@ -33,7 +58,7 @@ func (wm *workerMem) runMem() *runMem {
 // must run, runs it with retries and journals the outcome.
 func (e *executor) work(i int32, wm *workerMem) (r runResult) {
 	r = runResult{i: i}
-	in, dg, fields, ok := e.ready(i, &wm.outs, &r)
+	in, dg, fields, ok := e.ready(i, wm, &r)
 	if !ok {
 		return
 	}
@@ -45,7 +70,7 @@ func (e *executor) work(i int32, wm *workerMem) (r runResult) {
 		e.journal(i, &record{ID: e.p.g.nrs[i].id, State: StateFailed, Attempt: r.attempts, Error: err.Error(), Reason: reason, At: time.Now(), Duration: r.dur, Last: e.last[i]})
 		return
 	}
-	e.succeeded(i, out, dg, fields, reason, &r)
+	e.succeeded(i, out, dg, fields, reason, &r, &wm.enc)
 	return
 }
 
@@ -53,12 +78,12 @@ func (e *executor) work(i int32, wm *workerMem) (r runResult) {
 // it still runs: false when r already says what became of it (it failed
 // to bind, another controller ran it, its inputs did not change). r.reason
 // and r.why are then why it runs.
-func (e *executor) ready(i int32, scratch *[]role.Output, r *runResult) (in any, dg string, fields fieldDigests, ok bool) {
+func (e *executor) ready(i int32, wm *workerMem, r *runResult) (in any, dg string, fields fieldDigests, ok bool) {
 	p, nr := e.p, e.p.g.nrs[i]
 	step := &p.Steps[i]
-	in, shared, err := p.bind(int(i), e.outOf, e.aggs, true, scratch, false)
+	in, shared, err := p.bind(int(i), e.outOf, e.aggs, true, &wm.outs, false)
 	if err == nil {
-		if dg, fields, err = p.seal.digestInputs(nr, in, shared); err != nil {
+		if dg, fields, err = p.seal.digestInputs(nr, in, shared, wm.digests(len(nr.def.DigestedInputs()))); err != nil {
 			err = fmt.Errorf("graph: %s: %w", nr.id, err)
 		}
 	}
@@ -119,15 +144,15 @@ func (e *executor) runRetrying(i int32, in any, reason string, r *runResult) (an
 
 // succeeded journals node-role i's success: its output, and the digest
 // and peers a later plan compares with.
-func (e *executor) succeeded(i int32, out any, dg string, fields fieldDigests, reason string, r *runResult) {
+func (e *executor) succeeded(i int32, out any, dg string, fields fieldDigests, reason string, r *runResult, slab *[]byte) {
 	nr := e.p.g.nrs[i]
-	enc, err := e.codecs.encode(out)
+	enc, err := e.codecs.encodeIn(out, slab)
 	if err != nil {
 		r.err = fmt.Errorf("graph: %s: %w", nr.id, err)
 		e.journal(i, &record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: e.last[i]})
 		return
 	}
-	succ := &r.mem.succ
+	succ := r.mem.succ
 	*succ = success{Version: nr.meta.Version, Digest: dg, Fields: fields, Output: enc, Duration: r.dur, At: r.ended}
 	if len(nr.peers) > 0 {
 		succ.Peers = make(map[string][]string, len(nr.peers))

@@ -339,9 +339,15 @@ func (d *Deployment) secretAttrs(g *dag) map[string]bool {
 // and the total, keyed. Inputs without secrets cost nothing more. shared
 // are the plain digests of shared aggregates by field (aggregate.go),
 // which are not walked again.
-func (s *sealer) digestInputs(nr *nodeRole, in any, shared map[string]string) (string, fieldDigests, error) {
+//
+// digs, when not nil, is where the field digests go: len(digs) must be
+// len(nr.def.DigestedInputs()).
+func (s *sealer) digestInputs(nr *nodeRole, in any, shared map[string]string, digs []string) (string, fieldDigests, error) {
 	names := nr.def.DigestedInputs()
-	fields := fieldDigests{names: names, digs: make([]string, len(names))}
+	if digs == nil {
+		digs = make([]string, len(names))
+	}
+	fields := fieldDigests{names: names, digs: digs}
 	dg, err := nr.def.DigestInputsInto(in, shared, fields.digs)
 	if err != nil || s == nil {
 		return dg, fields, err

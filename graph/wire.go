@@ -21,9 +21,29 @@ func (b *builder) wire() error {
 	// Candidate producers in (node, role) order, as Resolve returns them:
 	// grouped by node (cheaper than comparing node names all along the
 	// sort), each node's list sorted by role.
+	// Node-roles are added to their node's list role by role, in the
+	// order of the roles' names: each list comes out sorted, with no
+	// comparison of names per node.
+	roleNames := make([]string, len(b.roleSlots))
+	for name, slot := range b.roleSlots {
+		roleNames[slot] = name
+	}
+	byName := make([]int, len(roleNames)) // role slots in name order
+	for k := range byName {
+		byName[k] = k
+	}
+	slices.SortFunc(byName, func(a, b int) int { return strings.Compare(roleNames[a], roleNames[b]) })
+	ofRole := make([][]int32, len(roleNames))
+	for i := range nrs {
+		slot := b.infoOf[i].roleSlot
+		ofRole[slot] = append(ofRole[slot], int32(i))
+	}
 	byNode := make(map[string][]int32, len(d.nodes)+1)
-	for i, nr := range nrs {
-		byNode[nr.name] = append(byNode[nr.name], int32(i))
+	for _, slot := range byName {
+		for _, i := range ofRole[slot] {
+			name := nrs[i].name
+			byNode[name] = append(byNode[name], i)
+		}
 	}
 	nodeNames := make([]string, 0, len(byNode))
 	for n := range byNode {
@@ -32,9 +52,7 @@ func (b *builder) wire() error {
 	slices.Sort(nodeNames)
 	order := make([]int32, 0, len(nrs))
 	for _, n := range nodeNames {
-		l := byNode[n]
-		slices.SortFunc(l, func(a, b int32) int { return strings.Compare(nrs[a].meta.Name, nrs[b].meta.Name) })
-		order = append(order, l...)
+		order = append(order, byNode[n]...)
 	}
 	byType := make([][]int32, len(b.typeSlots)) // by type slot
 	byRole := make([][]int32, len(b.roleSlots)) // by role slot
@@ -56,8 +74,10 @@ func (b *builder) wire() error {
 	var ps, big []role.Producer // candidates of one input, for Resolve
 	var kept []int32            // their indices
 	var m []int                 // what Resolve chose among them
+	var wired, deps []int32     // one node-role's, copied to ints when done
+	var ints int32Slab
 	for i, nr := range nrs {
-		var deps []int32
+		wired, deps = wired[:0], deps[:0]
 		for _, in := range b.infoOf[i].schema.inputs {
 			var cands []int32
 			switch in.Kind {
@@ -122,11 +142,11 @@ func (b *builder) wire() error {
 				}
 				continue
 			}
-			start := len(nr.wired)
+			start := len(wired)
 			for _, k := range m {
-				nr.wired = append(nr.wired, cands[k])
+				wired = append(wired, cands[k])
 			}
-			deps = append(deps, nr.wired[start:]...)
+			deps = append(deps, wired[start:]...)
 		}
 		deps, err := b.requires(i, byRole, deps)
 		if err != nil {
@@ -137,10 +157,33 @@ func (b *builder) wire() error {
 				errs = multierror.Append(errs, err)
 			}
 		}
-		nr.wired = uniqueKeepOrder(nr.wired)
-		nr.deps = uniqueSorted(deps)
+		nr.wired = ints.copy(uniqueKeepOrder(wired))
+		nr.deps = ints.copy(uniqueSorted(deps))
 	}
 	return errs.ErrorOrNil()
+}
+
+// int32Slab hands out copies of small int32 slices cut from shared
+// blocks: the dependency lists of thousands of node-roles in a few
+// allocations.
+type int32Slab struct{ free []int32 }
+
+// copy returns a copy of s (nil if s is empty), its capacity its length:
+// appending to it never writes into another's.
+func (is *int32Slab) copy(s []int32) []int32 {
+	if len(s) == 0 {
+		return nil
+	}
+	if len(s) > 256 {
+		return slices.Clone(s)
+	}
+	if len(is.free) < len(s) {
+		is.free = make([]int32, 4096)
+	}
+	c := is.free[:len(s):len(s)]
+	is.free = is.free[len(s):]
+	copy(c, s)
+	return c
 }
 
 // requires appends to deps the node-roles that node-role i's
