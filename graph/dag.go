@@ -28,10 +28,13 @@ type nodeRole struct {
 	aggs []int32 // the aggregates (All inputs) this waits for, unique
 	// kids is everything that waits for this: node-roles, and aggregates
 	// as len(dag.nrs)+index (the scheduler's vertices).
-	kids    []int32
-	wired   []int32 // producers of Same and One inputs, unique, sorted by (node, role)
-	pubs    []int32 // producers of attribute inputs (published outputs)
-	peers   []peerInput
+	kids  []int32
+	wired []int32 // producers of Same and One inputs, unique, sorted by (node, role)
+	pubs  []int32 // producers of attribute inputs (published outputs)
+	peers []peerInput
+	// nodeIx is the node's index in the deployment's nodes (-1 for
+	// service scope): what the scheduler and wiring group by.
+	nodeIx  int32
 	hasAttr bool
 	// aliases are output fields published under other names
 	// (Deployment.PublishOutput), shared by the node-roles of one role.

@@ -25,8 +25,9 @@ import (
 // A Deployment is not safe for concurrent modification.
 type Deployment struct {
 	name      string
-	nodes     map[string]*provider.Node
-	nodeOrder []string
+	nodes     map[string]int32 // index in nodeList
+	nodeList  []*provider.Node // in the order added
+	nodeOrder []string         // their names
 	pools     map[string]*Pool
 	binds     []binding
 	attrs     *attr.Values
@@ -49,7 +50,8 @@ type Pool struct {
 	d     *Deployment
 	name  string
 	nodes []string
-	all   bool // every node of the deployment, resolved at plan time
+	ix    []int32 // the nodes' indices in the deployment's nodeList
+	all   bool    // every node of the deployment, resolved at plan time
 }
 
 type binding struct {
@@ -92,7 +94,7 @@ type Rollout struct {
 func NewDeployment(name string) *Deployment {
 	d := &Deployment{
 		name:      name,
-		nodes:     map[string]*provider.Node{},
+		nodes:     map[string]int32{},
 		pools:     map[string]*Pool{},
 		attrs:     attr.NewValues(),
 		nodeAttrs: map[string]*attr.Values{},
@@ -127,7 +129,12 @@ func (d *Deployment) Pool(name string, nodes ...*provider.Node) *Pool {
 }
 
 // Node returns the node called name, or nil.
-func (d *Deployment) Node(name string) *provider.Node { return d.nodes[name] }
+func (d *Deployment) Node(name string) *provider.Node {
+	if i, ok := d.nodes[name]; ok {
+		return d.nodeList[i]
+	}
+	return nil
+}
 
 // AllNodes is a pool of every node in the deployment, whichever pool
 // added it; it is resolved when the deployment is planned.
@@ -145,15 +152,19 @@ func (p *Pool) Add(nodes ...*provider.Node) *Pool {
 			d.fail(fmt.Errorf("graph: pool %q: a node has no name; every node needs a unique Name", p.name))
 			continue
 		}
-		if old, ok := d.nodes[n.Name]; ok && old != n {
+		ix, ok := d.nodes[n.Name]
+		if ok && d.nodeList[ix] != n {
 			d.fail(fmt.Errorf("graph: pool %q: node name %q is already used by another node; node names must be unique in deployment %q", p.name, n.Name, d.name))
 			continue
 		} else if !ok {
-			d.nodes[n.Name] = n
+			ix = int32(len(d.nodeList))
+			d.nodes[n.Name] = ix
+			d.nodeList = append(d.nodeList, n)
 			d.nodeOrder = append(d.nodeOrder, n.Name)
 		}
 		if !p.all {
 			p.nodes = append(p.nodes, n.Name)
+			p.ix = append(p.ix, ix)
 		}
 	}
 	return p

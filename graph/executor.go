@@ -298,18 +298,10 @@ func (e *executor) schedule() {
 	for i := range nodeOf {
 		nodeOf[i] = -1
 	}
-	nodeIdx := map[string]int32{}
 	for i, nr := range g.nrs {
-		if nr.name != "" {
-			ix, ok := nodeIdx[nr.name]
-			if !ok {
-				ix = int32(len(nodeIdx))
-				nodeIdx[nr.name] = ix
-			}
-			nodeOf[i] = ix
-		}
+		nodeOf[i] = nr.nodeIx
 	}
-	e.s = newSched(kids, deps, nodeOf, len(nodeIdx), estimates(p), e.o.PerNode, e.o.fifo)
+	e.s = newSched(kids, deps, nodeOf, len(p.d.nodeList), estimates(p), e.o.PerNode, e.o.fifo)
 	members := map[string][]int32{}
 	for i, st := range p.Steps {
 		if _, ok := p.d.rollouts[st.Role]; ok && st.Action != ActionSkip {

@@ -21,7 +21,11 @@ func (b *builder) expand() error {
 	for _, bd := range d.binds {
 		n := 1
 		if bd.pool != nil {
-			n = max(1, len(bd.pool.Nodes()))
+			n = len(bd.pool.ix)
+			if bd.pool.all {
+				n = len(d.nodeList)
+			}
+			n = max(1, n)
 		}
 		size += n * len(bd.defs)
 	}
@@ -33,9 +37,11 @@ func (b *builder) expand() error {
 	infos := map[*role.Def]*defInfo{}
 	keyPrefix := journalPrefix(d.name)
 	var keys keyText
-	add := func(def *role.Def, node *provider.Node, bd binding) {
+	add := func(def *role.Def, nodeIx int32, bd binding) {
+		var node *provider.Node
 		name := ""
-		if node != nil {
+		if nodeIx >= 0 {
+			node = d.nodeList[nodeIx]
 			name = node.Name
 		}
 		// The journal key holds the ID: one string for both.
@@ -57,19 +63,26 @@ func (b *builder) expand() error {
 			}
 			infos[def] = info
 		}
-		all = append(all, nodeRole{id: id, key: key, def: def, meta: info.meta, node: node, name: name, aliases: info.schema.aliases})
+		all = append(all, nodeRole{id: id, key: key, def: def, meta: info.meta, node: node, nodeIx: nodeIx, name: name, aliases: info.schema.aliases})
 		b.nrs = append(b.nrs, &all[len(all)-1])
 		b.infoOf = append(b.infoOf, info)
 	}
+	every := make([]int32, len(d.nodeList)) // the nodes of a pool of all
+	for k := range every {
+		every[k] = int32(k)
+	}
 	for _, bd := range d.binds {
-		var nodes []string
+		var nodes []int32 // indices in d.nodeList
 		if bd.pool != nil {
-			nodes = bd.pool.Nodes()
+			nodes = bd.pool.ix
+			if bd.pool.all {
+				nodes = every
+			}
 		}
 		for _, def := range bd.defs {
 			switch def.Meta().Scope {
 			case role.ScopeService:
-				add(def, nil, bd)
+				add(def, -1, bd)
 			case role.ScopeCluster:
 				if len(nodes) == 0 {
 					errs = multierror.Append(errs, fmt.Errorf("graph: cluster role %q is bound to pool %q, which has no nodes", def.Name(), bd.pool.name))
@@ -77,14 +90,14 @@ func (b *builder) expand() error {
 				}
 				first := nodes[0]
 				for _, n := range nodes[1:] {
-					if n < first {
+					if d.nodeList[n].Name < d.nodeList[first].Name {
 						first = n
 					}
 				}
-				add(def, d.nodes[first], bd)
+				add(def, first, bd)
 			default:
 				for _, n := range nodes {
-					add(def, d.nodes[n], bd)
+					add(def, n, bd)
 				}
 			}
 		}

@@ -38,21 +38,23 @@ func (b *builder) wire() error {
 		slot := b.infoOf[i].roleSlot
 		ofRole[slot] = append(ofRole[slot], int32(i))
 	}
-	byNode := make(map[string][]int32, len(d.nodes)+1)
+	// byNode[nodeIx+1]: service-scope node-roles (no node) first.
+	byNode := make([][]int32, len(d.nodeList)+1)
 	for _, slot := range byName {
 		for _, i := range ofRole[slot] {
-			name := nrs[i].name
-			byNode[name] = append(byNode[name], i)
+			k := nrs[i].nodeIx + 1
+			byNode[k] = append(byNode[k], i)
 		}
 	}
-	nodeNames := make([]string, 0, len(byNode))
-	for n := range byNode {
-		nodeNames = append(nodeNames, n)
+	nodesByName := make([]int32, len(d.nodeList)) // node indices, by name
+	for k := range nodesByName {
+		nodesByName[k] = int32(k)
 	}
-	slices.Sort(nodeNames)
+	slices.SortFunc(nodesByName, func(a, b int32) int { return strings.Compare(d.nodeList[a].Name, d.nodeList[b].Name) })
 	order := make([]int32, 0, len(nrs))
-	for _, n := range nodeNames {
-		order = append(order, byNode[n]...)
+	order = append(order, byNode[0]...)
+	for _, n := range nodesByName {
+		order = append(order, byNode[n+1]...)
 	}
 	byType := make([][]int32, len(b.typeSlots)) // by type slot
 	byRole := make([][]int32, len(b.roleSlots)) // by role slot
@@ -87,7 +89,7 @@ func (b *builder) wire() error {
 				nr.hasAttr = true
 				cands = publishers[in.Attr]
 			case role.InputSame:
-				cands = byNode[nr.name]
+				cands = byNode[nr.nodeIx+1]
 			default:
 				if slot, ok := b.typeSlots[in.Type]; ok {
 					cands = byType[slot]
