@@ -137,9 +137,10 @@ type runResult struct {
 	reason   string
 	why      ReasonKind // of reason
 	last     *success
-	lastErr  error // of the last attempt
-	held     bool  // another controller holds its claim: park it (Options.Controller)
-	mem      *runMem
+	lastErr  error     // of the last attempt
+	held     bool      // another controller holds its claim: park it (Options.Controller)
+	started  time.Time // of the first attempt
+	succ     *success  // where its success goes (workerMem.success)
 }
 
 // pendingDurable is a success waiting for its record to be durable; what
@@ -191,15 +192,6 @@ type executor struct {
 	awaiting minHeap[pendingDurable]
 	errs     *multierror.Error
 	removed  []Removed // of the plan's removals (remove.go)
-}
-
-// runMem is what one run of a node-role allocates for the journal: its
-// running and succeeded records and, apart (workerMem.runMem), the
-// success.
-type runMem struct {
-	running, done record
-	succ          *success
-	started       time.Time // of the first attempt
 }
 
 type trip struct {
@@ -325,25 +317,22 @@ func (e *executor) schedule() {
 func (e *executor) announce(began time.Time) {
 	p := e.p
 	var holds []int32
-	first := make([]record, len(p.Steps)) // the first record of every node-role, in one allocation
-	queued := make([]*record, 0, len(p.Steps))
+	first := make([]record, 0, len(p.Steps)) // the first record of every node-role, in one allocation
 	for i, st := range p.Steps {
 		switch st.Action {
 		case ActionSkip:
 			e.s.skip(int32(i))
 			e.outc[i].State = StateSkipped
-			first[i] = record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i], slot: int32(i) + 1}
-			queued = append(queued, &first[i])
+			first = append(first, record{ID: st.ID, State: StateSkipped, Reason: st.Reason, At: began, Last: e.last[i], slot: int32(i) + 1})
 			e.emit(int32(i), Event{State: StateSkipped, Why: st.Why, Reason: st.Reason})
 		case ActionHold:
 			holds = append(holds, int32(i))
 		default:
-			first[i] = record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i], slot: int32(i) + 1}
-			queued = append(queued, &first[i])
+			first = append(first, record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i], slot: int32(i) + 1})
 			e.emit(int32(i), Event{State: StatePending, Why: st.Why, Reason: st.Reason})
 		}
 	}
-	e.j.appendAll(queued) // events may go before their records are queued: they never say a record is durable
+	e.j.appendAll(first) // events may go before their records are queued: they never say a record is durable
 	e.s.start()
 	for _, i := range holds {
 		err := fmt.Errorf("held: %s", p.Steps[i].Reason)
@@ -551,8 +540,9 @@ func (e *executor) count(st State) int {
 }
 
 // journal queues rec, a record of node-role i, and returns its sequence
-// number (journal.append).
-func (e *executor) journal(i int32, rec *record) uint64 {
+// number (journal.append). rec is passed by value: it costs no
+// allocation.
+func (e *executor) journal(i int32, rec record) uint64 {
 	rec.slot = i + 1
 	return e.j.append(rec)
 }
@@ -587,7 +577,7 @@ func (e *executor) failed(i int32) {
 			why = msg
 		}
 		e.outc[k].State, e.outc[k].BlockedBy, e.outc[k].Why, e.outc[k].Reason = StateBlocked, by, ReasonBlocked, why
-		e.journal(k, &record{ID: g.nrs[k].id, State: StateBlocked, BlockedBy: by, Reason: why, At: time.Now(), Last: e.last[k]})
+		e.journal(k, record{ID: g.nrs[k].id, State: StateBlocked, BlockedBy: by, Reason: why, At: time.Now(), Last: e.last[k]})
 		e.emit(k, Event{State: StateBlocked, BlockedBy: by, Why: ReasonBlocked, Reason: why})
 	}
 	if rs != nil {

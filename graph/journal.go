@@ -32,9 +32,13 @@ type record struct {
 
 	// slot, when not 0, is 1 + the node-role's index in the plan it was
 	// made by (not journaled): the writer finds a batch's latest record
-	// of a node-role, and its key, by it.
+	// of a node-role, and its key, by it. The writer marks the records
+	// a later one of the same batch supersedes as dropped.
 	slot int32
 }
+
+// dropped is the slot of a queued record that is not to be written.
+const dropped = -1
 
 // success is a node-role's last successful run.
 type success struct {
@@ -90,12 +94,13 @@ func (f fieldDigests) set(name, dg string) {
 type journal interface {
 	// load returns the latest record of every node-role.
 	load(ctx context.Context) (map[string]*record, error)
-	// append queues rec and returns its sequence number. rec must not be
-	// modified afterwards.
-	append(rec *record) uint64
+	// append queues rec and returns its sequence number. What rec points
+	// to (its Last) must not be modified afterwards.
+	append(rec record) uint64
 	// appendAll is append for each of recs, in order, at once; it returns
-	// the sequence number of the last.
-	appendAll(recs []*record) uint64
+	// the sequence number of the last. The journal may keep recs itself:
+	// the caller must not use it afterwards.
+	appendAll(recs []record) uint64
 	// durable returns the highest sequence number known to be persisted.
 	durable() uint64
 	// notify receives a value after each batch is persisted or fails.
@@ -122,7 +127,7 @@ type storeJournal struct {
 	seal *sealer
 
 	mu      sync.Mutex
-	queue   []*record
+	queue   recQueue       // by value: a record costs no allocation of its own
 	held    []*claim.Claim // with claims: the claim held on each queued record's node-role when it was appended
 	queued  uint64         // sequence number of the last queued record
 	closing bool
@@ -132,11 +137,14 @@ type storeJournal struct {
 	dur     atomic.Uint64
 	failure atomic.Pointer[error]
 
-	// The writer's own, reused from batch to batch: the queue it last
-	// took (handed back to append), the store key of each slot, the batch
-	// number each slot was last written in, and the bytes of a batch's
-	// records (a store copies what it keeps before Txn returns).
-	spareQ    []*record
+	// free are emptied chunks of the queue, under mu.
+	free [][]record
+	// The writer's own, reused from batch to batch: the list of segments
+	// of the queue it last took (handed back to append), the store key of
+	// each slot, the batch number each slot was last written in, and the
+	// bytes of a batch's records (a store copies what it keeps before Txn
+	// returns).
+	spareQ    [][]record
 	spareHeld []*claim.Claim
 	keys      []string
 	written   []uint32
@@ -178,39 +186,55 @@ func (j *storeJournal) start() {
 	go j.writer()
 }
 
-func (j *storeJournal) append(rec *record) uint64 {
-	one := [1]*record{rec}
-	return j.appendAll(one[:])
+func (j *storeJournal) append(rec record) uint64 {
+	var held *claim.Claim
+	if j.claims != nil {
+		held = j.claims.Held(rec.ID)
+	}
+	j.mu.Lock()
+	j.queue.push(rec, &j.free)
+	if j.claims != nil {
+		j.held = append(j.held, held)
+	}
+	j.queued++
+	seq := j.queued
+	j.mu.Unlock()
+	j.kick()
+	return seq
 }
 
 // appendAll queues recs, in order, and returns the sequence number of the
 // last one.
-func (j *storeJournal) appendAll(recs []*record) uint64 {
-	var small [1]*claim.Claim
+func (j *storeJournal) appendAll(recs []record) uint64 {
 	var held []*claim.Claim
 	if j.claims != nil {
 		// A record is fenced by the claim its writer held when it was
 		// made: a record made before the claim (pending, skipped at
 		// start) must not be written because the claim is held by the
 		// time the batch goes out.
-		held = small[:0]
-		for _, rec := range recs {
-			held = append(held, j.claims.Held(rec.ID))
+		held = make([]*claim.Claim, len(recs))
+		for k := range recs {
+			held[k] = j.claims.Held(recs[k].ID)
 		}
 	}
 	j.mu.Lock()
-	j.queue = append(j.queue, recs...)
+	j.queue.pushAll(recs)
 	if j.claims != nil {
 		j.held = append(j.held, held...)
 	}
 	j.queued += uint64(len(recs))
 	seq := j.queued
 	j.mu.Unlock()
+	j.kick()
+	return seq
+}
+
+// kick wakes the writer.
+func (j *storeJournal) kick() {
 	select {
 	case j.wake <- struct{}{}:
 	default:
 	}
-	return seq
 }
 
 func (j *storeJournal) durable() uint64         { return j.dur.Load() }
@@ -227,10 +251,7 @@ func (j *storeJournal) close() error {
 	j.mu.Lock()
 	j.closing = true
 	j.mu.Unlock()
-	select {
-	case j.wake <- struct{}{}:
-	default:
-	}
+	j.kick()
 	<-j.done
 	return j.err()
 }
@@ -241,11 +262,11 @@ func (j *storeJournal) writer() {
 	for {
 		j.mu.Lock()
 		batch, held, last, closing := j.queue, j.held, j.queued, j.closing
-		j.queue, j.held = j.spareQ, j.spareHeld
+		j.queue, j.held = recQueue{segs: j.spareQ}, j.spareHeld
 		j.spareQ, j.spareHeld = nil, nil
 		j.mu.Unlock()
-		if len(batch) == 0 {
-			j.spareQ, j.spareHeld = batch, held
+		if batch.n == 0 {
+			j.spareQ, j.spareHeld = batch.segs, held
 			if closing {
 				return
 			}
@@ -253,16 +274,18 @@ func (j *storeJournal) writer() {
 			continue
 		}
 		if j.err() == nil {
-			if err := j.write(batch, held); err != nil {
+			if err := j.write(&batch, held); err != nil {
 				err = fmt.Errorf("graph: writing journal %s: %w; the executor stops starting work", j.prefix, err)
 				j.failure.Store(&err)
 			} else {
 				j.dur.Store(last)
 			}
 		}
-		clear(batch)
 		clear(held)
-		j.spareQ, j.spareHeld = batch[:0], held[:0]
+		j.mu.Lock()
+		batch.recycle(&j.free)
+		j.mu.Unlock()
+		j.spareQ, j.spareHeld = batch.segs[:0], held[:0]
 		select {
 		case j.ntf <- struct{}{}:
 		default:
@@ -275,7 +298,7 @@ func (j *storeJournal) writer() {
 // by default (--max-request-bytes).
 const txnBytes = 1 << 20
 
-func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
+func (j *storeJournal) write(batch *recQueue, held []*claim.Claim) error {
 	// Only the latest record of a node-role in a batch matters; a batch
 	// that fits the store's limits is one atomic Txn, so nothing in
 	// between is ever visible. Records the executor made carry their
@@ -286,26 +309,13 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
 		j.batchNo = 1
 	}
 	var latest map[string]int
-	for i := len(batch) - 1; i >= 0; i-- {
-		r := batch[i]
-		if r.slot == 0 {
-			if latest == nil {
-				latest = map[string]int{}
-			}
-			if _, ok := latest[r.ID]; !ok {
-				latest[r.ID] = i
-			}
-			continue
+	i := batch.n
+	for s := len(batch.segs) - 1; s >= 0; s-- {
+		seg := batch.segs[s]
+		for k := len(seg) - 1; k >= 0; k-- {
+			i--
+			j.supersede(&seg[k], i, &latest)
 		}
-		if int(r.slot) >= len(j.written) {
-			j.written = append(j.written, make([]uint32, int(r.slot)+1-len(j.written))...)
-			j.keys = append(j.keys, make([]string, len(j.written)-len(j.keys))...)
-		}
-		if j.written[r.slot] == j.batchNo {
-			batch[i] = nil // a later record of the same node-role is written
-			continue
-		}
-		j.written[r.slot] = j.batchNo
 	}
 	// Records per Txn, and bytes, when the store limits them. Fenced, a
 	// record takes up to two writes (its put, its claim's release) and one
@@ -319,7 +329,7 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
 	}
 	// The ops of a Txn, room made at once rather than op by op: a record
 	// takes up to three (fenced), a Txn holds at most maxRecs records.
-	want := len(batch) + 1
+	want := batch.n + 1
 	if maxRecs > 0 {
 		want = min(want, 3*maxRecs+1)
 	}
@@ -377,54 +387,133 @@ func (j *storeJournal) write(batch []*record, held []*claim.Claim) error {
 		ops, released, n, size, arena = ops[:0], released[:0], 0, 0, j.arena[:0]
 		return nil
 	}
-	for i, r := range batch {
-		if r == nil || (r.slot == 0 && latest[r.ID] != i) {
-			continue
-		}
-		var c *claim.Claim
-		if j.claims != nil {
-			// With a Controller, only records made under a claim are
-			// journaled, each fenced by that claim; the final record
-			// releases it in the same Txn.
-			if c = held[i]; c == nil {
-				continue // made before this controller held the node-role
+	i = -1
+	for _, seg := range batch.segs {
+		for k := range seg {
+			i++
+			r := &seg[k]
+			if r.slot == dropped || (r.slot == 0 && latest[r.ID] != i) {
+				continue
 			}
-		}
-		key := j.key(r)
-		start := len(arena)
-		var err error
-		if arena, err = j.seal.marshal(r, key, arena); err != nil {
-			return err
-		}
-		rlen := len(arena) - start
-		if maxBytes > 0 && n > 0 && size+rlen > maxBytes {
-			// The record goes with the next Txn: move it to the arena's
-			// start once this one is written.
-			rec := append([]byte(nil), arena[start:]...)
-			arena = arena[:start]
-			if err := flush(); err != nil {
+			var c *claim.Claim
+			if j.claims != nil {
+				// With a Controller, only records made under a claim are
+				// journaled, each fenced by that claim; the final record
+				// releases it in the same Txn.
+				if c = held[i]; c == nil {
+					continue // made before this controller held the node-role
+				}
+			}
+			key := j.key(r)
+			start := len(arena)
+			var err error
+			if arena, err = j.seal.marshal(r, key, arena); err != nil {
 				return err
 			}
-			start = len(arena)
-			arena = append(arena, rec...)
-		}
-		ops = append(ops, store.PutOp(key, arena[start:len(arena):len(arena)]))
-		if c != nil {
-			ops = append(ops, c.Fence())
-			if r.State.Final() {
-				ops = append(ops, store.DeleteOp(j.claims.Key(r.ID)))
-				released = append(released, r.ID)
+			rlen := len(arena) - start
+			if maxBytes > 0 && n > 0 && size+rlen > maxBytes {
+				// The record goes with the next Txn: move it to the arena's
+				// start once this one is written.
+				rec := append([]byte(nil), arena[start:]...)
+				arena = arena[:start]
+				if err := flush(); err != nil {
+					return err
+				}
+				start = len(arena)
+				arena = append(arena, rec...)
 			}
-		}
-		n++
-		size += rlen
-		if n == maxRecs {
-			if err := flush(); err != nil {
-				return err
+			ops = append(ops, store.PutOp(key, arena[start:len(arena):len(arena)]))
+			if c != nil {
+				ops = append(ops, c.Fence())
+				if r.State.Final() {
+					ops = append(ops, store.DeleteOp(j.claims.Key(r.ID)))
+					released = append(released, r.ID)
+				}
+			}
+			n++
+			size += rlen
+			if n == maxRecs {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return flush()
+}
+
+// supersede notes r, the record at index i of a batch walked from its
+// end: a record of a node-role met before (so later in the batch) is
+// dropped. Records without a slot are told apart by ID, in latest.
+func (j *storeJournal) supersede(r *record, i int, latest *map[string]int) {
+	if r.slot == 0 {
+		if *latest == nil {
+			*latest = map[string]int{}
+		}
+		if _, ok := (*latest)[r.ID]; !ok {
+			(*latest)[r.ID] = i
+		}
+		return
+	}
+	if int(r.slot) >= len(j.written) {
+		j.written = append(j.written, make([]uint32, int(r.slot)+1-len(j.written))...)
+		j.keys = append(j.keys, make([]string, len(j.written)-len(j.keys))...)
+	}
+	if j.written[r.slot] == j.batchNo {
+		r.slot = dropped // a later record of the same node-role is written
+		return
+	}
+	j.written[r.slot] = j.batchNo
+}
+
+// recQueue is the journal's queue of records: segments, each a chunk of
+// chunkRecs records or a slice handed over whole (appendAll), so that a
+// growing queue never copies the records it holds.
+type recQueue struct {
+	segs [][]record
+	n    int
+}
+
+// chunkRecs is the size of a queue's chunk: 32 KiB of records.
+const chunkRecs = 256
+
+// push queues rec at the end, in a chunk from free if one is needed.
+func (q *recQueue) push(rec record, free *[][]record) {
+	if k := len(q.segs) - 1; k >= 0 && len(q.segs[k]) < cap(q.segs[k]) {
+		q.segs[k] = append(q.segs[k], rec)
+		q.n++
+		return
+	}
+	var c []record
+	if f := *free; len(f) > 0 {
+		c, *free = f[len(f)-1], f[:len(f)-1]
+	} else {
+		c = make([]record, 0, chunkRecs)
+	}
+	q.segs = append(q.segs, append(c, rec))
+	q.n++
+}
+
+// pushAll queues recs as a segment of their own: they are not copied,
+// and nothing is appended to them.
+func (q *recQueue) pushAll(recs []record) {
+	if len(recs) > 0 {
+		q.segs = append(q.segs, recs[:len(recs):len(recs)])
+		q.n += len(recs)
+	}
+}
+
+// recycle empties q, handing its chunks to free; segments handed over
+// whole are let go.
+func (q *recQueue) recycle(free *[][]record) {
+	for k, seg := range q.segs {
+		clear(seg)
+		if cap(seg) == chunkRecs {
+			*free = append(*free, seg[:0])
+		}
+		q.segs[k] = nil
+	}
+	q.n = 0
 }
 
 // key is the store key of r's node-role, made once per slot.

@@ -14,10 +14,20 @@ import (
 // workerMem is what a worker keeps from one node-role to the next.
 type workerMem struct {
 	outs []role.Output // scratch for binding
-	runs []runMem      // handed out one at a time, allocated in blocks
-	succ []success     // likewise
+	succ []success     // handed out one at a time, allocated in blocks
 	digs []string      // digests of input fields, handed out in slices
 	enc  []byte        // encoded outputs, likewise (outputCodecs.encodeIn)
+}
+
+// success returns a zero success. Those of one block stay in memory
+// while any is referenced.
+func (wm *workerMem) success() *success {
+	if len(wm.succ) == 0 {
+		wm.succ = make([]success, 32)
+	}
+	s := &wm.succ[0]
+	wm.succ = wm.succ[1:]
+	return s
 }
 
 // digests returns a slice of n strings for a node-role's field digests,
@@ -34,25 +44,6 @@ func (wm *workerMem) digests(n int) []string {
 	return d
 }
 
-// runMem returns a zero runMem, with a zero success. Those of one block
-// stay in memory while any is referenced. Successes come in blocks of
-// their own: the executor keeps them to the end, while a run's records
-// are garbage once written, so a kept success must not hold records
-// in memory.
-func (wm *workerMem) runMem() *runMem {
-	if len(wm.runs) == 0 {
-		wm.runs = make([]runMem, 32)
-	}
-	if len(wm.succ) == 0 {
-		wm.succ = make([]success, 32)
-	}
-	m := &wm.runs[0]
-	wm.runs = wm.runs[1:]
-	m.succ = &wm.succ[0]
-	wm.succ = wm.succ[1:]
-	return m
-}
-
 // work runs node-role i in a worker: binds its inputs, decides (for a
 // run-if-changed node-role, or after a Controller claims it) whether it
 // must run, runs it with retries and journals the outcome.
@@ -63,11 +54,11 @@ func (e *executor) work(i int32, wm *workerMem) (r runResult) {
 		return
 	}
 	reason := r.reason
-	r.mem = wm.runMem()
+	r.succ = wm.success()
 	out, err := e.runRetrying(i, in, reason, &r)
 	if err != nil {
 		r.err = err
-		e.journal(i, &record{ID: e.p.g.nrs[i].id, State: StateFailed, Attempt: r.attempts, Error: err.Error(), Reason: reason, At: time.Now(), Duration: r.dur, Last: e.last[i]})
+		e.journal(i, record{ID: e.p.g.nrs[i].id, State: StateFailed, Attempt: r.attempts, Error: err.Error(), Reason: reason, At: time.Now(), Duration: r.dur, Last: e.last[i]})
 		return
 	}
 	e.succeeded(i, out, dg, fields, reason, &r, &wm.enc)
@@ -89,7 +80,7 @@ func (e *executor) ready(i int32, wm *workerMem, r *runResult) (in any, dg strin
 	}
 	if err != nil {
 		r.err = err
-		e.journal(i, &record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})
+		e.journal(i, record{ID: nr.id, State: StateFailed, Error: err.Error(), At: time.Now(), Last: e.last[i]})
 		return nil, "", fieldDigests{}, false
 	}
 	if e.o.ctl != nil && e.o.ctl.acquire(e, i, dg, r) {
@@ -102,7 +93,7 @@ func (e *executor) ready(i int32, wm *workerMem, r *runResult) (in any, dg strin
 		r.reason, r.why = v.why.String(), v.why.kind
 		if v.action == ActionSkip {
 			r.skipped, r.out = true, v.out
-			e.journal(i, &record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
+			e.journal(i, record{ID: nr.id, State: StateSkipped, Reason: r.reason, At: time.Now(), Last: last})
 			return nil, "", fieldDigests{}, false
 		}
 	}
@@ -116,7 +107,7 @@ func (e *executor) runRetrying(i int32, in any, reason string, r *runResult) (an
 	nr := e.p.g.nrs[i]
 	last := e.last[i]
 	started := time.Now()
-	r.mem.started = started
+	r.started = started
 	var out any
 	var err error
 	if nr.meta.Retry.MaxAttempts > 1 {
@@ -149,10 +140,10 @@ func (e *executor) succeeded(i int32, out any, dg string, fields fieldDigests, r
 	enc, err := e.codecs.encodeIn(out, slab)
 	if err != nil {
 		r.err = fmt.Errorf("graph: %s: %w", nr.id, err)
-		e.journal(i, &record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: e.last[i]})
+		e.journal(i, record{ID: nr.id, State: StateFailed, Attempt: r.attempts, Error: r.err.Error(), At: time.Now(), Duration: r.dur, Last: e.last[i]})
 		return
 	}
-	succ := r.mem.succ
+	succ := r.succ
 	*succ = success{Version: nr.meta.Version, Digest: dg, Fields: fields, Output: enc, Duration: r.dur, At: r.ended}
 	if len(nr.peers) > 0 {
 		succ.Peers = make(map[string][]string, len(nr.peers))
@@ -161,26 +152,18 @@ func (e *executor) succeeded(i int32, out any, dg string, fields fieldDigests, r
 		}
 	}
 	r.out, r.last = out, succ
-	r.mem.done = record{ID: nr.id, State: StateSucceeded, Attempt: r.attempts, Reason: reason, At: succ.At, Duration: r.dur, Last: succ}
-	r.seq = e.journal(i, &r.mem.done)
+	r.seq = e.journal(i, record{ID: nr.id, State: StateSucceeded, Attempt: r.attempts, Reason: reason, At: succ.At, Duration: r.dur, Last: succ})
 }
 
 // attempt runs node-role i once, journaling the attempt.
 func (e *executor) attempt(i int32, in any, reason string, last *success, r *runResult) (any, error) {
 	p, nr := e.p, e.p.g.nrs[i]
 	r.attempts++
-	at := r.mem.started // one clock reading for the run's start and its first attempt's
+	at := r.started // one clock reading for the run's start and its first attempt's
 	if r.attempts > 1 {
 		at = time.Now()
 	}
-	var rec *record
-	if r.attempts == 1 {
-		rec = &r.mem.running
-	} else {
-		rec = new(record)
-	}
-	*rec = record{ID: nr.id, State: StateRunning, Attempt: r.attempts, Reason: reason, At: at, Last: last}
-	seq := e.journal(i, rec)
+	seq := e.journal(i, record{ID: nr.id, State: StateRunning, Attempt: r.attempts, Reason: reason, At: at, Last: last})
 	if nr.meta.Destructive {
 		// A destructive role must never run without the journal knowing,
 		// or a crash would let it run again unforced.
@@ -202,7 +185,7 @@ func (e *executor) attempt(i int32, in any, reason string, last *success, r *run
 		r.lastErr = err
 		var perm *backoff.PermanentError
 		if !errors.As(err, &perm) {
-			e.journal(i, &record{ID: nr.id, State: StateRetrying, Attempt: r.attempts, Error: err.Error(), At: time.Now(), Duration: time.Since(at), Last: last})
+			e.journal(i, record{ID: nr.id, State: StateRetrying, Attempt: r.attempts, Error: err.Error(), At: time.Now(), Duration: time.Since(at), Last: last})
 		}
 	}
 	return out, err
