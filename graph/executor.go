@@ -137,10 +137,11 @@ type runResult struct {
 	reason   string
 	why      ReasonKind // of reason
 	last     *success
-	lastErr  error     // of the last attempt
-	held     bool      // another controller holds its claim: park it (Options.Controller)
-	started  time.Time // of the first attempt
-	succ     *success  // where its success goes (workerMem.success)
+	lastErr  error         // of the last attempt
+	held     bool          // another controller holds its claim: park it (Options.Controller)
+	started  time.Time     // of the first attempt
+	succ     *success      // where its success goes (workerMem.success)
+	rc       *role.Context // for its first attempt (workerMem.context)
 }
 
 // pendingDurable is a success waiting for its record to be durable; what

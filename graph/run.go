@@ -13,10 +13,11 @@ import (
 
 // workerMem is what a worker keeps from one node-role to the next.
 type workerMem struct {
-	outs []role.Output // scratch for binding
-	succ []success     // handed out one at a time, allocated in blocks
-	digs []string      // digests of input fields, handed out in slices
-	enc  []byte        // encoded outputs, likewise (outputCodecs.encodeIn)
+	outs []role.Output  // scratch for binding
+	succ []success      // handed out one at a time, allocated in blocks
+	ctxs []role.Context // likewise: each run its own (role.InitContext)
+	digs []string       // digests of input fields, handed out in slices
+	enc  []byte         // encoded outputs, likewise (outputCodecs.encodeIn)
 }
 
 // success returns a zero success. Those of one block stay in memory
@@ -28,6 +29,16 @@ func (wm *workerMem) success() *success {
 	s := &wm.succ[0]
 	wm.succ = wm.succ[1:]
 	return s
+}
+
+// context returns a Context no run has used, from a block of them.
+func (wm *workerMem) context() *role.Context {
+	if len(wm.ctxs) == 0 {
+		wm.ctxs = make([]role.Context, 32)
+	}
+	c := &wm.ctxs[0]
+	wm.ctxs = wm.ctxs[1:]
+	return c
 }
 
 // digests returns a slice of n strings for a node-role's field digests,
@@ -54,7 +65,7 @@ func (e *executor) work(i int32, wm *workerMem) (r runResult) {
 		return
 	}
 	reason := r.reason
-	r.succ = wm.success()
+	r.succ, r.rc = wm.success(), wm.context()
 	out, err := e.runRetrying(i, in, reason, &r)
 	if err != nil {
 		r.err = err
@@ -179,7 +190,12 @@ func (e *executor) attempt(i int32, in any, reason string, last *success, r *run
 	if e.em.on() {
 		opts.Progress = e.progressOf(i, r.attempts, r.why)
 	}
-	rc := role.NewContext(opts)
+	var rc *role.Context
+	if r.attempts == 1 {
+		rc = role.InitContext(r.rc, opts) // the first attempt's, from the worker's block
+	} else {
+		rc = role.NewContext(opts)
+	}
 	out, err := nr.def.Run(e.runCtx, rc, in)
 	if err != nil {
 		r.lastErr = err
