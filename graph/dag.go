@@ -20,7 +20,7 @@ type nodeRole struct {
 	id   string
 	key  string // in the journal: journalPrefix + id
 	def  *role.Def
-	meta *role.Meta     // shared by the node-roles of one role
+	meta *roleMeta      // shared by the node-roles of one role
 	node *provider.Node // nil for service scope
 	name string         // node name, "" for service scope
 
@@ -36,8 +36,12 @@ type nodeRole struct {
 	// service scope): what the scheduler and wiring group by.
 	nodeIx  int32
 	hasAttr bool
-	// aliases are output fields published under other names
-	// (Deployment.PublishOutput), shared by the node-roles of one role.
+}
+
+// roleMeta is what the node-roles of one role share: its Meta, and the
+// output fields published under other names (Deployment.PublishOutput).
+type roleMeta struct {
+	role.Meta
 	aliases []outputAlias
 }
 
@@ -126,7 +130,7 @@ type builder struct {
 // of once per node-role; slots number output types and role names, so
 // that producers are listed in slices instead of maps.
 type defInfo struct {
-	meta     *role.Meta
+	meta     *roleMeta
 	schema   *defSchema
 	typeSlot int
 	roleSlot int

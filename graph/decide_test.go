@@ -86,7 +86,7 @@ func TestDecide(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			meta := def.Meta()
 			meta.Destructive = tc.destructive
-			tc.f.nr = &nodeRole{id: "r@n1", def: def, meta: &meta, name: "n1"}
+			tc.f.nr = &nodeRole{id: "r@n1", def: def, meta: &roleMeta{Meta: meta}, name: "n1"}
 			tc.f.g = &dag{}
 			v := decide(&tc.f)
 			if tc.action == actionFail {

@@ -63,7 +63,7 @@ func (b *builder) expand() error {
 			}
 			infos[def] = info
 		}
-		all = append(all, nodeRole{id: id, key: key, def: def, meta: info.meta, node: node, nodeIx: nodeIx, name: name, aliases: info.schema.aliases})
+		all = append(all, nodeRole{id: id, key: key, def: def, meta: info.meta, node: node, nodeIx: nodeIx, name: name})
 		b.nrs = append(b.nrs, &all[len(all)-1])
 		b.infoOf = append(b.infoOf, info)
 	}
@@ -145,10 +145,11 @@ func (kt *keyText) key(prefix, roleName, node string) string {
 // infoFor reads what build needs of def's role, once.
 func (b *builder) infoFor(def *role.Def) (*defInfo, error) {
 	m := def.Meta()
-	info := &defInfo{meta: &m, schema: &defSchema{inputs: def.Inputs(), pubs: def.Publishes()}}
+	info := &defInfo{meta: &roleMeta{Meta: m}, schema: &defSchema{inputs: def.Inputs(), pubs: def.Publishes()}}
 	var err error
 	if len(b.d.outPubs) > 0 {
 		info.schema.aliases, err = b.d.aliasesOf(def, info.schema.pubs)
+		info.meta.aliases = info.schema.aliases
 	}
 	var ok bool
 	if info.typeSlot, ok = b.typeSlots[def.Out()]; !ok {

@@ -331,11 +331,11 @@ func (nr *nodeRole) publish(vs *attr.Values, out any) error {
 	if err := nr.def.Publish(vs, nr.name, out); err != nil {
 		return err
 	}
-	if len(nr.aliases) == 0 {
+	if len(nr.meta.aliases) == 0 {
 		return nil
 	}
 	v := reflect.ValueOf(out) // its type was checked by Publish
-	for _, al := range nr.aliases {
+	for _, al := range nr.meta.aliases {
 		if err := vs.SetAny(al.attr, v.Field(al.index).Interface(), attr.FromOutput(nr.meta.Name, nr.name)); err != nil {
 			return fmt.Errorf("role %q: publishing output %s as %q: %w", nr.meta.Name, al.field, al.attr, err)
 		}

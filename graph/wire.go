@@ -224,7 +224,7 @@ func (b *builder) requires(i int, byRole [][]int32, deps []int32) ([]int32, erro
 // aliasFits checks, at plan time, that an output published by
 // PublishOutput fits the attribute input in of consumer nr.
 func aliasFits(nrs []*nodeRole, producer int32, nr *nodeRole, in role.Input) error {
-	for _, a := range nrs[producer].aliases {
+	for _, a := range nrs[producer].meta.aliases {
 		if a.attr != in.Attr || attrFits(a.typ, in.Type) {
 			continue
 		}
