@@ -152,7 +152,40 @@ type pendingDurable struct {
 }
 
 // less orders successes by the sequence number of their record.
-func (a pendingDurable) less(b pendingDurable) bool { return a.seq < b.seq }
+// durableQueue holds successes waiting for their records to be durable,
+// in sequence order. Workers journal successes in nearly that order, so
+// a new one is placed by a short walk from the back rather than through
+// a heap.
+type durableQueue struct {
+	s    []pendingDurable
+	head int
+}
+
+func (q *durableQueue) len() int { return len(q.s) - q.head }
+
+// peek returns the lowest sequence number's; q must not be empty.
+func (q *durableQueue) peek() pendingDurable { return q.s[q.head] }
+
+func (q *durableQueue) push(p pendingDurable) {
+	if q.head > 0 && q.head == len(q.s) {
+		q.s, q.head = q.s[:0], 0
+	}
+	q.s = append(q.s, p)
+	for k := len(q.s) - 1; k > q.head && q.s[k-1].seq > p.seq; k-- {
+		q.s[k], q.s[k-1] = q.s[k-1], p
+	}
+}
+
+// pop removes and returns the lowest sequence number's; q must not be
+// empty.
+func (q *durableQueue) pop() pendingDurable {
+	p := q.s[q.head]
+	q.head++
+	if q.head > 1024 && q.head > len(q.s)/2 { // keep the slice from growing without end
+		q.s, q.head = q.s[:copy(q.s, q.s[q.head:])], 0
+	}
+	return p
+}
 
 type executor struct {
 	p    *Plan
@@ -190,7 +223,7 @@ type executor struct {
 	stopping, finished bool
 	// awaiting are successes waiting for their record to be durable; errs
 	// collects the Apply's errors.
-	awaiting minHeap[pendingDurable]
+	awaiting durableQueue
 	errs     *multierror.Error
 	removed  []Removed // of the plan's removals (remove.go)
 }

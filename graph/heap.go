@@ -1,8 +1,7 @@
 package graph
 
 // minHeap is a binary min-heap of values ordered by their own less method:
-// the executor's queue of successes waiting to be durable and the
-// scheduler's ready and parked node-roles. It is not safe for concurrent use.
+// the scheduler's ready and parked node-roles. It is not safe for concurrent use.
 type minHeap[T interface{ less(T) bool }] struct{ s []T }
 
 func (h *minHeap[T]) len() int { return len(h.s) }

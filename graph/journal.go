@@ -150,6 +150,7 @@ type storeJournal struct {
 	written   []uint32
 	batchNo   uint32
 	arena     []byte
+	recSize   int // bytes per record in the last batch: how the arena is sized
 	ops       []store.Op
 }
 
@@ -351,6 +352,15 @@ func (j *storeJournal) write(batch *recQueue, held []*claim.Claim) error {
 	// Every value of a Txn is a slice of one arena, reused once the Txn
 	// returned: stores copy what they keep.
 	arena := j.arena[:0]
+	if j.recSize == 0 {
+		j.recSize = 128
+	}
+	if want := batch.n * j.recSize; cap(arena) < want && (maxBytes == 0 || want <= 2*maxBytes) {
+		// Room for the batch at once, from the size of records so far:
+		// growing it record by record copies it over and over.
+		arena = make([]byte, 0, want+want/8)
+	}
+	marshaled, nrec := 0, 0
 	// A batch split in several Txns is not atomic as a whole, but
 	// durable() counts it only once every Txn is written, which is all
 	// the executor's rules (dependents and destructive roles wait for
@@ -411,6 +421,7 @@ func (j *storeJournal) write(batch *recQueue, held []*claim.Claim) error {
 				return err
 			}
 			rlen := len(arena) - start
+			marshaled, nrec = marshaled+rlen, nrec+1
 			if maxBytes > 0 && n > 0 && size+rlen > maxBytes {
 				// The record goes with the next Txn: move it to the arena's
 				// start once this one is written.
@@ -438,6 +449,9 @@ func (j *storeJournal) write(batch *recQueue, held []*claim.Claim) error {
 				}
 			}
 		}
+	}
+	if nrec > 0 {
+		j.recSize = max(32, marshaled/nrec)
 	}
 	return flush()
 }
