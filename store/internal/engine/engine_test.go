@@ -346,3 +346,30 @@ func TestLargeTxnDuplicateKey(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ents, 100)
 }
+
+// A replay tells puts of empty values from deletes, as live events do.
+func TestReplayKeepsEventTypes(t *testing.T) {
+	s := mem.New()
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	live, err := s.Watch(ctx, "t/", 0)
+	require.NoError(t, err)
+	first, err := s.Put(ctx, "t/a", []byte("x"))
+	require.NoError(t, err)
+	_, err = s.Put(ctx, "t/a", nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Delete(ctx, "t/a"))
+	replay, err := s.Watch(ctx, "t/", first)
+	require.NoError(t, err)
+	for name, ch := range map[string]<-chan store.Event{"live": live, "replay": replay} {
+		evs := []store.Event{<-ch, <-ch, <-ch}
+		require.Equal(t, []store.EventType{store.EventPut, store.EventPut, store.EventDelete},
+			[]store.EventType{evs[0].Type, evs[1].Type, evs[2].Type}, name)
+		require.Equal(t, "x", string(evs[0].Value), name)
+		require.NotNil(t, evs[1].Value, "%s: a put of nil is an empty value", name)
+		require.Empty(t, evs[1].Value, name)
+		require.Nil(t, evs[2].Value, name)
+		require.Equal(t, []int64{first, first + 1, first + 2}, []int64{evs[0].Revision, evs[1].Revision, evs[2].Revision}, name)
+	}
+}

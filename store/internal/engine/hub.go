@@ -18,7 +18,7 @@ type hub struct {
 	// copying once it is full. It is made of blocks of ringBlock events,
 	// added as the history grows (head is 0 until the ring is full), so
 	// that growing it copies nothing either.
-	ring    [][]store.Event
+	ring    [][]past
 	head, n int
 	base    int64 // events with Revision >= base are all in the ring
 	subs    map[*watcher]struct{}
@@ -28,6 +28,21 @@ type hub struct {
 // ringSize bounds the history: the most recent events up to this many,
 // whole revisions only (a revision partly pushed out goes entirely).
 const ringSize = 2 * historySize
+
+// past is an event of the history, smaller than a store.Event (the
+// history holds up to ringSize of them): a nil value is a delete.
+type past struct {
+	key   string
+	value []byte
+	rev   int64
+}
+
+func (p *past) event() store.Event {
+	if p.value == nil {
+		return store.Event{Type: store.EventDelete, Key: p.key, Revision: p.rev}
+	}
+	return store.Event{Type: store.EventPut, Key: p.key, Value: p.value, Revision: p.rev}
+}
 
 // ringBlock is the number of events in a block of the ring; ringSize is a
 // multiple of it.
@@ -60,7 +75,7 @@ func (h *hub) init(rev int64) {
 func (h *hub) size() int { return len(h.ring) * ringBlock }
 
 // at returns the k-th oldest event in the ring.
-func (h *hub) at(k int) *store.Event {
+func (h *hub) at(k int) *past {
 	i := h.head + k
 	if i >= h.size() {
 		i -= h.size()
@@ -71,8 +86,8 @@ func (h *hub) at(k int) *store.Event {
 // dropOldest removes the oldest event and returns its revision.
 func (h *hub) dropOldest() int64 {
 	ev := h.at(0)
-	rev := ev.Revision
-	*ev = store.Event{} // keep no value alive
+	rev := ev.rev
+	*ev = past{} // keep no value alive
 	if h.head++; h.head == h.size() {
 		h.head = 0
 	}
@@ -100,21 +115,29 @@ func (h *hub) publish(rev int64, writes []Write) {
 			if h.size() < ringSize {
 				// Not full yet, so nothing was dropped: head is 0 and
 				// the new block goes after the newest event.
-				h.ring = append(h.ring, make([]store.Event, ringBlock))
+				h.ring = append(h.ring, make([]past, ringBlock))
 			} else {
 				dropped = h.dropOldest()
 			}
 		}
-		*h.at(h.n) = event(&writes[i], rev)
+		w := &writes[i]
+		ev := past{key: w.Key, rev: rev}
+		if !w.Delete {
+			ev.value = w.Rec.Value
+			if ev.value == nil {
+				ev.value = []byte{}
+			}
+		}
+		*h.at(h.n) = ev
 		h.n++
 	}
 	if dropped >= 0 {
 		// Drop whole revisions only, so a replay never starts mid-transaction.
-		for h.n > 0 && h.at(0).Revision <= dropped {
+		for h.n > 0 && h.at(0).rev <= dropped {
 			h.dropOldest()
 		}
 		if h.n > 0 {
-			h.base = h.at(0).Revision
+			h.base = h.at(0).rev
 		} else {
 			h.base = rev + 1
 		}
@@ -138,8 +161,8 @@ func (h *hub) subscribe(ctx context.Context, prefix string, fromRev int64) (<-ch
 		// The watcher is not running yet: its queue starts with the
 		// replay, and its goroutine sends that before it waits.
 		for k := range h.n {
-			if ev := h.at(k); ev.Revision >= fromRev && strings.HasPrefix(ev.Key, prefix) {
-				w.queue = append(w.queue, *ev)
+			if ev := h.at(k); ev.rev >= fromRev && strings.HasPrefix(ev.key, prefix) {
+				w.queue = append(w.queue, ev.event())
 			}
 		}
 	}
