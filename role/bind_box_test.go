@@ -79,3 +79,20 @@ func TestDigestInputsNamesTheField(t *testing.T) {
 	_, err = def.DigestInputsInto(In{}, nil, make([]string, 2))
 	require.EqualError(t, err, `role "hooked": input Hook: attr: cannot digest a value of type func()`)
 }
+
+// InitContext overwrites all a Context held: a reused one forgets the
+// last run's progress and logger.
+func TestInitContextOverwrites(t *testing.T) {
+	var said []string
+	var c role.Context
+	rc := role.InitContext(&c, role.ContextOptions{Role: "first", Attempt: 2, Progress: func(m string) { said = append(said, m) }})
+	require.Same(t, &c, rc)
+	rc.Progress("step %d", 1)
+	rc.Log().Info("first")
+	rc = role.InitContext(&c, role.ContextOptions{Role: "second", Progress: func(m string) { said = append(said, "2:"+m) }})
+	require.Equal(t, "second", rc.Role())
+	require.Equal(t, 1, rc.Attempt())
+	require.NotNil(t, rc.Services())
+	rc.Progress("step %d", 1) // not a repeat: the last report is forgotten
+	require.Equal(t, []string{"step 1", "2:step 1"}, said)
+}
