@@ -151,7 +151,6 @@ type pendingDurable struct {
 	i   int32
 }
 
-// less orders successes by the sequence number of their record.
 // durableQueue holds successes waiting for their records to be durable,
 // in sequence order. Workers journal successes in nearly that order, so
 // a new one is placed by a short walk from the back rather than through

@@ -18,16 +18,21 @@ func (b *builder) expand() error {
 	d := b.d
 	var errs *multierror.Error
 	size := 0
-	for _, bd := range d.binds {
-		n := 1
-		if bd.pool != nil {
-			n = len(bd.pool.ix)
-			if bd.pool.all {
-				n = len(d.nodeList)
-			}
-			n = max(1, n)
+	every := make([]int32, len(d.nodeList)) // the nodes of a pool of all
+	for k := range every {
+		every[k] = int32(k)
+	}
+	nodesOf := func(bd binding) []int32 { // indices in d.nodeList
+		switch {
+		case bd.pool == nil:
+			return nil
+		case bd.pool.all:
+			return every
 		}
-		size += n * len(bd.defs)
+		return bd.pool.ix
+	}
+	for _, bd := range d.binds {
+		size += max(1, len(nodesOf(bd))) * len(bd.defs)
 	}
 	b.g = &dag{d: d, index: make(map[string]int32, size)}
 	b.nrs = make([]*nodeRole, 0, size)
@@ -67,18 +72,8 @@ func (b *builder) expand() error {
 		b.nrs = append(b.nrs, &all[len(all)-1])
 		b.infoOf = append(b.infoOf, info)
 	}
-	every := make([]int32, len(d.nodeList)) // the nodes of a pool of all
-	for k := range every {
-		every[k] = int32(k)
-	}
 	for _, bd := range d.binds {
-		var nodes []int32 // indices in d.nodeList
-		if bd.pool != nil {
-			nodes = bd.pool.ix
-			if bd.pool.all {
-				nodes = every
-			}
-		}
+		nodes := nodesOf(bd)
 		for _, def := range bd.defs {
 			switch def.Meta().Scope {
 			case role.ScopeService:

@@ -20,40 +20,15 @@ type workerMem struct {
 	enc  []byte         // encoded outputs, likewise (outputCodecs.encodeIn)
 }
 
-// success returns a zero success. Those of one block stay in memory
-// while any is referenced.
-func (wm *workerMem) success() *success {
-	if len(wm.succ) == 0 {
-		wm.succ = make([]success, 32)
-	}
-	s := &wm.succ[0]
-	wm.succ = wm.succ[1:]
-	return s
-}
+// success returns a zero success, from a block of them.
+func (wm *workerMem) success() *success { return &cut(&wm.succ, 1, 32)[0] }
 
 // context returns a Context no run has used, from a block of them.
-func (wm *workerMem) context() *role.Context {
-	if len(wm.ctxs) == 0 {
-		wm.ctxs = make([]role.Context, 32)
-	}
-	c := &wm.ctxs[0]
-	wm.ctxs = wm.ctxs[1:]
-	return c
-}
+func (wm *workerMem) context() *role.Context { return &cut(&wm.ctxs, 1, 32)[0] }
 
 // digests returns a slice of n strings for a node-role's field digests,
 // cut from a block shared with other node-roles' digests.
-func (wm *workerMem) digests(n int) []string {
-	if n > 16 {
-		return make([]string, n)
-	}
-	if len(wm.digs) < n {
-		wm.digs = make([]string, 256)
-	}
-	d := wm.digs[:n:n]
-	wm.digs = wm.digs[n:]
-	return d
-}
+func (wm *workerMem) digests(n int) []string { return cut(&wm.digs, n, 256) }
 
 // work runs node-role i in a worker: binds its inputs, decides (for a
 // run-if-changed node-role, or after a Controller claims it) whether it

@@ -176,14 +176,7 @@ func (is *int32Slab) copy(s []int32) []int32 {
 	if len(s) == 0 {
 		return nil
 	}
-	if len(s) > 256 {
-		return slices.Clone(s)
-	}
-	if len(is.free) < len(s) {
-		is.free = make([]int32, 4096)
-	}
-	c := is.free[:len(s):len(s)]
-	is.free = is.free[len(s):]
+	c := cut(&is.free, len(s), 4096)
 	copy(c, s)
 	return c
 }
