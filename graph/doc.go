@@ -111,7 +111,10 @@
 // when it holds a secret, see below) and timings. Records are
 // group-committed: one writer batches whatever is queued into one store
 // transaction, in order, so a crash loses only a suffix of the most recent
-// records. Two rules bound what that suffix can hold:
+// records. A node-role the journal has never seen gets no pending record:
+// its first is written when it starts or is blocked, and until then the
+// journal has nothing for it (a status display shows it as never run). Two
+// rules bound what the lost suffix can hold:
 //
 //   - a node-role's dependents start only after its "succeeded" record
 //     (with its output) is durable, so no step ever consumes an output a

@@ -345,12 +345,19 @@ func (e *executor) schedule() {
 	}
 }
 
-// announce journals and announces every node-role's first state —
-// skipped, or pending — starts the scheduler, and fails the held ones.
+// announce announces every node-role's first state — skipped, or
+// pending — and journals it for those the journal knows, starts the
+// scheduler, and fails the held ones.
 func (e *executor) announce(began time.Time) {
 	p := e.p
 	var holds []int32
-	first := make([]record, 0, len(p.Steps)) // the first record of every node-role, in one allocation
+	n := 0
+	for i, st := range p.Steps {
+		if st.Action == ActionSkip || (st.Action != ActionHold && p.recs[i] != nil) {
+			n++
+		}
+	}
+	first := make([]record, 0, n) // the first records, in one allocation
 	for i, st := range p.Steps {
 		switch st.Action {
 		case ActionSkip:
@@ -361,7 +368,17 @@ func (e *executor) announce(began time.Time) {
 		case ActionHold:
 			holds = append(holds, int32(i))
 		default:
-			first = append(first, record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i], slot: int32(i) + 1})
+			// A node-role the journal has never seen gets no pending
+			// record: having none already says "never run" (to status and
+			// the next plan alike), and its first record is written when
+			// it starts or is blocked. One the journal knows gets one, so
+			// that the journal stops saying it is done. On a store that
+			// caps a Txn's operations (etcd), a first apply's pending
+			// records would otherwise go out in many Txns ahead of the
+			// first success.
+			if p.recs[i] != nil {
+				first = append(first, record{ID: st.ID, State: StatePending, Reason: st.Reason, At: began, Last: e.last[i], slot: int32(i) + 1})
+			}
 			e.emit(int32(i), Event{State: StatePending, Why: st.Why, Reason: st.Reason})
 		}
 	}

@@ -177,3 +177,70 @@ func TestJournalFailureStopsTheRun(t *testing.T) {
 	require.ErrorContains(t, a.Err, "could not be journaled")
 	require.Equal(t, graph.StatePending, state(t, o.res, "b@n1").State, "nothing starts after the journal failed")
 }
+
+// A node-role the journal has never seen gets its first record when it
+// starts: until then the journal has nothing for it, and a crash leaves
+// it "never run". One the journal knows is journaled pending at once, so
+// that the journal stops saying it is done while it waits to run again.
+func TestPendingRecordsOnlyForKnownNodeRoles(t *testing.T) {
+	st := memStore(t)
+	f := newFakes()
+	f.startedC = make(chan string, 100)
+	gate := make(chan struct{})
+	f.gate["a@n1"] = gate
+	build := func() *graph.Deployment {
+		d := graph.NewDeployment("pend")
+		chain(f, d, "n1")
+		return d
+	}
+	entries := func() map[string]graph.State {
+		es, err := graph.ReadJournal(context.Background(), st, "pend")
+		require.NoError(t, err)
+		m := map[string]graph.State{}
+		for _, e := range es {
+			m[e.ID] = e.State
+		}
+		return m
+	}
+	applyGated := func(p *graph.Plan) (seen map[string]graph.State) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			_, err := graph.Apply(context.Background(), p, graph.Options{})
+			done <- err
+		}()
+		require.Equal(t, "a@n1", <-f.startedC)
+		require.Eventually(t, func() bool { return entries()["a@n1"] == graph.StateRunning }, 5*time.Second, time.Millisecond)
+		seen = entries()
+		close(gate)
+		require.NoError(t, <-done)
+		for len(f.startedC) > 0 { // what started after a@n1
+			<-f.startedC
+		}
+		return seen
+	}
+
+	// First apply: only the running a@n1 is in the journal.
+	p, err := graph.NewPlan(context.Background(), build(), st)
+	require.NoError(t, err)
+	require.Equal(t, map[string]graph.State{"a@n1": graph.StateRunning}, applyGated(p))
+	for _, id := range []string{"a@n1", "b@n1", "c@n1", "agg@n1"} {
+		require.Equal(t, graph.StateSucceeded, entries()[id], id)
+	}
+
+	// Forced again, what waits for a@n1 is journaled pending, with the
+	// reason it runs, before a@n1 ends.
+	gate = make(chan struct{})
+	f.mu.Lock()
+	f.gate["a@n1"] = gate
+	f.mu.Unlock()
+	p, err = graph.NewPlan(context.Background(), build(), st, graph.ForceAll())
+	require.NoError(t, err)
+	seen := applyGated(p)
+	require.Equal(t, map[string]graph.State{"a@n1": graph.StateRunning, "b@n1": graph.StatePending, "c@n1": graph.StatePending, "agg@n1": graph.StatePending}, seen)
+	es, err := graph.ReadJournal(context.Background(), st, "pend")
+	require.NoError(t, err)
+	for _, e := range es {
+		require.Equal(t, graph.StateSucceeded, e.State, e.ID)
+	}
+}
