@@ -63,17 +63,35 @@ func (Verify) Run(ctx context.Context, rc *role.Context, in VerifyIn) (VerifyOut
 // ReachAll sends requests to url (each on a new connection, so the load
 // balancer spreads them) until every node in want has answered, or max
 // passes. It returns the nodes seen, sorted, and the number of requests.
+//
+// Requests are paced (reachPace apart, longer after an error), so that
+// max, not the speed of the machine, decides how long a backend has to
+// come back: a load balancer takes a backend back into its rotation only
+// after its next health check passes, and a burst of fast requests could
+// otherwise end before that.
 func ReachAll(ctx context.Context, url string, want []string, max time.Duration) ([]string, int, error) {
 	seen := map[string]bool{}
 	n := 0
+	limit := int(max/reachPace) + 1
 	var last error
+	failed := false
 	deadline := time.Now().Add(max)
-	for time.Now().Before(deadline) && n < 1000 {
+	for time.Now().Before(deadline) && n < limit {
+		if n > 0 {
+			pause := reachPace
+			if failed {
+				pause = 100 * time.Millisecond
+			}
+			select {
+			case <-ctx.Done():
+				return nil, n, ctx.Err()
+			case <-time.After(pause):
+			}
+		}
 		n++
 		got, err := Get(ctx, url)
-		if err != nil {
+		if failed = err != nil; failed {
 			last = err
-			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		seen[got] = true
@@ -97,6 +115,9 @@ func ReachAll(ctx context.Context, url string, want []string, max time.Duration)
 	}
 	return answered, n, nil
 }
+
+// reachPace is the gap between two requests of [ReachAll].
+const reachPace = 10 * time.Millisecond
 
 // Resolve asks the DNS server at server (host:port) for the A records of
 // name.
