@@ -84,8 +84,11 @@ func ReachAll(ctx context.Context, url string, want []string, max time.Duration)
 			}
 			select {
 			case <-ctx.Done():
-				return nil, n, ctx.Err()
+				last = ctx.Err()
 			case <-time.After(pause):
+			}
+			if ctx.Err() != nil {
+				break
 			}
 		}
 		n++
